@@ -1,0 +1,95 @@
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "hookfan/v1/event.pb.h"
+
+namespace hookfan::broker {
+
+// StoredEvent is a committed event together with its protobuf wire encoding,
+// computed once so fan-out never re-serializes per subscriber. Immutable and
+// shared (EventPtr) between the store, the live window and subscriptions.
+struct StoredEvent {
+  v1::Event event;   // sequence is set
+  std::string wire;  // event.SerializeAsString()
+};
+using EventPtr = std::shared_ptr<const StoredEvent>;
+
+// Wraps an event (sequence already assigned) and encodes it.
+EventPtr MakeStoredEvent(v1::Event event);
+
+// CommitListener learns of events after they are durable, never before.
+class CommitListener {
+ public:
+  virtual ~CommitListener() = default;
+  // `events` are newly committed, in increasing sequence order, and follow
+  // the previous call's events with no gap in what this log holds. Calls are
+  // serialized (never concurrent). Must not block for long and must not call
+  // Append on the same log.
+  virtual void OnCommit(const std::vector<EventPtr>& events) = 0;
+};
+
+// EventLog is the durable, ordered log of events: the truth every
+// subscription is a cursor on. Implementations: SqliteEventLog (embedded
+// default), MemoryEventLog (tests only); a JetStream one later.
+//
+// All methods are thread-safe.
+class EventLog {
+ public:
+  virtual ~EventLog() = default;
+
+  // Appends `events` in order, assigning each the next sequence (written
+  // back into events[i].sequence). On OK every event is durable: a crash
+  // after return loses none of them. Concurrent callers may share one
+  // commit (group commit). Sequences strictly increase and are never reused,
+  // not even after the events holding them are deleted by retention.
+  //
+  // Errors: kInvalidArgument if an event lacks an id or type, or its id is
+  // already stored (nothing of the batch is stored); kUnavailable if the
+  // store cannot take writes now (disk full, I/O error, closed): nothing of
+  // the batch is stored or becomes visible, and a later call may succeed.
+  virtual absl::Status Append(absl::Span<v1::Event> events) = 0;
+
+  // Returns committed events with sequence >= `from`, in order: at most
+  // `max_events`, and stopping once `max_bytes` of wire encoding is reached
+  // (always at least one event if any exists). Returns fewer or none at the
+  // end of the log. Events below FirstSequence() are gone: the caller
+  // compares the first returned sequence with `from` to detect that.
+  //
+  // Errors: kUnavailable on I/O failure; kDataLoss for a stored record that
+  // does not decode.
+  virtual absl::StatusOr<std::vector<EventPtr>> Read(
+      uint64_t from, size_t max_events,
+      size_t max_bytes = std::numeric_limits<size_t>::max()) = 0;
+
+  // Returns the event with this id. Errors: kNotFound; as Read.
+  virtual absl::StatusOr<EventPtr> GetById(std::string_view id) = 0;
+
+  // Sequence of the oldest event held; LastSequence() + 1 when the log holds
+  // none. Errors: kUnavailable on I/O failure.
+  virtual absl::StatusOr<uint64_t> FirstSequence() = 0;
+
+  // Highest committed sequence, 0 if nothing was ever appended. Cheap (no
+  // I/O).
+  virtual uint64_t LastSequence() const = 0;
+
+  // Sequence of the first event whose time is >= t; LastSequence() + 1 if
+  // none is. Errors: kUnavailable on I/O failure.
+  virtual absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) = 0;
+
+  // Sets the listener told of every commit from now on (nullptr: none).
+  // Set it before the first Append; the listener must outlive the log or be
+  // cleared first.
+  virtual void SetCommitListener(CommitListener* listener) = 0;
+};
+
+}  // namespace hookfan::broker

@@ -1,0 +1,252 @@
+#include "broker/fanout.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace hookfan::broker {
+namespace {
+
+// Window events examined per lock hold, so one selective subscriber
+// scanning the window never holds up commits for long.
+constexpr size_t kMaxScanPerLock = 4096;
+
+}  // namespace
+
+struct Fanout::State : std::enable_shared_from_this<State> {
+  explicit State(Filter f) : filter(std::move(f)) {}
+
+  // Calls the holder's wake callback unless it unsubscribed.
+  void Wake() {
+    absl::MutexLock lock(&wake_mu);
+    if (wake) wake();
+  }
+
+  const Filter filter;
+  // Guarded by Fanout::mu_. While parked, every event committed after
+  // `cursor` failed the filter (else a commit would have woken it), so a
+  // commit may move the cursor forward to just before its first match.
+  uint64_t cursor = 0;
+  bool parked = false;
+
+  absl::Mutex wake_mu;
+  std::function<void()> wake ABSL_GUARDED_BY(wake_mu);
+};
+
+Fanout::Fanout(EventLog* log, Options options)
+    : log_(log), options_(options), last_committed_(log->LastSequence()) {}
+
+Fanout::~Fanout() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
+    const v1::Filter& filter, const v1::StartPosition& start,
+    std::function<void()> wake) {
+  ASSIGN_OR_RETURN(Filter parsed, Filter::Create(filter));
+  auto state = std::make_shared<State>(std::move(parsed));
+  // The cursor is the last sequence *not* wanted; latest is read under the
+  // lock below so no commit slips between reading and registering.
+  bool latest = false;
+  switch (start.position_case()) {
+    case v1::StartPosition::POSITION_NOT_SET:
+    case v1::StartPosition::kLatest:
+      latest = true;
+      break;
+    case v1::StartPosition::kEarliest: {
+      ASSIGN_OR_RETURN(uint64_t first, log_->FirstSequence());
+      state->cursor = first - 1;
+      break;
+    }
+    case v1::StartPosition::kAfterSequence:
+      state->cursor = start.after_sequence();
+      break;
+    case v1::StartPosition::kAtTime: {
+      const auto& ts = start.at_time();
+      if (ts.seconds() < google::protobuf::util::TimeUtil::kTimestampMinSeconds ||
+          ts.seconds() > google::protobuf::util::TimeUtil::kTimestampMaxSeconds ||
+          ts.nanos() < 0 || ts.nanos() > 999999999) {
+        return absl::InvalidArgumentError("start.at_time is not a valid timestamp");
+      }
+      absl::Time t = absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+      ASSIGN_OR_RETURN(uint64_t seq, log_->SequenceAtTime(t));
+      state->cursor = seq - 1;
+      break;
+    }
+  }
+  {
+    absl::MutexLock lock(&state->wake_mu);
+    state->wake = std::move(wake);
+  }
+  absl::MutexLock lock(&mu_);
+  if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
+  if (latest) state->cursor = last_committed_;
+  states_.insert(state);
+  return std::unique_ptr<Subscription>(new Subscription(this, std::move(state)));
+}
+
+void Fanout::Park(State* state) {
+  if (state->parked) return;
+  state->parked = true;
+  if (state->filter.types().empty()) {
+    parked_.Add(">", state);
+  } else {
+    for (const std::string& p : state->filter.types()) parked_.Add(p, state);
+  }
+}
+
+void Fanout::Unpark(State* state) {
+  if (!state->parked) return;
+  state->parked = false;
+  if (state->filter.types().empty()) {
+    parked_.Remove(">", state);
+  } else {
+    for (const std::string& p : state->filter.types()) parked_.Remove(p, state);
+  }
+}
+
+void Fanout::OnCommit(const std::vector<EventPtr>& events) {
+  if (events.empty()) return;
+  std::vector<std::shared_ptr<State>> woken;
+  {
+    absl::MutexLock lock(&mu_);
+    // The window must stay contiguous for index arithmetic; a gap (which a
+    // store never produces) just sends readers to the store.
+    if (!window_.empty() &&
+        events.front()->event.sequence() != window_.back()->event.sequence() + 1) {
+      window_.clear();
+      window_bytes_ = 0;
+    }
+    for (const EventPtr& e : events) {
+      window_.push_back(e);
+      window_bytes_ += e->wire.size();
+    }
+    while (window_.size() > 1 && (window_.size() > options_.window_events ||
+                                  window_bytes_ > options_.window_bytes)) {
+      window_bytes_ -= window_.front()->wire.size();
+      window_.pop_front();
+    }
+    last_committed_ = std::max(last_committed_, events.back()->event.sequence());
+
+    for (const EventPtr& e : events) {
+      if (parked_.empty()) break;
+      std::vector<State*> matched;
+      parked_.ForEachMatch(e->event.type(), [&](State* s) {
+        if (s->parked && s->filter.Matches(e->event) &&
+            std::find(matched.begin(), matched.end(), s) == matched.end()) {
+          matched.push_back(s);
+        }
+      });
+      for (State* s : matched) {
+        s->cursor = std::max(s->cursor, e->event.sequence() - 1);
+        Unpark(s);
+        woken.push_back(s->shared_from_this());
+      }
+    }
+  }
+  for (const auto& s : woken) s->Wake();
+}
+
+absl::StatusOr<std::vector<EventPtr>> Fanout::Poll(State* s, size_t max_events,
+                                                   size_t max_bytes) {
+  max_events = std::max<size_t>(max_events, 1);
+  std::vector<EventPtr> out;
+  size_t bytes = 0;
+  bool full = false;
+  // Examines one event at the cursor: takes it if it matches and fits.
+  // Returns false (cursor unmoved) once the batch is full.
+  auto offer = [&](const EventPtr& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (s->filter.Matches(e->event)) {
+      if (!out.empty() && (out.size() >= max_events ||
+                           bytes + e->wire.size() > max_bytes)) {
+        full = true;
+        return false;
+      }
+      out.push_back(e);
+      bytes += e->wire.size();
+    }
+    s->cursor = e->event.sequence();
+    return true;
+  };
+
+  while (true) {
+    uint64_t from;
+    {
+      absl::MutexLock lock(&mu_);
+      if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
+      Unpark(s);
+      if (s->cursor >= last_committed_) {
+        if (out.empty()) Park(s);
+        return out;
+      }
+      if (!window_.empty() && window_.front()->event.sequence() <= s->cursor + 1) {
+        size_t i = s->cursor + 1 - window_.front()->event.sequence();
+        for (size_t scanned = 0; i < window_.size() && scanned < kMaxScanPerLock;
+             ++i, ++scanned) {
+          if (!offer(window_[i])) break;
+        }
+        if (full) return out;
+        continue;
+      }
+      from = s->cursor + 1;
+    }
+
+    // Catch-up: the window no longer holds the cursor; read the store.
+    ASSIGN_OR_RETURN(std::vector<EventPtr> read,
+                     log_->Read(from, options_.catchup_batch));
+    if (read.empty() || read.front()->event.sequence() != from) {
+      if (!out.empty()) return out;  // deliver what is ready; fail next time
+      ASSIGN_OR_RETURN(uint64_t first, log_->FirstSequence());
+      return absl::OutOfRangeError(absl::StrCat(
+          "sequence ", from, " is no longer held; the oldest event held is sequence ",
+          first));
+    }
+    absl::MutexLock lock(&mu_);
+    for (const EventPtr& e : read) {
+      if (e->event.sequence() <= s->cursor) continue;
+      if (!offer(e)) break;
+    }
+    if (full) return out;
+  }
+}
+
+void Fanout::Unsubscribe(State* state) {
+  {
+    absl::MutexLock lock(&mu_);
+    Unpark(state);
+    states_.erase(state->shared_from_this());
+  }
+  absl::MutexLock lock(&state->wake_mu);  // waits out a wake in progress
+  state->wake = nullptr;
+}
+
+void Fanout::Shutdown() {
+  std::vector<std::shared_ptr<State>> all;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutdown_) return;
+    shutdown_ = true;
+    all.assign(states_.begin(), states_.end());
+  }
+  for (const auto& s : all) s->Wake();
+}
+
+size_t Fanout::subscription_count() const {
+  absl::MutexLock lock(&mu_);
+  return states_.size();
+}
+
+Subscription::~Subscription() { fanout_->Unsubscribe(state_.get()); }
+
+absl::StatusOr<std::vector<EventPtr>> Subscription::Poll(size_t max_events,
+                                                         size_t max_bytes) {
+  return fanout_->Poll(state_.get(), max_events, max_bytes);
+}
+
+uint64_t Subscription::cursor() const {
+  absl::MutexLock lock(&fanout_->mu_);
+  return state_->cursor;
+}
+
+}  // namespace hookfan::broker

@@ -1,0 +1,64 @@
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "broker/event_log.h"
+#include "broker/fanout.h"
+#include "common/executor.h"
+#include "grpcpp/grpcpp.h"
+#include "hookfan/v1/broker.grpc.pb.h"
+
+namespace hookfan::broker {
+
+// The trailing-metadata key that carries the sequence to resume after when a
+// stream ends with UNAVAILABLE (shutdown, drain).
+inline constexpr char kResumeAfterKey[] = "hookfan-resume-after";
+
+// Encodes events as a SubscribeResponse (field 1, repeated Event) by
+// concatenating their stored wire encodings: no per-subscriber
+// re-serialization.
+grpc::ByteBuffer EncodeSubscribeResponse(const std::vector<EventPtr>& events);
+
+// EventBrokerService implements hookfan.v1.EventBroker on the gRPC callback
+// API. It is transport glue only: delivery logic lives in Fanout.
+//
+// Subscribe streams are pumped on a small executor: a commit wakes a parked
+// subscription, the executor polls it and starts one write; the next poll
+// happens when that write completes, so a slow client holds at most one
+// batch and never delays ingestion or other clients.
+//
+// Thread-safe. `log` and `fanout` must outlive it; destroy it only after
+// the grpc::Server using it has shut down.
+class EventBrokerService final
+    : public v1::EventBroker::WithRawCallbackMethod_Subscribe<
+          v1::EventBroker::WithCallbackMethod_GetEvent<v1::EventBroker::Service>> {
+ public:
+  struct Options {
+    int pump_threads = 2;
+    size_t default_batch_events = 256;
+    size_t max_batch_events = 4096;
+    size_t max_batch_bytes = 1 << 20;  // a single larger event is still sent
+  };
+
+  EventBrokerService(EventLog* log, Fanout* fanout, Options options);
+  ~EventBrokerService() override;
+
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
+
+  grpc::ServerUnaryReactor* GetEvent(grpc::CallbackServerContext* context,
+                                     const v1::GetEventRequest* request,
+                                     v1::GetEventResponse* response) override;
+
+ private:
+  EventLog* const log_;
+  Fanout* const fanout_;
+  const Options options_;
+  Executor executor_;
+};
+
+// Converts an absl::Status to a grpc::Status with the same code and message.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+}  // namespace hookfan::broker

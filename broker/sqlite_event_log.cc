@@ -1,0 +1,508 @@
+#include "broker/sqlite_event_log.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+
+namespace hookfan::broker {
+namespace sqlite_internal {
+
+void CloseDb::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+void FinalizeStmt::operator()(sqlite3_stmt* stmt) const {
+  sqlite3_finalize(stmt);
+}
+
+// A read-only connection with its prepared statements. Parameter ?1 of each
+// is the highest published sequence: rows above it are not visible yet.
+struct ReadConnection {
+  DbPtr db;
+  StmtPtr read;   // ?2 from, ?3 limit
+  StmtPtr by_id;  // ?2 id
+  StmtPtr first;
+  StmtPtr at_time;  // ?2 time_us
+};
+
+}  // namespace sqlite_internal
+namespace {
+
+using sqlite_internal::DbPtr;
+using sqlite_internal::ReadConnection;
+using sqlite_internal::StmtPtr;
+
+constexpr int64_t kSchemaVersion = 1;
+constexpr int kBusyTimeoutMs = 5000;
+
+// auto_vacuum only takes effect before the first table is created. The
+// schema_version inserted is kSchemaVersion.
+constexpr char kSchema[] = R"sql(
+PRAGMA auto_vacuum = INCREMENTAL;
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS meta(
+  key TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', 1);
+CREATE TABLE IF NOT EXISTS events(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  time_us INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events(time_us);
+COMMIT;
+)sql";
+
+constexpr char kInsertSql[] =
+    "INSERT INTO events(seq, id, time_us, type, body) VALUES(?1, ?2, ?3, ?4, "
+    "?5)";
+constexpr char kReadSql[] =
+    "SELECT seq, body FROM events WHERE seq <= ?1 AND seq >= ?2 "
+    "ORDER BY seq LIMIT ?3";
+constexpr char kByIdSql[] =
+    "SELECT seq, body FROM events WHERE seq <= ?1 AND id = ?2";
+constexpr char kFirstSql[] = "SELECT min(seq) FROM events WHERE seq <= ?1";
+// Without INDEXED BY the planner walks the whole table in seq order.
+constexpr char kAtTimeSql[] =
+    "SELECT min(seq) FROM events INDEXED BY events_by_time "
+    "WHERE seq <= ?1 AND time_us >= ?2";
+
+// The one mapping from SQLite result codes to the codes EventLog promises.
+// The message reads "<action> <path>: <sqlite message>".
+absl::Status SqliteError(int rc, sqlite3* db, absl::string_view action,
+                         absl::string_view path) {
+  std::string message =
+      absl::StrCat(action, " ", path, ": ",
+                   db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(message);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOMEM:
+    case SQLITE_READONLY:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+    case SQLITE_PERM:
+      return absl::UnavailableError(message);
+    default:  // SQL or usage errors: bugs in this file.
+      return absl::InternalError(message);
+  }
+}
+
+// Sequences and limits fit SQLite's signed integers; larger values mean
+// "unbounded".
+int64_t ToSql(uint64_t value) {
+  return static_cast<int64_t>(
+      std::min<uint64_t>(value, std::numeric_limits<int64_t>::max()));
+}
+
+int64_t TimeMicros(const google::protobuf::Timestamp& time) {
+  return time.seconds() * 1'000'000 + time.nanos() / 1'000;
+}
+
+// One execution of a prepared statement. Resets it when done, which ends
+// its read snapshot.
+class Query {
+ public:
+  explicit Query(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~Query() { sqlite3_reset(stmt_); }
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+
+  // Strings and blobs must outlive the step: they are not copied.
+  Query& Bind(int index, int64_t value) {
+    sqlite3_bind_int64(stmt_, index, value);
+    return *this;
+  }
+  Query& BindText(int index, std::string_view value) {
+    sqlite3_bind_text(stmt_, index, value.data(), value.size(), SQLITE_STATIC);
+    return *this;
+  }
+  Query& BindBlob(int index, std::string_view value) {
+    sqlite3_bind_blob(stmt_, index, value.data(), value.size(), SQLITE_STATIC);
+    return *this;
+  }
+  int Step() { return sqlite3_step(stmt_); }
+  sqlite3_stmt* stmt() const { return stmt_; }
+  sqlite3* db() const { return sqlite3_db_handle(stmt_); }
+
+ private:
+  sqlite3_stmt* const stmt_;
+};
+
+absl::StatusOr<DbPtr> OpenConnection(const std::string& path, int flags) {
+  sqlite3* raw = nullptr;
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  DbPtr db(raw);
+  if (rc != SQLITE_OK) return SqliteError(rc, db.get(), "open", path);
+  sqlite3_extended_result_codes(db.get(), 1);
+  sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
+  return db;
+}
+
+absl::StatusOr<StmtPtr> Prepare(sqlite3* db, std::string_view sql,
+                                absl::string_view path) {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v3(db, sql.data(), sql.size(),
+                              SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+  StmtPtr stmt(raw);
+  if (rc != SQLITE_OK) return SqliteError(rc, db, "open", path);
+  return stmt;
+}
+
+absl::Status ExecSql(sqlite3* db, const char* sql, absl::string_view action,
+                     absl::string_view path) {
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(rc, db, action, path);
+  return absl::OkStatus();
+}
+
+// Steps a query whose one row holds one nullable integer: returns it, or
+// `if_null`.
+absl::StatusOr<int64_t> QueryInt(Query& query, int64_t if_null,
+                                 absl::string_view action,
+                                 absl::string_view path) {
+  int rc = query.Step();
+  if (rc == SQLITE_ROW && sqlite3_column_type(query.stmt(), 0) != SQLITE_NULL) {
+    return sqlite3_column_int64(query.stmt(), 0);
+  }
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE) return if_null;
+  return SqliteError(rc, query.db(), action, path);
+}
+
+// Prepares and runs `sql` (one integer column) at open; 0 if it yields no
+// row or NULL.
+absl::StatusOr<int64_t> QueryOnce(sqlite3* db, const char* sql,
+                                  absl::string_view path) {
+  ASSIGN_OR_RETURN(StmtPtr stmt, Prepare(db, sql, path));
+  Query query(stmt.get());
+  return QueryInt(query, 0, "open", path);
+}
+
+// Builds the event of a (seq, body) row; body is the wire encoding with the
+// sequence set, kept as is.
+absl::StatusOr<EventPtr> DecodeRow(sqlite3_stmt* stmt, absl::string_view path) {
+  int64_t seq = sqlite3_column_int64(stmt, 0);
+  const void* body = sqlite3_column_blob(stmt, 1);
+  int size = sqlite3_column_bytes(stmt, 1);
+  auto stored = std::make_shared<StoredEvent>();
+  if (size > 0) stored->wire.assign(static_cast<const char*>(body), size);
+  if (!stored->event.ParseFromString(stored->wire) ||
+      stored->event.sequence() != static_cast<uint64_t>(seq)) {
+    return absl::DataLossError(
+        absl::StrCat("event ", seq, " in ", path, " does not decode"));
+  }
+  return stored;
+}
+
+absl::StatusOr<std::unique_ptr<ReadConnection>> OpenReader(
+    const std::string& path) {
+  auto reader = std::make_unique<ReadConnection>();
+  ASSIGN_OR_RETURN(reader->db, OpenConnection(path, SQLITE_OPEN_READONLY));
+  sqlite3* db = reader->db.get();
+  ASSIGN_OR_RETURN(reader->read, Prepare(db, kReadSql, path));
+  ASSIGN_OR_RETURN(reader->by_id, Prepare(db, kByIdSql, path));
+  ASSIGN_OR_RETURN(reader->first, Prepare(db, kFirstSql, path));
+  ASSIGN_OR_RETURN(reader->at_time, Prepare(db, kAtTimeSql, path));
+  return reader;
+}
+
+absl::Status Validate(absl::Span<const v1::Event> events) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i].id().empty() || events[i].type().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("event ", i, " of the batch lacks an id or a type"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+struct SqliteEventLog::Request {
+  explicit Request(absl::Span<v1::Event> e) : events(e) {}
+
+  absl::Span<v1::Event> events;
+  // Set by the writer before `done`.
+  absl::Status status;
+  uint64_t first_sequence = 0;
+  bool done = false;  // guarded by the log's mu_
+  std::condition_variable done_cv;
+};
+
+class SqliteEventLog::ReaderLease {
+ public:
+  explicit ReaderLease(SqliteEventLog* log) : log_(log) {
+    std::unique_lock lock(log_->pool_mu_);
+    log_->reader_idle_.wait(lock,
+                            [log] { return !log->idle_readers_.empty(); });
+    reader_ = log_->idle_readers_.back();
+    log_->idle_readers_.pop_back();
+  }
+  ~ReaderLease() {
+    {
+      std::lock_guard lock(log_->pool_mu_);
+      log_->idle_readers_.push_back(reader_);
+    }
+    log_->reader_idle_.notify_one();
+  }
+  ReaderLease(const ReaderLease&) = delete;
+  ReaderLease& operator=(const ReaderLease&) = delete;
+
+  ReadConnection* operator->() const { return reader_; }
+
+ private:
+  SqliteEventLog* const log_;
+  ReadConnection* reader_;
+};
+
+SqliteEventLog::SqliteEventLog(std::string path, Options options)
+    : path_(std::move(path)), options_(options) {}
+
+absl::StatusOr<std::unique_ptr<SqliteEventLog>> SqliteEventLog::Open(
+    const std::string& path, Options options) {
+  if (options.read_connections < 1) {
+    return absl::InvalidArgumentError("read_connections must be at least 1");
+  }
+  std::unique_ptr<SqliteEventLog> log(new SqliteEventLog(path, options));
+  ASSIGN_OR_RETURN(log->db_, OpenConnection(path, SQLITE_OPEN_READWRITE |
+                                                      SQLITE_OPEN_CREATE));
+  sqlite3* db = log->db_.get();
+  RETURN_IF_ERROR(ExecSql(db, kSchema, "open", path));
+
+  ASSIGN_OR_RETURN(
+      int64_t version,
+      QueryOnce(db, "SELECT value FROM meta WHERE key = 'schema_version'",
+                path));
+  if (version != kSchemaVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " has schema version ", version, ", this build ",
+                     kSchemaVersion));
+  }
+  // The AUTOINCREMENT high-water mark survives the deletion of every row.
+  ASSIGN_OR_RETURN(
+      int64_t last,
+      QueryOnce(db, "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                path));
+  log->last_sequence_.store(last);
+  ASSIGN_OR_RETURN(log->insert_, Prepare(db, kInsertSql, path));
+
+  {
+    std::lock_guard lock(log->pool_mu_);
+    for (int i = 0; i < options.read_connections; ++i) {
+      ASSIGN_OR_RETURN(std::unique_ptr<ReadConnection> reader,
+                       OpenReader(path));
+      log->idle_readers_.push_back(reader.get());
+      log->readers_.push_back(std::move(reader));
+    }
+  }
+  {
+    std::lock_guard lock(log->close_mu_);
+    log->writer_ = std::thread(&SqliteEventLog::WriterLoop, log.get());
+  }
+  return log;
+}
+
+SqliteEventLog::~SqliteEventLog() { Close(); }
+
+void SqliteEventLog::Close() {
+  std::lock_guard close_lock(close_mu_);
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+  work_.notify_one();
+  if (writer_.joinable()) writer_.join();
+}
+
+absl::Status SqliteEventLog::Append(absl::Span<v1::Event> events) {
+  RETURN_IF_ERROR(Validate(events));
+  if (events.empty()) return absl::OkStatus();
+  Request request(events);
+  std::unique_lock lock(mu_);
+  if (closed_) return absl::UnavailableError("event log is closed");
+  queue_.push_back(&request);
+  work_.notify_one();
+  request.done_cv.wait(lock, [&request] { return request.done; });
+  return request.status;
+}
+
+void SqliteEventLog::WriterLoop() {
+  std::vector<Request*> group;
+  for (;;) {
+    group.clear();
+    {
+      std::unique_lock lock(mu_);
+      work_.wait(lock, [this] { return !queue_.empty() || closed_; });
+      if (queue_.empty()) return;  // closed and drained
+      size_t events = 0;
+      do {
+        events += queue_.front()->events.size();
+        group.push_back(queue_.front());
+        queue_.pop_front();
+      } while (!queue_.empty() && events + queue_.front()->events.size() <=
+                                      options_.max_group_commit_events);
+    }
+    CommitGroup(group);
+  }
+}
+
+void SqliteEventLog::CommitGroup(absl::Span<Request* const> group) {
+  std::vector<EventPtr> committed;
+  if (absl::Status status = WriteGroup(group, &committed); !status.ok()) {
+    if (!sqlite3_get_autocommit(db_.get())) {
+      if (absl::Status rollback = Exec("ROLLBACK"); !rollback.ok()) {
+        log::Error("rollback failed", {{"error", rollback.ToString()}});
+      }
+    }
+    for (Request* request : group) request->status = status;
+  } else if (!committed.empty()) {
+    last_sequence_.store(committed.back()->event.sequence(),
+                         std::memory_order_release);
+    for (Request* request : group) {
+      if (!request->status.ok()) continue;
+      for (size_t i = 0; i < request->events.size(); ++i) {
+        request->events[i].set_sequence(request->first_sequence + i);
+      }
+    }
+    std::lock_guard lock(listener_mu_);
+    if (listener_ != nullptr) listener_->OnCommit(committed);
+  }
+  // Notified under mu_: a woken appender may destroy its Request at once.
+  std::lock_guard lock(mu_);
+  for (Request* request : group) {
+    request->done = true;
+    request->done_cv.notify_one();
+  }
+}
+
+absl::Status SqliteEventLog::WriteGroup(absl::Span<Request* const> group,
+                                        std::vector<EventPtr>* committed) {
+  uint64_t next = last_sequence_.load(std::memory_order_relaxed) + 1;
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  for (Request* request : group) {
+    // A savepoint per batch lets a duplicate id undo its own batch only.
+    RETURN_IF_ERROR(Exec("SAVEPOINT batch"));
+    size_t mark = committed->size();
+    absl::Status status = InsertBatch(request->events, next, committed);
+    if (status.ok()) {
+      RETURN_IF_ERROR(Exec("RELEASE batch"));
+      request->first_sequence = next;
+      next += request->events.size();
+    } else if (absl::IsInvalidArgument(status)) {
+      RETURN_IF_ERROR(Exec("ROLLBACK TO batch; RELEASE batch"));
+      committed->erase(committed->begin() + mark, committed->end());
+      request->status = std::move(status);
+    } else {
+      return status;
+    }
+  }
+  return Exec("COMMIT");
+}
+
+absl::Status SqliteEventLog::InsertBatch(absl::Span<const v1::Event> events,
+                                         uint64_t first_sequence,
+                                         std::vector<EventPtr>* committed) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    v1::Event event = events[i];
+    event.set_sequence(first_sequence + i);
+    EventPtr stored = MakeStoredEvent(std::move(event));
+    const v1::Event& e = stored->event;
+    Query insert(insert_.get());
+    insert.Bind(1, ToSql(e.sequence()))
+        .BindText(2, e.id())
+        .Bind(3, TimeMicros(e.time()))
+        .BindText(4, e.type())
+        .BindBlob(5, stored->wire);
+    int rc = insert.Step();
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("event id ", e.id(), " already stored"));
+    }
+    if (rc != SQLITE_DONE) {
+      return SqliteError(rc, db_.get(), "append to", path_);
+    }
+    committed->push_back(std::move(stored));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteEventLog::Exec(const char* sql) {
+  return ExecSql(db_.get(), sql, "append to", path_);
+}
+
+absl::StatusOr<std::vector<EventPtr>> SqliteEventLog::Read(uint64_t from,
+                                                           size_t max_events,
+                                                           size_t max_bytes) {
+  ReaderLease reader(this);
+  Query query(reader->read.get());
+  query.Bind(1, ToSql(LastSequence()))
+      .Bind(2, ToSql(from))
+      .Bind(3, ToSql(max_events));
+  std::vector<EventPtr> events;
+  size_t bytes = 0;
+  int rc;
+  while ((rc = query.Step()) == SQLITE_ROW) {
+    size_t size = sqlite3_column_bytes(query.stmt(), 1);
+    if (!events.empty() && bytes + size > max_bytes) break;
+    ASSIGN_OR_RETURN(EventPtr event, DecodeRow(query.stmt(), path_));
+    bytes += size;
+    events.push_back(std::move(event));
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    return SqliteError(rc, query.db(), "read", path_);
+  }
+  return events;
+}
+
+absl::StatusOr<EventPtr> SqliteEventLog::GetById(std::string_view id) {
+  ReaderLease reader(this);
+  Query query(reader->by_id.get());
+  query.Bind(1, ToSql(LastSequence())).BindText(2, id);
+  int rc = query.Step();
+  if (rc == SQLITE_ROW) return DecodeRow(query.stmt(), path_);
+  if (rc == SQLITE_DONE) {
+    return absl::NotFoundError(
+        absl::StrCat("event id ", std::string(id), " not found"));
+  }
+  return SqliteError(rc, query.db(), "read", path_);
+}
+
+absl::StatusOr<uint64_t> SqliteEventLog::FirstSequence() {
+  ReaderLease reader(this);
+  uint64_t last = LastSequence();
+  Query query(reader->first.get());
+  query.Bind(1, ToSql(last));
+  return QueryInt(query, ToSql(last + 1), "read", path_);
+}
+
+uint64_t SqliteEventLog::LastSequence() const {
+  return last_sequence_.load(std::memory_order_acquire);
+}
+
+absl::StatusOr<uint64_t> SqliteEventLog::SequenceAtTime(absl::Time t) {
+  ReaderLease reader(this);
+  uint64_t last = LastSequence();
+  Query query(reader->at_time.get());
+  query.Bind(1, ToSql(last)).Bind(2, absl::ToUnixMicros(t));
+  return QueryInt(query, ToSql(last + 1), "read", path_);
+}
+
+void SqliteEventLog::SetCommitListener(CommitListener* listener) {
+  std::lock_guard lock(listener_mu_);
+  listener_ = listener;
+}
+
+}  // namespace hookfan::broker

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "hookfan/v1/broker.pb.h"
+
+namespace hookfan::tail {
+
+// Options is a parsed hookfan-tail command line.
+struct Options {
+  std::string server = "127.0.0.1:9090";
+  v1::SubscribeRequest request;
+  std::optional<uint64_t> max_events;  // exit after this many
+  int connect_timeout_seconds = 5;
+  bool help = false;
+};
+
+// Usage text for --help and errors.
+extern const char kUsage[];
+
+// Parses argv (without argv[0]). Repeated flags accumulate (--type A --type
+// B). --from takes earliest, latest, or a sequence N (start *at* N).
+// Errors: kInvalidArgument naming the flag and the problem.
+absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args);
+
+// Parses a platform name: android|apple|windows|aosp|other|unspecified, the
+// Applivery prefix (emm, adm, win, aos) or the enum name (PLATFORM_APPLE).
+absl::StatusOr<v1::Platform> ParsePlatform(const std::string& name);
+
+}  // namespace hookfan::tail

@@ -1,0 +1,493 @@
+#include "ingress/applivery_normalizer.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/algorithm/container.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "google/protobuf/struct.pb.h"
+#include "nlohmann/json.hpp"
+
+namespace hookfan::ingress {
+namespace {
+
+using ::hookfan::v1::Device;
+using ::hookfan::v1::Event;
+using ::hookfan::v1::MdmUser;
+using ::hookfan::v1::Platform;
+using ::nlohmann::json;
+
+// ---------------------------------------------------------------------------
+// Parsing.
+
+// Makes parser text safe to echo in a JSON error body: printable ASCII only
+// (other bytes as \xNN), and bounded, since nlohmann quotes the offending
+// token, which may be a long run of the body.
+std::string Printable(std::string_view text) {
+  constexpr size_t kMaxBytes = 160;
+  std::string out;
+  for (const unsigned char c : text.substr(0, kMaxBytes)) {
+    if (absl::ascii_isprint(c)) {
+      out += static_cast<char>(c);
+    } else {
+      absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  if (text.size() > kMaxBytes) out += "...";
+  return out;
+}
+
+// A SAX handler that accepts every value and keeps the first parse error as
+// "at byte N: <why>".
+class ParseErrorRecorder final : public json::json_sax_t {
+ public:
+  const std::string& detail() const { return detail_; }
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return true; }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+
+  bool parse_error(std::size_t position, const std::string& /*last_token*/,
+                   const json::exception& error) override {
+    // nlohmann writes "[json.exception.parse_error.101] parse error at line
+    // 1, column 2: <why>"; the byte offset replaces the tag and line/column.
+    std::string_view why = error.what();
+    if (const size_t tag_end = why.find("] "); tag_end != why.npos) {
+      why.remove_prefix(tag_end + 2);
+    }
+    if (why.starts_with("parse error at line")) {
+      if (const size_t colon = why.find(": "); colon != why.npos) {
+        why.remove_prefix(colon + 2);
+      }
+    }
+    detail_ = absl::StrCat("at byte ", position, ": ", Printable(why));
+    return false;
+  }
+
+ private:
+  std::string detail_;
+};
+
+// Parses `body` and enforces kAppliveryMaxJsonDepth. nlohmann's parser and
+// destructor are iterative, so no body depth can exhaust the stack here; the
+// depth bound is what keeps the recursion in ToValue short.
+absl::StatusOr<json> ParseBody(std::string_view body) {
+  int depth = 0;
+  json root = json::parse(
+      body,
+      [&depth](int level, json::parse_event_t event, json&) {
+        if (event == json::parse_event_t::object_start ||
+            event == json::parse_event_t::array_start) {
+          depth = std::max(depth, level + 1);
+        }
+        return true;
+      },
+      /*allow_exceptions=*/false);
+  if (root.is_discarded()) {
+    // Rare path: parse again to learn why and where.
+    ParseErrorRecorder recorder;
+    json::sax_parse(body, &recorder);
+    return absl::InvalidArgumentError(
+        absl::StrCat("body is not valid JSON: ", recorder.detail()));
+  }
+  if (depth > kAppliveryMaxJsonDepth) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("JSON nested too deeply (more than ",
+                     kAppliveryMaxJsonDepth, " levels)"));
+  }
+  return root;
+}
+
+// ---------------------------------------------------------------------------
+// Type-guarded access: a missing or wrong-typed field reads as empty.
+
+// `(*j)[key]`, or null when `j` is null, not an object or lacks `key`.
+const json* Find(const json* j, std::string_view key) {
+  if (j == nullptr || !j->is_object()) return nullptr;
+  const auto it = j->find(key);
+  return it == j->end() ? nullptr : &*it;
+}
+
+// Find, keeping only an object.
+const json* FindObject(const json* j, std::string_view key) {
+  const json* found = Find(j, key);
+  return found != nullptr && found->is_object() ? found : nullptr;
+}
+
+// The string `j` holds, or "".
+std::string String(const json* j) {
+  return j != nullptr && j->is_string() ? j->get_ref<const std::string&>()
+                                        : std::string();
+}
+
+// The first non-empty string among `candidates`, or "".
+std::string FirstString(std::initializer_list<const json*> candidates) {
+  for (const json* candidate : candidates) {
+    if (std::string s = String(candidate); !s.empty()) return s;
+  }
+  return "";
+}
+
+// An int32 sent as a JSON integer or as a decimal string ("5"); else 0.
+int32_t Int32(const json* j) {
+  int32_t value = 0;
+  if (j == nullptr) return value;
+  const std::string text = j->is_string()           ? String(j)
+                           : j->is_number_integer() ? j->dump()
+                                                    : std::string();
+  return absl::SimpleAtoi(text, &value) ? value : 0;
+}
+
+void ToStruct(const json& object, google::protobuf::Struct* out);
+
+// Recursion depth is bounded by kAppliveryMaxJsonDepth (see ParseBody).
+void ToValue(const json& j, google::protobuf::Value* out) {
+  switch (j.type()) {
+    case json::value_t::boolean:
+      out->set_bool_value(j.get<bool>());
+      break;
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float:
+      out->set_number_value(j.get<double>());
+      break;
+    case json::value_t::string:
+      out->set_string_value(j.get_ref<const std::string&>());
+      break;
+    case json::value_t::array: {
+      google::protobuf::ListValue* list = out->mutable_list_value();
+      for (const json& element : j) ToValue(element, list->add_values());
+      break;
+    }
+    case json::value_t::object:
+      ToStruct(j, out->mutable_struct_value());
+      break;
+    case json::value_t::null:
+    case json::value_t::binary:     // Never produced by text JSON.
+    case json::value_t::discarded:  // Never produced by a successful parse.
+      out->set_null_value(google::protobuf::NULL_VALUE);
+      break;
+  }
+}
+
+void ToStruct(const json& object, google::protobuf::Struct* out) {
+  for (const auto& [key, value] : object.items()) {
+    ToValue(value, &(*out->mutable_fields())[key]);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Entities named in the body.
+
+// The "id" query parameter of `url`, or "".
+std::string UrlIdParameter(std::string_view url) {
+  const size_t query_start = url.find('?');
+  if (query_start == url.npos) return "";
+  std::string_view query = url.substr(query_start + 1);
+  query = query.substr(0, query.find('#'));
+  while (true) {
+    const size_t end = query.find('&');
+    if (const std::string_view param = query.substr(0, end);
+        param.starts_with("id=")) {
+      return std::string(param.substr(3));
+    }
+    if (end == query.npos) return "";
+    query.remove_prefix(end + 1);
+  }
+}
+
+// The device object: under "<prefix>Device" if that is an object, else under
+// the first key ending in "Device" whose value is an object.
+std::optional<Device> ParseDevice(const json& body, std::string_view prefix) {
+  std::string field = std::string(prefix) + "Device";
+  const json* device = FindObject(&body, field);
+  for (auto it = body.begin(); device == nullptr && it != body.end(); ++it) {
+    if (it.key().ends_with("Device") && it->is_object()) {
+      field = it.key();
+      device = &*it;
+    }
+  }
+  if (device == nullptr) return std::nullopt;
+  Device out;
+  out.set_url(String(Find(device, "url")));
+  out.set_id(UrlIdParameter(out.url()));
+  out.set_management_type(String(Find(device, "type")));
+  out.set_product_name(String(Find(device, "productName")));
+  out.set_field(field);
+  return out;
+}
+
+// "mdmUser"; its id arrives as a string or as an object {id, email}, whose
+// email stands in when the user's own is missing.
+std::optional<MdmUser> ParseMdmUser(const json& body) {
+  const json* user = FindObject(&body, "mdmUser");
+  if (user == nullptr) return std::nullopt;
+  const json* id = Find(user, "id");
+  MdmUser out;
+  out.set_id(FirstString({id, Find(id, "id")}));
+  out.set_email(FirstString({Find(user, "email"), Find(id, "email")}));
+  out.set_url(String(Find(user, "url")));
+  return out;
+}
+
+// What payload builders read.
+struct Parsed {
+  const json& body;
+  std::optional<Device> device;
+  std::optional<MdmUser> mdm_user;
+};
+
+// ---------------------------------------------------------------------------
+// Payload builders, one per event shape.
+
+using FillPayload = void (*)(const Parsed&, Event*);
+
+void FillEnrollmentToken(const Parsed& in, Event* event) {
+  auto* payload = event->mutable_enrollment_token_created();
+  payload->set_token_type(
+      String(Find(Find(&in.body, "enrollmentToken"), "type")));
+  const json* send_email = Find(&in.body, "sendEmail");
+  payload->set_send_email(send_email != nullptr && send_email->is_boolean() &&
+                          send_email->get<bool>());
+  if (in.mdm_user) *payload->mutable_mdm_user() = *in.mdm_user;
+}
+
+template <typename Payload>
+void SetDeviceAndUser(const Parsed& in, Payload* payload) {
+  if (in.device) *payload->mutable_device() = *in.device;
+  if (in.mdm_user) *payload->mutable_mdm_user() = *in.mdm_user;
+}
+
+void FillDeviceEnrolled(const Parsed& in, Event* event) {
+  SetDeviceAndUser(in, event->mutable_device_enrolled());
+}
+
+void FillDeviceUserAssigned(const Parsed& in, Event* event) {
+  auto* payload = event->mutable_device_user_assigned();
+  SetDeviceAndUser(in, payload);
+  payload->set_trigger(String(Find(&in.body, "trigger")));
+}
+
+void FillApnsExpiring(const Parsed& in, Event* event) {
+  auto* payload = event->mutable_apns_certificate_expiring();
+  payload->set_days_left(Int32(Find(&in.body, "numDays")));
+  payload->set_apple_id(String(Find(&in.body, "appleId")));
+}
+
+// "inventoryItem"; "members" is an object, or an array whose first object
+// is taken.
+void FillInventoryItem(const Parsed& in, v1::InventoryItemChanged* payload) {
+  const json* item = FindObject(&in.body, "inventoryItem");
+  payload->set_id(String(Find(item, "id")));
+  payload->set_item_type(String(Find(item, "type")));
+  const json* member = Find(item, "members");
+  if (member != nullptr && member->is_array()) {
+    const auto it = absl::c_find_if(
+        *member, [](const json& element) { return element.is_object(); });
+    member = it == member->end() ? nullptr : &*it;
+  }
+  if (member != nullptr && member->is_object()) {
+    v1::InventoryItemMember* out = payload->mutable_member();
+    out->set_type(String(Find(member, "type")));
+    out->set_id(String(Find(member, "memberId")));
+    out->set_email(String(Find(member, "email")));
+  }
+  if (const json* metadata = FindObject(item, "metadata")) {
+    ToStruct(*metadata, payload->mutable_metadata());
+  }
+}
+
+void FillAppDistribution(const Parsed& in, Event* event) {
+  const json* body = &in.body;
+  auto* payload = event->mutable_app_distribution();
+  payload->set_application_id(FirstString(
+      {Find(body, "application"), Find(Find(body, "application"), "id"),
+       Find(Find(body, "app"), "id"), Find(body, "applicationId")}));
+  payload->set_build_id(
+      FirstString({Find(body, "build"), Find(Find(body, "build"), "id"),
+                   Find(body, "buildId")}));
+  ToStruct(in.body, payload->mutable_body());
+}
+
+void FillUnrecognized(const Parsed& in, Event* event) {
+  ToStruct(in.body, event->mutable_unrecognized()->mutable_body());
+}
+
+// ---------------------------------------------------------------------------
+// Routing: action (and sub-action) to type, payload and platform.
+
+struct Mapping {
+  std::string_view match;  // Action, action after "{os}_", or sub-action.
+  std::string_view type;
+  FillPayload fill;
+  Platform platform = v1::PLATFORM_UNSPECIFIED;
+};
+
+constexpr Mapping kExactActions[] = {
+    {"apple_push_certification_renovation",
+     "applivery.apns_certificate.expiring", FillApnsExpiring,
+     v1::PLATFORM_APPLE},
+    {"build_created", "applivery.build.created", FillAppDistribution},
+    {"build_processed", "applivery.build.processed", FillAppDistribution},
+    {"bug_created", "applivery.bug.created", FillAppDistribution},
+    {"feedback_created", "applivery.feedback.created", FillAppDistribution},
+    {"certificate_will_expire", "applivery.certificate.expiring",
+     FillAppDistribution},
+};
+
+// Actions spelled "{os}_<match>".
+constexpr Mapping kPlatformActions[] = {
+    {"enrollment_token_created", "applivery.enrollment_token.created",
+     FillEnrollmentToken},
+    {"enrollment-token_created", "applivery.enrollment_token.created",
+     FillEnrollmentToken},
+    {"device_enrolled", "applivery.device.enrolled", FillDeviceEnrolled},
+    {"device_added_mdm_user", "applivery.device.user_assigned",
+     FillDeviceUserAssigned},
+};
+
+// Actions containing "InventoryItem", by sub-action.
+constexpr Mapping kInventorySubActions[] = {
+    {"created", "applivery.inventory_item.created",
+     [](const Parsed& in, Event* event) {
+       FillInventoryItem(in, event->mutable_inventory_item_created());
+     }},
+    {"updated", "applivery.inventory_item.updated",
+     [](const Parsed& in, Event* event) {
+       FillInventoryItem(in, event->mutable_inventory_item_updated());
+     }},
+    {"deleted", "applivery.inventory_item.deleted",
+     [](const Parsed& in, Event* event) {
+       FillInventoryItem(in, event->mutable_inventory_item_deleted());
+     }},
+};
+
+constexpr std::pair<std::string_view, Platform> kPlatformPrefixes[] = {
+    {"emm", v1::PLATFORM_ANDROID},
+    {"adm", v1::PLATFORM_APPLE},
+    {"win", v1::PLATFORM_WINDOWS},
+    {"aos", v1::PLATFORM_AOSP},
+};
+
+struct Route {
+  std::string_view type = "applivery.unrecognized";
+  FillPayload fill = FillUnrecognized;
+  Platform platform = v1::PLATFORM_UNSPECIFIED;
+  std::string_view platform_prefix = "";
+};
+
+const Mapping* Lookup(const auto& table, std::string_view match) {
+  const auto it = absl::c_find_if(
+      table, [match](const Mapping& m) { return m.match == match; });
+  return it == std::end(table) ? nullptr : &*it;
+}
+
+Route RouteAction(std::string_view action, std::string_view sub_action) {
+  if (const Mapping* m = Lookup(kExactActions, action)) {
+    return {.type = m->type, .fill = m->fill, .platform = m->platform};
+  }
+  if (action.find("InventoryItem") != action.npos) {
+    const Mapping* m = Lookup(kInventorySubActions, sub_action);
+    return m == nullptr ? Route{} : Route{.type = m->type, .fill = m->fill};
+  }
+  // "{os}_...": the prefix is non-empty lowercase alphanumerics.
+  const size_t underscore = action.find('_');
+  if (underscore == action.npos) return {};
+  const std::string_view prefix = action.substr(0, underscore);
+  if (prefix.empty() || !absl::c_all_of(prefix, [](char c) {
+        return absl::ascii_islower(c) || absl::ascii_isdigit(c);
+      })) {
+    return {};
+  }
+  const auto known = absl::c_find_if(
+      kPlatformPrefixes, [prefix](const auto& p) { return p.first == prefix; });
+  const Platform platform =
+      known == std::end(kPlatformPrefixes) ? v1::PLATFORM_OTHER : known->second;
+  if (const Mapping* m =
+          Lookup(kPlatformActions, action.substr(underscore + 1))) {
+    return {.type = m->type,
+            .fill = m->fill,
+            .platform = platform,
+            .platform_prefix = prefix};
+  }
+  // Unknown action: keep the platform only when the prefix is a known one;
+  // an unknown word before "_" need not be a platform at all.
+  if (platform == v1::PLATFORM_OTHER) return {};
+  return {.platform = platform, .platform_prefix = prefix};
+}
+
+}  // namespace
+
+absl::StatusOr<Event> NormalizeApplivery(std::string_view body) {
+  ASSIGN_OR_RETURN(const json root, ParseBody(body));
+  if (!root.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("body must be a JSON object, got ", root.type_name()));
+  }
+  const json* action = Find(&root, "action");
+  if (action == nullptr) {
+    return absl::InvalidArgumentError("missing required field \"action\"");
+  }
+  if (!action->is_string()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "field \"action\" must be a string, got ", action->type_name()));
+  }
+  if (action->get_ref<const std::string&>().empty()) {
+    return absl::InvalidArgumentError("field \"action\" must not be empty");
+  }
+
+  Event event;
+  event.set_source("/webhooks/applivery");
+  event.set_action(String(action));
+  event.set_sub_action(String(Find(&root, "subAction")));
+  event.set_data_content_type("application/json");
+  event.set_data(body.data(), body.size());
+  if (const json* org = FindObject(&root, "organization")) {
+    v1::Organization* out = event.mutable_organization();
+    out->set_id(String(Find(org, "id")));
+    out->set_name(String(Find(org, "name")));
+    out->set_url(String(Find(org, "url")));
+  }
+
+  const Route route = RouteAction(event.action(), event.sub_action());
+  event.set_type(std::string(route.type));
+  event.set_platform(route.platform);
+  event.set_platform_prefix(std::string(route.platform_prefix));
+  const Parsed parsed{root, ParseDevice(root, route.platform_prefix),
+                      ParseMdmUser(root)};
+  route.fill(parsed, &event);
+
+  const std::string device_id = parsed.device ? parsed.device->id() : "";
+  const std::string user_id = parsed.mdm_user ? parsed.mdm_user->id() : "";
+  const std::string item_id = String(Find(Find(&root, "inventoryItem"), "id"));
+  if (!device_id.empty()) {
+    event.set_subject(absl::StrCat("devices/", device_id));
+  } else if (!user_id.empty()) {
+    event.set_subject(absl::StrCat("mdm-users/", user_id));
+  } else if (!item_id.empty()) {
+    event.set_subject(absl::StrCat("inventory-items/", item_id));
+  }
+  event.set_key(device_id.empty() ? event.organization().id() : device_id);
+  return event;
+}
+
+}  // namespace hookfan::ingress

@@ -1,0 +1,94 @@
+#include "ingress/http_server.h"
+
+#include <httplib.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
+namespace hookfan::ingress {
+namespace {
+
+void Send(const HttpAnswer& answer, httplib::Response& res) {
+  res.status = answer.status;
+  for (const auto& [name, value] : answer.headers) res.set_header(name, value);
+  res.set_content(answer.body, "application/json");
+}
+
+}  // namespace
+
+std::string HttpServer::DefaultMessage(int status) const {
+  switch (status) {
+    case 400: return "the request does not parse as HTTP";
+    case 404: return "not found";
+    case 405: return "method not allowed";
+    case 413:
+      return absl::StrCat("body is larger than the limit of ", options_.max_body_bytes, " bytes");
+    case 414: return "URI too long";
+    default: return absl::StrCat("HTTP ", status);
+  }
+}
+
+HttpServer::HttpServer(WebhookHandler* handler, std::function<absl::Status()> ready,
+                       Options options)
+    : handler_(handler),
+      ready_(std::move(ready)),
+      options_(std::move(options)),
+      server_(std::make_unique<httplib::Server>()) {
+  httplib::Server& s = *server_;
+  int threads = options_.threads;
+  s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  s.set_payload_max_length(options_.max_body_bytes);
+  s.set_read_timeout(options_.read_timeout_seconds, 0);
+  s.set_keep_alive_max_count(options_.keep_alive_max_requests);
+
+  s.Post(R"(/webhooks/applivery/([^/]*))",
+         [this](const httplib::Request& req, httplib::Response& res) {
+           Send(handler_->HandleApplivery(req.matches[1].str(),
+                                          req.get_header_value("Content-Type"), req.body),
+                res);
+         });
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"status":"ok"})", "application/json");
+  });
+  s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    absl::Status st = ready_();
+    if (st.ok()) {
+      res.set_content(R"({"status":"ready"})", "application/json");
+    } else {
+      Send(ErrorAnswer(503, st.message()), res);
+    }
+  });
+  // Every other error (404, 405, 413 from the body limit, 400 from a
+  // request that does not parse) gets the same JSON shape.
+  s.set_error_handler(httplib::Server::HandlerWithResponse(
+      [this](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        Send(ErrorAnswer(res.status, DefaultMessage(res.status)), res);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+absl::Status HttpServer::Bind() {
+  if (options_.port == 0) {
+    port_ = server_->bind_to_any_port(options_.host);
+  } else if (server_->bind_to_port(options_.host, options_.port)) {
+    port_ = options_.port;
+  } else {
+    port_ = -1;
+  }
+  if (port_ <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen for HTTP on ", options_.host, ":", options_.port));
+  }
+  return absl::OkStatus();
+}
+
+void HttpServer::Serve() { server_->listen_after_bind(); }
+
+void HttpServer::Stop() {
+  if (server_->is_running()) server_->stop();
+}
+
+}  // namespace hookfan::ingress

@@ -1,0 +1,82 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace hookfan {
+namespace broker {
+class EventBrokerService;
+class EventLog;
+class Fanout;
+}  // namespace broker
+namespace ingress {
+class HttpServer;
+class WebhookHandler;
+}  // namespace ingress
+
+namespace server {
+
+// Config is everything the service needs to start, from flags and env.
+struct Config {
+  std::string http_listen = "127.0.0.1:8080";  // host:port; port 0 = any
+  std::string grpc_listen = "127.0.0.1:9090";
+  std::string data_dir = "./data";
+  std::string applivery_token;  // empty: a random one is generated and logged
+  size_t max_body_bytes = 1 << 20;
+  int http_threads = 64;
+  absl::Duration drain_timeout = absl::Seconds(20);
+};
+
+// Splits "host:port" (IPv6 as "[::1]:port"). Errors: kInvalidArgument.
+absl::Status SplitHostPort(const std::string& address, std::string* host, int* port);
+
+// App is one running hookfan: store, fan-out, gRPC and HTTP listeners.
+// Start, then Drain once (from the thread that handles signals).
+class App {
+ public:
+  App();
+  ~App();
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+
+  // Opens the store and starts both listeners. Errors name what failed
+  // (bad address, port in use, store that cannot open).
+  absl::Status Start(Config config);
+
+  // Graceful stop: readiness goes false, the HTTP listener stops and
+  // webhooks in progress finish (their appends complete), then streams end
+  // with UNAVAILABLE and their resume sequence, then gRPC stops (forcing
+  // what is left after the drain timeout) and the store closes.
+  void Drain();
+
+  int http_port() const { return http_port_; }
+  int grpc_port() const { return grpc_port_; }
+
+ private:
+  absl::Status Ready() const;
+
+  Config config_;
+  std::atomic<bool> draining_{false};
+  std::unique_ptr<broker::EventLog> log_;
+  std::unique_ptr<broker::Fanout> fanout_;
+  std::unique_ptr<broker::EventBrokerService> service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<ingress::WebhookHandler> webhooks_;
+  std::unique_ptr<ingress::HttpServer> http_;
+  std::thread http_thread_;
+  int http_port_ = 0;
+  int grpc_port_ = 0;
+};
+
+}  // namespace server
+}  // namespace hookfan

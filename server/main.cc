@@ -1,0 +1,125 @@
+// hookfan: receives webhooks, stores them durably, streams them over gRPC.
+// This file only wires: flags and env into a Config, signals into Drain.
+
+#include <signal.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <iostream>
+#include <string_view>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/log.h"
+#include "server/app.h"
+
+ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
+          "HTTP ingress address, host:port (port 0 picks a free one). Env HOOKFAN_HTTP_LISTEN.");
+ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:9090",
+          "gRPC address, host:port (port 0 picks a free one). Env HOOKFAN_GRPC_LISTEN.");
+ABSL_FLAG(std::string, data_dir, "./data",
+          "Directory of the embedded SQLite store (created if missing). Env HOOKFAN_DATA_DIR.");
+ABSL_FLAG(std::string, applivery_token, "",
+          "Secret path token of POST /webhooks/applivery/{token}; empty generates one and "
+          "logs the URL. Env HOOKFAN_APPLIVERY_TOKEN.");
+ABSL_FLAG(int64_t, max_body_bytes, 1 << 20,
+          "Largest webhook body accepted; larger ones get 413. Env HOOKFAN_MAX_BODY_BYTES.");
+ABSL_FLAG(int32_t, http_threads, 64,
+          "HTTP worker threads: keep-alive connections served at once. Env HOOKFAN_HTTP_THREADS.");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
+          "On SIGTERM, how long streams may take to end before they are cut. "
+          "Env HOOKFAN_DRAIN_TIMEOUT.");
+ABSL_FLAG(std::string, log_level, "info",
+          "Least severe log level written: debug, info, warn, error. Env HOOKFAN_LOG_LEVEL.");
+
+namespace {
+
+// Each flag may also come from HOOKFAN_<FLAG NAME IN CAPITALS>; the command
+// line wins over the environment.
+void ApplyEnvironment() {
+  for (const char* name : {"http_listen", "grpc_listen", "data_dir", "applivery_token",
+                           "max_body_bytes", "http_threads", "drain_timeout", "log_level"}) {
+    std::string env = "HOOKFAN_";
+    for (const char* c = name; *c; ++c) env.push_back(static_cast<char>(std::toupper(*c)));
+    const char* value = std::getenv(env.c_str());
+    if (value == nullptr) continue;
+    std::string error;
+    if (!absl::FindCommandLineFlag(name)->ParseFrom(value, &error)) {
+      std::cerr << "hookfan: " << env << "=\"" << value << "\": " << error << "\n";
+      std::exit(2);
+    }
+  }
+}
+
+// Flags are documented with dashes (--http-listen); abseil spells them with
+// underscores. Rewrites the name part of each "--flag[=value]" argument.
+void DashesToUnderscores(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (!arg.starts_with("--")) continue;
+    for (char* c = argv[i] + 2; *c != '\0' && *c != '='; ++c) {
+      if (*c == '-') *c = '_';
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "receives webhooks, stores them durably and streams them over gRPC.\n"
+      "Usage: hookfan [--http-listen HOST:PORT] [--grpc-listen HOST:PORT] "
+      "[--data-dir DIR] [--applivery-token TOKEN] ...\n"
+      "Every flag can also be set as HOOKFAN_<FLAG> in the environment.");
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
+  ApplyEnvironment();
+  DashesToUnderscores(argc, argv);
+  absl::ParseCommandLine(argc, argv);
+
+  hookfan::log::Level level;
+  if (!hookfan::log::ParseLevel(absl::GetFlag(FLAGS_log_level), &level)) {
+    std::cerr << "hookfan: --log_level must be debug, info, warn or error\n";
+    return 2;
+  }
+  hookfan::log::SetLevel(level);
+
+  // Signals are taken by sigwait below, never by another thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  hookfan::server::Config config{
+      .http_listen = absl::GetFlag(FLAGS_http_listen),
+      .grpc_listen = absl::GetFlag(FLAGS_grpc_listen),
+      .data_dir = absl::GetFlag(FLAGS_data_dir),
+      .applivery_token = absl::GetFlag(FLAGS_applivery_token),
+      .max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_body_bytes)),
+      .http_threads = absl::GetFlag(FLAGS_http_threads),
+      .drain_timeout = absl::GetFlag(FLAGS_drain_timeout),
+  };
+  hookfan::server::App app;
+  if (absl::Status s = app.Start(config); !s.ok()) {
+    hookfan::log::Error("start-up failed", {{"error", std::string(s.message())}});
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  hookfan::log::Info("draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  app.Drain();
+  return 0;
+}

@@ -1,0 +1,132 @@
+// End-to-end checks of the two binaries' command lines: hookfan --help and
+// env, hookfan-tail output and errors.
+
+#include <httplib.h>
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/e2e/hookfan_process.h"
+
+namespace hookfan::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct CommandResult {
+  int exit_code;
+  std::string output;  // stdout and stderr
+};
+
+CommandResult RunCommand(const std::string& command) {
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(HookfanCliTest, HelpListsTheFlagsAndTheirEnvironmentVariables) {
+  CommandResult r = RunCommand(std::string(HOOKFAN_BINARY) + " --help");
+  for (const char* flag : {"http_listen", "grpc_listen", "data_dir", "applivery_token",
+                           "HOOKFAN_APPLIVERY_TOKEN", "HOOKFAN_DATA_DIR"}) {
+    EXPECT_THAT(r.output, HasSubstr(flag));
+  }
+}
+
+TEST(HookfanCliTest, BadEnvironmentValueStopsStartup) {
+  CommandResult r = RunCommand(std::string("HOOKFAN_MAX_BODY_BYTES=lots ") + HOOKFAN_BINARY);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("HOOKFAN_MAX_BODY_BYTES=\"lots\""));
+}
+
+TEST(HookfanCliTest, PortInUseFailsWithAClearError) {
+  std::string dir = MakeTempDir();
+  HookfanProcess first({.data_dir = dir});
+  ASSERT_TRUE(first.Start());
+  CommandResult r = RunCommand(std::string(HOOKFAN_BINARY) + " --data-dir " + MakeTempDir() +
+                     " --http-listen 127.0.0.1:0 --grpc-listen " + first.grpc_address());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("cannot listen for gRPC on " + first.grpc_address()));
+}
+
+TEST(HookfanCliTest, GeneratesAndLogsATokenWhenNoneIsSet) {
+  // Without a token hookfan makes one and logs the full URL, which then works.
+  std::string dir = MakeTempDir();
+  HookfanProcess p({.data_dir = dir, .token = ""});
+  ASSERT_TRUE(p.Start());
+  std::string url;
+  for (const std::string& line : p.Lines()) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.contains("webhook_url")) url = j["webhook_url"];
+  }
+  ASSERT_THAT(url, HasSubstr("/webhooks/applivery/"));
+  std::string path = url.substr(url.find("/webhooks/"));
+  EXPECT_EQ(path.size(), std::string("/webhooks/applivery/").size() + 32);
+  httplib::Client c("127.0.0.1", p.http_port());
+  auto res = c.Post(path, ReadFixture("emm_device_enrolled.json"), "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 202);
+}
+
+TEST(HookfanTailTest, PrintsOneJsonEventPerLineAndStopsAtMax) {
+  std::string dir = MakeTempDir();
+  HookfanProcess p({.data_dir = dir});
+  ASSERT_TRUE(p.Start());
+  httplib::Client c("127.0.0.1", p.http_port());
+  for (const char* f : {"emm_device_enrolled.json", "win_device_added_mdm_user.json",
+                        "apple_push_certification_renovation.json"}) {
+    ASSERT_EQ(c.Post(p.webhook_path(), ReadFixture(f), "application/json")->status, 202);
+  }
+  CommandResult r = RunCommand(std::string(HOOKFAN_TAIL_BINARY) + " --server " + p.grpc_address() +
+                     " --from earliest --type 'applivery.device.*' --max 2");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::vector<nlohmann::json> lines;
+  size_t start = 0;
+  while (start < r.output.size()) {
+    size_t nl = r.output.find('\n', start);
+    lines.push_back(nlohmann::json::parse(r.output.substr(start, nl - start)));
+    start = nl + 1;
+  }
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["type"], "applivery.device.enrolled");
+  EXPECT_EQ(lines[0]["platform"], "PLATFORM_ANDROID");
+  EXPECT_EQ(lines[0]["sequence"], "1");
+  EXPECT_EQ(lines[1]["type"], "applivery.device.user_assigned");
+  EXPECT_EQ(lines[1]["action"], "win_device_added_mdm_user");
+
+  CommandResult from = RunCommand(std::string(HOOKFAN_TAIL_BINARY) + " --server " + p.grpc_address() +
+                        " --from 3 --max 1");
+  EXPECT_THAT(from.output, HasSubstr("\"type\":\"applivery.apns_certificate.expiring\""));
+}
+
+TEST(HookfanTailTest, UnreachableServerExitsNonZeroWithMessage) {
+  CommandResult r = RunCommand(std::string(HOOKFAN_TAIL_BINARY) +
+                     " --server 127.0.0.1:1 --connect-timeout 1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("cannot connect to 127.0.0.1:1"));
+}
+
+TEST(HookfanTailTest, RefusedFilterExitsNonZeroWithTheServersReason) {
+  std::string dir = MakeTempDir();
+  HookfanProcess p({.data_dir = dir});
+  ASSERT_TRUE(p.Start());
+  CommandResult r = RunCommand(std::string(HOOKFAN_TAIL_BINARY) + " --server " + p.grpc_address() +
+                     " --type 'a.>.b'");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("must be the last token"));
+}
+
+TEST(HookfanTailTest, BadFlagsExitTwoWithUsage) {
+  CommandResult r = RunCommand(std::string(HOOKFAN_TAIL_BINARY) + " --platform beos");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("unknown platform \"beos\""));
+  EXPECT_THAT(r.output, HasSubstr("Usage: hookfan-tail"));
+}
+
+}  // namespace
+}  // namespace hookfan::testing

@@ -1,0 +1,205 @@
+#include "tests/e2e/hookfan_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "absl/synchronization/notification.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace hookfan::testing {
+
+HookfanProcess::HookfanProcess(Options options) : options_(std::move(options)) {}
+
+HookfanProcess::~HookfanProcess() {
+  Kill();
+  if (reader_.joinable()) reader_.join();
+}
+
+bool HookfanProcess::Start() {
+  if (reader_.joinable()) reader_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    lines_.clear();
+    listening_ = false;
+    log_closed_ = false;
+  }
+  std::vector<std::string> args = {HOOKFAN_BINARY,
+                                   "--http-listen=127.0.0.1:0",
+                                   "--grpc-listen=127.0.0.1:0",
+                                   "--data-dir=" + options_.data_dir,
+                                   "--applivery-token=" + options_.token};
+  args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return false;
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(fds[1], STDERR_FILENO);
+    if (options_.file_size_limit > 0) {
+      signal(SIGXFSZ, SIG_IGN);  // writes past the limit fail with EFBIG instead
+      rlimit limit{static_cast<rlim_t>(options_.file_size_limit),
+                   static_cast<rlim_t>(options_.file_size_limit)};
+      setrlimit(RLIMIT_FSIZE, &limit);
+    }
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  reader_ = std::thread([this, fd = fds[0]] { ReadLog(fd); });
+  absl::MutexLock lock(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return listening_ || log_closed_; };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(30));
+  if (!listening_) {
+    for (const std::string& l : lines_) std::cerr << "hookfan: " << l << "\n";
+  }
+  return listening_;
+}
+
+void HookfanProcess::ReadLog(int fd) {
+  FILE* f = fdopen(fd, "r");
+  char* line = nullptr;
+  size_t cap = 0;
+  ssize_t n;
+  while ((n = getline(&line, &cap, f)) > 0) {
+    std::string s(line, n > 0 && line[n - 1] == '\n' ? n - 1 : n);
+    nlohmann::json j = nlohmann::json::parse(s, nullptr, false);
+    absl::MutexLock lock(&mu_);
+    if (j.is_object() && j.value("msg", "") == "hookfan listening") {
+      auto port = [](const std::string& addr) { return std::stoi(addr.substr(addr.rfind(':') + 1)); };
+      http_port_ = port(j["http"]);
+      grpc_port_ = port(j["grpc"]);
+      listening_ = true;
+    }
+    lines_.push_back(std::move(s));
+  }
+  free(line);
+  fclose(f);
+  absl::MutexLock lock(&mu_);
+  log_closed_ = true;
+}
+
+int HookfanProcess::Wait(absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    int status;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return -1;
+}
+
+int HookfanProcess::Terminate(absl::Duration timeout) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = Wait(timeout);
+  if (status == -1) Kill();
+  if (reader_.joinable()) reader_.join();
+  return status;
+}
+
+void HookfanProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+  if (reader_.joinable()) reader_.join();
+}
+
+std::unique_ptr<v1::EventBroker::Stub> HookfanProcess::NewStub() const {
+  return v1::EventBroker::NewStub(
+      grpc::CreateChannel(grpc_address(), grpc::InsecureChannelCredentials()));
+}
+
+std::vector<std::string> HookfanProcess::Lines() {
+  absl::MutexLock lock(&mu_);
+  return lines_;
+}
+
+StreamCollector::StreamCollector(v1::EventBroker::Stub* stub, v1::SubscribeRequest request) {
+  // Returns once the server has registered the subscription: a "latest"
+  // stream must not miss events posted right after construction.
+  absl::Notification started;
+  thread_ = std::thread([this, stub, request = std::move(request), &started] {
+    auto reader = stub->Subscribe(&context_, request);
+    reader->WaitForInitialMetadata();
+    started.Notify();
+    v1::SubscribeResponse response;
+    while (reader->Read(&response)) {
+      absl::MutexLock lock(&mu_);
+      ++responses_;
+      for (const v1::Event& e : response.events()) events_.push_back(e);
+    }
+    grpc::Status status = reader->Finish();
+    absl::MutexLock lock(&mu_);
+    status_ = status;
+    ended_ = true;
+  });
+  started.WaitForNotificationWithTimeout(absl::Seconds(30));
+}
+
+StreamCollector::~StreamCollector() {
+  context_.TryCancel();
+  thread_.join();
+}
+
+bool StreamCollector::WaitFor(size_t n, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto done = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return events_.size() >= n || ended_;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  return events_.size() >= n;
+}
+
+grpc::Status StreamCollector::WaitForEnd(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  if (!mu_.AwaitWithTimeout(absl::Condition(&ended_), timeout)) {
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "stream did not end");
+  }
+  return status_;
+}
+
+std::vector<v1::Event> StreamCollector::events() {
+  absl::MutexLock lock(&mu_);
+  return events_;
+}
+
+size_t StreamCollector::responses() {
+  absl::MutexLock lock(&mu_);
+  return responses_;
+}
+
+std::string StreamCollector::Trailer(const std::string& key) {
+  const auto& trailers = context_.GetServerTrailingMetadata();
+  auto it = trailers.find(key);
+  return it == trailers.end() ? "" : std::string(it->second.data(), it->second.size());
+}
+
+std::string ReadFixture(const std::string& name) {
+  std::ifstream in(std::string(HOOKFAN_FIXTURES_DIR) + "/applivery/" + name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string MakeTempDir() {
+  std::string tmpl = ::testing::TempDir() + "hookfan-e2e-XXXXXX";
+  return mkdtemp(tmpl.data());
+}
+
+}  // namespace hookfan::testing

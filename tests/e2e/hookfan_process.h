@@ -1,0 +1,92 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "hookfan/v1/broker.grpc.pb.h"
+
+namespace hookfan::testing {
+
+// HookfanProcess runs the real `hookfan` binary on loopback ports chosen by
+// the OS and a data dir the test owns, and captures its log lines.
+class HookfanProcess {
+ public:
+  struct Options {
+    std::string data_dir;                 // required
+    std::string token = "test-token";
+    std::vector<std::string> extra_args = {};  // appended to the command line
+    long file_size_limit = 0;             // RLIMIT_FSIZE in bytes; 0: none
+  };
+
+  explicit HookfanProcess(Options options);
+  ~HookfanProcess();  // SIGKILLs the process if still running
+
+  // Starts and waits for the "hookfan listening" line. False on failure
+  // (the log is printed to stderr).
+  bool Start();
+  // SIGTERM, then waits up to `timeout`; returns the exit status (as from
+  // waitpid), or -1 on timeout (then the process is killed).
+  int Terminate(absl::Duration timeout = absl::Seconds(30));
+  // SIGKILL and reap.
+  void Kill();
+
+  int http_port() const { return http_port_; }
+  std::string grpc_address() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
+  std::string webhook_path() const { return "/webhooks/applivery/" + options_.token; }
+  std::unique_ptr<v1::EventBroker::Stub> NewStub() const;
+  // Every line the process wrote to stderr so far.
+  std::vector<std::string> Lines();
+
+ private:
+  void ReadLog(int fd);
+  int Wait(absl::Duration timeout);
+
+  Options options_;
+  pid_t pid_ = -1;
+  int http_port_ = 0;
+  int grpc_port_ = 0;
+  std::thread reader_;
+  absl::Mutex mu_;
+  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
+  bool listening_ ABSL_GUARDED_BY(mu_) = false;
+  bool log_closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Collects the events of one Subscribe stream on a background thread.
+class StreamCollector {
+ public:
+  StreamCollector(v1::EventBroker::Stub* stub, v1::SubscribeRequest request);
+  ~StreamCollector();  // cancels the stream
+
+  // Waits until at least n events arrived (or the stream ended). True if n arrived.
+  bool WaitFor(size_t n, absl::Duration timeout = absl::Seconds(30));
+  // Waits for the stream to end and returns its status.
+  grpc::Status WaitForEnd(absl::Duration timeout = absl::Seconds(30));
+  std::vector<v1::Event> events();
+  std::string Trailer(const std::string& key);
+  size_t responses();
+
+ private:
+  grpc::ClientContext context_;
+  absl::Mutex mu_;
+  std::vector<v1::Event> events_ ABSL_GUARDED_BY(mu_);
+  size_t responses_ ABSL_GUARDED_BY(mu_) = 0;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+// Reads a fixture from tests/fixtures/applivery.
+std::string ReadFixture(const std::string& name);
+
+// A fresh empty directory under the test temp dir.
+std::string MakeTempDir();
+
+}  // namespace hookfan::testing

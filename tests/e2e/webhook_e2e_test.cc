@@ -1,0 +1,409 @@
+// End-to-end: the real hookfan binary over loopback, real SQLite files.
+
+#include <httplib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/e2e/hookfan_process.h"
+
+namespace hookfan::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+
+const std::vector<std::string> kFixtures = {
+    "emm_enrollment_token_created.json", "emm_device_enrolled.json",
+    "win_device_added_mdm_user.json", "apple_push_certification_renovation.json",
+    "inventory_item_registered.json"};
+
+struct Posted {
+  int status;
+  nlohmann::json body;
+};
+
+class WebhookE2ETest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_dir_ = MakeTempDir();
+    StartHookfan();
+  }
+
+  void StartHookfan(std::vector<std::string> extra = {}, long fsize_limit = 0) {
+    hookfan_ = std::make_unique<HookfanProcess>(HookfanProcess::Options{
+        .data_dir = data_dir_, .extra_args = std::move(extra), .file_size_limit = fsize_limit});
+    ASSERT_TRUE(hookfan_->Start());
+    stub_ = hookfan_->NewStub();
+  }
+
+  httplib::Client Http() {
+    httplib::Client c("127.0.0.1", hookfan_->http_port());
+    c.set_read_timeout(30, 0);
+    return c;
+  }
+
+  Posted Post(const std::string& path, const std::string& body,
+              const std::string& content_type = "application/json") {
+    httplib::Client c = Http();
+    auto res = c.Post(path, body, content_type);
+    if (!res) return {0, nullptr};
+    EXPECT_EQ(res->get_header_value("Content-Type"), "application/json") << res->body;
+    return {res->status, nlohmann::json::parse(res->body, nullptr, false)};
+  }
+  Posted PostFixture(const std::string& name) {
+    return Post(hookfan_->webhook_path(), ReadFixture(name));
+  }
+
+  static v1::SubscribeRequest Request(std::vector<std::string> types = {},
+                                      bool earliest = false) {
+    v1::SubscribeRequest r;
+    for (auto& t : types) r.mutable_filter()->add_types(t);
+    if (earliest) r.mutable_start()->set_earliest(true);
+    return r;
+  }
+
+  // The sequence the next stored event gets: proves what was (not) stored.
+  uint64_t NextSequence() {
+    Posted p = PostFixture("emm_device_enrolled.json");
+    EXPECT_EQ(p.status, 202);
+    return p.body.value("sequence", uint64_t{0});
+  }
+
+  std::string data_dir_;
+  std::unique_ptr<HookfanProcess> hookfan_;
+  std::unique_ptr<v1::EventBroker::Stub> stub_;
+};
+
+TEST_F(WebhookE2ETest, EveryFixtureIsAcceptedAndReachesOnlyMatchingSubscribers) {
+  // All five documented payloads → 202 → typed events at subscribers whose filter matches.
+  StreamCollector all(stub_.get(), Request({"applivery.>"}));
+  StreamCollector devices(stub_.get(), Request({"applivery.device.*"}));
+  v1::SubscribeRequest android_req;
+  android_req.mutable_filter()->add_platforms(v1::PLATFORM_ANDROID);
+  StreamCollector android(stub_.get(), android_req);
+  StreamCollector none(stub_.get(), Request({"applivery.build.*"}));
+
+  std::map<std::string, nlohmann::json> answers;
+  for (const std::string& f : kFixtures) {
+    Posted p = PostFixture(f);
+    ASSERT_EQ(p.status, 202) << f << " " << p.body;
+    EXPECT_THAT(p.body["id"].get<std::string>(), SizeIs(36));
+    answers[f] = p.body;
+  }
+  ASSERT_TRUE(all.WaitFor(5));
+  std::vector<v1::Event> events = all.events();
+  ASSERT_THAT(events, SizeIs(5));
+  for (size_t i = 0; i < events.size(); ++i) {
+    const nlohmann::json& a = answers[kFixtures[i]];
+    EXPECT_EQ(events[i].id(), a["id"].get<std::string>());
+    EXPECT_EQ(events[i].sequence(), a["sequence"].get<uint64_t>());
+    EXPECT_EQ(events[i].type(), a["type"].get<std::string>());
+    EXPECT_EQ(events[i].data(), ReadFixture(kFixtures[i]));
+    EXPECT_TRUE(events[i].has_time());
+  }
+  EXPECT_EQ(events[0].type(), "applivery.enrollment_token.created");
+  EXPECT_EQ(events[0].platform(), v1::PLATFORM_ANDROID);
+  EXPECT_EQ(events[0].enrollment_token_created().mdm_user().id(), "5e9099ee4da32b180204770e");
+  EXPECT_EQ(events[1].type(), "applivery.device.enrolled");
+  EXPECT_EQ(events[1].organization().id(), "5d4d1391cd523c15f50df235");
+  EXPECT_EQ(events[1].device_enrolled().device().id(), "5f634c11034824062256e38c");
+  EXPECT_EQ(events[2].type(), "applivery.device.user_assigned");
+  EXPECT_EQ(events[2].platform(), v1::PLATFORM_WINDOWS);
+  EXPECT_EQ(events[2].organization().id(), "5c34ec7810399b6cc062a04a");
+  EXPECT_EQ(events[2].device_user_assigned().trigger(), "deviceUpdate");
+  EXPECT_EQ(events[3].type(), "applivery.apns_certificate.expiring");
+  EXPECT_EQ(events[3].apns_certificate_expiring().days_left(), 5);
+  EXPECT_EQ(events[4].type(), "applivery.inventory_item.created");
+  EXPECT_EQ(events[4].inventory_item_created().id(), "62bd71d980df8b001b085ceb");
+
+  ASSERT_TRUE(devices.WaitFor(2));
+  ASSERT_TRUE(android.WaitFor(2));
+  // Give any wrongly routed event time to arrive before asserting absence.
+  EXPECT_FALSE(devices.WaitFor(3, absl::Milliseconds(300)));
+  EXPECT_EQ(devices.events()[0].type(), "applivery.device.enrolled");
+  EXPECT_EQ(devices.events()[1].type(), "applivery.device.user_assigned");
+  EXPECT_FALSE(android.WaitFor(3, absl::Milliseconds(100)));
+  EXPECT_EQ(android.events()[0].action(), "emm_enrollment_token_created");
+  EXPECT_EQ(android.events()[1].action(), "emm_device_enrolled");
+  EXPECT_FALSE(none.WaitFor(1, absl::Milliseconds(100)));
+}
+
+TEST_F(WebhookE2ETest, EarliestAfterRestartReplaysEveryAcknowledgedEvent) {
+  // Events acknowledged before a graceful restart come back in order with the same ids.
+  std::vector<nlohmann::json> acked;
+  for (int round = 0; round < 4; ++round) {
+    for (const std::string& f : kFixtures) {
+      Posted p = PostFixture(f);
+      ASSERT_EQ(p.status, 202);
+      acked.push_back(p.body);
+    }
+  }
+  int status = hookfan_->Terminate();
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  StartHookfan();
+  StreamCollector replay(stub_.get(), Request({}, /*earliest=*/true));
+  ASSERT_TRUE(replay.WaitFor(acked.size()));
+  std::vector<v1::Event> events = replay.events();
+  ASSERT_EQ(events.size(), acked.size());
+  for (size_t i = 0; i < acked.size(); ++i) {
+    EXPECT_EQ(events[i].id(), acked[i]["id"].get<std::string>());
+    EXPECT_EQ(events[i].sequence(), acked[i]["sequence"].get<uint64_t>());
+  }
+  EXPECT_EQ(NextSequence(), acked.back()["sequence"].get<uint64_t>() + 1);
+}
+
+TEST_F(WebhookE2ETest, KillNineLosesNoAcknowledgedEvent) {
+  // Webhooks answered 202 by a process that is then SIGKILLed are all there after restart.
+  std::atomic<bool> stop = false;
+  std::mutex mu;
+  std::vector<std::string> acked_ids;
+  std::vector<std::thread> senders;
+  for (int t = 0; t < 4; ++t) {
+    senders.emplace_back([&] {
+      httplib::Client c = Http();
+      std::string body = ReadFixture("emm_device_enrolled.json");
+      while (!stop) {
+        auto res = c.Post(hookfan_->webhook_path(), body, "application/json");
+        if (!res) return;  // the process died
+        if (res->status == 202) {
+          std::lock_guard<std::mutex> l(mu);
+          acked_ids.push_back(nlohmann::json::parse(res->body)["id"]);
+        }
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(500));
+  hookfan_->Kill();
+  stop = true;
+  for (auto& t : senders) t.join();
+  ASSERT_GT(acked_ids.size(), 0u);
+
+  StartHookfan();
+  std::set<std::string> stored;
+  StreamCollector replay(stub_.get(), Request({}, /*earliest=*/true));
+  ASSERT_TRUE(replay.WaitFor(acked_ids.size()));
+  for (const v1::Event& e : replay.events()) stored.insert(e.id());
+  for (const std::string& id : acked_ids) EXPECT_TRUE(stored.contains(id)) << id;
+}
+
+TEST_F(WebhookE2ETest, StalledSubscriberSlowsNeitherWebhooksNorOthers) {
+  // A stream that stops reading does not hold up ingestion or other streams, and later gets everything.
+  grpc::ClientContext stalled_ctx;
+  auto stalled = stub_->Subscribe(&stalled_ctx, Request());
+  stalled->WaitForInitialMetadata();
+  StreamCollector healthy(stub_.get(), Request());
+
+  // ~4 MB of events: far beyond HTTP/2 flow-control windows.
+  constexpr int kEvents = 2000;
+  nlohmann::json body = nlohmann::json::parse(ReadFixture("emm_device_enrolled.json"));
+  body["padding"] = std::string(2000, 'x');
+  httplib::Client c = Http();
+  for (int i = 0; i < kEvents; ++i) {
+    auto res = c.Post(hookfan_->webhook_path(), body.dump(), "application/json");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 202) << res->body;
+  }
+  ASSERT_TRUE(healthy.WaitFor(kEvents));
+
+  v1::SubscribeResponse response;
+  uint64_t expect = 1;
+  while (expect <= kEvents && stalled->Read(&response)) {
+    for (const v1::Event& e : response.events()) ASSERT_EQ(e.sequence(), expect++);
+  }
+  EXPECT_EQ(expect, static_cast<uint64_t>(kEvents + 1));
+  stalled_ctx.TryCancel();
+}
+
+TEST_F(WebhookE2ETest, WrongOrMissingTokenIs404AndStoresNothing) {
+  // A bad path token looks exactly like an unknown path.
+  std::string body = ReadFixture("emm_device_enrolled.json");
+  Posted wrong = Post("/webhooks/applivery/not-the-token", body);
+  EXPECT_EQ(wrong.status, 404);
+  EXPECT_EQ(wrong.body, nlohmann::json::parse(R"({"error":{"code":404,"message":"not found"}})"));
+  Posted missing = Post("/webhooks/applivery/", body);
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.body, wrong.body);
+  Posted unknown = Post("/no/such/path", body);
+  EXPECT_EQ(unknown.body, wrong.body);
+  EXPECT_EQ(NextSequence(), 1u);
+}
+
+TEST_F(WebhookE2ETest, MalformedBodiesAre400NamingTheProblem) {
+  // Each malformed body gets 400 with a JSON error that says what is wrong; nothing is stored.
+  struct Case {
+    std::string body;
+    std::string message_part;
+  };
+  const std::vector<Case> cases = {
+      {"{\"action\": ", "not valid JSON"},
+      {"", "not valid JSON"},
+      {"[1,2,3]", "must be a JSON object"},
+      {"\"just a string\"", "must be a JSON object"},
+      {"{\"organization\": {}}", "missing required field \"action\""},
+      {"{\"action\": 42}", "action"},
+  };
+  for (const Case& c : cases) {
+    Posted p = Post(hookfan_->webhook_path(), c.body);
+    EXPECT_EQ(p.status, 400) << c.body;
+    EXPECT_EQ(p.body["error"]["code"], 400);
+    EXPECT_THAT(p.body["error"]["message"].get<std::string>(), HasSubstr(c.message_part))
+        << c.body;
+  }
+  EXPECT_EQ(NextSequence(), 1u);
+}
+
+TEST_F(WebhookE2ETest, NonJsonContentTypeIs415) {
+  Posted p = Post(hookfan_->webhook_path(), ReadFixture("emm_device_enrolled.json"),
+                  "text/plain");
+  EXPECT_EQ(p.status, 415);
+  EXPECT_EQ(p.body["error"]["message"],
+            "Content-Type must be application/json, got \"text/plain\"");
+  Posted charset = Post(hookfan_->webhook_path(), ReadFixture("emm_device_enrolled.json"),
+                        "application/json; charset=utf-8");
+  EXPECT_EQ(charset.status, 202);
+  EXPECT_EQ(charset.body["sequence"], 1);
+}
+
+TEST_F(WebhookE2ETest, BodyOverLimitIs413) {
+  // The default limit is 1 MiB; one byte more is refused with a JSON error.
+  std::string big = R"({"action":"x","pad":")" + std::string(1 << 20, 'a') + "\"}";
+  Posted p = Post(hookfan_->webhook_path(), big);
+  EXPECT_EQ(p.status, 413);
+  EXPECT_EQ(p.body["error"]["message"], "body is larger than the limit of 1048576 bytes");
+  EXPECT_EQ(NextSequence(), 1u);
+}
+
+TEST_F(WebhookE2ETest, UnknownActionIsAcceptedAsUnrecognized) {
+  // Nothing is dropped silently: an unknown action is stored with its body.
+  StreamCollector sub(stub_.get(), Request({"applivery.unrecognized"}));
+  std::string body = R"({"action":"emm_device_exploded","organization":{"id":"o1"}})";
+  Posted p = Post(hookfan_->webhook_path(), body);
+  ASSERT_EQ(p.status, 202);
+  EXPECT_EQ(p.body["type"], "applivery.unrecognized");
+  ASSERT_TRUE(sub.WaitFor(1));
+  EXPECT_EQ(sub.events()[0].action(), "emm_device_exploded");
+  EXPECT_EQ(sub.events()[0].data(), body);
+}
+
+TEST_F(WebhookE2ETest, FullDiskAnswers503AndLosesNothingAcknowledged) {
+  // With the file size capped, appends fail: 503 with Retry-After, never a 2xx that was not stored.
+  hookfan_->Terminate();
+  StartHookfan({}, /*fsize_limit=*/256 * 1024);
+  nlohmann::json body = nlohmann::json::parse(ReadFixture("emm_device_enrolled.json"));
+  body["padding"] = std::string(4000, 'x');
+  httplib::Client c = Http();
+  std::vector<std::string> acked;
+  int unavailable = 0;
+  for (int i = 0; i < 400 && unavailable < 5; ++i) {
+    auto res = c.Post(hookfan_->webhook_path(), body.dump(), "application/json");
+    ASSERT_TRUE(res);
+    if (res->status == 202) {
+      acked.push_back(nlohmann::json::parse(res->body)["id"]);
+    } else {
+      ASSERT_EQ(res->status, 503) << res->body;
+      EXPECT_EQ(res->get_header_value("Retry-After"), "1");
+      ++unavailable;
+    }
+  }
+  ASSERT_EQ(unavailable, 5) << "the size limit never made an append fail";
+  ASSERT_FALSE(acked.empty());
+  hookfan_->Kill();
+  StartHookfan();  // no limit: the disk "recovered"
+  StreamCollector replay(stub_.get(), Request({}, /*earliest=*/true));
+  ASSERT_TRUE(replay.WaitFor(acked.size()));
+  std::vector<v1::Event> events = replay.events();
+  std::set<std::string> stored;
+  for (const v1::Event& e : events) stored.insert(e.id());
+  for (const std::string& id : acked) EXPECT_TRUE(stored.contains(id)) << id;
+  EXPECT_EQ(NextSequence(), events.back().sequence() + 1);
+}
+
+TEST_F(WebhookE2ETest, SlowSenderDoesNotBlockOthers) {
+  // A client that sends half a request and stalls does not stop other webhooks.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(hookfan_->http_port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  std::string partial = "POST " + hookfan_->webhook_path() +
+                        " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        "Content-Length: 500\r\n\r\n{\"action\":";
+  ASSERT_EQ(send(fd, partial.data(), partial.size(), 0), static_cast<ssize_t>(partial.size()));
+  EXPECT_EQ(PostFixture("emm_device_enrolled.json").status, 202);
+  close(fd);
+}
+
+TEST_F(WebhookE2ETest, HealthAndReadiness) {
+  httplib::Client c = Http();
+  auto health = c.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  auto ready = c.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+}
+
+TEST_F(WebhookE2ETest, GetEventBySequenceAndId) {
+  Posted p = PostFixture("apple_push_certification_renovation.json");
+  ASSERT_EQ(p.status, 202);
+  grpc::ClientContext ctx1;
+  v1::GetEventRequest by_seq;
+  by_seq.set_sequence(1);
+  v1::GetEventResponse r1;
+  ASSERT_TRUE(stub_->GetEvent(&ctx1, by_seq, &r1).ok());
+  EXPECT_EQ(r1.event().id(), p.body["id"].get<std::string>());
+  grpc::ClientContext ctx2;
+  v1::GetEventRequest by_id;
+  by_id.set_id(p.body["id"].get<std::string>());
+  v1::GetEventResponse r2;
+  ASSERT_TRUE(stub_->GetEvent(&ctx2, by_id, &r2).ok());
+  EXPECT_EQ(r2.event().sequence(), 1u);
+  grpc::ClientContext ctx3;
+  v1::GetEventRequest missing;
+  missing.set_sequence(99);
+  EXPECT_EQ(stub_->GetEvent(&ctx3, missing, &r2).error_code(), grpc::StatusCode::NOT_FOUND);
+  grpc::ClientContext ctx4;
+  EXPECT_EQ(stub_->GetEvent(&ctx4, v1::GetEventRequest(), &r2).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(WebhookE2ETest, BadFilterIsInvalidArgument) {
+  StreamCollector bad(stub_.get(), Request({"applivery.>.x"}));
+  grpc::Status s = bad.WaitForEnd();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("\">\" must be the last token"));
+}
+
+TEST_F(WebhookE2ETest, SigtermEndsStreamsUnavailableWithResumeSequence) {
+  // A drain ends streams with UNAVAILABLE and the sequence to resume after; resuming loses nothing.
+  StreamCollector sub(stub_.get(), Request());
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(PostFixture("emm_device_enrolled.json").status, 202);
+  ASSERT_TRUE(sub.WaitFor(3));
+  int status = hookfan_->Terminate();
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  grpc::Status end = sub.WaitForEnd();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(sub.Trailer("hookfan-resume-after"), "3");
+
+  StartHookfan();
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(PostFixture("emm_device_enrolled.json").status, 202);
+  v1::SubscribeRequest resume;
+  resume.mutable_start()->set_after_sequence(3);
+  StreamCollector resumed(stub_.get(), resume);
+  ASSERT_TRUE(resumed.WaitFor(2));
+  EXPECT_EQ(resumed.events()[0].sequence(), 4u);
+  EXPECT_EQ(resumed.events()[1].sequence(), 5u);
+}
+
+}  // namespace
+}  // namespace hookfan::testing

@@ -1,5 +1,7 @@
 #include "broker/event_log.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace hookfan::broker {
 
 EventPtr MakeStoredEvent(v1::Event event) {
@@ -7,6 +9,16 @@ EventPtr MakeStoredEvent(v1::Event event) {
   stored->event = std::move(event);
   stored->wire = stored->event.SerializeAsString();
   return stored;
+}
+
+absl::Status ValidateBatch(absl::Span<const v1::Event> events) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i].id().empty() || events[i].type().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("event ", i, " of the batch lacks an id or a type"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace hookfan::broker

@@ -27,6 +27,10 @@ using EventPtr = std::shared_ptr<const StoredEvent>;
 // Wraps an event (sequence already assigned) and encodes it.
 EventPtr MakeStoredEvent(v1::Event event);
 
+// The checks every store makes before appending: each event has an id and a
+// type. Errors: kInvalidArgument naming the first offending event.
+absl::Status ValidateBatch(absl::Span<const v1::Event> events);
+
 // CommitListener learns of events after they are durable, never before.
 class CommitListener {
  public:

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -69,8 +70,7 @@ absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
           ts.nanos() < 0 || ts.nanos() > 999999999) {
         return absl::InvalidArgumentError("start.at_time is not a valid timestamp");
       }
-      absl::Time t = absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-      ASSIGN_OR_RETURN(uint64_t seq, log_->SequenceAtTime(t));
+      ASSIGN_OR_RETURN(uint64_t seq, log_->SequenceAtTime(ToTime(ts)));
       state->cursor = seq - 1;
       break;
     }

@@ -4,28 +4,17 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 
 namespace hookfan::broker {
-namespace {
-
-absl::Time EventTime(const v1::Event& event) {
-  return absl::FromUnixSeconds(event.time().seconds()) +
-         absl::Nanoseconds(event.time().nanos());
-}
-
-}  // namespace
-
 absl::Status MemoryEventLog::Append(absl::Span<v1::Event> events) {
+  if (absl::Status s = ValidateBatch(events); !s.ok()) return s;
   std::lock_guard append_lock(append_mu_);
   std::vector<EventPtr> committed;
   {
     std::lock_guard lock(mu_);
     for (size_t i = 0; i < events.size(); ++i) {
       const v1::Event& event = events[i];
-      if (event.id().empty() || event.type().empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("event ", i, " of the batch lacks an id or a type"));
-      }
       auto same_id = [&](const v1::Event& e) { return e.id() == event.id(); };
       if (by_id_.contains(event.id()) ||
           std::any_of(events.begin(), events.begin() + i, same_id)) {
@@ -86,7 +75,7 @@ absl::StatusOr<uint64_t> MemoryEventLog::SequenceAtTime(absl::Time t) {
   std::lock_guard lock(mu_);
   auto it =
       std::find_if(events_.begin(), events_.end(),
-                   [t](const EventPtr& e) { return EventTime(e->event) >= t; });
+                   [t](const EventPtr& e) { return ToTime(e->event.time()) >= t; });
   return static_cast<uint64_t>(it - events_.begin()) + 1;
 }
 

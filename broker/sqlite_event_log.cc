@@ -219,16 +219,6 @@ absl::StatusOr<std::unique_ptr<ReadConnection>> OpenReader(
   return reader;
 }
 
-absl::Status Validate(absl::Span<const v1::Event> events) {
-  for (size_t i = 0; i < events.size(); ++i) {
-    if (events[i].id().empty() || events[i].type().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("event ", i, " of the batch lacks an id or a type"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 struct SqliteEventLog::Request {
@@ -328,7 +318,7 @@ void SqliteEventLog::Close() {
 }
 
 absl::Status SqliteEventLog::Append(absl::Span<v1::Event> events) {
-  RETURN_IF_ERROR(Validate(events));
+  RETURN_IF_ERROR(ValidateBatch(events));
   if (events.empty()) return absl::OkStatus();
   Request request(events);
   std::unique_lock lock(mu_);

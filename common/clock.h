@@ -3,6 +3,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/timestamp.pb.h"
 
 namespace hookfan {
 
@@ -41,5 +42,9 @@ class FakeClock : public Clock {
   mutable absl::Mutex mu_;
   absl::Time now_ ABSL_GUARDED_BY(mu_);
 };
+
+// Converts between protobuf Timestamps and absl::Time.
+absl::Time ToTime(const google::protobuf::Timestamp& ts);
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* ts);
 
 }  // namespace hookfan

@@ -71,10 +71,7 @@ HttpAnswer WebhookHandler::HandleApplivery(std::string_view path_token,
   if (!event.ok()) return ErrorAnswer(400, event.status().message());
 
   event->set_id(ids_.Next());
-  absl::Time now = options_.clock->Now();
-  int64_t micros = absl::ToUnixMicros(now);
-  event->mutable_time()->set_seconds(micros / 1000000);
-  event->mutable_time()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+  SetTimestamp(options_.clock->Now(), event->mutable_time());
 
   if (absl::Status s = log_->Append(absl::MakeSpan(&*event, 1)); !s.ok()) {
     log::Error("append failed", {{"source", "applivery"}, {"error", s.ToString()}});

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace hookfan::broker {
@@ -27,32 +28,20 @@ char* PutVarint(char* p, uint64_t v) {
   return p;
 }
 
-// One Subscribe stream. Lifetime: deleted once gRPC has called OnDone and no
-// pump task is queued or running. At most one pump runs at a time and no
-// pump runs while a write is outstanding.
-class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+// StreamPump drives the writing side of a server stream, for Subscribe and
+// Consume alike: Wake() (from the broker) or a completed write schedules one
+// Produce() on the executor; a produced response is written; at most one
+// Produce runs and none while a write is outstanding, so a slow client holds
+// at most one response. Every path reaches Finish exactly once.
+//
+// Lifetime: deleted once gRPC has called OnDone and no Produce is queued or
+// running. Subclasses release what may call Wake() in Release(), which runs
+// first in the destructor.
+template <typename Reactor, typename Response>
+class StreamPump : public Reactor {
  public:
-  SubscribeReactor(grpc::CallbackServerContext* context, Executor* executor,
-                   size_t batch_events, size_t batch_bytes)
-      : context_(context),
-        executor_(executor),
-        batch_events_(batch_events),
-        batch_bytes_(batch_bytes) {}
+  explicit StreamPump(Executor* executor) : executor_(executor) {}
 
-  ~SubscribeReactor() override {
-    subscription_.reset();  // first: no wake can reach us after this
-  }
-
-  // Sends the initial metadata at once, so a client can tell the
-  // subscription is registered before any event arrives.
-  void Start(std::unique_ptr<Subscription> subscription) {
-    subscription_ = std::move(subscription);
-    StartSendInitialMetadata();
-    absl::MutexLock lock(&mu_);
-    ScheduleLocked();
-  }
-
-  // Called by Fanout when new matching events exist.
   void Wake() {
     absl::MutexLock lock(&mu_);
     wake_pending_ = true;
@@ -69,7 +58,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
     writing_ = false;
     if (finished_) {
       if (pending_finish_) {
-        Finish(*pending_finish_);
+        this->Finish(*pending_finish_);
         pending_finish_.reset();
       }
       return;
@@ -93,9 +82,24 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
     if (remove) delete this;
   }
 
+ protected:
+  // Fills `out` with the next response; false when there is nothing to send
+  // now (a later Wake() says when to try again). An error finishes the
+  // stream with that status.
+  virtual absl::StatusOr<bool> Produce(Response* out) = 0;
+  // Turns a Produce error into the stream's final status.
+  virtual grpc::Status StatusFor(const absl::Status& status) { return ToGrpcStatus(status); }
+
+  // Call once the stream may produce (after setup).
+  void Activate() {
+    absl::MutexLock lock(&mu_);
+    active_ = true;
+    ScheduleLocked();
+  }
+
  private:
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (pumping_ || writing_ || finished_ || subscription_ == nullptr) return;
+    if (!active_ || pumping_ || writing_ || finished_) return;
     pumping_ = true;
     wake_pending_ = false;
     ++pumps_;
@@ -103,19 +107,17 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   }
 
   void Pump() {
-    absl::StatusOr<std::vector<EventPtr>> batch =
-        subscription_->Poll(batch_events_, batch_bytes_);
+    absl::StatusOr<bool> produced = Produce(&response_);
     bool remove;
     {
       absl::MutexLock lock(&mu_);
       pumping_ = false;
       if (!finished_) {
-        if (!batch.ok()) {
-          FinishLocked(StatusFor(batch.status()));
-        } else if (!batch->empty()) {
-          buffer_ = EncodeSubscribeResponse(*batch);
+        if (!produced.ok()) {
+          FinishLocked(StatusFor(produced.status()));
+        } else if (*produced) {
           writing_ = true;
-          StartWrite(&buffer_);
+          this->StartWrite(&response_);
         } else if (wake_pending_) {
           ScheduleLocked();
         }
@@ -126,8 +128,61 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
     if (remove) delete this;
   }
 
+  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    if (writing_) {
+      pending_finish_ = status;  // finished from OnWriteDone
+    } else {
+      this->Finish(status);
+    }
+  }
+
+  Executor* const executor_;
+  Response response_;  // written only by Pump, read by gRPC during a write
+  absl::Mutex mu_;
+  bool active_ ABSL_GUARDED_BY(mu_) = false;
+  bool pumping_ ABSL_GUARDED_BY(mu_) = false;
+  bool wake_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  int pumps_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<grpc::Status> pending_finish_ ABSL_GUARDED_BY(mu_);
+};
+
+// One Subscribe stream: batches from a Fanout subscription, pre-encoded.
+class SubscribeReactor final
+    : public StreamPump<grpc::ServerWriteReactor<grpc::ByteBuffer>, grpc::ByteBuffer> {
+ public:
+  SubscribeReactor(grpc::CallbackServerContext* context, Executor* executor,
+                   size_t batch_events, size_t batch_bytes)
+      : StreamPump(executor),
+        context_(context),
+        batch_events_(batch_events),
+        batch_bytes_(batch_bytes) {}
+
+  ~SubscribeReactor() override { subscription_.reset(); }  // no wake after this
+
+  // Sends the initial metadata at once, so a client can tell the
+  // subscription is registered before any event arrives.
+  void Start(std::unique_ptr<Subscription> subscription) {
+    subscription_ = std::move(subscription);
+    StartSendInitialMetadata();
+    Activate();
+  }
+
+ private:
+  absl::StatusOr<bool> Produce(grpc::ByteBuffer* out) override {
+    absl::StatusOr<std::vector<EventPtr>> batch = subscription_->Poll(batch_events_, batch_bytes_);
+    if (!batch.ok()) return batch.status();
+    if (batch->empty()) return false;
+    *out = EncodeSubscribeResponse(*batch);
+    return true;
+  }
+
   // Adds the resume point to streams that end because the server goes away.
-  grpc::Status StatusFor(const absl::Status& status) {
+  grpc::Status StatusFor(const absl::Status& status) override {
     if (absl::IsUnavailable(status)) {
       uint64_t resume = subscription_->cursor();
       context_->AddTrailingMetadata(kResumeAfterKey, absl::StrCat(resume));
@@ -137,32 +192,102 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
     return ToGrpcStatus(status);
   }
 
-  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_) return;
-    finished_ = true;
-    if (writing_) {
-      pending_finish_ = status;  // finished from OnWriteDone
-    } else {
-      Finish(status);
-    }
-  }
-
   grpc::CallbackServerContext* const context_;
-  Executor* const executor_;
   const size_t batch_events_;
   const size_t batch_bytes_;
   std::unique_ptr<Subscription> subscription_;  // set once by Start
-
-  absl::Mutex mu_;
-  grpc::ByteBuffer buffer_ ABSL_GUARDED_BY(mu_);
-  bool pumping_ ABSL_GUARDED_BY(mu_) = false;
-  bool wake_pending_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  int pumps_ ABSL_GUARDED_BY(mu_) = 0;
-  std::optional<grpc::Status> pending_finish_ ABSL_GUARDED_BY(mu_);
 };
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+// One Consume stream: the first request joins the group; later ones ack,
+// nack or extend; deliveries are written as the member has credit.
+class ConsumeReactor final
+    : public StreamPump<grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>,
+                        v1::ConsumeResponse> {
+ public:
+  ConsumeReactor(GroupManager* groups, Executor* executor)
+      : StreamPump(executor), groups_(groups) {
+    StartRead(&request_);
+  }
+
+  ~ConsumeReactor() override { member_.reset(); }  // no wake after this
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client closed its side or went away
+      FinishNow(grpc::Status::OK);
+      return;
+    }
+    absl::Status status;
+    if (member_ == nullptr) {
+      status = Open();
+    } else {
+      switch (request_.kind_case()) {
+        case v1::ConsumeRequest::kAck:
+          status = member_->Ack(request_.ack().sequences());
+          break;
+        case v1::ConsumeRequest::kNack:
+          status = member_->Nack(request_.nack().sequences(), FromProto(request_.nack().delay()));
+          break;
+        case v1::ConsumeRequest::kExtend:
+          status = member_->Extend(request_.extend().sequences(),
+                                   FromProto(request_.extend().extension()));
+          break;
+        default:
+          status = absl::InvalidArgumentError("after open, send ack, nack or extend");
+      }
+    }
+    if (!status.ok()) {
+      FinishNow(ToGrpcStatus(status));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+ private:
+  absl::Status Open() {
+    if (!request_.has_open()) {
+      return absl::InvalidArgumentError("the first ConsumeRequest must carry open");
+    }
+    max_batch_ = request_.open().max_in_flight() == 0 ? 64 : request_.open().max_in_flight();
+    absl::StatusOr<std::unique_ptr<GroupMember>> member =
+        groups_->Join(request_.open(), [this] { Wake(); });
+    if (!member.ok()) return member.status();
+    member_ = *std::move(member);
+    StartSendInitialMetadata();
+    Activate();
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<bool> Produce(v1::ConsumeResponse* out) override {
+    absl::StatusOr<std::vector<Delivery>> deliveries = member_->Poll(max_batch_);
+    if (!deliveries.ok()) return deliveries.status();
+    if (deliveries->empty()) return false;
+    out->Clear();
+    for (const Delivery& d : *deliveries) {
+      v1::Delivery* proto = out->add_deliveries();
+      *proto->mutable_event() = d.event->event;
+      proto->set_attempt(d.attempt);
+      SetTimestamp(d.deadline, proto->mutable_deadline());
+    }
+    out->set_ignored_acks(member_->ignored());
+    return true;
+  }
+
+  GroupManager* const groups_;
+  v1::ConsumeRequest request_;
+  size_t max_batch_ = 64;
+  std::unique_ptr<GroupMember> member_;  // set once, by the first read
+};
+
+// Finishes a unary call with `status`.
+grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
 
 }  // namespace
 
@@ -190,8 +315,13 @@ grpc::ByteBuffer EncodeSubscribeResponse(const std::vector<EventPtr>& events) {
   return grpc::ByteBuffer(&slice, 1);
 }
 
-EventBrokerService::EventBrokerService(EventLog* log, Fanout* fanout, Options options)
-    : log_(log), fanout_(fanout), options_(options), executor_(options.pump_threads) {}
+EventBrokerService::EventBrokerService(EventLog* log, Fanout* fanout, GroupManager* groups,
+                                       Options options)
+    : log_(log),
+      fanout_(fanout),
+      groups_(groups),
+      options_(options),
+      executor_(options.pump_threads) {}
 
 EventBrokerService::~EventBrokerService() = default;
 
@@ -228,7 +358,6 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* EventBrokerService::Subscribe(
 grpc::ServerUnaryReactor* EventBrokerService::GetEvent(
     grpc::CallbackServerContext* context, const v1::GetEventRequest* request,
     v1::GetEventResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<EventPtr> found;
   switch (request->key_case()) {
     case v1::GetEventRequest::kId:
@@ -251,8 +380,45 @@ grpc::ServerUnaryReactor* EventBrokerService::GetEvent(
       break;
   }
   if (found.ok()) *response->mutable_event() = (*found)->event;
-  reactor->Finish(ToGrpcStatus(found.status()));
-  return reactor;
+  return Reply(context, found.status());
+}
+
+grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* EventBrokerService::Consume(
+    grpc::CallbackServerContext* /*context*/) {
+  return new ConsumeReactor(groups_, &executor_);
+}
+
+grpc::ServerUnaryReactor* EventBrokerService::ListGroups(grpc::CallbackServerContext* context,
+                                                         const v1::ListGroupsRequest* /*request*/,
+                                                         v1::ListGroupsResponse* response) {
+  for (v1::GroupInfo& info : groups_->ListGroups()) *response->add_groups() = std::move(info);
+  return Reply(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* EventBrokerService::DeleteGroup(grpc::CallbackServerContext* context,
+                                                          const v1::DeleteGroupRequest* request,
+                                                          v1::DeleteGroupResponse* /*response*/) {
+  return Reply(context, groups_->DeleteGroup(request->group()));
+}
+
+grpc::ServerUnaryReactor* EventBrokerService::ListDeadLetters(
+    grpc::CallbackServerContext* context, const v1::ListDeadLettersRequest* request,
+    v1::ListDeadLettersResponse* response) {
+  size_t limit = request->limit() == 0 ? 100 : std::min<uint32_t>(request->limit(), 1000);
+  absl::StatusOr<std::vector<v1::DeadLetter>> dead =
+      groups_->ListDeadLetters(request->group(), request->after_sequence(), limit);
+  if (dead.ok()) {
+    for (v1::DeadLetter& d : *dead) *response->add_dead_letters() = std::move(d);
+  }
+  return Reply(context, dead.status());
+}
+
+grpc::ServerUnaryReactor* EventBrokerService::RedriveDeadLetters(
+    grpc::CallbackServerContext* context, const v1::RedriveDeadLettersRequest* request,
+    v1::RedriveDeadLettersResponse* response) {
+  absl::StatusOr<uint64_t> n = groups_->Redrive(request->group(), request->sequences());
+  if (n.ok()) response->set_redriven(*n);
+  return Reply(context, n.status());
 }
 
 }  // namespace hookfan::broker

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "broker/event_log.h"
+#include "broker/consumer_group.h"
 #include "broker/fanout.h"
 #include "common/executor.h"
 #include "grpcpp/grpcpp.h"
@@ -28,11 +29,10 @@ grpc::ByteBuffer EncodeSubscribeResponse(const std::vector<EventPtr>& events);
 // happens when that write completes, so a slow client holds at most one
 // batch and never delays ingestion or other clients.
 //
-// Thread-safe. `log` and `fanout` must outlive it; destroy it only after
+// Thread-safe. `log`, `fanout` and `groups` must outlive it; destroy it only after
 // the grpc::Server using it has shut down.
 class EventBrokerService final
-    : public v1::EventBroker::WithRawCallbackMethod_Subscribe<
-          v1::EventBroker::WithCallbackMethod_GetEvent<v1::EventBroker::Service>> {
+    : public v1::EventBroker::WithRawCallbackMethod_Subscribe<v1::EventBroker::CallbackService> {
  public:
   struct Options {
     int pump_threads = 2;
@@ -41,7 +41,7 @@ class EventBrokerService final
     size_t max_batch_bytes = 1 << 20;  // a single larger event is still sent
   };
 
-  EventBrokerService(EventLog* log, Fanout* fanout, Options options);
+  EventBrokerService(EventLog* log, Fanout* fanout, GroupManager* groups, Options options);
   ~EventBrokerService() override;
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(
@@ -51,9 +51,25 @@ class EventBrokerService final
                                      const v1::GetEventRequest* request,
                                      v1::GetEventResponse* response) override;
 
+  grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* Consume(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* ListGroups(grpc::CallbackServerContext* context,
+                                       const v1::ListGroupsRequest* request,
+                                       v1::ListGroupsResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteGroup(grpc::CallbackServerContext* context,
+                                        const v1::DeleteGroupRequest* request,
+                                        v1::DeleteGroupResponse* response) override;
+  grpc::ServerUnaryReactor* ListDeadLetters(grpc::CallbackServerContext* context,
+                                            const v1::ListDeadLettersRequest* request,
+                                            v1::ListDeadLettersResponse* response) override;
+  grpc::ServerUnaryReactor* RedriveDeadLetters(grpc::CallbackServerContext* context,
+                                               const v1::RedriveDeadLettersRequest* request,
+                                               v1::RedriveDeadLettersResponse* response) override;
+
  private:
   EventLog* const log_;
   Fanout* const fanout_;
+  GroupManager* const groups_;
   const Options options_;
   Executor executor_;
 };

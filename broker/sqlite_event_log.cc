@@ -2,20 +2,13 @@
 
 #include <sqlite3.h>
 
-#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/log.h"
 #include "common/status_macros.h"
 
 namespace hookfan::broker {
 namespace sqlite_internal {
-
-void CloseDb::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-void FinalizeStmt::operator()(sqlite3_stmt* stmt) const {
-  sqlite3_finalize(stmt);
-}
 
 // A read-only connection with its prepared statements. Parameter ?1 of each
 // is the highest published sequence: rows above it are not visible yet.
@@ -31,11 +24,18 @@ struct ReadConnection {
 namespace {
 
 using sqlite_internal::DbPtr;
+using sqlite_internal::ExecSql;
+using sqlite_internal::InWriteTransaction;
+using sqlite_internal::OpenConnection;
+using sqlite_internal::Prepare;
+using sqlite_internal::Query;
+using sqlite_internal::QueryInt;
 using sqlite_internal::ReadConnection;
+using sqlite_internal::SqliteError;
 using sqlite_internal::StmtPtr;
+using sqlite_internal::ToSql;
 
 constexpr int64_t kSchemaVersion = 1;
-constexpr int kBusyTimeoutMs = 5000;
 
 // auto_vacuum only takes effect before the first table is created. The
 // schema_version inserted is kSchemaVersion.
@@ -74,112 +74,8 @@ constexpr char kAtTimeSql[] =
     "SELECT min(seq) FROM events INDEXED BY events_by_time "
     "WHERE seq <= ?1 AND time_us >= ?2";
 
-// The one mapping from SQLite result codes to the codes EventLog promises.
-// The message reads "<action> <path>: <sqlite message>".
-absl::Status SqliteError(int rc, sqlite3* db, absl::string_view action,
-                         absl::string_view path) {
-  std::string message =
-      absl::StrCat(action, " ", path, ": ",
-                   db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-  switch (rc & 0xff) {
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return absl::DataLossError(message);
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-    case SQLITE_NOMEM:
-    case SQLITE_READONLY:
-    case SQLITE_IOERR:
-    case SQLITE_FULL:
-    case SQLITE_CANTOPEN:
-    case SQLITE_PROTOCOL:
-    case SQLITE_PERM:
-      return absl::UnavailableError(message);
-    default:  // SQL or usage errors: bugs in this file.
-      return absl::InternalError(message);
-  }
-}
-
-// Sequences and limits fit SQLite's signed integers; larger values mean
-// "unbounded".
-int64_t ToSql(uint64_t value) {
-  return static_cast<int64_t>(
-      std::min<uint64_t>(value, std::numeric_limits<int64_t>::max()));
-}
-
 int64_t TimeMicros(const google::protobuf::Timestamp& time) {
   return time.seconds() * 1'000'000 + time.nanos() / 1'000;
-}
-
-// One execution of a prepared statement. Resets it when done, which ends
-// its read snapshot.
-class Query {
- public:
-  explicit Query(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ~Query() { sqlite3_reset(stmt_); }
-  Query(const Query&) = delete;
-  Query& operator=(const Query&) = delete;
-
-  // Strings and blobs must outlive the step: they are not copied.
-  Query& Bind(int index, int64_t value) {
-    sqlite3_bind_int64(stmt_, index, value);
-    return *this;
-  }
-  Query& BindText(int index, std::string_view value) {
-    sqlite3_bind_text(stmt_, index, value.data(), value.size(), SQLITE_STATIC);
-    return *this;
-  }
-  Query& BindBlob(int index, std::string_view value) {
-    sqlite3_bind_blob(stmt_, index, value.data(), value.size(), SQLITE_STATIC);
-    return *this;
-  }
-  int Step() { return sqlite3_step(stmt_); }
-  sqlite3_stmt* stmt() const { return stmt_; }
-  sqlite3* db() const { return sqlite3_db_handle(stmt_); }
-
- private:
-  sqlite3_stmt* const stmt_;
-};
-
-absl::StatusOr<DbPtr> OpenConnection(const std::string& path, int flags) {
-  sqlite3* raw = nullptr;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
-  DbPtr db(raw);
-  if (rc != SQLITE_OK) return SqliteError(rc, db.get(), "open", path);
-  sqlite3_extended_result_codes(db.get(), 1);
-  sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
-  return db;
-}
-
-absl::StatusOr<StmtPtr> Prepare(sqlite3* db, std::string_view sql,
-                                absl::string_view path) {
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v3(db, sql.data(), sql.size(),
-                              SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
-  StmtPtr stmt(raw);
-  if (rc != SQLITE_OK) return SqliteError(rc, db, "open", path);
-  return stmt;
-}
-
-absl::Status ExecSql(sqlite3* db, const char* sql, absl::string_view action,
-                     absl::string_view path) {
-  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return SqliteError(rc, db, action, path);
-  return absl::OkStatus();
-}
-
-// Steps a query whose one row holds one nullable integer: returns it, or
-// `if_null`.
-absl::StatusOr<int64_t> QueryInt(Query& query, int64_t if_null,
-                                 absl::string_view action,
-                                 absl::string_view path) {
-  int rc = query.Step();
-  if (rc == SQLITE_ROW && sqlite3_column_type(query.stmt(), 0) != SQLITE_NULL) {
-    return sqlite3_column_int64(query.stmt(), 0);
-  }
-  if (rc == SQLITE_ROW || rc == SQLITE_DONE) return if_null;
-  return SqliteError(rc, query.db(), action, path);
 }
 
 // Prepares and runs `sql` (one integer column) at open; 0 if it yields no
@@ -351,12 +247,10 @@ void SqliteEventLog::WriterLoop() {
 
 void SqliteEventLog::CommitGroup(absl::Span<Request* const> group) {
   std::vector<EventPtr> committed;
-  if (absl::Status status = WriteGroup(group, &committed); !status.ok()) {
-    if (!sqlite3_get_autocommit(db_.get())) {
-      if (absl::Status rollback = Exec("ROLLBACK"); !rollback.ok()) {
-        log::Error("rollback failed", {{"error", rollback.ToString()}});
-      }
-    }
+  if (absl::Status status =
+          InWriteTransaction(db_.get(), "append to", path_,
+                             [&] { return WriteGroup(group, &committed); });
+      !status.ok()) {
     for (Request* request : group) request->status = status;
   } else if (!committed.empty()) {
     last_sequence_.store(committed.back()->event.sequence(),
@@ -381,7 +275,6 @@ void SqliteEventLog::CommitGroup(absl::Span<Request* const> group) {
 absl::Status SqliteEventLog::WriteGroup(absl::Span<Request* const> group,
                                         std::vector<EventPtr>* committed) {
   uint64_t next = last_sequence_.load(std::memory_order_relaxed) + 1;
-  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   for (Request* request : group) {
     // A savepoint per batch lets a duplicate id undo its own batch only.
     RETURN_IF_ERROR(Exec("SAVEPOINT batch"));
@@ -399,7 +292,7 @@ absl::Status SqliteEventLog::WriteGroup(absl::Span<Request* const> group,
       return status;
     }
   }
-  return Exec("COMMIT");
+  return absl::OkStatus();
 }
 
 absl::Status SqliteEventLog::InsertBatch(absl::Span<const v1::Event> events,

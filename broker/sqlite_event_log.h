@@ -14,22 +14,11 @@
 
 #include "absl/base/thread_annotations.h"
 #include "broker/event_log.h"
-
-struct sqlite3;
-struct sqlite3_stmt;
+#include "broker/sqlite_util.h"
 
 namespace hookfan::broker {
 
 namespace sqlite_internal {
-// Owners of SQLite handles (defined in sqlite_event_log.cc).
-struct CloseDb {
-  void operator()(sqlite3* db) const;
-};
-struct FinalizeStmt {
-  void operator()(sqlite3_stmt* stmt) const;
-};
-using DbPtr = std::unique_ptr<sqlite3, CloseDb>;
-using StmtPtr = std::unique_ptr<sqlite3_stmt, FinalizeStmt>;
 struct ReadConnection;
 }  // namespace sqlite_internal
 

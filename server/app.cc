@@ -4,9 +4,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "broker/consumer_group.h"
 #include "broker/fanout.h"
 #include "broker/grpc_service.h"
 #include "broker/sqlite_event_log.h"
+#include "broker/sqlite_group_store.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/uuid.h"
@@ -56,10 +58,13 @@ absl::Status App::Start(Config config) {
   ASSIGN_OR_RETURN(log_, broker::SqliteEventLog::Open(db_path, {}));
   fanout_ = std::make_unique<broker::Fanout>(log_.get(), broker::Fanout::Options{});
   log_->SetCommitListener(fanout_.get());
+  ASSIGN_OR_RETURN(group_store_, broker::SqliteGroupStore::Open(db_path));
+  ASSIGN_OR_RETURN(groups_, broker::GroupManager::Create(log_.get(), fanout_.get(),
+                                                         group_store_.get(), {}));
 
   // gRPC: EventBroker, grpc.health.v1 and reflection.
   service_ = std::make_unique<broker::EventBrokerService>(
-      log_.get(), fanout_.get(), broker::EventBrokerService::Options{});
+      log_.get(), fanout_.get(), groups_.get(), broker::EventBrokerService::Options{});
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -123,6 +128,7 @@ void App::Drain() {
     if (http_thread_.joinable()) http_thread_.join();
     log::Info("drain: webhooks finished");
   }
+  if (groups_ != nullptr) groups_->Shutdown();  // members end UNAVAILABLE; unacked redeliver
   if (fanout_ != nullptr) fanout_->Shutdown();  // streams end UNAVAILABLE + resume
   log::Info("drain: streams told to end");
   if (grpc_server_ != nullptr) {
@@ -132,6 +138,8 @@ void App::Drain() {
     log::Info("drain: gRPC stopped");
   }
   service_.reset();
+  groups_.reset();
+  group_store_.reset();
   if (log_ != nullptr) log_->SetCommitListener(nullptr);
   fanout_.reset();
   log_.reset();

@@ -18,6 +18,8 @@ namespace broker {
 class EventBrokerService;
 class EventLog;
 class Fanout;
+class GroupManager;
+class GroupStore;
 }  // namespace broker
 namespace ingress {
 class HttpServer;
@@ -69,6 +71,8 @@ class App {
   std::atomic<bool> draining_{false};
   std::unique_ptr<broker::EventLog> log_;
   std::unique_ptr<broker::Fanout> fanout_;
+  std::unique_ptr<broker::GroupStore> group_store_;
+  std::unique_ptr<broker::GroupManager> groups_;
   std::unique_ptr<broker::EventBrokerService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<ingress::WebhookHandler> webhooks_;

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,73 @@
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "hookfan/v1/broker.grpc.pb.h"
+
+namespace {
+
+// Prints one event as a JSON line. Returns false once --max is reached.
+class Printer {
+ public:
+  explicit Printer(std::optional<uint64_t> max) : max_(max) { json_.add_whitespace = false; }
+
+  bool Print(const hookfan::v1::Event& event) {
+    std::string line;
+    google::protobuf::util::MessageToJsonString(event, &line, json_);
+    std::cout << line << "\n";
+    return !(max_ && ++printed_ >= *max_);
+  }
+  bool done() const { return max_ && printed_ >= *max_; }
+
+ private:
+  google::protobuf::util::JsonPrintOptions json_;
+  std::optional<uint64_t> max_;
+  uint64_t printed_ = 0;
+};
+
+grpc::Status Subscribe(hookfan::v1::EventBroker::Stub& stub, grpc::ClientContext* context,
+                       const hookfan::tail::Options& options, Printer& printer) {
+  auto reader = stub.Subscribe(context, options.request);
+  hookfan::v1::SubscribeResponse response;
+  while (reader->Read(&response)) {
+    for (const hookfan::v1::Event& event : response.events()) {
+      if (!printer.Print(event)) {
+        std::cout.flush();
+        context->TryCancel();
+        break;
+      }
+    }
+    std::cout.flush();
+  }
+  return reader->Finish();
+}
+
+// Joins the group and acks each batch once it is printed.
+grpc::Status Consume(hookfan::v1::EventBroker::Stub& stub, grpc::ClientContext* context,
+                     const hookfan::tail::Options& options, Printer& printer) {
+  auto stream = stub.Consume(context);
+  hookfan::v1::ConsumeRequest open;
+  open.mutable_open()->set_group(options.group);
+  *open.mutable_open()->mutable_filter() = options.request.filter();
+  *open.mutable_open()->mutable_start() = options.request.start();
+  stream->Write(open);
+  hookfan::v1::ConsumeResponse response;
+  bool more = true;
+  while (more && stream->Read(&response)) {
+    hookfan::v1::ConsumeRequest ack;
+    for (const hookfan::v1::Delivery& d : response.deliveries()) {
+      more = printer.Print(d.event());
+      ack.mutable_ack()->add_sequences(d.event().sequence());
+      if (!more) break;
+    }
+    std::cout.flush();
+    stream->Write(ack);
+  }
+  if (!more) {
+    stream->WritesDone();  // the server finishes the stream after the last ack
+  }
+  return stream->Finish();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -34,27 +102,10 @@ int main(int argc, char** argv) {
   }
   auto stub = hookfan::v1::EventBroker::NewStub(channel);
   grpc::ClientContext context;
-  std::unique_ptr<grpc::ClientReader<hookfan::v1::SubscribeResponse>> reader =
-      stub->Subscribe(&context, options->request);
-
-  google::protobuf::util::JsonPrintOptions json;
-  json.add_whitespace = false;
-  uint64_t printed = 0;
-  hookfan::v1::SubscribeResponse response;
-  while (reader->Read(&response)) {
-    for (const hookfan::v1::Event& event : response.events()) {
-      std::string line;
-      google::protobuf::util::MessageToJsonString(event, &line, json);
-      std::cout << line << "\n";
-      if (options->max_events && ++printed >= *options->max_events) {
-        std::cout.flush();
-        context.TryCancel();
-        return 0;
-      }
-    }
-    std::cout.flush();
-  }
-  grpc::Status status = reader->Finish();
+  Printer printer(options->max_events);
+  grpc::Status status = options->group.empty() ? Subscribe(*stub, &context, *options, printer)
+                                               : Consume(*stub, &context, *options, printer);
+  if (printer.done()) return 0;
   std::cerr << "hookfan-tail: stream ended: " << status.error_code() << " "
             << status.error_message() << "\n";
   return status.ok() ? 0 : 1;

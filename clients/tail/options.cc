@@ -11,7 +11,8 @@ namespace hookfan::tail {
 const char kUsage[] =
     "Usage: hookfan-tail [--server HOST:PORT] [--type PATTERN]... [--action PATTERN]...\n"
     "                    [--platform NAME]... [--organization ID]...\n"
-    "                    [--from earliest|latest|SEQUENCE] [--max N] [--connect-timeout SECONDS]\n"
+    "                    [--from earliest|latest|SEQUENCE] [--group NAME] [--max N]\n"
+    "                    [--connect-timeout SECONDS]\n"
     "\n"
     "Streams hookfan events matching the filter and prints one JSON object per\n"
     "event per line (protobuf JSON mapping).\n"
@@ -21,6 +22,9 @@ const char kUsage[] =
     "  --platform         android|apple|windows|aosp|other (or emm, adm, win, aos)\n"
     "  --organization     organization id\n"
     "  --from             earliest, latest (default), or a sequence to start at\n"
+    "  --group            consume as a member of this consumer group (created on\n"
+    "                     first use with the filter and --from), acking each event\n"
+    "                     after printing it\n"
     "  --max              exit after N events\n"
     "  --connect-timeout  seconds to wait for the server (default 5)\n";
 
@@ -66,6 +70,8 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
     }
     if (flag == "--server") {
       o.server = value;
+    } else if (flag == "--group") {
+      o.group = value;
     } else if (flag == "--type") {
       filter->add_types(value);
     } else if (flag == "--action") {

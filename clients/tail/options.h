@@ -14,6 +14,7 @@ namespace hookfan::tail {
 struct Options {
   std::string server = "127.0.0.1:9090";
   v1::SubscribeRequest request;
+  std::string group;  // non-empty: consume as a member of this group, acking after printing
   std::optional<uint64_t> max_events;  // exit after this many
   int connect_timeout_seconds = 5;
   bool help = false;

@@ -1,0 +1,597 @@
+#include "broker/consumer_group.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+
+namespace hookfan::broker {
+namespace {
+
+constexpr uint32_t kDefaultMaxInFlight = 64;
+constexpr uint32_t kMaxMaxInFlight = 10000;
+constexpr uint32_t kDefaultMaxDeliveries = 5;
+constexpr absl::Duration kDefaultAckDeadline = absl::Seconds(30);
+constexpr size_t kFillBatch = 256;
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+// The part of ConsumerOpen that defines a group (fixed at creation).
+v1::ConsumerOpen GroupConfig(const v1::ConsumerOpen& open) {
+  v1::ConsumerOpen config;
+  config.set_group(open.group());
+  *config.mutable_filter() = open.filter();
+  config.set_max_deliveries(open.max_deliveries() == 0 ? kDefaultMaxDeliveries
+                                                       : open.max_deliveries());
+  config.set_key_ordered(open.key_ordered());
+  return config;
+}
+
+absl::Status NoGroup(const std::string& name) {
+  return absl::NotFoundError(absl::StrCat("no consumer group \"", name, "\""));
+}
+
+}  // namespace
+
+absl::Status ValidateGroupName(const std::string& name) {
+  bool ok = !name.empty() && name.size() <= 128 &&
+            std::all_of(name.begin(), name.end(), [](char c) {
+              return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+                     c == '-';
+            });
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "invalid group name \"", name.substr(0, 128), "\": use 1 to 128 characters of [A-Za-z0-9._-]"));
+}
+
+struct GroupManager::Pending {
+  enum class State { kReady, kLeased, kWaiting };
+  EventPtr event;
+  uint32_t attempts = 0;  // deliveries so far
+  State state = State::kReady;
+  uint64_t member = 0;    // kLeased: holder
+  absl::Time due = {};    // kLeased: deadline; kWaiting: not before
+};
+
+struct GroupManager::Member {
+  uint64_t id = 0;
+  std::string group;
+  uint32_t max_in_flight = kDefaultMaxInFlight;
+  absl::Duration ack_deadline = kDefaultAckDeadline;
+  // Guarded by GroupManager::mu_.
+  uint32_t in_flight = 0;
+  bool parked = false;
+  uint64_t ignored = 0;
+
+  void Wake() {
+    absl::MutexLock lock(&wake_mu);
+    if (wake) wake();
+  }
+  absl::Mutex wake_mu;
+  std::function<void()> wake ABSL_GUARDED_BY(wake_mu);
+};
+
+struct GroupManager::Group {
+  std::string name;
+  v1::ConsumerOpen config;  // GroupConfig()
+  std::unique_ptr<Subscription> reader;  // destroyed only outside mu_
+  bool deleted = false;
+  // Guarded by GroupManager::mu_.
+  uint64_t floor = 0;
+  std::set<uint64_t> acked_above;  // restored: skip when re-read
+  std::set<uint64_t> dead_above;   // dead and above the floor: skip when re-read
+  uint64_t dead_letters = 0;
+  std::map<uint64_t, Pending> pending;
+  std::set<uint64_t> ready;
+  std::map<std::string, std::set<uint64_t>> by_key;  // key_ordered only
+  std::map<uint64_t, std::shared_ptr<Member>> members;
+};
+
+GroupManager::GroupManager(EventLog* log, Fanout* fanout, GroupStore* store, Options options)
+    : log_(log), fanout_(fanout), store_(store), options_(options) {}
+
+absl::StatusOr<std::unique_ptr<GroupManager>> GroupManager::Create(EventLog* log, Fanout* fanout,
+                                                                   GroupStore* store,
+                                                                   Options options) {
+  std::unique_ptr<GroupManager> m(new GroupManager(log, fanout, store, options));
+  RETURN_IF_ERROR(m->Load());
+  if (options.start_ticker) m->ticker_ = std::thread([mp = m.get()] { mp->TickerLoop(); });
+  return m;
+}
+
+GroupManager::~GroupManager() {
+  stop_ticker_.Notify();
+  if (ticker_.joinable()) ticker_.join();
+  Shutdown();
+  std::vector<std::unique_ptr<Subscription>> readers;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [name, g] : groups_) readers.push_back(std::move(g->reader));
+  }
+  readers.clear();  // outside mu_: a log wake in progress needs mu_
+}
+
+absl::Status GroupManager::Load() {
+  // Runs before the manager is shared: groups are built unlocked (a log
+  // reader must never be created or destroyed under mu_), then published.
+  ASSIGN_OR_RETURN(std::vector<GroupStore::GroupRecord> records, store_->LoadGroups());
+  std::vector<std::shared_ptr<Group>> loaded;
+  for (GroupStore::GroupRecord& r : records) {
+    auto g = std::make_shared<Group>();
+    g->name = r.name;
+    if (!g->config.ParseFromString(r.config)) {
+      return absl::DataLossError(absl::StrCat("consumer group \"", r.name, "\" config does not decode"));
+    }
+    g->floor = r.floor;
+    g->acked_above.insert(r.acked_above_floor.begin(), r.acked_above_floor.end());
+    g->dead_above.insert(r.dead_above_floor.begin(), r.dead_above_floor.end());
+    g->dead_letters = r.dead_letters;
+    v1::StartPosition start;
+    start.set_after_sequence(r.floor);
+    ASSIGN_OR_RETURN(g->reader, OpenReader(g.get(), start));
+    for (const auto& [seq, attempts] : r.attempts) {
+      ASSIGN_OR_RETURN(std::vector<EventPtr> read, log_->Read(seq, 1));
+      if (!read.empty() && read.front()->event.sequence() == seq) {
+        absl::MutexLock lock(&mu_);
+        AddPendingLocked(g.get(), read.front(), attempts);
+      }
+    }
+    loaded.push_back(std::move(g));
+  }
+  absl::MutexLock lock(&mu_);
+  for (auto& g : loaded) groups_[g->name] = std::move(g);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Subscription>> GroupManager::OpenReader(
+    Group* g, const v1::StartPosition& start) {
+  return fanout_->Subscribe(g->config.filter(), start, [this, g] { OnLogWake(g); });
+}
+
+absl::StatusOr<std::unique_ptr<GroupMember>> GroupManager::Join(const v1::ConsumerOpen& open,
+                                                                std::function<void()> wake) {
+  RETURN_IF_ERROR(ValidateGroupName(open.group()));
+  if (open.max_in_flight() > kMaxMaxInFlight) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_in_flight must be at most ", kMaxMaxInFlight));
+  }
+  absl::Duration deadline =
+      open.has_ack_deadline() ? FromProto(open.ack_deadline()) : kDefaultAckDeadline;
+  if (deadline < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("ack_deadline must be at least 1s");
+  }
+  auto member = std::make_shared<Member>();
+  member->group = open.group();
+  member->max_in_flight = open.max_in_flight() == 0 ? kDefaultMaxInFlight : open.max_in_flight();
+  member->ack_deadline = deadline;
+  {
+    absl::MutexLock lock(&member->wake_mu);
+    member->wake = std::move(wake);
+  }
+  v1::ConsumerOpen config = GroupConfig(open);
+
+  // A new group's reader is made before taking mu_ (lock order: a log
+  // wake holds the reader's lock, then takes mu_).
+  std::shared_ptr<Group> created;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!groups_.contains(open.group())) {
+      created = std::make_shared<Group>();
+      created->name = open.group();
+      created->config = config;
+    }
+  }
+  if (created != nullptr) {
+    ASSIGN_OR_RETURN(created->reader, OpenReader(created.get(), open.start()));
+    created->floor = created->reader->cursor();
+  }
+  absl::Status status = AddMember(member, config, created);
+  if (created != nullptr && created->reader != nullptr) created->reader.reset();  // not adopted
+  RETURN_IF_ERROR(status);
+  return std::unique_ptr<GroupMember>(new GroupMember(this, std::move(member)));
+}
+
+absl::Status GroupManager::AddMember(const std::shared_ptr<Member>& member,
+                                      const v1::ConsumerOpen& config,
+                                      std::shared_ptr<Group>& created) {
+  absl::MutexLock lock(&mu_);
+  if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
+  auto it = groups_.find(config.group());
+  if (it == groups_.end()) {
+    if (created == nullptr) return absl::AbortedError("consumer group was deleted while joining");
+    RETURN_IF_ERROR(store_->CreateGroup(created->name, config.SerializeAsString(), created->floor));
+    log::Info("consumer group created", {{"group", created->name}, {"floor", created->floor}});
+    it = groups_.emplace(created->name, std::move(created)).first;
+    created = nullptr;
+  } else if (it->second->config.SerializeAsString() != config.SerializeAsString()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "consumer group \"", config.group(),
+        "\" exists with a different filter, max_deliveries or key_ordered; delete it to change them"));
+  }
+  member->id = next_member_id_++;
+  it->second->members[member->id] = member;
+  return absl::OkStatus();
+}
+
+void GroupManager::AddPendingLocked(Group* g, EventPtr event, uint32_t attempts) {
+  uint64_t seq = event->event.sequence();
+  if (g->config.key_ordered()) g->by_key[event->event.key()].insert(seq);
+  g->pending[seq] = Pending{.event = std::move(event), .attempts = attempts};
+  g->ready.insert(seq);
+}
+
+void GroupManager::RemovePendingLocked(Group* g, uint64_t seq) {
+  auto it = g->pending.find(seq);
+  if (it == g->pending.end()) return;
+  if (g->config.key_ordered()) {
+    auto k = g->by_key.find(it->second.event->event.key());
+    k->second.erase(seq);
+    if (k->second.empty()) g->by_key.erase(k);
+  }
+  g->ready.erase(seq);
+  g->pending.erase(it);
+}
+
+bool GroupManager::EligibleLocked(const Group* g, uint64_t seq) const {
+  if (!g->config.key_ordered()) return true;
+  const std::string& key = g->pending.at(seq).event->event.key();
+  return *g->by_key.at(key).begin() == seq;
+}
+
+absl::Status GroupManager::FillLocked(Group* g, size_t want) {
+  // Takes events from the log until enough are ready or the log is drained.
+  while (g->ready.size() < want && g->pending.size() < options_.max_pending) {
+    size_t room = std::min(kFillBatch, options_.max_pending - g->pending.size());
+    ASSIGN_OR_RETURN(std::vector<EventPtr> batch, g->reader->Poll(room, 4 << 20));
+    if (batch.empty()) break;  // the reader is parked: OnLogWake will follow
+    for (EventPtr& e : batch) {
+      uint64_t seq = e->event.sequence();
+      if (g->acked_above.erase(seq) > 0 || g->dead_above.contains(seq) ||
+          g->pending.contains(seq)) {
+        continue;
+      }
+      AddPendingLocked(g, std::move(e), 0);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Delivery>> GroupManager::Poll(Member* m, size_t max) {
+  absl::MutexLock lock(&mu_);
+  if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
+  auto it = groups_.find(m->group);
+  if (it == groups_.end() || it->second->deleted) {
+    return absl::AbortedError(absl::StrCat("consumer group \"", m->group, "\" was deleted"));
+  }
+  Group* g = it->second.get();
+  size_t credits = std::min<size_t>(max, m->max_in_flight - std::min(m->in_flight, m->max_in_flight));
+  std::vector<Delivery> out;
+  if (credits > 0) {
+    RETURN_IF_ERROR(FillLocked(g, credits));
+    std::vector<uint64_t> chosen;
+    for (uint64_t seq : g->ready) {
+      if (chosen.size() >= credits) break;
+      if (EligibleLocked(g, seq)) chosen.push_back(seq);
+    }
+    GroupStore::Changes changes;
+    for (uint64_t seq : chosen) changes.set_attempts.emplace_back(seq, g->pending[seq].attempts + 1);
+    RaiseFloorLocked(g, &changes);
+    if (!changes.empty()) RETURN_IF_ERROR(store_->Apply(g->name, changes));
+    absl::Time deadline = options_.clock->Now() + m->ack_deadline;
+    for (uint64_t seq : chosen) {
+      Pending& p = g->pending[seq];
+      p.attempts++;
+      p.state = Pending::State::kLeased;
+      p.member = m->id;
+      p.due = deadline;
+      g->ready.erase(seq);
+      m->in_flight++;
+      out.push_back(Delivery{p.event, p.attempts, deadline});
+    }
+  }
+  m->parked = out.empty();
+  return out;
+}
+
+void GroupManager::FailLocked(Group* g, uint64_t seq, absl::Duration delay, absl::Time now,
+                              GroupStore::Changes* changes) {
+  Pending& p = g->pending[seq];
+  if (p.attempts >= g->config.max_deliveries()) {
+    changes->dead.push_back({seq, p.attempts, now});
+    changes->clear_attempts.push_back(seq);
+    g->dead_above.insert(seq);
+    g->dead_letters++;
+    log::Warn("event dead-lettered", {{"group", g->name}, {"sequence", seq}, {"attempts", p.attempts}});
+    RemovePendingLocked(g, seq);
+  } else if (delay <= absl::ZeroDuration()) {
+    p.state = Pending::State::kReady;
+    g->ready.insert(seq);
+  } else {
+    p.state = Pending::State::kWaiting;
+    p.due = now + delay;
+  }
+}
+
+void GroupManager::RaiseFloorLocked(Group* g, GroupStore::Changes* changes) {
+  uint64_t candidate = g->pending.empty() ? g->reader->cursor() : g->pending.begin()->first - 1;
+  if (candidate <= g->floor) return;
+  g->floor = candidate;
+  changes->floor = candidate;
+  g->acked_above.erase(g->acked_above.begin(), g->acked_above.upper_bound(candidate));
+  g->dead_above.erase(g->dead_above.begin(), g->dead_above.upper_bound(candidate));
+}
+
+void GroupManager::CollectWakesLocked(Group* g, std::vector<std::shared_ptr<Member>>* out) {
+  for (auto& [id, m] : g->members) {
+    if (m->parked && m->in_flight < m->max_in_flight) {
+      m->parked = false;
+      out->push_back(m);
+    }
+  }
+}
+
+void GroupManager::WakeAll(const std::vector<std::shared_ptr<Member>>& members) {
+  for (const auto& m : members) m->Wake();
+}
+
+absl::Status GroupManager::Settle(Member* m, absl::Span<const uint64_t> sequences, bool ack,
+                                  absl::Duration delay) {
+  std::vector<std::shared_ptr<Member>> wakes;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = groups_.find(m->group);
+    if (it == groups_.end() || it->second->deleted) return absl::OkStatus();
+    Group* g = it->second.get();
+    absl::Time now = options_.clock->Now();
+    GroupStore::Changes changes;
+    for (uint64_t seq : sequences) {
+      auto p = g->pending.find(seq);
+      if (p == g->pending.end() || p->second.state != Pending::State::kLeased ||
+          p->second.member != m->id) {
+        m->ignored++;
+        continue;
+      }
+      m->in_flight--;
+      if (ack) {
+        changes.acked.push_back(seq);
+        changes.clear_attempts.push_back(seq);
+        if (seq > g->floor) g->acked_above.insert(seq);
+        RemovePendingLocked(g, seq);
+      } else {
+        FailLocked(g, seq, delay, now, &changes);
+      }
+    }
+    RaiseFloorLocked(g, &changes);
+    if (!changes.empty()) RETURN_IF_ERROR(store_->Apply(g->name, changes));
+    CollectWakesLocked(g, &wakes);
+  }
+  WakeAll(wakes);
+  return absl::OkStatus();
+}
+
+absl::Status GroupManager::Extend(Member* m, absl::Span<const uint64_t> sequences,
+                                  absl::Duration extension) {
+  absl::MutexLock lock(&mu_);
+  auto it = groups_.find(m->group);
+  if (it == groups_.end()) return absl::OkStatus();
+  absl::Time due = options_.clock->Now() + extension;
+  for (uint64_t seq : sequences) {
+    auto p = it->second->pending.find(seq);
+    if (p != it->second->pending.end() && p->second.state == Pending::State::kLeased &&
+        p->second.member == m->id) {
+      p->second.due = due;
+    } else {
+      m->ignored++;
+    }
+  }
+  return absl::OkStatus();
+}
+
+void GroupManager::Tick() {
+  std::vector<std::shared_ptr<Member>> wakes;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Time now = options_.clock->Now();
+    for (auto& [name, g] : groups_) {
+      GroupStore::Changes changes;
+      std::vector<uint64_t> expired, due;
+      for (auto& [seq, p] : g->pending) {
+        if (p.state == Pending::State::kLeased && p.due <= now) expired.push_back(seq);
+        if (p.state == Pending::State::kWaiting && p.due <= now) due.push_back(seq);
+      }
+      for (uint64_t seq : due) {
+        g->pending[seq].state = Pending::State::kReady;
+        g->ready.insert(seq);
+      }
+      for (uint64_t seq : expired) {
+        Pending& p = g->pending[seq];
+        if (auto m = g->members.find(p.member); m != g->members.end()) m->second->in_flight--;
+        absl::Duration backoff = std::min(
+            options_.backoff_base * (int64_t{1} << std::min<uint32_t>(p.attempts - 1, 20)),
+            options_.backoff_max);
+        FailLocked(g.get(), seq, backoff, now, &changes);
+      }
+      RaiseFloorLocked(g.get(), &changes);
+      if (!changes.empty()) {
+        if (absl::Status s = store_->Apply(g->name, changes); !s.ok()) {
+          log::Error("consumer group state not saved", {{"group", name}, {"error", s.ToString()}});
+        }
+      }
+      if (!due.empty() || !expired.empty()) CollectWakesLocked(g.get(), &wakes);
+    }
+  }
+  WakeAll(wakes);
+}
+
+void GroupManager::OnLogWake(Group* g) {
+  std::vector<std::shared_ptr<Member>> wakes;
+  {
+    absl::MutexLock lock(&mu_);
+    if (g->deleted) return;
+    CollectWakesLocked(g, &wakes);
+  }
+  WakeAll(wakes);
+}
+
+void GroupManager::TickerLoop() {
+  while (!stop_ticker_.WaitForNotificationWithTimeout(options_.tick_interval)) Tick();
+}
+
+void GroupManager::Leave(Member* m) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = groups_.find(m->group); it != groups_.end()) it->second->members.erase(m->id);
+  }
+  absl::MutexLock lock(&m->wake_mu);  // waits out a wake in progress
+  m->wake = nullptr;
+}
+
+std::vector<v1::GroupInfo> GroupManager::ListGroups() {
+  absl::MutexLock lock(&mu_);
+  std::vector<v1::GroupInfo> out;
+  uint64_t last = log_->LastSequence();
+  for (const auto& [name, g] : groups_) {
+    v1::GroupInfo& info = out.emplace_back();
+    info.set_name(name);
+    *info.mutable_filter() = g->config.filter();
+    info.set_max_deliveries(g->config.max_deliveries());
+    info.set_key_ordered(g->config.key_ordered());
+    info.set_ack_floor(g->floor);
+    uint64_t cursor = g->reader->cursor();
+    info.set_lag(last > cursor ? last - cursor : 0);
+    info.set_pending(g->pending.size());
+    info.set_in_flight(std::count_if(g->pending.begin(), g->pending.end(), [](const auto& p) {
+      return p.second.state == Pending::State::kLeased;
+    }));
+    info.set_dead_letters(g->dead_letters);
+    info.set_members(g->members.size());
+  }
+  return out;
+}
+
+absl::Status GroupManager::DeleteGroup(const std::string& name) {
+  std::shared_ptr<Group> g;
+  std::vector<std::shared_ptr<Member>> wakes;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = groups_.find(name);
+    if (it == groups_.end()) return NoGroup(name);
+    RETURN_IF_ERROR(store_->DeleteGroup(name));
+    g = it->second;
+    g->deleted = true;
+    groups_.erase(it);
+    for (auto& [id, m] : g->members) wakes.push_back(m);
+  }
+  g->reader.reset();  // outside mu_
+  WakeAll(wakes);     // their Poll now fails with ABORTED
+  log::Info("consumer group deleted", {{"group", name}});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<v1::DeadLetter>> GroupManager::ListDeadLetters(const std::string& name,
+                                                                          uint64_t after,
+                                                                          size_t limit) {
+  ASSIGN_OR_RETURN(std::vector<GroupStore::DeadLetterRecord> records,
+                   store_->ListDeadLetters(name, after, limit));
+  std::vector<v1::DeadLetter> out;
+  for (const GroupStore::DeadLetterRecord& r : records) {
+    v1::DeadLetter& d = out.emplace_back();
+    ASSIGN_OR_RETURN(std::vector<EventPtr> read, log_->Read(r.sequence, 1));
+    if (!read.empty() && read.front()->event.sequence() == r.sequence) {
+      *d.mutable_event() = read.front()->event;
+    } else {
+      d.mutable_event()->set_sequence(r.sequence);  // removed by retention since
+    }
+    d.set_attempts(r.attempts);
+    SetTimestamp(r.time, d.mutable_time());
+  }
+  return out;
+}
+
+absl::StatusOr<uint64_t> GroupManager::Redrive(const std::string& name,
+                                               absl::Span<const uint64_t> sequences) {
+  std::vector<GroupStore::DeadLetterRecord> records;
+  if (sequences.empty()) {
+    for (uint64_t after = 0;;) {
+      ASSIGN_OR_RETURN(auto page, store_->ListDeadLetters(name, after, 1000));
+      if (page.empty()) break;
+      after = page.back().sequence;
+      records.insert(records.end(), page.begin(), page.end());
+    }
+  } else {
+    std::vector<uint64_t> wanted(sequences.begin(), sequences.end());
+    std::sort(wanted.begin(), wanted.end());
+    for (uint64_t seq : wanted) {
+      ASSIGN_OR_RETURN(auto one, store_->ListDeadLetters(name, seq - 1, 1));
+      if (!one.empty() && one.front().sequence == seq) records.push_back(one.front());
+    }
+  }
+  std::vector<std::shared_ptr<Member>> wakes;
+  uint64_t redriven = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = groups_.find(name);
+    if (it == groups_.end()) return NoGroup(name);
+    Group* g = it->second.get();
+    GroupStore::Changes changes;
+    std::vector<EventPtr> events;
+    for (const GroupStore::DeadLetterRecord& r : records) {
+      if (g->pending.contains(r.sequence)) continue;
+      ASSIGN_OR_RETURN(std::vector<EventPtr> read, log_->Read(r.sequence, 1));
+      changes.redriven.push_back(r.sequence);
+      if (read.empty() || read.front()->event.sequence() != r.sequence) continue;  // retention
+      changes.set_attempts.emplace_back(r.sequence, 0);
+      events.push_back(read.front());
+    }
+    if (changes.empty()) return 0;
+    RETURN_IF_ERROR(store_->Apply(name, changes));
+    for (uint64_t seq : changes.redriven) g->dead_above.erase(seq);
+    g->dead_letters -= std::min<uint64_t>(g->dead_letters, changes.redriven.size());
+    for (EventPtr& e : events) AddPendingLocked(g, std::move(e), 0);
+    redriven = events.size();
+    CollectWakesLocked(g, &wakes);
+  }
+  WakeAll(wakes);
+  return redriven;
+}
+
+void GroupManager::Shutdown() {
+  std::vector<std::shared_ptr<Member>> wakes;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutdown_) return;
+    shutdown_ = true;
+    for (auto& [name, g] : groups_) {
+      for (auto& [id, m] : g->members) wakes.push_back(m);
+    }
+  }
+  WakeAll(wakes);
+}
+
+GroupMember::~GroupMember() { manager_->Leave(member_.get()); }
+
+absl::StatusOr<std::vector<Delivery>> GroupMember::Poll(size_t max) {
+  return manager_->Poll(member_.get(), max);
+}
+
+absl::Status GroupMember::Ack(absl::Span<const uint64_t> sequences) {
+  return manager_->Settle(member_.get(), sequences, /*ack=*/true, absl::ZeroDuration());
+}
+
+absl::Status GroupMember::Nack(absl::Span<const uint64_t> sequences, absl::Duration delay) {
+  return manager_->Settle(member_.get(), sequences, /*ack=*/false, delay);
+}
+
+absl::Status GroupMember::Extend(absl::Span<const uint64_t> sequences, absl::Duration extension) {
+  return manager_->Extend(member_.get(), sequences, extension);
+}
+
+uint64_t GroupMember::ignored() const {
+  absl::MutexLock lock(&manager_->mu_);
+  return member_->ignored;
+}
+
+}  // namespace hookfan::broker

@@ -118,22 +118,23 @@ class GroupE2ETest : public ::testing::Test {
 };
 
 TEST_F(GroupE2ETest, TwoMembersShareEventsEachProcessedOnce) {
-  // Two members of one group over gRPC: every webhook reaches exactly one of them.
+  // Two members of one group over gRPC, 1,000 webhooks: each reaches exactly one of them.
   Member a(stub_.get(), "workers", /*auto_ack=*/true);
   Member b(stub_.get(), "workers", /*auto_ack=*/true);
-  PostN(300);
+  PostN(1000);
   absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (a.deliveries().size() + b.deliveries().size() < 300 && absl::Now() < deadline) {
+  while (a.deliveries().size() + b.deliveries().size() < 1000 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   std::map<uint64_t, int> seen;
   for (Member* m : {&a, &b}) {
     for (const v1::Delivery& d : m->deliveries()) seen[d.event().sequence()]++;
   }
-  ASSERT_EQ(seen.size(), 300u);
+  ASSERT_EQ(seen.size(), 1000u);
   for (const auto& [seq, n] : seen) EXPECT_EQ(n, 1) << seq;
-  EXPECT_GT(a.deliveries().size(), 0u);
-  EXPECT_GT(b.deliveries().size(), 0u);
+  // Both members work; the exact split depends on scheduling.
+  EXPECT_GT(a.deliveries().size(), 100u);
+  EXPECT_GT(b.deliveries().size(), 100u);
 }
 
 TEST_F(GroupE2ETest, RestartRedeliversUnackedAndNeverAcked) {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -198,8 +199,17 @@ std::string ReadFixture(const std::string& name) {
 }
 
 std::string MakeTempDir() {
+  // Removed when the test binary exits.
+  static struct Dirs {
+    ~Dirs() {
+      for (const std::string& d : paths) std::filesystem::remove_all(d);
+    }
+    std::vector<std::string> paths;
+  } dirs;
   std::string tmpl = ::testing::TempDir() + "hookfan-e2e-XXXXXX";
-  return mkdtemp(tmpl.data());
+  if (mkdtemp(tmpl.data()) == nullptr) std::abort();
+  dirs.paths.push_back(tmpl);
+  return tmpl;
 }
 
 }  // namespace hookfan::testing

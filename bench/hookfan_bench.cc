@@ -168,12 +168,21 @@ int Ingress(const Args& a) {
   return 0;
 }
 
+// Streams per gRPC channel (one HTTP/2 connection each), as a fleet of
+// subscribing services would spread them; HOOKFAN_BENCH_STREAMS_PER_CHANNEL
+// overrides it.
+int PerChannel() {
+  const char* v = std::getenv("HOOKFAN_BENCH_STREAMS_PER_CHANNEL");
+  int n = v ? std::atoi(v) : 0;
+  return n > 0 ? n : 10;
+}
+
 // A pool of Subscribe streams on a few channels, counting what arrives.
 class Subscribers {
  public:
   Subscribers(const std::string& grpc, int n, bool measure_latency)
       : measure_latency_(measure_latency) {
-    int channels = std::max(1, n / 100);
+    int channels = std::max(1, n / PerChannel());
     for (int i = 0; i < channels; ++i) {
       grpc::ChannelArguments args;
       args.SetInt("hookfan.bench.channel", i);  // distinct connections

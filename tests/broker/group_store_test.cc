@@ -21,6 +21,7 @@
 #include "broker/sqlite_group_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/broker/store_test_util.h"
 
 namespace hookfan::broker {
 namespace {
@@ -353,21 +354,7 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(info.param.name);
     });
 
-v1::Event NewEvent(std::string id) {
-  v1::Event event;
-  event.set_id(std::move(id));
-  event.set_type("test.thing.happened");
-  return event;
-}
 
-// Runs `sql` on the database through a connection of its own.
-void ExecRaw(const std::string& path, const char* sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK)
-      << sqlite3_errmsg(db);
-  sqlite3_close(db);
-}
 
 class SqliteGroupStoreTest : public ::testing::Test {
  protected:

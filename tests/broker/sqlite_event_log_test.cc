@@ -26,6 +26,7 @@
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/broker/store_test_util.h"
 
 namespace hookfan::broker {
 namespace {
@@ -34,12 +35,6 @@ using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-v1::Event NewEvent(std::string id) {
-  v1::Event event;
-  event.set_id(std::move(id));
-  event.set_type("test.thing.happened");
-  return event;
-}
 
 template <typename T>
 T ValueOrFail(absl::StatusOr<T> result) {
@@ -47,14 +42,6 @@ T ValueOrFail(absl::StatusOr<T> result) {
   return std::move(result).value();
 }
 
-// Runs `sql` on the database through a connection of its own.
-void ExecRaw(const std::string& path, const char* sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK)
-      << sqlite3_errmsg(db);
-  sqlite3_close(db);
-}
 
 void WriteLine(int fd, const std::string& line) {
   std::string data = line + "\n";

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
@@ -14,10 +15,6 @@ constexpr uint32_t kMaxMaxInFlight = 10000;
 constexpr uint32_t kDefaultMaxDeliveries = 5;
 constexpr absl::Duration kDefaultAckDeadline = absl::Seconds(30);
 constexpr size_t kFillBatch = 256;
-
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
 
 // The part of ConsumerOpen that defines a group (fixed at creation).
 v1::ConsumerOpen GroupConfig(const v1::ConsumerOpen& open) {
@@ -159,7 +156,7 @@ absl::StatusOr<std::unique_ptr<GroupMember>> GroupManager::Join(const v1::Consum
         absl::StrCat("max_in_flight must be at most ", kMaxMaxInFlight));
   }
   absl::Duration deadline =
-      open.has_ack_deadline() ? FromProto(open.ack_deadline()) : kDefaultAckDeadline;
+      open.has_ack_deadline() ? ToDuration(open.ack_deadline()) : kDefaultAckDeadline;
   if (deadline < absl::Seconds(1)) {
     return absl::InvalidArgumentError("ack_deadline must be at least 1s");
   }

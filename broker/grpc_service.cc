@@ -207,10 +207,6 @@ class SubscribeReactor final
   std::unique_ptr<Subscription> subscription_;  // set once by Start
 };
 
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
-
 // One Consume stream: the first request joins the group; later ones ack,
 // nack or extend; deliveries are written as the member has credit.
 class ConsumeReactor final
@@ -238,11 +234,11 @@ class ConsumeReactor final
           status = member_->Ack(request_.ack().sequences());
           break;
         case v1::ConsumeRequest::kNack:
-          status = member_->Nack(request_.nack().sequences(), FromProto(request_.nack().delay()));
+          status = member_->Nack(request_.nack().sequences(), ToDuration(request_.nack().delay()));
           break;
         case v1::ConsumeRequest::kExtend:
           status = member_->Extend(request_.extend().sequences(),
-                                   FromProto(request_.extend().extension()));
+                                   ToDuration(request_.extend().extension()));
           break;
         default:
           status = absl::InvalidArgumentError("after open, send ack, nack or extend");

@@ -19,6 +19,10 @@ absl::Time ToTime(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }
 
+absl::Duration ToDuration(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
 void SetTimestamp(absl::Time t, google::protobuf::Timestamp* ts) {
   int64_t nanos = absl::ToUnixNanos(t);
   int64_t seconds = nanos / 1000000000;

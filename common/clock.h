@@ -3,6 +3,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/duration.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 
 namespace hookfan {
@@ -46,5 +47,7 @@ class FakeClock : public Clock {
 // Converts between protobuf Timestamps and absl::Time.
 absl::Time ToTime(const google::protobuf::Timestamp& ts);
 void SetTimestamp(absl::Time t, google::protobuf::Timestamp* ts);
+// Converts a protobuf Duration to absl::Duration.
+absl::Duration ToDuration(const google::protobuf::Duration& d);
 
 }  // namespace hookfan

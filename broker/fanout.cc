@@ -18,7 +18,10 @@ constexpr size_t kMaxScanPerLock = 4096;
 }  // namespace
 
 struct Fanout::State : std::enable_shared_from_this<State> {
-  explicit State(Filter f) : filter(std::move(f)) {}
+  explicit State(Filter f)
+      : filter(std::move(f)),
+        index_patterns(filter.types().empty() ? std::vector<std::string>{">"}
+                                              : filter.types()) {}
 
   // Calls the holder's wake callback unless it unsubscribed.
   void Wake() {
@@ -27,6 +30,9 @@ struct Fanout::State : std::enable_shared_from_this<State> {
   }
 
   const Filter filter;
+  // Where a parked subscription sits in the type index: its type patterns,
+  // or ">" (every type) when it has none.
+  const std::vector<std::string> index_patterns;
   // Guarded by Fanout::mu_. While parked, every event committed after
   // `cursor` failed the filter (else a commit would have woken it), so a
   // commit may move the cursor forward to just before its first match.
@@ -89,21 +95,13 @@ absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
 void Fanout::Park(State* state) {
   if (state->parked) return;
   state->parked = true;
-  if (state->filter.types().empty()) {
-    parked_.Add(">", state);
-  } else {
-    for (const std::string& p : state->filter.types()) parked_.Add(p, state);
-  }
+  for (const std::string& p : state->index_patterns) parked_.Add(p, state);
 }
 
 void Fanout::Unpark(State* state) {
   if (!state->parked) return;
   state->parked = false;
-  if (state->filter.types().empty()) {
-    parked_.Remove(">", state);
-  } else {
-    for (const std::string& p : state->filter.types()) parked_.Remove(p, state);
-  }
+  for (const std::string& p : state->index_patterns) parked_.Remove(p, state);
 }
 
 void Fanout::OnCommit(const std::vector<EventPtr>& events) {

@@ -3,9 +3,8 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include <algorithm>
-#include <cctype>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/log.h"
@@ -13,30 +12,15 @@
 #include "nlohmann/json.hpp"
 
 namespace hookfan::ingress {
-namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
-
 HttpAnswer ErrorAnswer(int status, absl::string_view message) {
   nlohmann::json body = {{"error", {{"code", status}, {"message", std::string(message)}}}};
   return HttpAnswer{status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), {}};
 }
 
 bool IsJsonContentType(std::string_view content_type) {
-  std::string media = Lower(Trim(content_type.substr(0, content_type.find(';'))));
+  std::string_view type = content_type.substr(0, content_type.find(';'));
+  std::string media =
+      absl::AsciiStrToLower(absl::StripAsciiWhitespace(absl::string_view(type.data(), type.size())));
   if (media == "application/json") return true;
   return media.starts_with("application/") && media.ends_with("+json");
 }

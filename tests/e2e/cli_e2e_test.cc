@@ -2,8 +2,6 @@
 // env, hookfan-tail output and errors.
 
 #include <httplib.h>
-#include <stdio.h>
-#include <sys/wait.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -14,21 +12,6 @@ namespace hookfan::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-struct CommandResult {
-  int exit_code;
-  std::string output;  // stdout and stderr
-};
-
-CommandResult RunCommand(const std::string& command) {
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 TEST(HookfanCliTest, HelpListsTheFlagsAndTheirEnvironmentVariables) {
   CommandResult r = RunCommand(std::string(HOOKFAN_BINARY) + " --help");

@@ -221,13 +221,9 @@ TEST_F(GroupE2ETest, TailGroupModeAcksAfterPrinting) {
   std::string cmd = std::string(HOOKFAN_TAIL_BINARY) + " --server " + hookfan_->grpc_address() +
                     " --group cli --from earliest --max ";
   auto run = [](const std::string& c) {
-    FILE* p = popen(c.c_str(), "r");
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-    EXPECT_EQ(pclose(p), 0);
-    return out;
+    CommandResult r = RunCommand(c);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return r.output;
   };
   std::string first = run(cmd + "2");
   EXPECT_THAT(first, HasSubstr("\"sequence\":\"1\""));

@@ -191,6 +191,16 @@ std::string StreamCollector::Trailer(const std::string& key) {
   return it == trailers.end() ? "" : std::string(it->second.data(), it->second.size());
 }
 
+CommandResult RunCommand(const std::string& command) {
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
 std::string ReadFixture(const std::string& name) {
   std::ifstream in(std::string(HOOKFAN_FIXTURES_DIR) + "/applivery/" + name);
   std::stringstream ss;

@@ -83,6 +83,13 @@ class StreamCollector {
   std::thread thread_;
 };
 
+// What a shell command printed (stdout and stderr) and its exit code.
+struct CommandResult {
+  int exit_code;
+  std::string output;
+};
+CommandResult RunCommand(const std::string& command);
+
 // Reads a fixture from tests/fixtures/applivery.
 std::string ReadFixture(const std::string& name);
 

@@ -438,10 +438,31 @@ void GroupManager::TickerLoop() {
 }
 
 void GroupManager::Leave(Member* m) {
+  std::vector<std::shared_ptr<Member>> wakes;
   {
     absl::MutexLock lock(&mu_);
-    if (auto it = groups_.find(m->group); it != groups_.end()) it->second->members.erase(m->id);
+    if (auto it = groups_.find(m->group); it != groups_.end()) {
+      Group* g = it->second.get();
+      g->members.erase(m->id);
+      // What it held goes back to the group now rather than at its deadline
+      // (counted as a failed attempt, as a lapsed lease would be).
+      std::vector<uint64_t> held;
+      for (const auto& [seq, p] : g->pending) {
+        if (p.state == Pending::State::kLeased && p.member == m->id) held.push_back(seq);
+      }
+      GroupStore::Changes changes;
+      absl::Time now = options_.clock->Now();
+      for (uint64_t seq : held) FailLocked(g, seq, absl::ZeroDuration(), now, &changes);
+      RaiseFloorLocked(g, &changes);
+      if (!changes.empty()) {
+        if (absl::Status s = store_->Apply(g->name, changes); !s.ok()) {
+          log::Error("consumer group state not saved", {{"group", g->name}, {"error", s.ToString()}});
+        }
+      }
+      if (!held.empty()) CollectWakesLocked(g, &wakes);
+    }
   }
+  WakeAll(wakes);
   absl::MutexLock lock(&m->wake_mu);  // waits out a wake in progress
   m->wake = nullptr;
 }

@@ -151,7 +151,8 @@ class GroupManager {
 };
 
 // GroupMember is one member's handle on its group. Destroying it leaves the
-// group: its leases stay until their deadlines, then go to other members.
+// group: the events it holds are offered to the other members at once
+// (each counts as a delivery attempt, as a lapsed lease would).
 // Poll calls must not overlap; other methods may be called from any thread.
 class GroupMember {
  public:

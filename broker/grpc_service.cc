@@ -177,6 +177,7 @@ class SubscribeReactor final
   // subscription is registered before any event arrives.
   void Start(std::unique_ptr<Subscription> subscription) {
     subscription_ = std::move(subscription);
+    context_->AddInitialMetadata(kStartAfterKey, absl::StrCat(subscription_->cursor()));
     StartSendInitialMetadata();
     Activate();
   }
@@ -213,8 +214,8 @@ class ConsumeReactor final
     : public StreamPump<grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>,
                         v1::ConsumeResponse> {
  public:
-  ConsumeReactor(GroupManager* groups, Executor* executor)
-      : StreamPump(executor), groups_(groups) {
+  ConsumeReactor(grpc::CallbackServerContext* context, GroupManager* groups, Executor* executor)
+      : StreamPump(executor), context_(context), groups_(groups) {
     StartRead(&request_);
   }
 
@@ -261,6 +262,7 @@ class ConsumeReactor final
         groups_->Join(request_.open(), [this] { Wake(); });
     if (!member.ok()) return member.status();
     member_ = *std::move(member);
+    context_->AddInitialMetadata(kGroupKey, request_.open().group());
     StartSendInitialMetadata();
     Activate();
     return absl::OkStatus();
@@ -281,6 +283,7 @@ class ConsumeReactor final
     return true;
   }
 
+  grpc::CallbackServerContext* const context_;
   GroupManager* const groups_;
   v1::ConsumeRequest request_;
   size_t max_batch_ = 64;
@@ -389,8 +392,8 @@ grpc::ServerUnaryReactor* EventBrokerService::GetEvent(
 }
 
 grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* EventBrokerService::Consume(
-    grpc::CallbackServerContext* /*context*/) {
-  return new ConsumeReactor(groups_, &executor_);
+    grpc::CallbackServerContext* context) {
+  return new ConsumeReactor(context, groups_, &executor_);
 }
 
 grpc::ServerUnaryReactor* EventBrokerService::ListGroups(grpc::CallbackServerContext* context,

@@ -15,6 +15,12 @@ namespace hookfan::broker {
 // The trailing-metadata key that carries the sequence to resume after when a
 // stream ends with UNAVAILABLE (shutdown, drain).
 inline constexpr char kResumeAfterKey[] = "hookfan-resume-after";
+// Initial metadata of an accepted Subscribe: the subscription starts after
+// this sequence (what "latest" resolved to), so a client cut off before its
+// first event can still resume without a gap.
+inline constexpr char kStartAfterKey[] = "hookfan-start-after";
+// Initial metadata of an accepted Consume: the group joined.
+inline constexpr char kGroupKey[] = "hookfan-group";
 
 // Encodes events as a SubscribeResponse (field 1, repeated Event) by
 // concatenating their stored wire encodings: no per-subscriber

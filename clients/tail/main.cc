@@ -1,87 +1,66 @@
-// hookfan-tail: prints the events of a hookfan subscription, one JSON object
-// per line.
+// hookfan-tail: prints the events of a hookfan subscription (or consumer
+// group), reconnecting and resuming without gaps when the server restarts.
+
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "clients/tail/options.h"
-#include "google/protobuf/util/json_util.h"
+#include "clients/tail/printer.h"
 #include "grpcpp/grpcpp.h"
-#include "hookfan/v1/broker.grpc.pb.h"
+#include "hookfan/group_consumer.h"
+#include "hookfan/subscriber.h"
 
 namespace {
 
-// Prints one event as a JSON line. Returns false once --max is reached.
+using hookfan::tail::Options;
+
+// Prints events in the chosen format; counts them against --max.
 class Printer {
  public:
-  explicit Printer(std::optional<uint64_t> max) : max_(max) { json_.add_whitespace = false; }
+  explicit Printer(const Options& options) : max_(options.max_events) {
+    bool terminal = isatty(STDOUT_FILENO) == 1;
+    pretty_ = options.output == hookfan::tail::Output::kPretty ||
+              (options.output == hookfan::tail::Output::kAuto && terminal);
+    color_ = options.color == hookfan::tail::Color::kAlways ||
+             (options.color == hookfan::tail::Color::kAuto && terminal &&
+              std::getenv("NO_COLOR") == nullptr);
+  }
 
+  // Returns false once --max events are printed.
   bool Print(const hookfan::v1::Event& event) {
-    std::string line;
-    google::protobuf::util::MessageToJsonString(event, &line, json_);
-    std::cout << line << "\n";
+    std::cout << (pretty_ ? hookfan::tail::FormatPretty(event, color_)
+                          : hookfan::tail::FormatJson(event))
+              << std::endl;
     return !(max_ && ++printed_ >= *max_);
   }
-  bool done() const { return max_ && printed_ >= *max_; }
 
  private:
-  google::protobuf::util::JsonPrintOptions json_;
   std::optional<uint64_t> max_;
   uint64_t printed_ = 0;
+  bool pretty_ = false;
+  bool color_ = false;
 };
 
-grpc::Status Subscribe(hookfan::v1::EventBroker::Stub& stub, grpc::ClientContext* context,
-                       const hookfan::tail::Options& options, Printer& printer) {
-  auto reader = stub.Subscribe(context, options.request);
-  hookfan::v1::SubscribeResponse response;
-  while (reader->Read(&response)) {
-    for (const hookfan::v1::Event& event : response.events()) {
-      if (!printer.Print(event)) {
-        std::cout.flush();
-        context->TryCancel();
-        break;
-      }
-    }
-    std::cout.flush();
-  }
-  return reader->Finish();
-}
+void LogReconnect(absl::string_view line) { std::cerr << "hookfan-tail: " << line << "\n"; }
 
-// Joins the group and acks each batch once it is printed.
-grpc::Status Consume(hookfan::v1::EventBroker::Stub& stub, grpc::ClientContext* context,
-                     const hookfan::tail::Options& options, Printer& printer) {
-  auto stream = stub.Consume(context);
-  hookfan::v1::ConsumeRequest open;
-  open.mutable_open()->set_group(options.group);
-  *open.mutable_open()->mutable_filter() = options.request.filter();
-  *open.mutable_open()->mutable_start() = options.request.start();
-  stream->Write(open);
-  hookfan::v1::ConsumeResponse response;
-  bool more = true;
-  while (more && stream->Read(&response)) {
-    hookfan::v1::ConsumeRequest ack;
-    for (const hookfan::v1::Delivery& d : response.deliveries()) {
-      more = printer.Print(d.event());
-      ack.mutable_ack()->add_sequences(d.event().sequence());
-      if (!more) break;
-    }
-    std::cout.flush();
-    stream->Write(ack);
-  }
-  if (!more) {
-    stream->WritesDone();  // the server finishes the stream after the last ack
-  }
-  return stream->Finish();
+int Finish(const absl::Status& status) {
+  if (status.ok()) return 0;
+  std::cerr << "hookfan-tail: stream refused: " << absl::StatusCodeToString(status.code())
+            << ": " << status.message() << "\n";
+  return status.code() == absl::StatusCode::kUnavailable ? 2 : 1;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  absl::StatusOr<hookfan::tail::Options> options = hookfan::tail::ParseOptions(args);
+  absl::StatusOr<Options> options = hookfan::tail::ParseOptions(args);
   if (!options.ok()) {
     std::cerr << "hookfan-tail: " << options.status().message() << "\n\n"
               << hookfan::tail::kUsage;
@@ -92,21 +71,40 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  auto channel = grpc::CreateChannel(options->server, grpc::InsecureChannelCredentials());
+  // Reachable at start, or a clear error; later outages are retried.
+  hookfan::ConnectionOptions connection;
+  connection.target = options->server;
+  connection.bearer_token = options->token;
+  connection.log = LogReconnect;
+  connection.channel = grpc::CreateChannel(options->server, grpc::InsecureChannelCredentials());
   auto deadline = std::chrono::system_clock::now() +
                   std::chrono::seconds(options->connect_timeout_seconds);
-  if (!channel->WaitForConnected(deadline)) {
+  if (!connection.channel->WaitForConnected(deadline)) {
     std::cerr << "hookfan-tail: cannot connect to " << options->server << " within "
               << options->connect_timeout_seconds << "s (is hookfan running there?)\n";
     return 2;
   }
-  auto stub = hookfan::v1::EventBroker::NewStub(channel);
-  grpc::ClientContext context;
-  Printer printer(options->max_events);
-  grpc::Status status = options->group.empty() ? Subscribe(*stub, &context, *options, printer)
-                                               : Consume(*stub, &context, *options, printer);
-  if (printer.done()) return 0;
-  std::cerr << "hookfan-tail: stream ended: " << status.error_code() << " "
-            << status.error_message() << "\n";
-  return status.ok() ? 0 : 1;
+
+  Printer printer(*options);
+  if (options->group.empty()) {
+    hookfan::Subscriber::Options subscriber;
+    subscriber.connection = connection;
+    subscriber.filter = options->request.filter();
+    subscriber.start = options->request.start();
+    hookfan::Subscriber stream(subscriber);
+    return Finish(stream.Run([&](const hookfan::v1::Event& event) { return printer.Print(event); }));
+  }
+  hookfan::GroupConsumer::Options consumer;
+  consumer.connection = connection;
+  consumer.open.set_group(options->group);
+  *consumer.open.mutable_filter() = options->request.filter();
+  *consumer.open.mutable_start() = options->request.start();
+  hookfan::GroupConsumer group(consumer);
+  while (true) {  // ack after printing, so a crash mid-print redelivers
+    absl::StatusOr<hookfan::v1::Delivery> delivery = group.Next();
+    if (!delivery.ok()) return Finish(delivery.status());
+    bool more = printer.Print(delivery->event());
+    group.Ack(delivery->event().sequence()).IgnoreError();  // lost: redelivered
+    if (!more) return Finish(group.Close());
+  }
 }

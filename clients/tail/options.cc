@@ -12,11 +12,14 @@ const char kUsage[] =
     "Usage: hookfan-tail [--server HOST:PORT] [--type PATTERN]... [--action PATTERN]...\n"
     "                    [--platform NAME]... [--organization ID]...\n"
     "                    [--from earliest|latest|SEQUENCE] [--group NAME] [--max N]\n"
-    "                    [--connect-timeout SECONDS]\n"
+    "                    [--output json|pretty] [--color auto|always|never]\n"
+    "                    [--token TOKEN] [--connect-timeout SECONDS]\n"
     "\n"
-    "Streams hookfan events matching the filter and prints one JSON object per\n"
-    "event per line (protobuf JSON mapping).\n"
+    "Streams hookfan events matching the filter and prints them: one JSON object\n"
+    "per line (protobuf JSON mapping) when piped, one aligned line per event on a\n"
+    "terminal. Reconnects and resumes without gaps when the server restarts.\n"
     "  --server           gRPC address of hookfan (default 127.0.0.1:9090)\n"
+    "  --token            bearer token, when hookfan has subscriber grants\n"
     "  --type             type pattern, NATS wildcards: applivery.device.*, applivery.>\n"
     "  --action           provider action, '*' matches any run: emm_*\n"
     "  --platform         android|apple|windows|aosp|other (or emm, adm, win, aos)\n"
@@ -26,7 +29,12 @@ const char kUsage[] =
     "                     first use with the filter and --from), acking each event\n"
     "                     after printing it\n"
     "  --max              exit after N events\n"
-    "  --connect-timeout  seconds to wait for the server (default 5)\n";
+    "  --output           json or pretty (default: pretty on a terminal, else json)\n"
+    "  --color            colour pretty output: auto (terminal, no NO_COLOR), always, never\n"
+    "  --connect-timeout  seconds to wait for the server at start (default 5)\n"
+    "\n"
+    "Exit status: 0 after --max events; 1 when the server refuses the stream\n"
+    "(bad filter, no permission); 2 for a bad flag or an unreachable server.\n";
 
 absl::StatusOr<v1::Platform> ParsePlatform(const std::string& name) {
   std::string n = name;
@@ -70,6 +78,28 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
     }
     if (flag == "--server") {
       o.server = value;
+    } else if (flag == "--token") {
+      o.token = value;
+    } else if (flag == "--output") {
+      if (value == "json") {
+        o.output = Output::kJson;
+      } else if (value == "pretty") {
+        o.output = Output::kPretty;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--output: expected json or pretty, got \"", value, "\""));
+      }
+    } else if (flag == "--color" || flag == "--colour") {
+      if (value == "auto") {
+        o.color = Color::kAuto;
+      } else if (value == "always") {
+        o.color = Color::kAlways;
+      } else if (value == "never") {
+        o.color = Color::kNever;
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--color: expected auto, always or never, got \"", value, "\""));
+      }
     } else if (flag == "--group") {
       o.group = value;
     } else if (flag == "--type") {

@@ -10,13 +10,26 @@
 
 namespace hookfan::tail {
 
+// How events are printed.
+enum class Output {
+  kAuto,    // pretty on a terminal, JSON otherwise
+  kJson,    // one protobuf-JSON object per line
+  kPretty,  // one aligned, human-readable line per event
+};
+
+// Whether pretty output is coloured.
+enum class Color { kAuto, kAlways, kNever };  // auto: on a terminal, unless NO_COLOR
+
 // Options is a parsed hookfan-tail command line.
 struct Options {
   std::string server = "127.0.0.1:9090";
+  std::string token;  // bearer token for subscriber grants
   v1::SubscribeRequest request;
   std::string group;  // non-empty: consume as a member of this group, acking after printing
   std::optional<uint64_t> max_events;  // exit after this many
   int connect_timeout_seconds = 5;
+  Output output = Output::kAuto;
+  Color color = Color::kAuto;
   bool help = false;
 };
 

@@ -3,6 +3,8 @@
 
 #include <httplib.h>
 
+#include <thread>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -85,6 +87,49 @@ TEST(HookfanTailTest, PrintsOneJsonEventPerLineAndStopsAtMax) {
   CommandResult from = RunCommand(std::string(HOOKFAN_TAIL_BINARY) + " --server " + p.grpc_address() +
                         " --from 3 --max 1");
   EXPECT_THAT(from.output, HasSubstr("\"type\":\"applivery.apns_certificate.expiring\""));
+}
+
+TEST(HookfanTailTest, PrettyOutputIsOneAlignedLinePerEventColouredOnlyWhenAsked) {
+  std::string dir = MakeTempDir();
+  HookfanProcess p({.data_dir = dir});
+  ASSERT_TRUE(p.Start());
+  ASSERT_EQ(p.PostWebhook(ReadFixture("emm_device_enrolled.json")), 202);
+  std::string tail = std::string(HOOKFAN_TAIL_BINARY) + " --server " + p.grpc_address() +
+                     " --from earliest --max 1 --output pretty";
+  CommandResult plain = RunCommand(tail);  // piped: no colour by default
+  EXPECT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_THAT(plain.output, ::testing::MatchesRegex(
+                                "#1 +[0-9T:-]+Z  applivery.device.enrolled +android +"
+                                "Applivery Test  devices/5f634c11034824062256e38c  "
+                                "\\(emm_device_enrolled\\)\n"));
+  CommandResult coloured = RunCommand(tail + " --color always");
+  EXPECT_THAT(coloured.output, HasSubstr("\x1b[1;36mapplivery.device.enrolled"));
+}
+
+TEST(HookfanTailTest, KeepsStreamingAcrossAServerRestart) {
+  // The tail resumes after a drain and restart on the same port: no gap, no duplicate.
+  std::string dir = MakeTempDir();
+  auto p = std::make_unique<HookfanProcess>(HookfanProcess::Options{.data_dir = dir});
+  ASSERT_TRUE(p->Start());
+  std::string address = p->grpc_address();
+  std::string body = ReadFixture("emm_device_enrolled.json");
+  ASSERT_EQ(p->PostWebhook(body), 202);
+  CommandResult result;
+  std::thread tail([&] {
+    result = RunCommand(std::string(HOOKFAN_TAIL_BINARY) + " --server " + address +
+                        " --from earliest --max 2 --output json");
+  });
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_EQ(p->Terminate(), 0);
+  p = std::make_unique<HookfanProcess>(HookfanProcess::Options{
+      .data_dir = dir, .extra_args = {"--grpc-listen=" + address}});
+  ASSERT_TRUE(p->Start());
+  ASSERT_EQ(p->PostWebhook(body), 202);
+  tail.join();
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("\"sequence\":\"1\""));
+  EXPECT_THAT(result.output, HasSubstr("\"sequence\":\"2\""));
+  EXPECT_THAT(result.output, HasSubstr("hookfan-tail: subscription ended: UNAVAILABLE"));
 }
 
 TEST(HookfanTailTest, UnreachableServerExitsNonZeroWithMessage) {

@@ -12,6 +12,8 @@
 #include <iostream>
 #include <sstream>
 
+#include <httplib.h>
+
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -119,6 +121,13 @@ void HookfanProcess::Kill() {
   waitpid(pid_, nullptr, 0);
   pid_ = -1;
   if (reader_.joinable()) reader_.join();
+}
+
+int HookfanProcess::PostWebhook(const std::string& body) const {
+  httplib::Client client("127.0.0.1", http_port_);
+  client.set_read_timeout(30, 0);
+  auto res = client.Post(webhook_path(), body, "application/json");
+  return res ? res->status : 0;
 }
 
 std::unique_ptr<v1::EventBroker::Stub> HookfanProcess::NewStub() const {

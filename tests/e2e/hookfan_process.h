@@ -41,6 +41,9 @@ class HookfanProcess {
   std::string grpc_address() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
   std::string webhook_path() const { return "/webhooks/applivery/" + options_.token; }
   std::unique_ptr<v1::EventBroker::Stub> NewStub() const;
+  // POSTs `body` as JSON to the Applivery webhook path; returns the HTTP
+  // status, 0 when the request failed.
+  int PostWebhook(const std::string& body) const;
   // Every line the process wrote to stderr so far.
   std::vector<std::string> Lines();
 

@@ -1,0 +1,270 @@
+// The C++ client library (clients/cpp) against the real binary: broker
+// restarts, drains and crashes are invisible to the caller.
+
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "hookfan/group_consumer.h"
+#include "hookfan/subscriber.h"
+#include "tests/e2e/hookfan_process.h"
+
+namespace hookfan::testing {
+namespace {
+
+using ::testing::Contains;
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+
+// Runs a Subscriber on a background thread and records what the caller sees.
+class SubscriberThread {
+ public:
+  explicit SubscriberThread(Subscriber::Options options) : subscriber_(std::move(options)) {
+    thread_ = std::thread([this] {
+      absl::Status end = subscriber_.Run([this](const v1::Event& event) {
+        absl::MutexLock lock(&mu_);
+        sequences_.push_back(event.sequence());
+        return true;
+      });
+      absl::MutexLock lock(&mu_);
+      end_ = end;
+      ended_ = true;
+    });
+  }
+  ~SubscriberThread() {
+    subscriber_.Cancel();
+    thread_.join();
+  }
+
+  bool WaitFor(size_t n, absl::Duration timeout = absl::Seconds(30)) {
+    absl::MutexLock lock(&mu_);
+    auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sequences_.size() >= n || ended_; };
+    mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+    return sequences_.size() >= n;
+  }
+  absl::Status WaitForEnd() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&ended_));
+    return end_;
+  }
+  std::vector<uint64_t> sequences() {
+    absl::MutexLock lock(&mu_);
+    return sequences_;
+  }
+
+ private:
+  Subscriber subscriber_;
+  absl::Mutex mu_;
+  std::vector<uint64_t> sequences_ ABSL_GUARDED_BY(mu_);
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status end_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+std::vector<uint64_t> Range(uint64_t first, uint64_t last) {
+  std::vector<uint64_t> out;
+  for (uint64_t s = first; s <= last; ++s) out.push_back(s);
+  return out;
+}
+
+class ClientLibraryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_dir_ = MakeTempDir();
+    body_ = ReadFixture("emm_device_enrolled.json");
+    Start();
+    target_ = hookfan_->grpc_address();
+  }
+
+  // Starts hookfan on the data dir; after the first start, on the same
+  // gRPC port, so clients reconnect to the same target.
+  void Start() {
+    std::vector<std::string> args;
+    if (!target_.empty()) args.push_back("--grpc-listen=" + target_);
+    hookfan_ = std::make_unique<HookfanProcess>(
+        HookfanProcess::Options{.data_dir = data_dir_, .extra_args = args});
+    ASSERT_TRUE(hookfan_->Start());
+  }
+  void PostN(int n) {
+    for (int i = 0; i < n; ++i) ASSERT_EQ(hookfan_->PostWebhook(body_), 202);
+  }
+  ConnectionOptions Connection() {
+    ConnectionOptions c;
+    c.target = target_;
+    c.initial_backoff = absl::Milliseconds(50);
+    c.max_backoff = absl::Milliseconds(500);
+    c.log = [this](absl::string_view line) {
+      absl::MutexLock lock(&log_mu_);
+      log_.emplace_back(line);
+    };
+    return c;
+  }
+  std::vector<std::string> log() {
+    absl::MutexLock lock(&log_mu_);
+    return log_;
+  }
+
+  std::string data_dir_;
+  std::string body_;
+  std::string target_;
+  std::unique_ptr<HookfanProcess> hookfan_;
+  absl::Mutex log_mu_;
+  std::vector<std::string> log_ ABSL_GUARDED_BY(log_mu_);
+};
+
+TEST_F(ClientLibraryTest, SubscriberResumesAcrossGracefulRestartWithNoGapOrDuplicate) {
+  // SIGTERM drain and restart between two bursts: the caller sees 1..20 once each, in order.
+  Subscriber::Options options;
+  options.connection = Connection();
+  options.start.set_earliest(true);
+  SubscriberThread subscriber(options);
+  PostN(10);
+  ASSERT_TRUE(subscriber.WaitFor(10));
+  ASSERT_EQ(hookfan_->Terminate(), 0);
+  Start();
+  PostN(10);
+  ASSERT_TRUE(subscriber.WaitFor(20)) << subscriber.WaitForEnd();
+  EXPECT_THAT(subscriber.sequences(), ElementsAreArray(Range(1, 20)));
+  EXPECT_THAT(log(), Contains(HasSubstr("UNAVAILABLE")));  // the one visible trace
+}
+
+TEST_F(ClientLibraryTest, SubscriberResumesAfterACrashWithNoGapOrDuplicate) {
+  // kill -9 (no trailer): the subscriber resumes after the last event it handed out.
+  Subscriber::Options options;
+  options.connection = Connection();
+  options.start.set_earliest(true);
+  SubscriberThread subscriber(options);
+  PostN(7);
+  ASSERT_TRUE(subscriber.WaitFor(7));
+  hookfan_->Kill();
+  Start();
+  PostN(5);
+  ASSERT_TRUE(subscriber.WaitFor(12));
+  absl::SleepFor(absl::Milliseconds(200));  // room for a duplicate to show up
+  EXPECT_THAT(subscriber.sequences(), ElementsAreArray(Range(1, 12)));
+}
+
+TEST_F(ClientLibraryTest, LatestSubscriberCutOffBeforeItsFirstEventMissesNothing) {
+  // Started at "latest", crashed server, events posted while the client waits to
+  // reconnect: it resumes where "latest" resolved to, not at the new latest.
+  PostN(3);
+  Subscriber::Options options;
+  options.connection = Connection();
+  options.connection.initial_backoff = absl::Seconds(4);  // retry in 2–4 s
+  options.connection.max_backoff = absl::Seconds(4);
+  options.start.set_latest(true);
+  SubscriberThread subscriber(options);
+  absl::SleepFor(absl::Milliseconds(300));  // registered at latest = 3
+  hookfan_->Kill();
+  Start();
+  PostN(2);  // 4 and 5, before the client is back
+  ASSERT_TRUE(subscriber.WaitFor(2));
+  EXPECT_THAT(subscriber.sequences(), ElementsAreArray(Range(4, 5)));
+}
+
+TEST_F(ClientLibraryTest, SubscriberReturnsTheServersRefusalWithoutRetrying) {
+  // A malformed filter is the caller's bug: Next fails with INVALID_ARGUMENT at once.
+  Subscriber::Options options;
+  options.connection = Connection();
+  options.filter.add_types("applivery..device");
+  Subscriber subscriber(options);
+  absl::StatusOr<v1::Event> event = subscriber.Next();
+  EXPECT_EQ(event.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(log(), ::testing::IsEmpty());
+}
+
+TEST_F(ClientLibraryTest, SubscriberGivesUpAfterTheConfiguredTime) {
+  // Nobody listening: kUnavailable once give_up_after has passed.
+  hookfan_->Kill();
+  Subscriber::Options options;
+  options.connection = Connection();
+  options.connection.give_up_after = absl::Milliseconds(600);
+  Subscriber subscriber(options);
+  absl::Time start = absl::Now();
+  absl::StatusOr<v1::Event> event = subscriber.Next();
+  EXPECT_EQ(event.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(600));
+}
+
+TEST_F(ClientLibraryTest, CancelEndsABlockedNext) {
+  Subscriber::Options options;
+  options.connection = Connection();
+  SubscriberThread subscriber(options);
+  absl::SleepFor(absl::Milliseconds(100));
+  // ~SubscriberThread cancels and joins; reaching the end of the test is the check.
+}
+
+TEST_F(ClientLibraryTest, GroupConsumersShareEventsAndAckedOnesNeverReturn) {
+  // Two members ack everything they get: 40 events, each handled once in all,
+  // also across a graceful restart in the middle.
+  GroupConsumer::Options options;
+  options.connection = Connection();
+  options.open.set_group("workers");
+  options.open.mutable_start()->set_earliest(true);
+  absl::Mutex mu;
+  std::vector<uint64_t> handled;
+  auto run = [&](GroupConsumer* consumer) {
+    return std::thread([&, consumer] {
+      consumer->Run([&](const v1::Delivery& d) {
+        absl::MutexLock lock(&mu);
+        handled.push_back(d.event().sequence());
+        return absl::OkStatus();
+      }).IgnoreError();
+    });
+  };
+  GroupConsumer a(options), b(options);
+  std::thread ta = run(&a), tb = run(&b);
+  auto wait_for = [&](size_t n) {
+    absl::MutexLock lock(&mu);
+    auto done = [&] { return handled.size() >= n; };
+    return mu.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(30));
+  };
+  PostN(20);
+  ASSERT_TRUE(wait_for(20));
+  absl::SleepFor(absl::Milliseconds(200));  // let the acks land before the restart
+  ASSERT_EQ(hookfan_->Terminate(), 0);
+  Start();
+  PostN(20);
+  ASSERT_TRUE(wait_for(40));
+  absl::SleepFor(absl::Milliseconds(300));  // room for a redelivery to show up
+  a.Cancel();
+  b.Cancel();
+  ta.join();
+  tb.join();
+  std::vector<uint64_t> sorted = handled;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_THAT(sorted, ElementsAreArray(Range(1, 40)));
+}
+
+TEST_F(ClientLibraryTest, NackedDeliveryComesBackAndCloseKeepsTheLastAck) {
+  // A nack redelivers (attempt 2); after an ack and a graceful Close, a new
+  // member gets only what was never acked.
+  PostN(2);
+  GroupConsumer::Options options;
+  options.connection = Connection();
+  options.open.set_group("careful");
+  options.open.mutable_start()->set_earliest(true);
+  options.open.set_max_in_flight(1);
+  {
+    GroupConsumer consumer(options);
+    absl::StatusOr<v1::Delivery> first = consumer.Next();
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_EQ(first->event().sequence(), 1u);
+    ASSERT_TRUE(consumer.Nack(1).ok());
+    absl::StatusOr<v1::Delivery> again = consumer.Next();
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->event().sequence(), 1u);
+    EXPECT_EQ(again->attempt(), 2u);
+    ASSERT_TRUE(consumer.Ack(1).ok());
+    EXPECT_TRUE(consumer.Close().ok());
+  }
+  GroupConsumer next(options);
+  absl::StatusOr<v1::Delivery> delivery = next.Next();
+  ASSERT_TRUE(delivery.ok()) << delivery.status();
+  EXPECT_EQ(delivery->event().sequence(), 2u);
+}
+
+}  // namespace
+}  // namespace hookfan::testing

@@ -11,7 +11,11 @@ packages=(
   libsqlite3-dev sqlite3 libssl-dev zlib1g-dev
   libyaml-cpp-dev libnats-dev nats-server
   python3 gnuplot-nox
+  python3-grpcio python3-protobuf nodejs
 )
+# npm for the Node client example and buf: Debian's nodejs needs the npm
+# package; NodeSource's nodejs bundles npm and conflicts with that package.
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -42,6 +42,13 @@ class CommitListener {
   virtual void OnCommit(const std::vector<EventPtr>& events) = 0;
 };
 
+// What AppendOnce did.
+struct AppendOnceResult {
+  std::string id;         // of the stored event: the new one, or the original
+  uint64_t sequence = 0;  // likewise
+  bool duplicate = false;  // true: an earlier event had the key; nothing stored
+};
+
 // EventLog is the durable, ordered log of events: the truth every
 // subscription is a cursor on. Implementations: SqliteEventLog (embedded
 // default), MemoryEventLog (tests only); a JetStream one later.
@@ -62,6 +69,16 @@ class EventLog {
   // store cannot take writes now (disk full, I/O error, closed): nothing of
   // the batch is stored or becomes visible, and a later call may succeed.
   virtual absl::Status Append(absl::Span<v1::Event> events) = 0;
+
+  // Appends `event` unless an event appended with the same `dedup_key` has
+  // an event time within `window` before this one's; then nothing is stored
+  // and the original's id and sequence come back with duplicate = true.
+  // Race-free: of concurrent calls with one key, exactly one stores. The key
+  // is remembered for `window` (by event time) and survives restarts as
+  // long as the store does. Errors: as Append.
+  virtual absl::StatusOr<AppendOnceResult> AppendOnce(v1::Event event,
+                                                      std::string_view dedup_key,
+                                                      absl::Duration window) = 0;
 
   // Returns committed events with sequence >= `from`, in order: at most
   // `max_events`, and stopping once `max_bytes` of wire encoding is reached

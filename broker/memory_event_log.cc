@@ -10,6 +10,28 @@ namespace hookfan::broker {
 absl::Status MemoryEventLog::Append(absl::Span<v1::Event> events) {
   if (absl::Status s = ValidateBatch(events); !s.ok()) return s;
   std::lock_guard append_lock(append_mu_);
+  return AppendLocked(events);
+}
+
+absl::StatusOr<AppendOnceResult> MemoryEventLog::AppendOnce(v1::Event event,
+                                                            std::string_view dedup_key,
+                                                            absl::Duration window) {
+  if (absl::Status s = ValidateBatch({event}); !s.ok()) return s;
+  std::lock_guard append_lock(append_mu_);
+  absl::Time time = ToTime(event.time());
+  auto it = dedup_.find(std::string(dedup_key));
+  if (it != dedup_.end() && time - it->second.time < window) {
+    AppendOnceResult duplicate = it->second.original;
+    duplicate.duplicate = true;
+    return duplicate;
+  }
+  if (absl::Status s = AppendLocked(absl::MakeSpan(&event, 1)); !s.ok()) return s;
+  AppendOnceResult stored{.id = event.id(), .sequence = event.sequence()};
+  dedup_[std::string(dedup_key)] = {time, stored};
+  return stored;
+}
+
+absl::Status MemoryEventLog::AppendLocked(absl::Span<v1::Event> events) {
   std::vector<EventPtr> committed;
   {
     std::lock_guard lock(mu_);

@@ -28,6 +28,8 @@ class MemoryEventLog final : public EventLog {
   MemoryEventLog& operator=(const MemoryEventLog&) = delete;
 
   absl::Status Append(absl::Span<v1::Event> events) override;
+  absl::StatusOr<AppendOnceResult> AppendOnce(v1::Event event, std::string_view dedup_key,
+                                              absl::Duration window) override;
   absl::StatusOr<std::vector<EventPtr>> Read(
       uint64_t from, size_t max_events,
       size_t max_bytes = std::numeric_limits<size_t>::max()) override;
@@ -38,10 +40,17 @@ class MemoryEventLog final : public EventLog {
   void SetCommitListener(CommitListener* listener) override;
 
  private:
+  absl::Status AppendLocked(absl::Span<v1::Event> events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu_);
+
   // Serializes appends and listener calls; taken before mu_, never while
   // holding it, so a listener may read the log.
   std::mutex append_mu_;
   CommitListener* listener_ ABSL_GUARDED_BY(append_mu_) = nullptr;
+  struct Remembered {
+    absl::Time time;  // event time of the original
+    AppendOnceResult original;
+  };
+  std::unordered_map<std::string, Remembered> dedup_ ABSL_GUARDED_BY(append_mu_);
 
   mutable std::mutex mu_ ABSL_ACQUIRED_AFTER(append_mu_);
   std::vector<EventPtr> events_ ABSL_GUARDED_BY(mu_);  // events_[i]: seq i+1

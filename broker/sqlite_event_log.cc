@@ -57,12 +57,27 @@ CREATE TABLE IF NOT EXISTS events(
   body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events(time_us);
+CREATE TABLE IF NOT EXISTS dedup(
+  key TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  time_us INTEGER NOT NULL,
+  expires_us INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_by_expiry ON dedup(expires_us);
 COMMIT;
 )sql";
 
 constexpr char kInsertSql[] =
     "INSERT INTO events(seq, id, time_us, type, body) VALUES(?1, ?2, ?3, ?4, "
     "?5)";
+constexpr char kDedupFindSql[] = "SELECT seq, id, time_us FROM dedup WHERE key = ?1";
+constexpr char kDedupPutSql[] =
+    "INSERT OR REPLACE INTO dedup(key, seq, id, time_us, expires_us) "
+    "VALUES(?1, ?2, ?3, ?4, ?5)";
+constexpr char kDedupPurgeSql[] = "DELETE FROM dedup WHERE expires_us < ?1";
+// Expired dedup keys are deleted at most this often (by event time).
+constexpr absl::Duration kDedupPurgeInterval = absl::Minutes(1);
 constexpr char kReadSql[] =
     "SELECT seq, body FROM events WHERE seq <= ?1 AND seq >= ?2 "
     "ORDER BY seq LIMIT ?3";
@@ -121,6 +136,10 @@ struct SqliteEventLog::Request {
   explicit Request(absl::Span<v1::Event> e) : events(e) {}
 
   absl::Span<v1::Event> events;
+  // AppendOnce: the key and window (events holds one event); else null.
+  std::string_view dedup_key;
+  absl::Duration dedup_window;
+  AppendOnceResult* once = nullptr;
   // Set by the writer before `done`.
   absl::Status status;
   uint64_t first_sequence = 0;
@@ -184,6 +203,9 @@ absl::StatusOr<std::unique_ptr<SqliteEventLog>> SqliteEventLog::Open(
                 path));
   log->last_sequence_.store(last);
   ASSIGN_OR_RETURN(log->insert_, Prepare(db, kInsertSql, path));
+  ASSIGN_OR_RETURN(log->dedup_find_, Prepare(db, kDedupFindSql, path));
+  ASSIGN_OR_RETURN(log->dedup_put_, Prepare(db, kDedupPutSql, path));
+  ASSIGN_OR_RETURN(log->dedup_purge_, Prepare(db, kDedupPurgeSql, path));
 
   {
     std::lock_guard lock(log->pool_mu_);
@@ -217,6 +239,23 @@ absl::Status SqliteEventLog::Append(absl::Span<v1::Event> events) {
   RETURN_IF_ERROR(ValidateBatch(events));
   if (events.empty()) return absl::OkStatus();
   Request request(events);
+  return Submit(request);
+}
+
+absl::StatusOr<AppendOnceResult> SqliteEventLog::AppendOnce(v1::Event event,
+                                                            std::string_view dedup_key,
+                                                            absl::Duration window) {
+  RETURN_IF_ERROR(ValidateBatch({event}));
+  AppendOnceResult result;
+  Request request(absl::MakeSpan(&event, 1));
+  request.dedup_key = dedup_key;
+  request.dedup_window = window;
+  request.once = &result;
+  RETURN_IF_ERROR(Submit(request));
+  return result;
+}
+
+absl::Status SqliteEventLog::Submit(Request& request) {
   std::unique_lock lock(mu_);
   if (closed_) return absl::UnavailableError("event log is closed");
   queue_.push_back(&request);
@@ -277,9 +316,14 @@ absl::Status SqliteEventLog::WriteGroup(absl::Span<Request* const> group,
   uint64_t next = last_sequence_.load(std::memory_order_relaxed) + 1;
   for (Request* request : group) {
     // A savepoint per batch lets a duplicate id undo its own batch only.
+    if (request->once != nullptr) {
+      ASSIGN_OR_RETURN(bool duplicate, FindDuplicate(*request));
+      if (duplicate) continue;  // nothing stored; `once` holds the original
+    }
     RETURN_IF_ERROR(Exec("SAVEPOINT batch"));
     size_t mark = committed->size();
     absl::Status status = InsertBatch(request->events, next, committed);
+    if (status.ok() && request->once != nullptr) status = RememberKey(*request, next);
     if (status.ok()) {
       RETURN_IF_ERROR(Exec("RELEASE batch"));
       request->first_sequence = next;
@@ -290,6 +334,46 @@ absl::Status SqliteEventLog::WriteGroup(absl::Span<Request* const> group,
       request->status = std::move(status);
     } else {
       return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> SqliteEventLog::FindDuplicate(const Request& request) {
+  const v1::Event& event = request.events[0];
+  Query find(dedup_find_.get());
+  find.BindText(1, request.dedup_key);
+  int rc = find.Step();
+  if (rc == SQLITE_DONE) return false;
+  if (rc != SQLITE_ROW) return SqliteError(rc, db_.get(), "append to", path_);
+  int64_t original_us = sqlite3_column_int64(find.stmt(), 2);
+  if (TimeMicros(event.time()) - original_us >= absl::ToInt64Microseconds(request.dedup_window)) {
+    return false;  // the key's window has passed
+  }
+  request.once->sequence = sqlite3_column_int64(find.stmt(), 0);
+  request.once->id = reinterpret_cast<const char*>(sqlite3_column_text(find.stmt(), 1));
+  request.once->duplicate = true;
+  return true;
+}
+
+absl::Status SqliteEventLog::RememberKey(const Request& request, uint64_t sequence) {
+  const v1::Event& event = request.events[0];
+  int64_t time_us = TimeMicros(event.time());
+  Query put(dedup_put_.get());
+  put.BindText(1, request.dedup_key)
+      .Bind(2, ToSql(sequence))
+      .BindText(3, event.id())
+      .Bind(4, time_us)
+      .Bind(5, time_us + absl::ToInt64Microseconds(request.dedup_window));
+  if (int rc = put.Step(); rc != SQLITE_DONE) return SqliteError(rc, db_.get(), "append to", path_);
+  request.once->id = event.id();
+  request.once->sequence = sequence;
+  if (time_us - last_dedup_purge_us_ > absl::ToInt64Microseconds(kDedupPurgeInterval)) {
+    last_dedup_purge_us_ = time_us;
+    Query purge(dedup_purge_.get());
+    purge.Bind(1, time_us);
+    if (int rc = purge.Step(); rc != SQLITE_DONE) {
+      return SqliteError(rc, db_.get(), "append to", path_);
     }
   }
   return absl::OkStatus();

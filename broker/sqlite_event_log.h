@@ -79,6 +79,8 @@ class SqliteEventLog final : public EventLog {
   void Close();
 
   absl::Status Append(absl::Span<v1::Event> events) override;
+  absl::StatusOr<AppendOnceResult> AppendOnce(v1::Event event, std::string_view dedup_key,
+                                              absl::Duration window) override;
   absl::StatusOr<std::vector<EventPtr>> Read(
       uint64_t from, size_t max_events,
       size_t max_bytes = std::numeric_limits<size_t>::max()) override;
@@ -95,6 +97,8 @@ class SqliteEventLog final : public EventLog {
   SqliteEventLog(std::string path, Options options);
 
   // Writer thread.
+  // Queues `request` for the writer and waits for its outcome.
+  absl::Status Submit(Request& request);
   void WriterLoop();
   void CommitGroup(absl::Span<Request* const> group);
   absl::Status WriteGroup(absl::Span<Request* const> group,
@@ -103,6 +107,12 @@ class SqliteEventLog final : public EventLog {
                            uint64_t first_sequence,
                            std::vector<EventPtr>* committed);
   absl::Status Exec(const char* sql);
+  // AppendOnce, in the writer's transaction: true (and the original in
+  // request.once) when the key was seen within the window.
+  absl::StatusOr<bool> FindDuplicate(const Request& request);
+  // Records the key of a stored AppendOnce event; now and then deletes
+  // expired keys.
+  absl::Status RememberKey(const Request& request, uint64_t sequence);
 
   const std::string path_;
   const Options options_;
@@ -110,6 +120,10 @@ class SqliteEventLog final : public EventLog {
   // The write connection; used by Open, then by the writer thread only.
   sqlite_internal::DbPtr db_;
   sqlite_internal::StmtPtr insert_;
+  sqlite_internal::StmtPtr dedup_find_;
+  sqlite_internal::StmtPtr dedup_put_;
+  sqlite_internal::StmtPtr dedup_purge_;
+  int64_t last_dedup_purge_us_ = 0;  // writer thread only
   // Highest committed and published sequence; stored by the writer only.
   std::atomic<uint64_t> last_sequence_{0};
 

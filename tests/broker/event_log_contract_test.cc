@@ -300,6 +300,65 @@ TEST_P(EventLogContractTest, EventWithoutTimeIsAtEpoch) {
 }
 
 // Records every commit and checks, inside OnCommit, that it is readable.
+// An event with this id at `seconds` past the epoch.
+v1::Event EventAt(std::string id, int64_t seconds) {
+  v1::Event event = NewEvent(std::move(id));
+  event.mutable_time()->set_seconds(seconds);
+  return event;
+}
+
+// A second event with a key seen within the window is not stored; the
+// answer names the original.
+TEST_P(EventLogContractTest, AppendOnceStoresAKeyOnceWithinTheWindow) {
+  AppendOnceResult first = ValueOrFail(log_->AppendOnce(EventAt("a", 100), "k", absl::Hours(1)));
+  EXPECT_EQ(first.id, "a");
+  EXPECT_EQ(first.sequence, 1u);
+  EXPECT_FALSE(first.duplicate);
+  AppendOnceResult again = ValueOrFail(log_->AppendOnce(EventAt("b", 200), "k", absl::Hours(1)));
+  EXPECT_EQ(again.id, "a");
+  EXPECT_EQ(again.sequence, 1u);
+  EXPECT_TRUE(again.duplicate);
+  AppendOnceResult other = ValueOrFail(log_->AppendOnce(EventAt("c", 200), "k2", absl::Hours(1)));
+  EXPECT_EQ(other.sequence, 2u);
+  EXPECT_FALSE(other.duplicate);
+  EXPECT_THAT(IdsOf(ValueOrFail(log_->Read(1, 10))), ElementsAre("a", "c"));
+}
+
+// Once the window (by event time) has passed, the key stores a new event.
+TEST_P(EventLogContractTest, AppendOnceKeyExpiresAfterTheWindow) {
+  ValueOrFail(log_->AppendOnce(EventAt("a", 100), "k", absl::Seconds(60)));
+  EXPECT_TRUE(ValueOrFail(log_->AppendOnce(EventAt("b", 159), "k", absl::Seconds(60))).duplicate);
+  AppendOnceResult later = ValueOrFail(log_->AppendOnce(EventAt("c", 160), "k", absl::Seconds(60)));
+  EXPECT_FALSE(later.duplicate);
+  EXPECT_EQ(later.sequence, 2u);
+  // The window now runs from the new event.
+  EXPECT_EQ(ValueOrFail(log_->AppendOnce(EventAt("d", 200), "k", absl::Seconds(60))).id, "c");
+}
+
+// Of many concurrent AppendOnce calls with one key, exactly one stores and
+// every caller learns its id.
+TEST_P(EventLogContractTest, ConcurrentAppendOnceWithOneKeyStoresOne) {
+  constexpr int kThreads = 8;
+  std::vector<AppendOnceResult> results(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this, t, &results] {
+      results[t] = ValueOrFail(
+          log_->AppendOnce(EventAt(absl::StrCat("e", t), 100), "same", absl::Hours(1)));
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(log_->LastSequence(), 1u);
+  std::string stored = ValueOrFail(log_->Read(1, 10))[0]->event.id();
+  int originals = 0;
+  for (const AppendOnceResult& r : results) {
+    EXPECT_EQ(r.id, stored);
+    EXPECT_EQ(r.sequence, 1u);
+    originals += r.duplicate ? 0 : 1;
+  }
+  EXPECT_EQ(originals, 1);
+}
+
 class RecordingListener : public CommitListener {
  public:
   explicit RecordingListener(EventLog* log) : log_(log) {}

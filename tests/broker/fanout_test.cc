@@ -24,6 +24,10 @@ class RetentionLog : public EventLog {
   void DropBefore(uint64_t first) { first_ = first; }
 
   absl::Status Append(absl::Span<v1::Event> events) override { return log_->Append(events); }
+  absl::StatusOr<AppendOnceResult> AppendOnce(v1::Event event, std::string_view key,
+                                              absl::Duration window) override {
+    return log_->AppendOnce(std::move(event), key, window);
+  }
   absl::StatusOr<std::vector<EventPtr>> Read(uint64_t from, size_t max_events,
                                              size_t max_bytes) override {
     return log_->Read(std::max<uint64_t>(from, first_), max_events, max_bytes);

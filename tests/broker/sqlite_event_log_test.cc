@@ -129,6 +129,18 @@ TEST_F(SqliteEventLogTest, ReopenKeepsEventsIdsAndSequences) {
 }
 
 // Deleting every row (as retention will) does not make sequences reusable.
+TEST_F(SqliteEventLogTest, DedupKeysSurviveReopen) {
+  // A sender retrying after a restart still gets the original answer.
+  v1::Event event = NewEvent("a");
+  event.mutable_time()->set_seconds(100);
+  ASSERT_TRUE(Open()->AppendOnce(event, "k", absl::Hours(1)).ok());
+  event.set_id("b");
+  AppendOnceResult again = ValueOrFail(Open()->AppendOnce(event, "k", absl::Hours(1)));
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.id, "a");
+  EXPECT_EQ(again.sequence, 1u);
+}
+
 TEST_F(SqliteEventLogTest, SequencesAreNotReusedAfterAllRowsAreDeleted) {
   std::vector<v1::Event> batch = {NewEvent("a"), NewEvent("b"), NewEvent("c")};
   ASSERT_EQ(Open()->Append(absl::MakeSpan(batch)), absl::OkStatus());

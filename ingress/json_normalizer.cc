@@ -1,0 +1,270 @@
+#include "ingress/json_normalizer.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/status_macros.h"
+#include "ingress/event_type.h"
+#include "nlohmann/json.hpp"
+
+namespace hookfan::ingress {
+namespace {
+
+using ::hookfan::v1::Event;
+using ::nlohmann::json;
+
+// Debian's abseil has its own string_view type.
+absl::string_view ToAbsl(std::string_view s) { return {s.data(), s.size()}; }
+
+// A SAX handler that accepts every value and keeps the first parse error as
+// "at byte N: <why>".
+class ParseErrorRecorder final : public json::json_sax_t {
+ public:
+  const std::string& detail() const { return detail_; }
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return true; }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+
+  bool parse_error(std::size_t position, const std::string& /*last_token*/,
+                   const json::exception& error) override {
+    // nlohmann writes "[json.exception.parse_error.101] parse error at line
+    // 1, column 2: <why>"; the byte offset replaces the tag and line/column.
+    std::string_view why = error.what();
+    if (const size_t tag_end = why.find("] "); tag_end != why.npos) {
+      why.remove_prefix(tag_end + 2);
+    }
+    if (why.starts_with("parse error at line")) {
+      if (const size_t colon = why.find(": "); colon != why.npos) {
+        why.remove_prefix(colon + 2);
+      }
+    }
+    detail_ = absl::StrCat("at byte ", position, ": ", PrintableForError(why));
+    return false;
+  }
+
+ private:
+  std::string detail_;
+};
+
+// A parsed JSON pointer, or why `text` is none. nlohmann reports bad syntax
+// only by throwing; the exception stays in here.
+absl::StatusOr<json::json_pointer> ParsePointer(std::string_view what,
+                                                const std::string& text) {
+  try {
+    return json::json_pointer(text);
+  } catch (const json::exception& e) {
+    // "[json.exception.parse_error.107] parse error at byte 1: <why>"
+    std::string_view why = e.what();
+    if (const size_t tag_end = why.find("] "); tag_end != why.npos) {
+      why.remove_prefix(tag_end + 2);
+    }
+    if (why.starts_with("parse error")) {
+      if (const size_t colon = why.find(": "); colon != why.npos) {
+        why.remove_prefix(colon + 2);
+      }
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat(ToAbsl(what), " \"", PrintableForError(text),
+                     "\" is not a JSON pointer: ", PrintableForError(why)));
+  }
+}
+
+// The value at `pointer` in `root`, or nullptr when there is none. Never
+// throws: contains() only throws for an array index too large for size_t,
+// which no array has.
+const json* Resolve(const json& root, const json::json_pointer& pointer) {
+  try {
+    return root.contains(pointer) ? &root.at(pointer) : nullptr;
+  } catch (const json::exception&) {
+    return nullptr;
+  }
+}
+
+// Reads the value at config pointer `pointer_text` (named `name` in
+// messages, e.g. "type pointer"). A pointer that does not parse is a config
+// the caller should have refused: kInternal.
+absl::StatusOr<const json*> Lookup(const json& root, std::string_view name,
+                                   std::string_view config_field,
+                                   const std::string& pointer_text) {
+  absl::StatusOr<json::json_pointer> pointer =
+      ParsePointer(config_field, pointer_text);
+  if (!pointer.ok()) return absl::InternalError(pointer.status().message());
+  const json* value = Resolve(root, *pointer);
+  if (value == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ToAbsl(name), " ", PrintableForError(pointer_text),
+                     ": not found in the body"));
+  }
+  return value;
+}
+
+// An event type and where it came from ("type pointer /event/type").
+struct NamedType {
+  std::string type;
+  std::string origin;
+};
+
+// The type the body or the request names, with the prefix.
+absl::StatusOr<NamedType> ReadType(
+    const JsonNormalizerConfig& config, const json& root,
+    const std::function<std::optional<std::string_view>(std::string_view)>&
+        header) {
+  if (!config.type_pointer.empty()) {
+    const std::string origin =
+        absl::StrCat("type pointer ", PrintableForError(config.type_pointer));
+    ASSIGN_OR_RETURN(
+        const json* value,
+        Lookup(root, "type pointer", "type_pointer", config.type_pointer));
+    if (!value->is_string()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(origin, ": must be a string, got ", value->type_name()));
+    }
+    return NamedType{
+        absl::StrCat(config.type_prefix, value->get_ref<const std::string&>()),
+        origin};
+  }
+  if (!config.type_header.empty()) {
+    const std::string name = absl::AsciiStrToLower(config.type_header);
+    const std::string origin =
+        absl::StrCat("type header ", PrintableForError(name));
+    const std::optional<std::string_view> value = header(name);
+    if (!value.has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(origin, ": missing from the request"));
+    }
+    return NamedType{absl::StrCat(config.type_prefix, ToAbsl(*value)), origin};
+  }
+  return absl::InternalError("set exactly one of type_pointer and type_header");
+}
+
+}  // namespace
+
+std::string PrintableForError(std::string_view text) {
+  constexpr size_t kMaxBytes = 160;
+  std::string out;
+  for (const unsigned char c : text.substr(0, kMaxBytes)) {
+    if (absl::ascii_isprint(c)) {
+      out += static_cast<char>(c);
+    } else {
+      absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  if (text.size() > kMaxBytes) out += "...";
+  return out;
+}
+
+absl::StatusOr<json> ParseJsonBody(std::string_view body) {
+  int depth = 0;
+  json root = json::parse(
+      body,
+      [&depth](int level, json::parse_event_t event, json&) {
+        if (event == json::parse_event_t::object_start ||
+            event == json::parse_event_t::array_start) {
+          depth = std::max(depth, level + 1);
+        }
+        return true;
+      },
+      /*allow_exceptions=*/false);
+  if (root.is_discarded()) {
+    // Rare path: parse again to learn why and where.
+    ParseErrorRecorder recorder;
+    json::sax_parse(body, &recorder);
+    return absl::InvalidArgumentError(
+        absl::StrCat("body is not valid JSON: ", recorder.detail()));
+  }
+  if (depth > kMaxJsonDepth) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "JSON nested too deeply (more than ", kMaxJsonDepth, " levels)"));
+  }
+  return root;
+}
+
+absl::Status CheckJsonNormalizerConfig(const JsonNormalizerConfig& config) {
+  if (config.type_pointer.empty() == config.type_header.empty()) {
+    return absl::InvalidArgumentError(
+        "set exactly one of type_pointer and type_header");
+  }
+  for (const auto& [field, text] :
+       {std::pair<std::string_view, const std::string&>{"type_pointer",
+                                                        config.type_pointer},
+        {"id_pointer", config.id_pointer}}) {
+    if (text.empty()) continue;
+    RETURN_IF_ERROR(ParsePointer(field, text).status());
+  }
+  if (!config.type_prefix.empty()) {
+    // Any type with this prefix ends in a token the body supplies.
+    if (const absl::Status status =
+            CheckEventType(absl::StrCat(config.type_prefix, "x"));
+        !status.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "type_prefix \"", PrintableForError(config.type_prefix),
+          "\" is not the start of a valid event type: ", status.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Event> NormalizeJson(
+    const JsonNormalizerConfig& config, std::string_view source,
+    const std::function<std::optional<std::string_view>(
+        std::string_view lowercase_name)>& header,
+    std::string_view body) {
+  ASSIGN_OR_RETURN(const json root, ParseJsonBody(body));
+  if (!root.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("body must be a JSON object, got ", root.type_name()));
+  }
+  ASSIGN_OR_RETURN(NamedType type, ReadType(config, root, header));
+  if (const absl::Status status = CheckEventType(type.type); !status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("event type \"", PrintableForError(type.type), "\" (from ",
+                     type.origin, ") is not valid: ", status.message()));
+  }
+
+  Event event;
+  event.set_source(std::string(source));
+  event.set_type(std::move(type.type));
+  if (!config.id_pointer.empty()) {
+    const std::string origin =
+        absl::StrCat("id pointer ", PrintableForError(config.id_pointer));
+    ASSIGN_OR_RETURN(const json* id, Lookup(root, "id pointer", "id_pointer",
+                                            config.id_pointer));
+    if (id->is_string()) {
+      event.set_source_event_id(id->get_ref<const std::string&>());
+    } else if (id->is_number()) {
+      event.set_source_event_id(id->dump());
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          origin, ": must be a string or a number, got ", id->type_name()));
+    }
+    if (event.source_event_id().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(origin, ": must not be empty"));
+    }
+  }
+  event.set_data_content_type("application/json");
+  event.set_data(body.data(), body.size());
+  return event;
+}
+
+}  // namespace hookfan::ingress

@@ -1,11 +1,19 @@
 #include "broker/grpc_service.h"
 
+#include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/status_macros.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpc/grpc_security_constants.h"
 
 namespace hookfan::broker {
 namespace {
@@ -68,10 +76,12 @@ class StreamPump : public Reactor {
         return;
       }
       if (!ok) {
-        FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "stream closed by the client"));
+        FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED,
+                                  "stream closed by the client"));
         return;
       }
-      if (pumping_) return;  // a pump already runs and will see writing_ == false
+      if (pumping_)
+        return;  // a pump already runs and will see writing_ == false
       pumping_ = true;
       wake_pending_ = false;
       ++pumps_;
@@ -97,7 +107,9 @@ class StreamPump : public Reactor {
   // stream with that status.
   virtual absl::StatusOr<bool> Produce(Response* out) = 0;
   // Turns a Produce error into the stream's final status.
-  virtual grpc::Status StatusFor(const absl::Status& status) { return ToGrpcStatus(status); }
+  virtual grpc::Status StatusFor(const absl::Status& status) {
+    return ToGrpcStatus(status);
+  }
 
   // Call once the stream may produce (after setup).
   void Activate() {
@@ -137,7 +149,8 @@ class StreamPump : public Reactor {
     if (remove) delete this;
   }
 
-  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void FinishLocked(const grpc::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_) return;
     finished_ = true;
     if (writing_) {
@@ -162,7 +175,8 @@ class StreamPump : public Reactor {
 
 // One Subscribe stream: batches from a Fanout subscription, pre-encoded.
 class SubscribeReactor final
-    : public StreamPump<grpc::ServerWriteReactor<grpc::ByteBuffer>, grpc::ByteBuffer> {
+    : public StreamPump<grpc::ServerWriteReactor<grpc::ByteBuffer>,
+                        grpc::ByteBuffer> {
  public:
   SubscribeReactor(grpc::CallbackServerContext* context, Executor* executor,
                    size_t batch_events, size_t batch_bytes)
@@ -177,14 +191,16 @@ class SubscribeReactor final
   // subscription is registered before any event arrives.
   void Start(std::unique_ptr<Subscription> subscription) {
     subscription_ = std::move(subscription);
-    context_->AddInitialMetadata(kStartAfterKey, absl::StrCat(subscription_->cursor()));
+    context_->AddInitialMetadata(kStartAfterKey,
+                                 absl::StrCat(subscription_->cursor()));
     StartSendInitialMetadata();
     Activate();
   }
 
  private:
   absl::StatusOr<bool> Produce(grpc::ByteBuffer* out) override {
-    absl::StatusOr<std::vector<EventPtr>> batch = subscription_->Poll(batch_events_, batch_bytes_);
+    absl::StatusOr<std::vector<EventPtr>> batch =
+        subscription_->Poll(batch_events_, batch_bytes_);
     if (!batch.ok()) return batch.status();
     if (batch->empty()) return false;
     *out = EncodeSubscribeResponse(*batch);
@@ -196,8 +212,9 @@ class SubscribeReactor final
     if (absl::IsUnavailable(status)) {
       uint64_t resume = subscription_->cursor();
       context_->AddTrailingMetadata(kResumeAfterKey, absl::StrCat(resume));
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                          absl::StrCat(status.message(), "; resume after sequence ", resume));
+      return grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          absl::StrCat(status.message(), "; resume after sequence ", resume));
     }
     return ToGrpcStatus(status);
   }
@@ -211,11 +228,23 @@ class SubscribeReactor final
 // One Consume stream: the first request joins the group; later ones ack,
 // nack or extend; deliveries are written as the member has credit.
 class ConsumeReactor final
-    : public StreamPump<grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>,
-                        v1::ConsumeResponse> {
+    : public StreamPump<
+          grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>,
+          v1::ConsumeResponse> {
  public:
-  ConsumeReactor(grpc::CallbackServerContext* context, GroupManager* groups, Executor* executor)
-      : StreamPump(executor), context_(context), groups_(groups) {
+  // A `caller` error finishes the stream at once with that status.
+  ConsumeReactor(grpc::CallbackServerContext* context, GroupManager* groups,
+                 Executor* executor, const Authorizer* authorizer,
+                 absl::StatusOr<const SubscriberGrant*> caller)
+      : StreamPump(executor),
+        context_(context),
+        groups_(groups),
+        authorizer_(authorizer) {
+    if (!caller.ok()) {
+      FinishNow(ToGrpcStatus(caller.status()));
+      return;
+    }
+    caller_ = *caller;
     StartRead(&request_);
   }
 
@@ -235,14 +264,16 @@ class ConsumeReactor final
           status = member_->Ack(request_.ack().sequences());
           break;
         case v1::ConsumeRequest::kNack:
-          status = member_->Nack(request_.nack().sequences(), ToDuration(request_.nack().delay()));
+          status = member_->Nack(request_.nack().sequences(),
+                                 ToDuration(request_.nack().delay()));
           break;
         case v1::ConsumeRequest::kExtend:
           status = member_->Extend(request_.extend().sequences(),
                                    ToDuration(request_.extend().extension()));
           break;
         default:
-          status = absl::InvalidArgumentError("after open, send ack, nack or extend");
+          status = absl::InvalidArgumentError(
+              "after open, send ack, nack or extend");
       }
     }
     if (!status.ok()) {
@@ -255,9 +286,17 @@ class ConsumeReactor final
  private:
   absl::Status Open() {
     if (!request_.has_open()) {
-      return absl::InvalidArgumentError("the first ConsumeRequest must carry open");
+      return absl::InvalidArgumentError(
+          "the first ConsumeRequest must carry open");
     }
-    max_batch_ = request_.open().max_in_flight() == 0 ? 64 : request_.open().max_in_flight();
+    if (absl::Status s =
+            authorizer_->CheckReceive(caller_, request_.open().filter());
+        !s.ok()) {
+      return s;
+    }
+    max_batch_ = request_.open().max_in_flight() == 0
+                     ? 64
+                     : request_.open().max_in_flight();
     absl::StatusOr<std::unique_ptr<GroupMember>> member =
         groups_->Join(request_.open(), [this] { Wake(); });
     if (!member.ok()) return member.status();
@@ -269,7 +308,8 @@ class ConsumeReactor final
   }
 
   absl::StatusOr<bool> Produce(v1::ConsumeResponse* out) override {
-    absl::StatusOr<std::vector<Delivery>> deliveries = member_->Poll(max_batch_);
+    absl::StatusOr<std::vector<Delivery>> deliveries =
+        member_->Poll(max_batch_);
     if (!deliveries.ok()) return deliveries.status();
     if (deliveries->empty()) return false;
     out->Clear();
@@ -285,19 +325,178 @@ class ConsumeReactor final
 
   grpc::CallbackServerContext* const context_;
   GroupManager* const groups_;
+  const Authorizer* const authorizer_;
+  const SubscriberGrant* caller_ =
+      Authorizer::kAnyone;  // set by the constructor
   v1::ConsumeRequest request_;
   size_t max_batch_ = 64;
   std::unique_ptr<GroupMember> member_;  // set once, by the first read
 };
 
 // Finishes a unary call with `status`.
-grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context, const absl::Status& status) {
+grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context,
+                                const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
 
+// The token of an "authorization: Bearer <token>" header; empty when the
+// call has none (or another scheme).
+absl::string_view BearerToken(const grpc::CallbackServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return {};
+  absl::string_view value(it->second.data(), it->second.size());
+  constexpr absl::string_view kScheme = "bearer ";
+  if (value.size() <= kScheme.size() ||
+      !absl::StartsWithIgnoreCase(value, kScheme))
+    return {};
+  return absl::StripAsciiWhitespace(value.substr(kScheme.size()));
+}
+
+// The names an authenticated TLS peer goes by: its certificate's common
+// name and subject alternative names. Empty without a verified client
+// certificate.
+std::vector<std::string> PeerIdentities(
+    const grpc::CallbackServerContext& context) {
+  std::vector<std::string> out;
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return out;
+  for (const grpc::string_ref& id : auth->GetPeerIdentity())
+    out.emplace_back(id.data(), id.size());
+  for (const char* property :
+       {GRPC_X509_CN_PROPERTY_NAME, GRPC_X509_SAN_PROPERTY_NAME,
+        GRPC_PEER_URI_PROPERTY_NAME, GRPC_PEER_DNS_PROPERTY_NAME}) {
+    for (const grpc::string_ref& id : auth->FindPropertyValues(property)) {
+      out.emplace_back(id.data(), id.size());
+    }
+  }
+  return out;
+}
+
+constexpr size_t kMaxTypeLength = 255;
+constexpr size_t kMaxAttributeLength = 1024;
+constexpr size_t kMaxContentTypeLength = 255;
+constexpr size_t kMaxExtensions = 64;
+constexpr size_t kMaxExtensionNameLength = 20;
+
+// `s` quoted for an error message, cut short if long.
+std::string Quote(absl::string_view s) {
+  constexpr size_t kMax = 64;
+  if (s.size() <= kMax) return absl::StrCat("\"", s, "\"");
+  return absl::StrCat("\"", s.substr(0, kMax), "…\" (", s.size(),
+                      " characters)");
+}
+
+absl::Status CheckLength(absl::string_view field, absl::string_view value,
+                         size_t max) {
+  if (value.size() <= max) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      field, " is ", value.size(), " characters; the limit is ", max));
+}
+
+// A published type: non-empty dot-separated tokens of [A-Za-z0-9_-].
+absl::Status ValidatePublishType(absl::string_view type) {
+  if (type.empty()) return absl::InvalidArgumentError("type is required");
+  if (absl::Status s = CheckLength("type", type, kMaxTypeLength); !s.ok())
+    return s;
+  for (absl::string_view token : absl::StrSplit(type, '.')) {
+    bool ok = !token.empty();
+    for (char c : token)
+      ok = ok && (absl::ascii_isalnum(c) || c == '_' || c == '-');
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("type ", Quote(type),
+                       " must be non-empty dot-separated tokens of "
+                       "[A-Za-z0-9_-] (no wildcards)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// CloudEvents attributes, which an extension may not be named after.
+bool IsCloudEventsAttribute(absl::string_view name) {
+  for (absl::string_view attribute :
+       {"id", "source", "specversion", "type", "datacontenttype", "dataschema",
+        "subject", "time", "data"}) {
+    if (name == attribute) return true;
+  }
+  return false;
+}
+
+absl::Status ValidateExtension(absl::string_view name,
+                               absl::string_view value) {
+  bool ok = !name.empty() && name.size() <= kMaxExtensionNameLength;
+  for (char c : name)
+    ok = ok && (absl::ascii_islower(c) || absl::ascii_isdigit(c));
+  const std::string field = absl::StrCat("extensions[", Quote(name), "]");
+  if (!ok) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": a name must be 1 to ", kMaxExtensionNameLength,
+                     " lowercase letters and digits"));
+  }
+  if (IsCloudEventsAttribute(name)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": a CloudEvents attribute, not an extension; use the field"));
+  }
+  return CheckLength(field, value, kMaxAttributeLength);
+}
+
 }  // namespace
+
+absl::StatusOr<v1::Event> EventFromPublishRequest(
+    const v1::PublishRequest& request) {
+  RETURN_IF_ERROR(ValidatePublishType(request.type()));
+  RETURN_IF_ERROR(CheckLength("source", request.source(), kMaxAttributeLength));
+  RETURN_IF_ERROR(CheckLength("id", request.id(), kMaxAttributeLength));
+  RETURN_IF_ERROR(
+      CheckLength("subject", request.subject(), kMaxAttributeLength));
+  RETURN_IF_ERROR(CheckLength("key", request.key(), kMaxAttributeLength));
+  RETURN_IF_ERROR(
+      CheckLength("data_schema", request.data_schema(), kMaxAttributeLength));
+  RETURN_IF_ERROR(CheckLength("data_content_type", request.data_content_type(),
+                              kMaxContentTypeLength));
+  if (request.has_time()) {
+    const google::protobuf::Timestamp& ts = request.time();
+    if (ts.seconds() < google::protobuf::util::TimeUtil::kTimestampMinSeconds ||
+        ts.seconds() > google::protobuf::util::TimeUtil::kTimestampMaxSeconds ||
+        ts.nanos() < 0 || ts.nanos() > 999999999) {
+      return absl::InvalidArgumentError("time is not a valid timestamp");
+    }
+  }
+  if (request.extensions_size() > static_cast<int>(kMaxExtensions)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("extensions has ", request.extensions_size(),
+                     " entries; the limit is ", kMaxExtensions));
+  }
+  // Checked in name order, so the error named is the same on every call.
+  std::map<absl::string_view, absl::string_view> extensions(
+      request.extensions().begin(), request.extensions().end());
+  for (const auto& [name, value] : extensions)
+    RETURN_IF_ERROR(ValidateExtension(name, value));
+
+  v1::Event event;
+  event.set_source(request.source().empty() ? kDefaultPublishSource
+                                            : request.source());
+  event.set_type(request.type());
+  event.set_subject(request.subject());
+  if (!request.key().empty()) {
+    event.set_key(request.key());
+  } else if (auto it = request.extensions().find("partitionkey");
+             it != request.extensions().end()) {
+    event.set_key(it->second);
+  } else {
+    event.set_key(request.subject());
+  }
+  event.set_data_content_type(request.data_content_type());
+  event.set_data(request.data());
+  event.set_data_schema(request.data_schema());
+  *event.mutable_extensions() = request.extensions();
+  event.set_source_event_id(request.id());
+  if (request.has_time()) *event.mutable_source_time() = request.time();
+  return event;
+}
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -318,20 +517,42 @@ grpc::ByteBuffer EncodeSubscribeResponse(const std::vector<EventPtr>& events) {
     p = PutVarint(p, e->wire.size());
     p = std::copy(e->wire.begin(), e->wire.end(), p);
   }
-  grpc::Slice slice(bytes->data(), bytes->size(),
-                    [](void* s) { delete static_cast<std::string*>(s); }, bytes);
+  grpc::Slice slice(
+      bytes->data(), bytes->size(),
+      [](void* s) { delete static_cast<std::string*>(s); }, bytes);
   return grpc::ByteBuffer(&slice, 1);
 }
 
-EventBrokerService::EventBrokerService(EventLog* log, Fanout* fanout, GroupManager* groups,
-                                       Options options)
+EventBrokerService::EventBrokerService(EventLog* log, Fanout* fanout,
+                                       GroupManager* groups, Options options)
     : log_(log),
       fanout_(fanout),
       groups_(groups),
       options_(options),
-      executor_(options.pump_threads) {}
+      authorizer_(options.authorizer != nullptr ? options.authorizer
+                                                : &open_authorizer_),
+      ids_(options.clock),
+      executor_(options.pump_threads),
+      publish_executor_(options.publish_threads) {}
 
 EventBrokerService::~EventBrokerService() = default;
+
+absl::StatusOr<const SubscriberGrant*> EventBrokerService::Authenticate(
+    const grpc::CallbackServerContext& context) const {
+  if (authorizer_->open()) return Authorizer::kAnyone;
+  return authorizer_->Authenticate(BearerToken(context),
+                                   PeerIdentities(context));
+}
+
+absl::Status EventBrokerService::CheckManageGroup(const SubscriberGrant* caller,
+                                                  const std::string& name) {
+  if (caller == Authorizer::kAnyone) return absl::OkStatus();
+  for (const v1::GroupInfo& info : groups_->ListGroups()) {
+    if (info.name() == name)
+      return authorizer_->CheckManageGroup(caller, name, info.filter());
+  }
+  return absl::OkStatus();
+}
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* EventBrokerService::Subscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
@@ -340,25 +561,37 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* EventBrokerService::Subscribe(
   grpc::Status parsed =
       grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&copy, &req);
 
-  size_t batch = req.max_batch_size() == 0 ? options_.default_batch_events
-                                           : std::min<size_t>(req.max_batch_size(),
-                                                              options_.max_batch_events);
-  auto* reactor =
-      new SubscribeReactor(context, &executor_, batch, options_.max_batch_bytes);
+  size_t batch =
+      req.max_batch_size() == 0
+          ? options_.default_batch_events
+          : std::min<size_t>(req.max_batch_size(), options_.max_batch_events);
+  auto* reactor = new SubscribeReactor(context, &executor_, batch,
+                                       options_.max_batch_bytes);
+  absl::StatusOr<const SubscriberGrant*> caller = Authenticate(*context);
+  if (!caller.ok()) {
+    reactor->FinishNow(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   if (!parsed.ok()) {
     reactor->FinishNow(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                     "SubscribeRequest does not parse"));
     return reactor;
   }
-  absl::StatusOr<std::unique_ptr<Subscription>> sub =
-      fanout_->Subscribe(req.filter(), req.start(), [reactor] { reactor->Wake(); });
+  if (absl::Status s = authorizer_->CheckReceive(*caller, req.filter());
+      !s.ok()) {
+    reactor->FinishNow(ToGrpcStatus(s));
+    return reactor;
+  }
+  absl::StatusOr<std::unique_ptr<Subscription>> sub = fanout_->Subscribe(
+      req.filter(), req.start(), [reactor] { reactor->Wake(); });
   if (!sub.ok()) {
     reactor->FinishNow(ToGrpcStatus(sub.status()));
     return reactor;
   }
-  log::Debug("subscription opened", {{"peer", context->peer()},
-                                     {"filter", req.filter().ShortDebugString()},
-                                     {"cursor", (*sub)->cursor()}});
+  log::Debug("subscription opened",
+             {{"peer", context->peer()},
+              {"filter", req.filter().ShortDebugString()},
+              {"cursor", (*sub)->cursor()}});
   reactor->Start(*std::move(sub));
   return reactor;
 }
@@ -366,18 +599,22 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* EventBrokerService::Subscribe(
 grpc::ServerUnaryReactor* EventBrokerService::GetEvent(
     grpc::CallbackServerContext* context, const v1::GetEventRequest* request,
     v1::GetEventResponse* response) {
+  absl::StatusOr<const SubscriberGrant*> caller = Authenticate(*context);
+  if (!caller.ok()) return Reply(context, caller.status());
   absl::StatusOr<EventPtr> found;
   switch (request->key_case()) {
     case v1::GetEventRequest::kId:
       found = log_->GetById(request->id());
       break;
     case v1::GetEventRequest::kSequence: {
-      absl::StatusOr<std::vector<EventPtr>> read = log_->Read(request->sequence(), 1);
+      absl::StatusOr<std::vector<EventPtr>> read =
+          log_->Read(request->sequence(), 1);
       if (!read.ok()) {
         found = read.status();
-      } else if (read->empty() || read->front()->event.sequence() != request->sequence()) {
-        found = absl::NotFoundError(
-            absl::StrCat("no event with sequence ", request->sequence(), " is held"));
+      } else if (read->empty() ||
+                 read->front()->event.sequence() != request->sequence()) {
+        found = absl::NotFoundError(absl::StrCat(
+            "no event with sequence ", request->sequence(), " is held"));
       } else {
         found = read->front();
       }
@@ -387,44 +624,136 @@ grpc::ServerUnaryReactor* EventBrokerService::GetEvent(
       found = absl::InvalidArgumentError("set id or sequence");
       break;
   }
-  if (found.ok()) *response->mutable_event() = (*found)->event;
-  return Reply(context, found.status());
-}
-
-grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* EventBrokerService::Consume(
-    grpc::CallbackServerContext* context) {
-  return new ConsumeReactor(context, groups_, &executor_);
-}
-
-grpc::ServerUnaryReactor* EventBrokerService::ListGroups(grpc::CallbackServerContext* context,
-                                                         const v1::ListGroupsRequest* /*request*/,
-                                                         v1::ListGroupsResponse* response) {
-  for (v1::GroupInfo& info : groups_->ListGroups()) *response->add_groups() = std::move(info);
+  if (!found.ok()) return Reply(context, found.status());
+  if (absl::Status s =
+          authorizer_->CheckReceiveEvent(*caller, (*found)->event.type());
+      !s.ok()) {
+    return Reply(context, s);
+  }
+  *response->mutable_event() = (*found)->event;
   return Reply(context, absl::OkStatus());
 }
 
-grpc::ServerUnaryReactor* EventBrokerService::DeleteGroup(grpc::CallbackServerContext* context,
-                                                          const v1::DeleteGroupRequest* request,
-                                                          v1::DeleteGroupResponse* /*response*/) {
+grpc::ServerUnaryReactor* EventBrokerService::Publish(
+    grpc::CallbackServerContext* context, const v1::PublishRequest* request,
+    v1::PublishResponse* response) {
+  absl::StatusOr<const SubscriberGrant*> caller = Authenticate(*context);
+  if (!caller.ok()) return Reply(context, caller.status());
+  absl::StatusOr<v1::Event> event = EventFromPublishRequest(*request);
+  if (!event.ok()) return Reply(context, event.status());
+  if (absl::Status s = authorizer_->CheckPublish(*caller, event->type());
+      !s.ok()) {
+    return Reply(context, s);
+  }
+  // The receive time is taken now, not when the executor gets to it.
+  event->set_id(ids_.Next());
+  SetTimestamp(options_.clock->Now(), event->mutable_time());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  publish_executor_.Schedule(
+      [this, reactor, response, event = *std::move(event)]() mutable {
+        reactor->Finish(ToGrpcStatus(Store(std::move(event), response)));
+      });
+  return reactor;
+}
+
+absl::Status EventBrokerService::Store(v1::Event event,
+                                       v1::PublishResponse* response) {
+  const std::string source = event.source();
+  const std::string type = event.type();
+  AppendOnceResult result;
+  if (event.source_event_id().empty()) {
+    if (absl::Status s = log_->Append(absl::MakeSpan(&event, 1)); !s.ok()) {
+      log::Error("publish: append failed",
+                 {{"type", type}, {"error", s.ToString()}});
+      return s;
+    }
+    result = {.id = event.id(), .sequence = event.sequence()};
+  } else {
+    std::string key =
+        absl::StrCat("publish:", source, "\n", event.source_event_id());
+    absl::StatusOr<AppendOnceResult> once =
+        log_->AppendOnce(std::move(event), key, options_.publish_dedup_window);
+    if (!once.ok()) {
+      log::Error("publish: append failed",
+                 {{"type", type}, {"error", once.status().ToString()}});
+      return once.status();
+    }
+    result = *std::move(once);
+  }
+  response->set_id(result.id);
+  response->set_sequence(result.sequence);
+  response->set_duplicate(result.duplicate);
+  log::Debug("published", {{"type", type},
+                           {"source", source},
+                           {"id", result.id},
+                           {"sequence", result.sequence},
+                           {"duplicate", result.duplicate}});
+  return absl::OkStatus();
+}
+
+grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>*
+EventBrokerService::Consume(grpc::CallbackServerContext* context) {
+  return new ConsumeReactor(context, groups_, &executor_, authorizer_,
+                            Authenticate(*context));
+}
+
+grpc::ServerUnaryReactor* EventBrokerService::ListGroups(
+    grpc::CallbackServerContext* context,
+    const v1::ListGroupsRequest* /*request*/,
+    v1::ListGroupsResponse* response) {
+  absl::StatusOr<const SubscriberGrant*> caller = Authenticate(*context);
+  if (!caller.ok()) return Reply(context, caller.status());
+  for (v1::GroupInfo& info : groups_->ListGroups()) {
+    if (authorizer_->CheckManageGroup(*caller, info.name(), info.filter())
+            .ok()) {
+      *response->add_groups() = std::move(info);
+    }
+  }
+  return Reply(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* EventBrokerService::DeleteGroup(
+    grpc::CallbackServerContext* context, const v1::DeleteGroupRequest* request,
+    v1::DeleteGroupResponse* /*response*/) {
+  absl::StatusOr<const SubscriberGrant*> caller = Authenticate(*context);
+  if (!caller.ok()) return Reply(context, caller.status());
+  if (absl::Status s = CheckManageGroup(*caller, request->group()); !s.ok()) {
+    return Reply(context, s);
+  }
   return Reply(context, groups_->DeleteGroup(request->group()));
 }
 
 grpc::ServerUnaryReactor* EventBrokerService::ListDeadLetters(
-    grpc::CallbackServerContext* context, const v1::ListDeadLettersRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::ListDeadLettersRequest* request,
     v1::ListDeadLettersResponse* response) {
-  size_t limit = request->limit() == 0 ? 100 : std::min<uint32_t>(request->limit(), 1000);
-  absl::StatusOr<std::vector<v1::DeadLetter>> dead =
-      groups_->ListDeadLetters(request->group(), request->after_sequence(), limit);
+  absl::StatusOr<const SubscriberGrant*> caller = Authenticate(*context);
+  if (!caller.ok()) return Reply(context, caller.status());
+  if (absl::Status s = CheckManageGroup(*caller, request->group()); !s.ok()) {
+    return Reply(context, s);
+  }
+  size_t limit =
+      request->limit() == 0 ? 100 : std::min<uint32_t>(request->limit(), 1000);
+  absl::StatusOr<std::vector<v1::DeadLetter>> dead = groups_->ListDeadLetters(
+      request->group(), request->after_sequence(), limit);
   if (dead.ok()) {
-    for (v1::DeadLetter& d : *dead) *response->add_dead_letters() = std::move(d);
+    for (v1::DeadLetter& d : *dead)
+      *response->add_dead_letters() = std::move(d);
   }
   return Reply(context, dead.status());
 }
 
 grpc::ServerUnaryReactor* EventBrokerService::RedriveDeadLetters(
-    grpc::CallbackServerContext* context, const v1::RedriveDeadLettersRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::RedriveDeadLettersRequest* request,
     v1::RedriveDeadLettersResponse* response) {
-  absl::StatusOr<uint64_t> n = groups_->Redrive(request->group(), request->sequences());
+  absl::StatusOr<const SubscriberGrant*> caller = Authenticate(*context);
+  if (!caller.ok()) return Reply(context, caller.status());
+  if (absl::Status s = CheckManageGroup(*caller, request->group()); !s.ok()) {
+    return Reply(context, s);
+  }
+  absl::StatusOr<uint64_t> n =
+      groups_->Redrive(request->group(), request->sequences());
   if (n.ok()) response->set_redriven(*n);
   return Reply(context, n.status());
 }

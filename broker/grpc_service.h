@@ -3,10 +3,15 @@
 #include <cstddef>
 #include <memory>
 
-#include "broker/event_log.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "broker/authz.h"
 #include "broker/consumer_group.h"
+#include "broker/event_log.h"
 #include "broker/fanout.h"
+#include "common/clock.h"
 #include "common/executor.h"
+#include "common/uuid.h"
 #include "grpcpp/grpcpp.h"
 #include "hookfan/v1/broker.grpc.pb.h"
 
@@ -27,57 +32,110 @@ inline constexpr char kGroupKey[] = "hookfan-group";
 // re-serialization.
 grpc::ByteBuffer EncodeSubscribeResponse(const std::vector<EventPtr>& events);
 
+// The source of a published event whose request names none.
+inline constexpr char kDefaultPublishSource[] = "/grpc/publish";
+
+// Checks a PublishRequest and turns it into the event to store, with source
+// and key defaulted (see broker.proto) and source_event_id / source_time
+// taken from the request's id and time. The hookfan id, time and sequence
+// are left for the caller to set. Errors: kInvalidArgument naming the
+// offending field.
+absl::StatusOr<v1::Event> EventFromPublishRequest(
+    const v1::PublishRequest& request);
+
 // EventBrokerService implements hookfan.v1.EventBroker on the gRPC callback
-// API. It is transport glue only: delivery logic lives in Fanout.
+// API. It is transport glue only: delivery logic lives in Fanout and
+// GroupManager, access decisions in the Authorizer (it extracts each call's
+// bearer token and TLS peer identities and maps the statuses).
 //
 // Subscribe streams are pumped on a small executor: a commit wakes a parked
 // subscription, the executor polls it and starts one write; the next poll
 // happens when that write completes, so a slow client holds at most one
 // batch and never delays ingestion or other clients.
 //
-// Thread-safe. `log`, `fanout` and `groups` must outlive it; destroy it only after
-// the grpc::Server using it has shut down.
+// Publish appends on its own small executor, so a commit waiting for fsync
+// never holds a gRPC thread.
+//
+// Thread-safe. `log`, `fanout` and `groups` (and the clock and authorizer
+// of Options) must outlive it; destroy it only after the grpc::Server using
+// it has shut down.
 class EventBrokerService final
-    : public v1::EventBroker::WithRawCallbackMethod_Subscribe<v1::EventBroker::CallbackService> {
+    : public v1::EventBroker::WithRawCallbackMethod_Subscribe<
+          v1::EventBroker::CallbackService> {
  public:
   struct Options {
     int pump_threads = 2;
     size_t default_batch_events = 256;
     size_t max_batch_events = 4096;
     size_t max_batch_bytes = 1 << 20;  // a single larger event is still sent
+    // Receive time of published events, and the ids minted for them.
+    Clock* clock = Clock::Real();
+    // Who may do what. nullptr, like an Authorizer without grants, lets
+    // every call in.
+    const Authorizer* authorizer = nullptr;
+    // Threads appending published events; concurrent appends share a commit.
+    int publish_threads = 4;
+    // A Publish with the same source and id as one stored less than this
+    // long before (by receive time) is a duplicate.
+    absl::Duration publish_dedup_window = absl::Hours(24);
   };
 
-  EventBrokerService(EventLog* log, Fanout* fanout, GroupManager* groups, Options options);
+  EventBrokerService(EventLog* log, Fanout* fanout, GroupManager* groups,
+                     Options options);
   ~EventBrokerService() override;
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(
-      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
+      grpc::CallbackServerContext* context,
+      const grpc::ByteBuffer* request) override;
 
   grpc::ServerUnaryReactor* GetEvent(grpc::CallbackServerContext* context,
                                      const v1::GetEventRequest* request,
                                      v1::GetEventResponse* response) override;
 
+  grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
+                                    const v1::PublishRequest* request,
+                                    v1::PublishResponse* response) override;
+
   grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* Consume(
       grpc::CallbackServerContext* context) override;
-  grpc::ServerUnaryReactor* ListGroups(grpc::CallbackServerContext* context,
-                                       const v1::ListGroupsRequest* request,
-                                       v1::ListGroupsResponse* response) override;
-  grpc::ServerUnaryReactor* DeleteGroup(grpc::CallbackServerContext* context,
-                                        const v1::DeleteGroupRequest* request,
-                                        v1::DeleteGroupResponse* response) override;
-  grpc::ServerUnaryReactor* ListDeadLetters(grpc::CallbackServerContext* context,
-                                            const v1::ListDeadLettersRequest* request,
-                                            v1::ListDeadLettersResponse* response) override;
-  grpc::ServerUnaryReactor* RedriveDeadLetters(grpc::CallbackServerContext* context,
-                                               const v1::RedriveDeadLettersRequest* request,
-                                               v1::RedriveDeadLettersResponse* response) override;
+  grpc::ServerUnaryReactor* ListGroups(
+      grpc::CallbackServerContext* context,
+      const v1::ListGroupsRequest* request,
+      v1::ListGroupsResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteGroup(
+      grpc::CallbackServerContext* context,
+      const v1::DeleteGroupRequest* request,
+      v1::DeleteGroupResponse* response) override;
+  grpc::ServerUnaryReactor* ListDeadLetters(
+      grpc::CallbackServerContext* context,
+      const v1::ListDeadLettersRequest* request,
+      v1::ListDeadLettersResponse* response) override;
+  grpc::ServerUnaryReactor* RedriveDeadLetters(
+      grpc::CallbackServerContext* context,
+      const v1::RedriveDeadLettersRequest* request,
+      v1::RedriveDeadLettersResponse* response) override;
 
  private:
+  // Identifies the caller of `context` (see Authorizer::Authenticate).
+  absl::StatusOr<const SubscriberGrant*> Authenticate(
+      const grpc::CallbackServerContext& context) const;
+  // Checks that `caller` may manage group `name`; OK for an unknown group
+  // (the GroupManager then answers kNotFound).
+  absl::Status CheckManageGroup(const SubscriberGrant* caller,
+                                const std::string& name);
+  // Appends a published event; the answer for `response`.
+  absl::Status Store(v1::Event event, v1::PublishResponse* response);
+
   EventLog* const log_;
   Fanout* const fanout_;
   GroupManager* const groups_;
   const Options options_;
+  const Authorizer open_authorizer_{{}};
+  const Authorizer* const
+      authorizer_;  // options_.authorizer or open_authorizer_
+  UuidV7Generator ids_;
   Executor executor_;
+  Executor publish_executor_;  // last: its queued work finishes first
 };
 
 // Converts an absl::Status to a grpc::Status with the same code and message.

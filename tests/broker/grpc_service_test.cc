@@ -1,0 +1,638 @@
+#include "broker/grpc_service.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "broker/authz.h"
+#include "broker/consumer_group.h"
+#include "broker/fanout.h"
+#include "broker/memory_event_log.h"
+#include "broker/memory_group_store.h"
+#include "common/clock.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+
+namespace hookfan::broker {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+using ::testing::UnorderedElementsAre;
+
+// A MemoryEventLog whose appends can be made to fail as a full disk would.
+class FaultyLog : public EventLog {
+ public:
+  void FailAppends(bool fail) { fail_ = fail; }
+
+  absl::Status Append(absl::Span<v1::Event> events) override {
+    if (fail_) return absl::UnavailableError("disk full");
+    return log_.Append(events);
+  }
+  absl::StatusOr<AppendOnceResult> AppendOnce(v1::Event event,
+                                              std::string_view key,
+                                              absl::Duration window) override {
+    if (fail_) return absl::UnavailableError("disk full");
+    return log_.AppendOnce(std::move(event), key, window);
+  }
+  absl::StatusOr<std::vector<EventPtr>> Read(uint64_t from, size_t max_events,
+                                             size_t max_bytes) override {
+    return log_.Read(from, max_events, max_bytes);
+  }
+  absl::StatusOr<EventPtr> GetById(std::string_view id) override {
+    return log_.GetById(id);
+  }
+  absl::StatusOr<uint64_t> FirstSequence() override {
+    return log_.FirstSequence();
+  }
+  uint64_t LastSequence() const override { return log_.LastSequence(); }
+  absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override {
+    return log_.SequenceAtTime(t);
+  }
+  void SetCommitListener(CommitListener* l) override {
+    log_.SetCommitListener(l);
+  }
+
+ private:
+  MemoryEventLog log_;
+  std::atomic<bool> fail_{false};
+};
+
+// The grant of the authorization tests.
+SubscriberGrant DevicesGrant() {
+  return {.name = "devices",
+          .tokens = {"t1"},
+          .types = {"applivery.device.*"},
+          .publish = {"internal.>"}};
+}
+
+// Runs the real EventBrokerService over an in-process channel, wired as
+// server/app.cc wires it, on a memory log and a fake clock.
+class GrpcServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start({}); }
+
+  void TearDown() override { Stop(); }
+
+  // (Re)starts the server with these grants (none: open).
+  void Start(std::vector<SubscriberGrant> grants) {
+    Stop();
+    authorizer_ = std::make_unique<Authorizer>(std::move(grants));
+    fanout_ = std::make_unique<Fanout>(&log_, Fanout::Options{});
+    log_.SetCommitListener(fanout_.get());
+    absl::StatusOr<std::unique_ptr<GroupManager>> groups =
+        GroupManager::Create(&log_, fanout_.get(), &group_store_,
+                             {.clock = &clock_, .start_ticker = false});
+    ASSERT_TRUE(groups.ok()) << groups.status();
+    groups_ = *std::move(groups);
+    service_ = std::make_unique<EventBrokerService>(
+        &log_, fanout_.get(), groups_.get(),
+        EventBrokerService::Options{.clock = &clock_,
+                                    .authorizer = authorizer_.get()});
+    grpc::ServerBuilder builder;
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    stub_ = v1::EventBroker::NewStub(
+        server_->InProcessChannel(grpc::ChannelArguments()));
+  }
+
+  // Shuts down in app.cc's drain order.
+  void Stop() {
+    if (server_ == nullptr) return;
+    groups_->Shutdown();
+    fanout_->Shutdown();
+    server_->Shutdown();
+    server_->Wait();
+    stub_.reset();
+    server_.reset();
+    service_.reset();
+    groups_.reset();
+    log_.SetCommitListener(nullptr);
+    fanout_.reset();
+  }
+
+  // A context with a 10 s deadline and, unless empty, a bearer token.
+  static std::unique_ptr<grpc::ClientContext> Context(
+      const std::string& token = "") {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(10));
+    if (!token.empty())
+      context->AddMetadata("authorization", "Bearer " + token);
+    return context;
+  }
+
+  grpc::Status Publish(const v1::PublishRequest& request,
+                       v1::PublishResponse* response,
+                       const std::string& token = "") {
+    return stub_->Publish(Context(token).get(), request, response);
+  }
+
+  static v1::PublishRequest Request(const std::string& type,
+                                    const std::string& id = "") {
+    v1::PublishRequest request;
+    request.set_type(type);
+    request.set_id(id);
+    return request;
+  }
+
+  // Appends an event as the webhook ingress would.
+  v1::Event AppendWebhookEvent(const std::string& type) {
+    v1::Event e;
+    e.set_id(absl::StrCat("webhook-", ++next_id_));
+    e.set_type(type);
+    e.set_source("/webhooks/applivery");
+    SetTimestamp(clock_.Now(), e.mutable_time());
+    EXPECT_TRUE(log_.Append(absl::MakeSpan(&e, 1)).ok());
+    return e;
+  }
+
+  // An open Subscribe stream.
+  struct Stream {
+    std::unique_ptr<grpc::ClientContext> context;
+    std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>> reader;
+  };
+
+  // Opens a subscription to `types` from the latest event, and waits until
+  // the server has registered it (or refused it).
+  Stream Subscribe(const std::vector<std::string>& types,
+                   const std::string& token = "") {
+    Stream stream{Context(token), nullptr};
+    v1::SubscribeRequest request;
+    for (const std::string& t : types) request.mutable_filter()->add_types(t);
+    stream.reader = stub_->Subscribe(stream.context.get(), request);
+    stream.reader->WaitForInitialMetadata();
+    return stream;
+  }
+
+  // The final status of a stream the server refused.
+  static grpc::Status Refusal(Stream& stream) {
+    v1::SubscribeResponse response;
+    EXPECT_FALSE(stream.reader->Read(&response));
+    return stream.reader->Finish();
+  }
+
+  // Joins `group` directly on the manager, creating it with `types`.
+  void CreateGroup(const std::string& group,
+                   const std::vector<std::string>& types) {
+    v1::ConsumerOpen open;
+    open.set_group(group);
+    for (const std::string& t : types) open.mutable_filter()->add_types(t);
+    absl::StatusOr<std::unique_ptr<GroupMember>> member =
+        groups_->Join(open, [] {});
+    ASSERT_TRUE(member.ok()) << member.status();
+  }
+
+  FakeClock clock_;
+  FaultyLog log_;
+  MemoryGroupStore group_store_;
+  std::unique_ptr<Authorizer> authorizer_;
+  std::unique_ptr<Fanout> fanout_;
+  std::unique_ptr<GroupManager> groups_;
+  std::unique_ptr<EventBrokerService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::EventBroker::Stub> stub_;
+  int next_id_ = 0;
+};
+
+// A published event is durable on OK and reaches a subscriber with every
+// attribute of the request.
+TEST_F(GrpcServiceTest, PublishedEventReachesSubscriberWithAllAttributes) {
+  Stream stream = Subscribe({"internal.>"});
+
+  v1::PublishRequest request = Request("internal.device.wiped", "producer-42");
+  request.set_source("/inventory");
+  request.set_subject("devices/d1");
+  request.mutable_time()->set_seconds(1700000000);
+  request.mutable_time()->set_nanos(5);
+  request.set_data_content_type("application/json");
+  request.set_data(R"({"device":"d1"})");
+  (*request.mutable_extensions())["traceparent"] = "00-abc-def-01";
+  (*request.mutable_extensions())["tenant"] = "acme";
+  request.set_key("org-7");
+  request.set_data_schema("https://schemas.example/wiped.json");
+  v1::PublishResponse response;
+  grpc::Status status = Publish(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(response.duplicate());
+  EXPECT_EQ(response.sequence(), 1u);
+  EXPECT_EQ(log_.LastSequence(), 1u);  // durable before the answer
+
+  v1::SubscribeResponse batch;
+  ASSERT_TRUE(stream.reader->Read(&batch));
+  ASSERT_EQ(batch.events_size(), 1);
+  const v1::Event& e = batch.events(0);
+  EXPECT_EQ(e.id(), response.id());
+  EXPECT_EQ(e.id().size(),
+            36u);  // a UUID minted by hookfan, not the producer's id
+  EXPECT_EQ(e.sequence(), response.sequence());
+  EXPECT_EQ(e.source(), "/inventory");
+  EXPECT_EQ(e.type(), "internal.device.wiped");
+  EXPECT_EQ(ToTime(e.time()), clock_.Now());  // receive time
+  EXPECT_EQ(e.subject(), "devices/d1");
+  EXPECT_EQ(e.key(), "org-7");
+  EXPECT_EQ(e.data_content_type(), "application/json");
+  EXPECT_EQ(e.data(), R"({"device":"d1"})");
+  EXPECT_THAT(e.extensions(),
+              UnorderedElementsAre(Pair("traceparent", "00-abc-def-01"),
+                                   Pair("tenant", "acme")));
+  EXPECT_EQ(e.source_event_id(), "producer-42");
+  EXPECT_EQ(e.source_time().seconds(), 1700000000);
+  EXPECT_EQ(e.source_time().nanos(), 5);
+  EXPECT_EQ(e.data_schema(), "https://schemas.example/wiped.json");
+  EXPECT_EQ(e.payload_case(), v1::Event::PAYLOAD_NOT_SET);
+  stream.context->TryCancel();
+}
+
+// Unset source and key take their documented defaults.
+TEST_F(GrpcServiceTest, PublishDefaultsSourceAndKey) {
+  v1::PublishRequest by_subject = Request("internal.x");
+  by_subject.set_subject("devices/d1");
+  v1::PublishRequest by_partition = by_subject;
+  (*by_partition.mutable_extensions())["partitionkey"] = "p-9";
+  v1::PublishResponse first, second;
+  ASSERT_TRUE(Publish(by_subject, &first).ok());
+  ASSERT_TRUE(Publish(by_partition, &second).ok());
+
+  absl::StatusOr<EventPtr> e = log_.GetById(first.id());
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ((*e)->event.source(), "/grpc/publish");
+  EXPECT_EQ((*e)->event.key(), "devices/d1");
+  EXPECT_EQ((*e)->event.source_event_id(), "");
+  EXPECT_FALSE((*e)->event.has_source_time());
+  e = log_.GetById(second.id());
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ((*e)->event.key(), "p-9");
+}
+
+// A retry with the same id stores nothing and answers with the original.
+TEST_F(GrpcServiceTest, PublishWithSameIdTwiceStoresOneEvent) {
+  v1::PublishResponse first, second;
+  ASSERT_TRUE(Publish(Request("internal.x", "once"), &first).ok());
+  clock_.Advance(absl::Hours(1));
+  grpc::Status status = Publish(Request("internal.x", "once"), &second);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(first.duplicate());
+  EXPECT_TRUE(second.duplicate());
+  EXPECT_EQ(second.id(), first.id());
+  EXPECT_EQ(second.sequence(), first.sequence());
+  EXPECT_EQ(log_.LastSequence(), 1u);
+}
+
+// The id is scoped by source: another producer may reuse it.
+TEST_F(GrpcServiceTest, PublishDeduplicatesPerSource) {
+  v1::PublishRequest a = Request("internal.x", "42");
+  a.set_source("/a");
+  v1::PublishRequest b = Request("internal.x", "42");
+  b.set_source("/b");
+  v1::PublishResponse ra, rb;
+  ASSERT_TRUE(Publish(a, &ra).ok());
+  ASSERT_TRUE(Publish(b, &rb).ok());
+  EXPECT_FALSE(rb.duplicate());
+  EXPECT_NE(rb.sequence(), ra.sequence());
+}
+
+// The dedup window is 24 hours of receive time.
+TEST_F(GrpcServiceTest, PublishWithSameIdAfterWindowIsStoredAgain) {
+  v1::PublishResponse first, later;
+  ASSERT_TRUE(Publish(Request("internal.x", "once"), &first).ok());
+  clock_.Advance(absl::Hours(24) + absl::Seconds(1));
+  ASSERT_TRUE(Publish(Request("internal.x", "once"), &later).ok());
+  EXPECT_FALSE(later.duplicate());
+  EXPECT_EQ(later.sequence(), 2u);
+}
+
+// Without an id, every call stores an event.
+TEST_F(GrpcServiceTest, PublishWithoutIdStoresEveryCall) {
+  v1::PublishResponse first, second;
+  ASSERT_TRUE(Publish(Request("internal.x"), &first).ok());
+  ASSERT_TRUE(Publish(Request("internal.x"), &second).ok());
+  EXPECT_FALSE(second.duplicate());
+  EXPECT_NE(second.id(), first.id());
+  EXPECT_EQ(log_.LastSequence(), 2u);
+}
+
+// A malformed type is refused with a message naming the field.
+TEST_F(GrpcServiceTest, PublishInvalidTypeIsInvalidArgument) {
+  const std::string kTokens =
+      " must be non-empty dot-separated tokens of [A-Za-z0-9_-] (no wildcards)";
+  struct Case {
+    std::string type;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"", "type is required"},
+           {"applivery.>", "type \"applivery.>\"" + kTokens},
+           {"applivery.*.x", "type \"applivery.*.x\"" + kTokens},
+           {"a..b", "type \"a..b\"" + kTokens},
+           {"a.b.", "type \"a.b.\"" + kTokens},
+           {"a b", "type \"a b\"" + kTokens},
+           {std::string(256, 'a'), "type is 256 characters; the limit is 255"},
+       }) {
+    v1::PublishResponse response;
+    grpc::Status status = Publish(Request(c.type), &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.type;
+    EXPECT_EQ(status.error_message(), c.message);
+  }
+  EXPECT_EQ(log_.LastSequence(), 0u);
+  v1::PublishResponse response;
+  grpc::Status status =
+      Publish(Request("Inventory_v2.item-moved.X9"), &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+// Extensions follow the CloudEvents naming rules.
+TEST_F(GrpcServiceTest, PublishInvalidExtensionIsInvalidArgument) {
+  struct Case {
+    std::string name;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"Trace",
+            "extensions[\"Trace\"]: a name must be 1 to 20 lowercase letters "
+            "and digits"},
+           {"trace_id",
+            "extensions[\"trace_id\"]: a name must be 1 to 20 lowercase "
+            "letters and digits"},
+           {"",
+            "extensions[\"\"]: a name must be 1 to 20 lowercase letters and "
+            "digits"},
+           {"abcdefghijklmnopqrstu",
+            "extensions[\"abcdefghijklmnopqrstu\"]: a name must be 1 to 20 "
+            "lowercase letters "
+            "and digits"},
+           {"subject",
+            "extensions[\"subject\"]: a CloudEvents attribute, not an "
+            "extension; use the field"},
+       }) {
+    v1::PublishRequest request = Request("internal.x");
+    (*request.mutable_extensions())[c.name] = "v";
+    v1::PublishResponse response;
+    grpc::Status status = Publish(request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.name;
+    EXPECT_EQ(status.error_message(), c.message);
+  }
+}
+
+// Other fields are bounded and the producer's time must be a valid one.
+TEST_F(GrpcServiceTest, PublishInvalidFieldsAreInvalidArgument) {
+  v1::PublishRequest long_subject = Request("internal.x");
+  long_subject.set_subject(std::string(1025, 's'));
+  v1::PublishRequest bad_time = Request("internal.x");
+  bad_time.mutable_time()->set_nanos(-1);
+  v1::PublishResponse response;
+  grpc::Status status = Publish(long_subject, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "subject is 1025 characters; the limit is 1024");
+  status = Publish(bad_time, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "time is not a valid timestamp");
+  EXPECT_EQ(log_.LastSequence(), 0u);
+}
+
+// A log that cannot take writes answers UNAVAILABLE; a retry with the same
+// id then stores the event once.
+TEST_F(GrpcServiceTest, PublishWhenLogCannotWriteIsUnavailable) {
+  log_.FailAppends(true);
+  v1::PublishResponse response;
+  grpc::Status status = Publish(Request("internal.x", "retry-me"), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(status.error_message(), "disk full");
+  status = Publish(Request("internal.x"), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+
+  log_.FailAppends(false);
+  v1::PublishResponse first, retry;
+  ASSERT_TRUE(Publish(Request("internal.x", "retry-me"), &first).ok());
+  ASSERT_TRUE(Publish(Request("internal.x", "retry-me"), &retry).ok());
+  EXPECT_FALSE(first.duplicate());
+  EXPECT_TRUE(retry.duplicate());
+  EXPECT_EQ(log_.LastSequence(), 1u);
+}
+
+// Without grants, calls need no credentials.
+TEST_F(GrpcServiceTest, WithoutGrantsNoCredentialsAreNeeded) {
+  Stream stream = Subscribe({});
+  AppendWebhookEvent("applivery.device.enrolled");
+  v1::SubscribeResponse batch;
+  ASSERT_TRUE(stream.reader->Read(&batch));
+  EXPECT_EQ(batch.events(0).type(), "applivery.device.enrolled");
+  stream.context->TryCancel();
+}
+
+// A granted client subscribes within its grant and receives events.
+TEST_F(GrpcServiceTest, SubscribeWithinGrantWorks) {
+  Start({DevicesGrant()});
+  Stream stream = Subscribe({"applivery.device.*"}, "t1");
+  EXPECT_EQ(stream.context->GetServerInitialMetadata().count(kStartAfterKey),
+            1u);
+  AppendWebhookEvent("applivery.device.enrolled");
+  v1::SubscribeResponse batch;
+  ASSERT_TRUE(stream.reader->Read(&batch));
+  EXPECT_EQ(batch.events(0).type(), "applivery.device.enrolled");
+  stream.context->TryCancel();
+}
+
+// Asking for more than granted is refused, naming the pattern and grant.
+TEST_F(GrpcServiceTest, SubscribeBeyondGrantIsPermissionDenied) {
+  Start({DevicesGrant()});
+  Stream stream = Subscribe({"applivery.>"}, "t1");
+  grpc::Status status = Refusal(stream);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(status.error_message(),
+            "client \"devices\" may not receive \"applivery.>\" (granted: "
+            "applivery.device.*)");
+
+  Stream everything = Subscribe({}, "t1");
+  EXPECT_EQ(Refusal(everything).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
+// No token, a wrong token or another scheme: UNAUTHENTICATED, token not echoed.
+TEST_F(GrpcServiceTest, SubscribeWithoutKnownTokenIsUnauthenticated) {
+  Start({DevicesGrant()});
+  Stream none = Subscribe({"applivery.device.*"});
+  grpc::Status status = Refusal(none);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(status.error_message(), "missing or unknown bearer token");
+
+  Stream wrong = Subscribe({"applivery.device.*"}, "s3cret-guess");
+  status = Refusal(wrong);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(status.error_message(), "missing or unknown bearer token");
+
+  Stream basic{Context(), nullptr};
+  basic.context->AddMetadata("authorization", "Basic t1");
+  v1::SubscribeRequest request;
+  basic.reader = stub_->Subscribe(basic.context.get(), request);
+  EXPECT_EQ(Refusal(basic).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+// The bearer scheme is case-insensitive (RFC 7235).
+TEST_F(GrpcServiceTest, BearerSchemeIsCaseInsensitive) {
+  Start({DevicesGrant()});
+  auto context = Context();
+  context->AddMetadata("authorization", "bearer t1");
+  v1::PublishResponse response;
+  grpc::Status status =
+      stub_->Publish(context.get(), Request("internal.x"), &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+// Publishing is allowed only for the grant's publish patterns.
+TEST_F(GrpcServiceTest, PublishNeedsPublishGrant) {
+  Start({DevicesGrant()});
+  v1::PublishResponse response;
+  grpc::Status status = Publish(Request("internal.x"), &response, "t1");
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.sequence(), 1u);
+
+  status = Publish(Request("applivery.x"), &response, "t1");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(status.error_message(),
+            "client \"devices\" may not publish \"applivery.x\" (granted: "
+            "internal.>)");
+
+  status = Publish(Request("internal.x"), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(log_.LastSequence(), 1u);
+}
+
+// GetEvent refuses events outside the grant and does not reveal them.
+TEST_F(GrpcServiceTest, GetEventOutsideGrantIsPermissionDenied) {
+  Start({DevicesGrant()});
+  v1::Event inside = AppendWebhookEvent("applivery.device.enrolled");
+  v1::Event outside = AppendWebhookEvent("applivery.inventory_item.created");
+
+  v1::GetEventRequest request;
+  request.set_id(inside.id());
+  v1::GetEventResponse response;
+  grpc::Status status =
+      stub_->GetEvent(Context("t1").get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.event().id(), inside.id());
+
+  for (bool by_sequence : {false, true}) {
+    if (by_sequence) {
+      request.set_sequence(outside.sequence());
+    } else {
+      request.set_id(outside.id());
+    }
+    v1::GetEventResponse denied;
+    status = stub_->GetEvent(Context("t1").get(), request, &denied);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(status.error_message(),
+              "client \"devices\" may not receive this event (granted: "
+              "applivery.device.*)");
+    EXPECT_FALSE(denied.has_event());
+  }
+}
+
+// Consume is authorized like Subscribe, on the open request's filter.
+TEST_F(GrpcServiceTest, ConsumeBeyondGrantIsPermissionDenied) {
+  Start({DevicesGrant()});
+  auto context = Context("t1");
+  auto stream = stub_->Consume(context.get());
+  v1::ConsumeRequest open;
+  open.mutable_open()->set_group("everything");
+  open.mutable_open()->mutable_filter()->add_types("applivery.>");
+  stream->Write(open);
+  v1::ConsumeResponse response;
+  EXPECT_FALSE(stream->Read(&response));
+  grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(status.error_message(),
+            "client \"devices\" may not receive \"applivery.>\" (granted: "
+            "applivery.device.*)");
+  EXPECT_THAT(groups_->ListGroups(), IsEmpty());  // not created
+}
+
+TEST_F(GrpcServiceTest, ConsumeWithinGrantJoinsTheGroup) {
+  Start({DevicesGrant()});
+  auto context = Context("t1");
+  auto stream = stub_->Consume(context.get());
+  v1::ConsumeRequest open;
+  open.mutable_open()->set_group("devices");
+  open.mutable_open()->mutable_filter()->add_types("applivery.device.*");
+  open.mutable_open()->mutable_start()->set_earliest(true);
+  ASSERT_TRUE(stream->Write(open));
+  AppendWebhookEvent("applivery.device.enrolled");
+  v1::ConsumeResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_EQ(context->GetServerInitialMetadata().find(kGroupKey)->second,
+            "devices");
+  ASSERT_EQ(response.deliveries_size(), 1);
+  EXPECT_EQ(response.deliveries(0).event().type(), "applivery.device.enrolled");
+  context->TryCancel();
+}
+
+TEST_F(GrpcServiceTest, ConsumeWithoutTokenIsUnauthenticated) {
+  Start({DevicesGrant()});
+  auto context = Context();
+  auto stream = stub_->Consume(context.get());
+  v1::ConsumeResponse response;
+  EXPECT_FALSE(stream->Read(&response));
+  grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(status.error_message(), "missing or unknown bearer token");
+}
+
+// Group administration is limited to groups the client may fully receive.
+TEST_F(GrpcServiceTest, GroupAdminIsLimitedToCoveredGroups) {
+  Start({DevicesGrant()});
+  CreateGroup("enrolled", {"applivery.device.enrolled"});
+  CreateGroup("everything", {});
+
+  v1::ListGroupsResponse listed;
+  ASSERT_TRUE(stub_->ListGroups(Context("t1").get(), {}, &listed).ok());
+  std::vector<std::string> names;
+  for (const v1::GroupInfo& g : listed.groups()) names.push_back(g.name());
+  EXPECT_THAT(names, ElementsAre("enrolled"));
+
+  const std::string kDenied =
+      "client \"devices\" may not manage consumer group \"everything\": it "
+      "receives more than "
+      "granted (granted: applivery.device.*)";
+  v1::ListDeadLettersRequest list_dead;
+  list_dead.set_group("everything");
+  v1::ListDeadLettersResponse dead;
+  grpc::Status status =
+      stub_->ListDeadLetters(Context("t1").get(), list_dead, &dead);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(status.error_message(), kDenied);
+
+  v1::RedriveDeadLettersRequest redrive;
+  redrive.set_group("everything");
+  v1::RedriveDeadLettersResponse redriven;
+  status = stub_->RedriveDeadLetters(Context("t1").get(), redrive, &redriven);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(status.error_message(), kDenied);
+
+  v1::DeleteGroupRequest remove;
+  remove.set_group("everything");
+  v1::DeleteGroupResponse removed;
+  status = stub_->DeleteGroup(Context("t1").get(), remove, &removed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(status.error_message(), kDenied);
+
+  remove.set_group("enrolled");
+  status = stub_->DeleteGroup(Context("t1").get(), remove, &removed);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  remove.set_group("never-existed");
+  status = stub_->DeleteGroup(Context("t1").get(), remove, &removed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  EXPECT_EQ(stub_->ListGroups(Context().get(), {}, &listed).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+}  // namespace
+}  // namespace hookfan::broker

@@ -14,6 +14,18 @@ void Send(const HttpAnswer& answer, httplib::Response& res) {
   res.set_content(answer.body, "application/json");
 }
 
+std::unique_ptr<httplib::Server> MakeServer(const HttpServer::Options& options) {
+  if (options.tls == nullptr) return std::make_unique<httplib::Server>();
+  return std::make_unique<httplib::SSLServer>([&options](SSL_CTX& ctx) {
+    SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+    options.tls->Install(&ctx);
+    if (options.tls_client_ca_file.empty()) return true;
+    absl::Status s = TlsCertificate::RequireClientCertificates(&ctx, options.tls_client_ca_file);
+    if (!s.ok()) log::Error("HTTPS setup failed", {{"error", std::string(s.message())}});
+    return s.ok();
+  });
+}
+
 }  // namespace
 
 std::string HttpServer::DefaultMessage(int status) const {
@@ -22,7 +34,8 @@ std::string HttpServer::DefaultMessage(int status) const {
     case 404: return "not found";
     case 405: return "method not allowed";
     case 413:
-      return absl::StrCat("body is larger than the limit of ", options_.max_body_bytes, " bytes");
+      return absl::StrCat("body is larger than the limit of ", handler_->max_body_bytes(),
+                          " bytes");
     case 414: return "URI too long";
     default: return absl::StrCat("HTTP ", status);
   }
@@ -33,23 +46,33 @@ HttpServer::HttpServer(WebhookHandler* handler, std::function<absl::Status()> re
     : handler_(handler),
       ready_(std::move(ready)),
       options_(std::move(options)),
-      server_(std::make_unique<httplib::Server>()) {
+      server_(MakeServer(options_)) {
   httplib::Server& s = *server_;
   int threads = options_.threads;
   s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  s.set_payload_max_length(options_.max_body_bytes);
+  s.set_payload_max_length(handler_->max_body_bytes());
   s.set_read_timeout(options_.read_timeout_seconds, 0);
   s.set_keep_alive_max_count(options_.keep_alive_max_requests);
   // Answers are written as headers then body: without TCP_NODELAY, Nagle
   // and the sender's delayed ACK add ~40 ms to every keep-alive request.
   s.set_tcp_nodelay(true);
 
-  s.Post(R"(/webhooks/applivery/([^/]*))",
-         [this](const httplib::Request& req, httplib::Response& res) {
-           Send(handler_->HandleApplivery(req.matches[1].str(),
-                                          req.get_header_value("Content-Type"), req.body),
-                res);
-         });
+  // Every POST goes to the handler, which routes by source path.
+  s.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string content_type = req.get_header_value("Content-Type");
+    IngressRequest request{
+        .path = req.path,
+        .remote_ip = req.remote_addr,
+        .content_type = content_type,
+        .header = [&req](std::string_view name) -> std::optional<std::string_view> {
+          auto it = req.headers.find(std::string(name));  // case-insensitive
+          if (it == req.headers.end()) return std::nullopt;
+          return it->second;
+        },
+        .body = req.body};
+    for (const auto& [name, value] : req.headers) request.header_names.push_back(name);
+    Send(handler_->Handle(request), res);
+  });
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(R"({"status":"ok"})", "application/json");
   });
@@ -74,6 +97,10 @@ HttpServer::HttpServer(WebhookHandler* handler, std::function<absl::Status()> re
 HttpServer::~HttpServer() { Stop(); }
 
 absl::Status HttpServer::Bind() {
+  if (!server_->is_valid()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot set up HTTPS with client CA ", options_.tls_client_ca_file));
+  }
   if (options_.port == 0) {
     port_ = server_->bind_to_any_port(options_.host);
   } else if (server_->bind_to_port(options_.host, options_.port)) {

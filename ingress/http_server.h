@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "ingress/tls_certificate.h"
 #include "ingress/webhook_handler.h"
 
 namespace httplib {
@@ -17,7 +18,7 @@ namespace hookfan::ingress {
 // a WebhookHandler and serves the health endpoints. Every error answer is
 // JSON. Thread-safe; `handler` must outlive it.
 //
-//   POST /webhooks/applivery/{token}   → WebhookHandler::HandleApplivery
+//   POST <any source path>             → WebhookHandler::Handle
 //   GET  /healthz                      → 200 while the process serves
 //   GET  /readyz                       → 200 when `ready` returns OK, else 503
 class HttpServer {
@@ -25,10 +26,13 @@ class HttpServer {
   struct Options {
     std::string host = "127.0.0.1";
     int port = 8080;                  // 0: any free port
-    size_t max_body_bytes = 1 << 20;  // larger bodies get 413
     int threads = 64;                 // one per keep-alive connection served at once
     int read_timeout_seconds = 10;    // slow senders are cut off
     size_t keep_alive_max_requests = 10000;
+    // HTTPS when set (must outlive the server); plain HTTP when null.
+    TlsCertificate* tls = nullptr;
+    // With tls: require client certificates signed by these CAs (mTLS).
+    std::string tls_client_ca_file = {};
   };
 
   HttpServer(WebhookHandler* handler, std::function<absl::Status()> ready, Options options);
@@ -36,7 +40,8 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds the listening socket. Errors: kUnavailable naming the address.
+  // Binds the listening socket. Errors: kUnavailable naming the address;
+  // kInvalidArgument when the TLS client CA file cannot be used.
   absl::Status Bind();
   // The bound port (after Bind).
   int port() const { return port_; }

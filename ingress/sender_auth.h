@@ -25,6 +25,14 @@ struct AuthRequest {
   std::string_view body;  // raw, exactly as received
 };
 
+// Compares two secrets in time that does not depend on where they differ
+// (nor on their lengths beyond a SHA-256 of each).
+bool SecretEquals(std::string_view a, std::string_view b);
+
+// Looks up a request header by its lowercase name; nullopt if absent.
+using HeaderLookup =
+    std::function<std::optional<std::string_view>(std::string_view lowercase_name)>;
+
 // What to do with a request.
 struct AuthDecision {
   enum class Outcome {

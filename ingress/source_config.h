@@ -93,6 +93,7 @@ enum class DedupKey {
   kIdempotencyKey,  // the Idempotency-Key header
   kWebhookId,       // the webhook-id header (Standard Webhooks)
   kBodyHash,        // SHA-256 of the body
+  kEventId,         // the id the event carries (CloudEvents id, json id_pointer)
 };
 
 struct DedupConfig {
@@ -102,6 +103,15 @@ struct DedupConfig {
 
 // One webhook source: where it posts, how it authenticates, what limits
 // apply and how its payloads become events.
+struct SourceConfig;
+// The dedup a source gets unless its config says otherwise:
+// - applivery: body hash for 10 minutes. Applivery sends no id or
+//   timestamp, so a retry is byte-identical — but so is a genuinely
+//   repeated event (a device enrolled twice), hence the short window.
+// - cloudevents, and json with an id_pointer: the event id for 24 hours.
+// - otherwise none.
+DedupConfig DefaultDedup(const SourceConfig& source);
+
 struct SourceConfig {
   std::string name = {};  // [a-z0-9_-]+, unique among sources
   // URL path, unique; "/webhooks/<name>" by default. With kPathToken the
@@ -115,5 +125,18 @@ struct SourceConfig {
   RateLimitConfig rate_limit = {};
   DedupConfig dedup = {};
 };
+
+inline DedupConfig DefaultDedup(const SourceConfig& source) {
+  switch (source.normalizer) {
+    case NormalizerKind::kApplivery:
+      return {DedupKey::kBodyHash, absl::Minutes(10)};
+    case NormalizerKind::kCloudEvents:
+      return {DedupKey::kEventId, absl::Hours(24)};
+    case NormalizerKind::kJson:
+      if (!source.json.id_pointer.empty()) return {DedupKey::kEventId, absl::Hours(24)};
+      break;
+  }
+  return {DedupKey::kNone, absl::Hours(24)};
+}
 
 }  // namespace hookfan::ingress

@@ -1,17 +1,47 @@
 #include "ingress/webhook_handler.h"
 
-#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/log.h"
 #include "ingress/applivery_normalizer.h"
+#include "ingress/cloudevents.h"
+#include "ingress/json_normalizer.h"
 #include "nlohmann/json.hpp"
 
 namespace hookfan::ingress {
+
+// A configured source with what it needs at run time.
+struct WebhookHandler::Source {
+  SourceConfig config;
+  std::unique_ptr<SenderAuth> auth;
+  std::unique_ptr<RateLimiter> limiter;
+};
+
+namespace {
+
+absl::string_view View(std::string_view s) { return {s.data(), s.size()}; }
+
+HttpAnswer Retryable(int status, absl::string_view message, int64_t retry_after_seconds) {
+  HttpAnswer answer = ErrorAnswer(status, message);
+  answer.headers.emplace_back("Retry-After", absl::StrCat(retry_after_seconds));
+  return answer;
+}
+
+std::string Sha256Hex(std::string_view body) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(body.data()), body.size(), digest);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+}
+
+}  // namespace
+
 HttpAnswer ErrorAnswer(int status, absl::string_view message) {
   nlohmann::json body = {{"error", {{"code", status}, {"message", std::string(message)}}}};
   return HttpAnswer{status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), {}};
@@ -19,52 +49,180 @@ HttpAnswer ErrorAnswer(int status, absl::string_view message) {
 
 bool IsJsonContentType(std::string_view content_type) {
   std::string_view type = content_type.substr(0, content_type.find(';'));
-  std::string media =
-      absl::AsciiStrToLower(absl::StripAsciiWhitespace(absl::string_view(type.data(), type.size())));
+  std::string media = absl::AsciiStrToLower(absl::StripAsciiWhitespace(View(type)));
   if (media == "application/json") return true;
   return media.starts_with("application/") && media.ends_with("+json");
 }
 
-bool SecretEquals(std::string_view a, std::string_view b) {
-  unsigned char da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(a.data()), a.size(), da);
-  SHA256(reinterpret_cast<const unsigned char*>(b.data()), b.size(), db);
-  return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
+absl::StatusOr<std::unique_ptr<WebhookHandler>> WebhookHandler::Create(
+    broker::EventLog* log, std::vector<SourceConfig> sources, Options options) {
+  std::unique_ptr<WebhookHandler> handler(new WebhookHandler(log, options));
+  for (SourceConfig& config : sources) {
+    if (config.path.empty()) config.path = absl::StrCat("/webhooks/", config.name);
+    for (const auto& other : handler->sources_) {
+      if (other->config.path == config.path) {
+        return absl::InvalidArgumentError(absl::StrCat("sources ", other->config.name, " and ",
+                                                       config.name, " share the path ",
+                                                       config.path));
+      }
+    }
+    auto source = std::make_unique<Source>();
+    absl::StatusOr<std::unique_ptr<SenderAuth>> auth =
+        SenderAuth::Create(config.auth, options.clock);
+    if (!auth.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("source ", config.name, ": ", auth.status().message()));
+    }
+    source->auth = *std::move(auth);
+    source->limiter = std::make_unique<RateLimiter>(config.rate_limit, options.clock);
+    handler->max_body_bytes_ = std::max(handler->max_body_bytes_, config.max_body_bytes);
+    source->config = std::move(config);
+    handler->sources_.push_back(std::move(source));
+  }
+  std::sort(handler->sources_.begin(), handler->sources_.end(),
+            [](const auto& a, const auto& b) { return a->config.path.size() > b->config.path.size(); });
+  return handler;
 }
 
 WebhookHandler::WebhookHandler(broker::EventLog* log, Options options)
-    : log_(log), options_(std::move(options)), ids_(options_.clock) {}
+    : log_(log), options_(options), ids_(options_.clock) {}
 
-HttpAnswer WebhookHandler::HandleApplivery(std::string_view path_token,
-                                           std::string_view content_type,
-                                           std::string_view body) {
-  if (!SecretEquals(path_token, options_.applivery_token)) {
-    log::Warn("webhook rejected: wrong path token", {{"source", "applivery"}});
-    return ErrorAnswer(404, "not found");
-  }
-  if (!IsJsonContentType(content_type)) {
-    return ErrorAnswer(415, absl::StrCat("Content-Type must be application/json, got ",
-                                         content_type.empty() ? "none"
-                                                              : absl::StrCat("\"", std::string(content_type), "\"")));
-  }
-  if (body.size() > options_.max_body_bytes) {
-    return ErrorAnswer(413, absl::StrCat("body is ", body.size(), " bytes; the limit is ",
-                                         options_.max_body_bytes));
-  }
-  absl::StatusOr<v1::Event> event = NormalizeApplivery(body);
-  if (!event.ok()) return ErrorAnswer(400, event.status().message());
+WebhookHandler::~WebhookHandler() = default;
 
+WebhookHandler::Source* WebhookHandler::Route(std::string_view path,
+                                              std::string_view* token) const {
+  for (const auto& source : sources_) {
+    const std::string& prefix = source->config.path;
+    if (path == prefix) {
+      *token = {};
+      return source.get();
+    }
+    // One more segment: the path token (SenderAuth refuses it for other modes).
+    if (path.size() > prefix.size() + 1 && path.starts_with(prefix) &&
+        path[prefix.size()] == '/' && path.find('/', prefix.size() + 1) == std::string_view::npos) {
+      *token = path.substr(prefix.size() + 1);
+      return source.get();
+    }
+  }
+  return nullptr;
+}
+
+HttpAnswer WebhookHandler::Handle(const IngressRequest& request) {
+  std::string_view token;
+  Source* source = Route(request.path, &token);
+  if (source == nullptr) return ErrorAnswer(404, "not found");
+  const SourceConfig& config = source->config;
+  auto refuse = [&](int status, absl::string_view reason, absl::string_view message) {
+    log::Warn("webhook refused", {{"source", config.name},
+                                  {"status", status},
+                                  {"reason", std::string(reason)},
+                                  {"remote", std::string(request.remote_ip)}});
+    return ErrorAnswer(status, message);
+  };
+
+  if (!config.allowed_cidrs.empty() &&
+      std::none_of(config.allowed_cidrs.begin(), config.allowed_cidrs.end(),
+                   [&](const Cidr& c) { return c.Contains(request.remote_ip); })) {
+    return refuse(403, "peer outside allowed_cidrs", "forbidden");
+  }
+  AuthDecision decision = source->auth->Verify({token, request.header, request.body});
+  switch (decision.outcome) {
+    case AuthDecision::Outcome::kAllowed:
+      break;
+    case AuthDecision::Outcome::kNotFound:
+      return refuse(404, decision.reason, "not found");
+    case AuthDecision::Outcome::kUnauthorized: {
+      HttpAnswer answer = refuse(401, decision.reason, "unauthorized");
+      if (config.auth.mode == AuthMode::kBasic) {
+        answer.headers.emplace_back("WWW-Authenticate", "Basic realm=\"hookfan\"");
+      } else if (config.auth.mode == AuthMode::kBearer) {
+        answer.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"hookfan\"");
+      }
+      return answer;
+    }
+  }
+  if (request.body.size() > config.max_body_bytes) {
+    return ErrorAnswer(413, absl::StrCat("body is ", request.body.size(),
+                                         " bytes; the limit is ", config.max_body_bytes));
+  }
+  if (std::optional<absl::Duration> wait = source->limiter->Acquire()) {
+    log::Warn("webhook rate limited", {{"source", config.name}});
+    return Retryable(429, absl::StrCat("source ", config.name, " is over its rate limit"),
+                     RetryAfterSeconds(*wait));
+  }
+
+  absl::StatusOr<v1::Event> event = Normalize(*source, request);
+  if (!event.ok()) {
+    int status = absl::IsFailedPrecondition(event.status()) ? 415 : 400;
+    return ErrorAnswer(status, event.status().message());
+  }
   event->set_id(ids_.Next());
   SetTimestamp(options_.clock->Now(), event->mutable_time());
 
-  if (absl::Status s = log_->Append(absl::MakeSpan(&*event, 1)); !s.ok()) {
-    log::Error("append failed", {{"source", "applivery"}, {"error", s.ToString()}});
-    HttpAnswer answer = ErrorAnswer(503, "the event log cannot take writes now; retry later");
-    answer.headers.emplace_back("Retry-After", "1");
-    return answer;
+  absl::StatusOr<broker::AppendOnceResult> stored;
+  if (std::string key = DedupKeyOf(*source, request, *event); !key.empty()) {
+    stored = log_->AppendOnce(*event, key, config.dedup.window);
+  } else if (absl::Status s = log_->Append(absl::MakeSpan(&*event, 1)); s.ok()) {
+    stored = broker::AppendOnceResult{.id = event->id(), .sequence = event->sequence()};
+  } else {
+    stored = s;
   }
-  nlohmann::json ok = {{"id", event->id()}, {"sequence", event->sequence()}, {"type", event->type()}};
+  if (!stored.ok()) {
+    log::Error("append failed", {{"source", config.name}, {"error", stored.status().ToString()}});
+    return Retryable(503, "the event log cannot take writes now; retry later", 1);
+  }
+  nlohmann::json ok = {{"id", stored->id}, {"sequence", stored->sequence}, {"type", event->type()}};
+  if (stored->duplicate) {
+    ok["duplicate"] = true;
+    return HttpAnswer{200, ok.dump(), {}};
+  }
   return HttpAnswer{202, ok.dump(), {}};
+}
+
+absl::StatusOr<v1::Event> WebhookHandler::Normalize(const Source& source,
+                                                    const IngressRequest& request) const {
+  const SourceConfig& config = source.config;
+  if (config.normalizer == NormalizerKind::kCloudEvents) {
+    return ParseCloudEvent(request.content_type, request.header, request.body,
+                           request.header_names);
+  }
+  if (!IsJsonContentType(request.content_type)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "Content-Type must be application/json, got ",
+        request.content_type.empty() ? "none"
+                                     : absl::StrCat("\"", View(request.content_type), "\"")));
+  }
+  if (config.normalizer == NormalizerKind::kJson) {
+    return NormalizeJson(config.json, config.path, request.header, request.body);
+  }
+  absl::StatusOr<v1::Event> event = NormalizeApplivery(request.body);
+  if (event.ok()) event->set_source(config.path);
+  return event;
+}
+
+std::string WebhookHandler::DedupKeyOf(const Source& source, const IngressRequest& request,
+                                     const v1::Event& event) const {
+  std::string value;
+  switch (source.config.dedup.key) {
+    case DedupKey::kNone:
+      return "";
+    case DedupKey::kIdempotencyKey:
+      value = std::string(request.header("idempotency-key").value_or(""));
+      break;
+    case DedupKey::kWebhookId:
+      value = std::string(request.header("webhook-id").value_or(""));
+      break;
+    case DedupKey::kBodyHash:
+      value = absl::StrCat("sha256:", Sha256Hex(request.body));
+      break;
+    case DedupKey::kEventId:
+      if (!event.source_event_id().empty()) {
+        value = absl::StrCat(event.source(), "\n", event.source_event_id());
+      }
+      break;
+  }
+  // Keys are per source: two sources may use the same ids.
+  return value.empty() ? "" : absl::StrCat(source.config.name, "\n", value);
 }
 
 }  // namespace hookfan::ingress

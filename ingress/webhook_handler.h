@@ -1,15 +1,20 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "broker/event_log.h"
 #include "common/clock.h"
 #include "common/uuid.h"
+#include "ingress/rate_limiter.h"
+#include "ingress/sender_auth.h"
+#include "ingress/source_config.h"
 
 namespace hookfan::ingress {
 
@@ -24,45 +29,74 @@ struct HttpAnswer {
 //   {"error": {"code": <status>, "message": "<message>"}}
 HttpAnswer ErrorAnswer(int status, absl::string_view message);
 
-// WebhookHandler turns one webhook request into a stored event and the
-// answer for the sender. It knows no HTTP library: the server passes it the
-// parts of the request it needs. Thread-safe; `log` must outlive it.
+// One POST to the ingress, as the HTTP layer hands it over. Views into the
+// caller's request, valid for the duration of Handle.
+struct IngressRequest {
+  std::string_view path;          // e.g. "/webhooks/applivery/<token>"
+  std::string_view remote_ip;     // the peer's address
+  std::string_view content_type;  // the Content-Type header, "" if none
+  HeaderLookup header;            // every header, by lowercase name
+  std::vector<std::string_view> header_names;  // as sent (any case), for ce-* extensions
+  std::string_view body;
+};
+
+// WebhookHandler turns one request to a configured source into a stored
+// event and the answer for the sender. It knows no HTTP library. Thread-
+// safe; `log` must outlive it.
 //
-// Answers (the order of checks is the order below):
-//   404  wrong or missing path token (indistinguishable from any unknown path)
-//   415  Content-Type is not JSON
-//   413  body larger than the limit
-//   400  body is not a JSON object with a string "action"
+// Answers, in the order they are checked:
+//   404  no source has this path, or a wrong/missing path token (the two
+//        are indistinguishable)
+//   403  the peer is outside the source's allowed_cidrs
+//   401  sender authentication failed (no detail; the log says why)
+//   413  body larger than the source's limit
+//   429  over the source's rate limit (Retry-After set)
+//   415  a content type the source's normalizer does not take
+//   400  a body the normalizer rejects (the message says why)
 //   503  the log cannot take the write now (Retry-After set): nothing stored
+//   200  {id, sequence, type, duplicate: true}: a duplicate of an event
+//        stored within the source's dedup window; nothing new is stored
 //   202  {id, sequence, type}: only after the event is durable
 class WebhookHandler {
  public:
   struct Options {
-    std::string applivery_token;      // required, non-empty
-    size_t max_body_bytes = 1 << 20;
     Clock* clock = Clock::Real();
   };
 
-  WebhookHandler(broker::EventLog* log, Options options);
+  // Errors: kInvalidArgument when two sources share a path or a source's
+  // auth cannot work (see SenderAuth::Create).
+  static absl::StatusOr<std::unique_ptr<WebhookHandler>> Create(
+      broker::EventLog* log, std::vector<SourceConfig> sources, Options options);
+  ~WebhookHandler();
   WebhookHandler(const WebhookHandler&) = delete;
   WebhookHandler& operator=(const WebhookHandler&) = delete;
 
-  // POST /webhooks/applivery/{token}.
-  HttpAnswer HandleApplivery(std::string_view path_token, std::string_view content_type,
-                             std::string_view body);
+  HttpAnswer Handle(const IngressRequest& request);
+
+  // The largest body any source takes: the HTTP layer's hard limit.
+  size_t max_body_bytes() const { return max_body_bytes_; }
 
  private:
+  struct Source;
+
+  WebhookHandler(broker::EventLog* log, Options options);
+  // The source for `path` and the path token after it ("" if none).
+  Source* Route(std::string_view path, std::string_view* token) const;
+  // Parses the body into an event with the source's normalizer.
+  absl::StatusOr<v1::Event> Normalize(const Source& source, const IngressRequest& request) const;
+  // The dedup key of a request, "" when it has none.
+  std::string DedupKeyOf(const Source& source, const IngressRequest& request,
+                       const v1::Event& event) const;
+
   broker::EventLog* const log_;
   const Options options_;
   UuidV7Generator ids_;
+  std::vector<std::unique_ptr<Source>> sources_;  // longest path first
+  size_t max_body_bytes_ = 0;
 };
 
 // True if the media type of `content_type` is application/json or
 // application/<something>+json (parameters such as charset are ignored).
 bool IsJsonContentType(std::string_view content_type);
-
-// Compares two secrets in time that does not depend on where they differ
-// (nor on their lengths beyond a SHA-256 of each).
-bool SecretEquals(std::string_view a, std::string_view b);
 
 }  // namespace hookfan::ingress

@@ -14,8 +14,13 @@
 #include "common/uuid.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "ingress/http_server.h"
+#include "ingress/tls_certificate.h"
 #include "ingress/webhook_handler.h"
+#include "server/config_file.h"
 
 namespace hookfan::server {
 
@@ -37,7 +42,65 @@ absl::Status SplitHostPort(const std::string& address, std::string* host, int* p
   return absl::OkStatus();
 }
 
+namespace {
+
+// The source the --applivery-token / --max-body-bytes flags describe.
+ingress::SourceConfig AppliveryShorthand(const Config& config) {
+  ingress::SourceConfig source{
+      .name = "applivery",
+      .path = "/webhooks/applivery",
+      .normalizer = ingress::NormalizerKind::kApplivery,
+      .auth = {.mode = ingress::AuthMode::kPathToken, .secrets = {config.applivery_token}},
+      .max_body_bytes = config.max_body_bytes,
+  };
+  source.dedup = ingress::DefaultDedup(source);
+  source.dedup.window = config.applivery_dedup_window;
+  if (config.applivery_dedup_window <= absl::ZeroDuration()) {
+    source.dedup.key = ingress::DedupKey::kNone;
+  }
+  return source;
+}
+
+// Plaintext, or TLS (mTLS with a client CA) from files gRPC re-reads every
+// 10 s. The files are checked here so a typo stops start-up.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcCredentials(const Config& config) {
+  if (config.grpc_tls_cert.empty() && config.grpc_tls_key.empty()) {
+    if (!config.grpc_tls_client_ca.empty()) {
+      return absl::InvalidArgumentError("--grpc-tls-client-ca needs --grpc-tls-cert and --grpc-tls-key");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  RETURN_IF_ERROR(ingress::TlsCertificate::Load(config.grpc_tls_cert, config.grpc_tls_key).status());
+  if (!config.grpc_tls_client_ca.empty() && !std::filesystem::is_regular_file(config.grpc_tls_client_ca)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read TLS client CA ", config.grpc_tls_client_ca));
+  }
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      config.grpc_tls_key, config.grpc_tls_cert, config.grpc_tls_client_ca, /*refresh_interval_sec=*/10);
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (config.grpc_tls_client_ca.empty()) {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    options.watch_root_certs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
+}  // namespace
+
 App::App() = default;
+
+void App::ReloadCertificates() {
+  if (http_tls_ == nullptr) return;
+  if (absl::Status s = http_tls_->Reload(); s.ok()) {
+    log::Info("HTTPS certificate reloaded");
+  } else {
+    log::Error("HTTPS certificate reload failed; serving the previous one",
+               {{"error", std::string(s.message())}});
+  }
+}
 
 App::~App() { Drain(); }
 
@@ -48,6 +111,27 @@ absl::Status App::Start(Config config) {
   RETURN_IF_ERROR(SplitHostPort(config_.http_listen, &http_host, &http_port));
   RETURN_IF_ERROR(SplitHostPort(config_.grpc_listen, &grpc_host, &grpc_port));
 
+  // Configuration errors stop start-up before anything touches the disk.
+  std::vector<ingress::SourceConfig> sources;
+  bool generated_token = false;
+  if (!config_.sources_file.empty()) {
+    if (!config_.applivery_token.empty()) {
+      return absl::InvalidArgumentError(
+          "--applivery-token and --sources both given: put the Applivery source in the file");
+    }
+    ASSIGN_OR_RETURN(ConfigFile file, LoadConfigFile(config_.sources_file));
+    sources = std::move(file.sources);
+    grants_ = std::move(file.subscribers);
+  } else {
+    generated_token = config_.applivery_token.empty();
+    if (generated_token) config_.applivery_token = RandomHex(16);
+    sources.push_back(AppliveryShorthand(config_));
+  }
+  for (const ingress::SourceConfig& source : sources) {
+    log::Info("webhook source", {{"name", source.name},
+                                 {"path", source.path},
+                                 {"auth", std::string(ingress::AuthModeName(source.auth.mode))}});
+  }
   std::error_code ec;
   std::filesystem::create_directories(config_.data_dir, ec);
   if (ec) {
@@ -63,15 +147,22 @@ absl::Status App::Start(Config config) {
                                                          group_store_.get(), {}));
 
   // gRPC: EventBroker, grpc.health.v1 and reflection.
+  authorizer_ = std::make_unique<broker::Authorizer>(grants_);
+  if (authorizer_->open()) {
+    log::Warn("no subscriber grants configured: any client that reaches the gRPC port may "
+              "subscribe to and publish every event type (add subscribers to --sources)");
+  }
   service_ = std::make_unique<broker::EventBrokerService>(
-      log_.get(), fanout_.get(), groups_.get(), broker::EventBrokerService::Options{});
+      log_.get(), fanout_.get(), groups_.get(),
+      broker::EventBrokerService::Options{.authorizer = authorizer_.get()});
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   // Two servers must never share a port silently.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(config_.grpc_listen, grpc::InsecureServerCredentials(),
-                           &grpc_port_);
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> grpc_credentials,
+                   GrpcCredentials(config_));
+  builder.AddListeningPort(config_.grpc_listen, grpc_credentials, &grpc_port_);
   builder.RegisterService(service_.get());
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || grpc_port_ == 0) {
@@ -79,20 +170,20 @@ absl::Status App::Start(Config config) {
         absl::StrCat("cannot listen for gRPC on ", config_.grpc_listen));
   }
 
-  bool generated_token = config_.applivery_token.empty();
-  if (generated_token) config_.applivery_token = RandomHex(16);
-  webhooks_ = std::make_unique<ingress::WebhookHandler>(
-      log_.get(), ingress::WebhookHandler::Options{
-                      .applivery_token = config_.applivery_token,
-                      .max_body_bytes = config_.max_body_bytes,
-                  });
+  if (!config_.http_tls_cert.empty() || !config_.http_tls_key.empty()) {
+    ASSIGN_OR_RETURN(http_tls_,
+                     ingress::TlsCertificate::Load(config_.http_tls_cert, config_.http_tls_key));
+  }
+  ASSIGN_OR_RETURN(webhooks_, ingress::WebhookHandler::Create(log_.get(), std::move(sources), {}));
   http_ = std::make_unique<ingress::HttpServer>(
       webhooks_.get(), [this] { return Ready(); },
       ingress::HttpServer::Options{
           .host = http_host,
           .port = http_port,
-          .max_body_bytes = config_.max_body_bytes,
           .threads = config_.http_threads,
+          .read_timeout_seconds = config_.http_read_timeout_seconds,
+          .tls = http_tls_.get(),
+          .tls_client_ca_file = config_.http_tls_client_ca,
       });
   RETURN_IF_ERROR(http_->Bind());
   http_port_ = http_->port();
@@ -101,12 +192,15 @@ absl::Status App::Start(Config config) {
   std::string http_address = absl::StrCat(http_host, ":", http_port_);
   if (generated_token) {
     log::Warn("no --applivery-token set; generated one for this run. Point Applivery at:",
-              {{"webhook_url", absl::StrCat("http://", http_address, "/webhooks/applivery/",
+              {{"webhook_url", absl::StrCat(http_tls_ ? "https://" : "http://", http_address,
+                                            "/webhooks/applivery/",
                                             config_.applivery_token)}});
   }
   // The last start-up line: tests and scripts wait for it.
   log::Info("hookfan listening",
             {{"http", http_address},
+             {"https", http_tls_ != nullptr},
+             {"grpc_tls", !config_.grpc_tls_cert.empty()},
              {"grpc", absl::StrCat(grpc_host, ":", grpc_port_)},
              {"store", absl::StrCat("sqlite://", db_path)},
              {"last_sequence", log_->LastSequence()}});

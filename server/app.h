@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "broker/authz.h"
 
 namespace grpc {
 class Server;
@@ -23,6 +24,7 @@ class GroupStore;
 }  // namespace broker
 namespace ingress {
 class HttpServer;
+class TlsCertificate;
 class WebhookHandler;
 }  // namespace ingress
 
@@ -33,10 +35,20 @@ struct Config {
   std::string http_listen = "127.0.0.1:8080";  // host:port; port 0 = any
   std::string grpc_listen = "127.0.0.1:9090";
   std::string data_dir = "./data";
+  // Sources and subscriber grants (YAML, see server/config_file.h). Empty:
+  // one Applivery source at /webhooks/applivery/{applivery_token}.
+  std::string sources_file;
   std::string applivery_token;  // empty: a random one is generated and logged
-  size_t max_body_bytes = 1 << 20;
+  absl::Duration applivery_dedup_window = absl::Minutes(10);  // 0: no dedup
+  size_t max_body_bytes = 1 << 20;  // of the one-source shorthand
+  int http_read_timeout_seconds = 10;  // slow senders are cut off
   int http_threads = 64;
   absl::Duration drain_timeout = absl::Seconds(20);
+  // HTTPS on the ingress when both are set; with the CA, clients must
+  // present a certificate it signed (mTLS).
+  std::string http_tls_cert, http_tls_key, http_tls_client_ca;
+  // TLS on gRPC likewise (files re-read every 10 s).
+  std::string grpc_tls_cert, grpc_tls_key, grpc_tls_client_ca;
 };
 
 // Splits "host:port" (IPv6 as "[::1]:port"). Errors: kInvalidArgument.
@@ -61,6 +73,10 @@ class App {
   // what is left after the drain timeout) and the store closes.
   void Drain();
 
+  // Re-reads the HTTPS certificate and key now (SIGHUP). gRPC's are
+  // watched on their own.
+  void ReloadCertificates();
+
   int http_port() const { return http_port_; }
   int grpc_port() const { return grpc_port_; }
 
@@ -68,6 +84,8 @@ class App {
   absl::Status Ready() const;
 
   Config config_;
+  std::vector<broker::SubscriberGrant> grants_;  // from the sources file
+  std::unique_ptr<broker::Authorizer> authorizer_;  // outlives service_
   std::atomic<bool> draining_{false};
   std::unique_ptr<broker::EventLog> log_;
   std::unique_ptr<broker::Fanout> fanout_;
@@ -75,6 +93,7 @@ class App {
   std::unique_ptr<broker::GroupManager> groups_;
   std::unique_ptr<broker::EventBrokerService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<ingress::TlsCertificate> http_tls_;
   std::unique_ptr<ingress::WebhookHandler> webhooks_;
   std::unique_ptr<ingress::HttpServer> http_;
   std::thread http_thread_;

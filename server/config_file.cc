@@ -24,6 +24,7 @@
 #include "common/clock.h"
 #include "common/status_macros.h"
 #include "ingress/cidr.h"
+#include "ingress/json_normalizer.h"
 #include "ingress/sender_auth.h"
 
 namespace hookfan::server {
@@ -36,8 +37,8 @@ using ingress::NormalizerKind;
 using ingress::SourceConfig;
 
 // Paths the server answers itself; no source may take them.
-constexpr absl::string_view kReservedPaths[] = {"/events", "/healthz",
-                                                "/readyz", "/metrics"};
+constexpr absl::string_view kReservedPaths[] = {"/healthz", "/readyz",
+                                                "/metrics"};
 
 template <typename E>
 struct EnumName {
@@ -67,6 +68,7 @@ constexpr EnumName<DedupKey> kDedupKeys[] = {
     {"idempotency_key", DedupKey::kIdempotencyKey},
     {"webhook_id", DedupKey::kWebhookId},
     {"body_hash", DedupKey::kBodyHash},
+    {"event_id", DedupKey::kEventId},
 };
 
 // Names of sources and subscribers: [a-z0-9_-]+.
@@ -515,6 +517,9 @@ class Parser {
                      "type_header)");
       }
       ASSIGN_OR_RETURN(source.json, Json(json->value, sub("json")));
+      if (absl::Status s = ingress::CheckJsonNormalizerConfig(source.json); !s.ok()) {
+        return Error(json->value, sub("json"), s.message());
+      }
     } else {
       RETURN_IF_ERROR(Unused(fields, path, "json", "only for normalizer json"));
     }
@@ -549,12 +554,15 @@ class Parser {
       ASSIGN_OR_RETURN(source.rate_limit,
                        RateLimit(f->value, sub("rate_limit")));
     }
-    // Applivery sends no id of its own: the body is the only key.
-    source.dedup.key = source.normalizer == NormalizerKind::kApplivery
-                           ? DedupKey::kBodyHash
-                           : DedupKey::kNone;
+    source.dedup = DefaultDedup(source);
     if (const Field* f = fields.Find("dedup")) {
       RETURN_IF_ERROR(Dedup(f->value, sub("dedup"), &source.dedup));
+      if (source.dedup.key == DedupKey::kEventId &&
+          DefaultDedup(source).key != DedupKey::kEventId) {
+        return Error(f->value, sub("dedup.key"),
+                     "event_id needs an event id: normalizer cloudevents, or json "
+                     "with id_pointer");
+      }
     }
     return source;
   }
@@ -787,7 +795,8 @@ class Parser {
       const YAML::Node& node, absl::string_view path) const {
     ASSIGN_OR_RETURN(
         const Fields fields,
-        ReadFields(node, path, {"name", "tokens", "identities", "types"}));
+        ReadFields(node, path,
+                   {"name", "tokens", "identities", "types", "publish"}));
     const auto sub = [&](absl::string_view name) {
       return absl::StrCat(path, ".", name);
     };
@@ -815,25 +824,37 @@ class Parser {
     }
 
     const Field* types = fields.Find("types");
-    if (types == nullptr) {
+    const Field* publish = fields.Find("publish");
+    if (types == nullptr && publish == nullptr) {
       return Error(node, sub("types"),
                    "missing (write [\">\"] for every type)");
     }
-    ASSIGN_OR_RETURN(const std::vector<YAML::Node> items,
-                     List(types->value, sub("types")));
-    if (items.empty()) {
-      return Error(types->value, sub("types"),
-                   "empty (write [\">\"] for every type)");
+    if (types != nullptr) {
+      ASSIGN_OR_RETURN(grant.types, Patterns(types->value, sub("types")));
     }
+    if (publish != nullptr) {
+      ASSIGN_OR_RETURN(grant.publish, Patterns(publish->value, sub("publish")));
+    }
+    return grant;
+  }
+
+  // A non-empty list of type patterns.
+  absl::StatusOr<std::vector<std::string>> Patterns(
+      const YAML::Node& node, absl::string_view path) const {
+    ASSIGN_OR_RETURN(const std::vector<YAML::Node> items, List(node, path));
+    if (items.empty()) {
+      return Error(node, path, "empty (write [\">\"] for every type)");
+    }
+    std::vector<std::string> patterns;
     for (size_t i = 0; i < items.size(); ++i) {
-      const std::string item_path = absl::StrCat(path, ".types[", i, "]");
+      const std::string item_path = absl::StrCat(path, "[", i, "]");
       ASSIGN_OR_RETURN(std::string pattern, String(items[i], item_path));
       if (absl::Status s = broker::ValidateTypePattern(pattern); !s.ok()) {
         return Error(items[i], item_path, s.message());
       }
-      grant.types.push_back(std::move(pattern));
+      patterns.push_back(std::move(pattern));
     }
-    return grant;
+    return patterns;
   }
 
   const std::string file_name_;

@@ -25,16 +25,41 @@ ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:9090",
           "gRPC address, host:port (port 0 picks a free one). Env HOOKFAN_GRPC_LISTEN.");
 ABSL_FLAG(std::string, data_dir, "./data",
           "Directory of the embedded SQLite store (created if missing). Env HOOKFAN_DATA_DIR.");
+ABSL_FLAG(std::string, sources, "",
+          "YAML file of webhook sources (paths, normalizers, auth, limits, dedup) and "
+          "subscriber grants; see README \"Securing hookfan\". Empty: one Applivery source "
+          "from --applivery-token. Env HOOKFAN_SOURCES.");
 ABSL_FLAG(std::string, applivery_token, "",
           "Secret path token of POST /webhooks/applivery/{token}; empty generates one and "
           "logs the URL. Env HOOKFAN_APPLIVERY_TOKEN.");
+ABSL_FLAG(absl::Duration, applivery_dedup_window, absl::Minutes(10),
+          "One-source shorthand: a body identical to one received this recently is a sender "
+          "retry, answered 200 with the first event's id and stored once (Applivery sends no "
+          "id); 0 turns this off. Env HOOKFAN_APPLIVERY_DEDUP_WINDOW.");
 ABSL_FLAG(int64_t, max_body_bytes, 1 << 20,
           "Largest webhook body accepted; larger ones get 413. Env HOOKFAN_MAX_BODY_BYTES.");
+ABSL_FLAG(int32_t, http_read_timeout, 10,
+          "Seconds a sender may take to send a request before it is cut off. "
+          "Env HOOKFAN_HTTP_READ_TIMEOUT.");
 ABSL_FLAG(int32_t, http_threads, 64,
           "HTTP worker threads: keep-alive connections served at once. Env HOOKFAN_HTTP_THREADS.");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
           "On SIGTERM, how long streams may take to end before they are cut. "
           "Env HOOKFAN_DRAIN_TIMEOUT.");
+ABSL_FLAG(std::string, http_tls_cert, "",
+          "PEM certificate chain: serve HTTPS (re-read on change or SIGHUP). "
+          "Env HOOKFAN_HTTP_TLS_CERT.");
+ABSL_FLAG(std::string, http_tls_key, "", "PEM private key of --http-tls-cert. Env HOOKFAN_HTTP_TLS_KEY.");
+ABSL_FLAG(std::string, http_tls_client_ca, "",
+          "PEM CA bundle: HTTPS clients must present a certificate it signed (mTLS). "
+          "Env HOOKFAN_HTTP_TLS_CLIENT_CA.");
+ABSL_FLAG(std::string, grpc_tls_cert, "",
+          "PEM certificate chain: serve gRPC over TLS (re-read every 10 s). "
+          "Env HOOKFAN_GRPC_TLS_CERT.");
+ABSL_FLAG(std::string, grpc_tls_key, "", "PEM private key of --grpc-tls-cert. Env HOOKFAN_GRPC_TLS_KEY.");
+ABSL_FLAG(std::string, grpc_tls_client_ca, "",
+          "PEM CA bundle: gRPC clients must present a certificate it signed (mTLS); their "
+          "identity can be granted in the sources file. Env HOOKFAN_GRPC_TLS_CLIENT_CA.");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level written: debug, info, warn, error. Env HOOKFAN_LOG_LEVEL.");
 
@@ -43,8 +68,12 @@ namespace {
 // Each flag may also come from HOOKFAN_<FLAG NAME IN CAPITALS>; the command
 // line wins over the environment.
 void ApplyEnvironment() {
-  for (const char* name : {"http_listen", "grpc_listen", "data_dir", "applivery_token",
-                           "max_body_bytes", "http_threads", "drain_timeout", "log_level"}) {
+  for (const char* name :
+       {"http_listen", "grpc_listen", "data_dir", "sources", "applivery_token",
+        "applivery_dedup_window", "max_body_bytes",
+        "http_read_timeout", "http_threads", "drain_timeout", "http_tls_cert", "http_tls_key",
+        "http_tls_client_ca", "grpc_tls_cert", "grpc_tls_key", "grpc_tls_client_ca",
+        "log_level"}) {
     std::string env = "HOOKFAN_";
     for (const char* c = name; *c; ++c) env.push_back(static_cast<char>(std::toupper(*c)));
     const char* value = std::getenv(env.c_str());
@@ -100,6 +129,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -107,10 +137,19 @@ int main(int argc, char** argv) {
       .http_listen = absl::GetFlag(FLAGS_http_listen),
       .grpc_listen = absl::GetFlag(FLAGS_grpc_listen),
       .data_dir = absl::GetFlag(FLAGS_data_dir),
+      .sources_file = absl::GetFlag(FLAGS_sources),
       .applivery_token = absl::GetFlag(FLAGS_applivery_token),
+      .applivery_dedup_window = absl::GetFlag(FLAGS_applivery_dedup_window),
       .max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_body_bytes)),
+      .http_read_timeout_seconds = absl::GetFlag(FLAGS_http_read_timeout),
       .http_threads = absl::GetFlag(FLAGS_http_threads),
       .drain_timeout = absl::GetFlag(FLAGS_drain_timeout),
+      .http_tls_cert = absl::GetFlag(FLAGS_http_tls_cert),
+      .http_tls_key = absl::GetFlag(FLAGS_http_tls_key),
+      .http_tls_client_ca = absl::GetFlag(FLAGS_http_tls_client_ca),
+      .grpc_tls_cert = absl::GetFlag(FLAGS_grpc_tls_cert),
+      .grpc_tls_key = absl::GetFlag(FLAGS_grpc_tls_key),
+      .grpc_tls_client_ca = absl::GetFlag(FLAGS_grpc_tls_client_ca),
   };
   hookfan::server::App app;
   if (absl::Status s = app.Start(config); !s.ok()) {
@@ -118,7 +157,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) app.ReloadCertificates();
   hookfan::log::Info("draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   app.Drain();
   return 0;

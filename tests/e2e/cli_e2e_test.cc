@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -116,16 +117,17 @@ TEST(HookfanTailTest, KeepsStreamingAcrossAServerRestart) {
   ASSERT_EQ(p->PostWebhook(body), 202);
   CommandResult result;
   std::thread tail([&] {
-    result = RunCommand(std::string(HOOKFAN_TAIL_BINARY) + " --server " + address +
-                        " --from earliest --max 2 --output json");
+    result = RunCommand("timeout 30 " + std::string(HOOKFAN_TAIL_BINARY) + " --server " +
+                        address + " --from earliest --max 2 --output json");
   });
+  absl::Cleanup join = [&] { tail.join(); };
   absl::SleepFor(absl::Milliseconds(500));
   ASSERT_EQ(p->Terminate(), 0);
   p = std::make_unique<HookfanProcess>(HookfanProcess::Options{
       .data_dir = dir, .extra_args = {"--grpc-listen=" + address}});
   ASSERT_TRUE(p->Start());
-  ASSERT_EQ(p->PostWebhook(body), 202);
-  tail.join();
+  ASSERT_EQ(p->PostWebhook(ReadFixture("win_device_added_mdm_user.json")), 202);
+  std::move(join).Invoke();
   EXPECT_EQ(result.exit_code, 0) << result.output;
   EXPECT_THAT(result.output, HasSubstr("\"sequence\":\"1\""));
   EXPECT_THAT(result.output, HasSubstr("\"sequence\":\"2\""));

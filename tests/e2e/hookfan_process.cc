@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +20,13 @@
 #include "nlohmann/json.hpp"
 
 namespace hookfan::testing {
+
+// A write to a peer that hung up (a refused TLS handshake, a killed
+// server) must fail with EPIPE in the test, not kill the test binary.
+[[maybe_unused]] const bool kIgnoreSigpipe = [] {
+  signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
 
 HookfanProcess::HookfanProcess(Options options) : options_(std::move(options)) {}
 
@@ -38,13 +46,19 @@ bool HookfanProcess::Start() {
   std::vector<std::string> args = {HOOKFAN_BINARY,
                                    "--http-listen=127.0.0.1:0",
                                    "--grpc-listen=127.0.0.1:0",
-                                   "--data-dir=" + options_.data_dir,
-                                   "--applivery-token=" + options_.token};
+                                   "--data-dir=" + options_.data_dir};
+  if (options_.sources_file.empty()) {
+    args.push_back("--applivery-token=" + options_.token);
+    if (!options_.applivery_dedup) args.push_back("--applivery-dedup-window=0");
+  } else {
+    args.push_back("--sources=" + options_.sources_file);
+  }
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return false;
   pid_ = fork();
   if (pid_ == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a test that crashed
     dup2(fds[1], STDERR_FILENO);
     if (options_.file_size_limit > 0) {
       signal(SIGXFSZ, SIG_IGN);  // writes past the limit fail with EFBIG instead
@@ -140,7 +154,9 @@ std::vector<std::string> HookfanProcess::Lines() {
   return lines_;
 }
 
-StreamCollector::StreamCollector(v1::EventBroker::Stub* stub, v1::SubscribeRequest request) {
+StreamCollector::StreamCollector(v1::EventBroker::Stub* stub, v1::SubscribeRequest request,
+                                 const std::string& bearer_token) {
+  if (!bearer_token.empty()) context_.AddMetadata("authorization", "Bearer " + bearer_token);
   // Returns once the server has registered the subscription: a "latest"
   // stream must not miss events posted right after construction.
   absl::Notification started;

@@ -20,7 +20,11 @@ class HookfanProcess {
  public:
   struct Options {
     std::string data_dir;                 // required
-    std::string token = "test-token";
+    std::string token = "test-token";   // --applivery-token, unless sources_file
+    std::string sources_file = {};       // --sources instead of the token
+    // Most tests post one fixture many times as distinct events: without
+    // this the shorthand source would answer the copies as duplicates.
+    bool applivery_dedup = false;
     std::vector<std::string> extra_args = {};  // appended to the command line
     long file_size_limit = 0;             // RLIMIT_FSIZE in bytes; 0: none
   };
@@ -38,6 +42,7 @@ class HookfanProcess {
   void Kill();
 
   int http_port() const { return http_port_; }
+  pid_t pid() const { return pid_; }
   std::string grpc_address() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
   std::string webhook_path() const { return "/webhooks/applivery/" + options_.token; }
   std::unique_ptr<v1::EventBroker::Stub> NewStub() const;
@@ -65,7 +70,8 @@ class HookfanProcess {
 // Collects the events of one Subscribe stream on a background thread.
 class StreamCollector {
  public:
-  StreamCollector(v1::EventBroker::Stub* stub, v1::SubscribeRequest request);
+  StreamCollector(v1::EventBroker::Stub* stub, v1::SubscribeRequest request,
+                  const std::string& bearer_token = "");
   ~StreamCollector();  // cancels the stream
 
   // Waits until at least n events arrived (or the stream ended). True if n arrived.

@@ -405,5 +405,26 @@ TEST_F(WebhookE2ETest, SigtermEndsStreamsUnavailableWithResumeSequence) {
   EXPECT_EQ(resumed.events()[1].sequence(), 5u);
 }
 
+TEST(AppliveryShorthandTest, ARetriedWebhookIsAnsweredWithTheFirstIdAndStoredOnce) {
+  // The flag-only setup dedups Applivery bodies for 10 minutes by default.
+  std::string dir = MakeTempDir();
+  HookfanProcess p({.data_dir = dir, .applivery_dedup = true});
+  ASSERT_TRUE(p.Start());
+  httplib::Client c("127.0.0.1", p.http_port());
+  std::string body = ReadFixture("emm_device_enrolled.json");
+  auto first = c.Post(p.webhook_path(), body, "application/json");
+  auto retry = c.Post(p.webhook_path(), body, "application/json");
+  ASSERT_TRUE(first && retry);
+  EXPECT_EQ(first->status, 202);
+  EXPECT_EQ(retry->status, 200);
+  nlohmann::json a = nlohmann::json::parse(first->body), b = nlohmann::json::parse(retry->body);
+  EXPECT_EQ(b["id"], a["id"]);
+  EXPECT_EQ(b["sequence"], 1);
+  EXPECT_EQ(b["duplicate"], true);
+  EXPECT_EQ(c.Post(p.webhook_path(), ReadFixture("win_device_added_mdm_user.json"),
+                   "application/json")->status,
+            202);
+}
+
 }  // namespace
 }  // namespace hookfan::testing

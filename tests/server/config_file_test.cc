@@ -165,7 +165,7 @@ subscribers:
   EXPECT_EQ(billing.auth.mode, AuthMode::kStandardWebhooks);
   EXPECT_THAT(billing.auth.secrets, ElementsAre("whsec_c2VjcmV0LWtleQ=="));
   EXPECT_EQ(billing.auth.tolerance, absl::Seconds(90));
-  EXPECT_EQ(billing.dedup.key, DedupKey::kNone);
+  EXPECT_EQ(billing.dedup.key, DedupKey::kEventId);  // the cloudevents default
 
   const SourceConfig& legacy = config.sources[3];
   EXPECT_EQ(legacy.json.type_header, "X-Event-Type");
@@ -205,7 +205,7 @@ sources:
   const SourceConfig& source = config.sources[0];
   EXPECT_EQ(source.path, "/webhooks/applivery");
   EXPECT_EQ(source.dedup.key, DedupKey::kBodyHash);
-  EXPECT_EQ(source.dedup.window, absl::Hours(24));
+  EXPECT_EQ(source.dedup.window, absl::Minutes(10));
   EXPECT_EQ(source.max_body_bytes, 1 << 20);
   EXPECT_EQ(source.rate_limit.per_second, 0);
   EXPECT_TRUE(source.allowed_cidrs.empty());
@@ -251,10 +251,19 @@ TEST_F(ConfigFileTest, UnknownEnumValuesNameTheChoices) {
   - name: a
     normalizer: applivery
     auth: {type: none}
-    dedup: {key: event_id}
+    dedup: {key: event_ids}
 )"),
             "sources.yaml:5:18: sources[0].dedup.key: unknown dedup key "
-            "\"event_id\" (want none|idempotency_key|webhook_id|body_hash)");
+            "\"event_ids\" (want none|idempotency_key|webhook_id|body_hash|"
+            "event_id)");
+  EXPECT_EQ(ErrorOf(R"(sources:
+  - name: a
+    normalizer: applivery
+    auth: {type: none}
+    dedup: {key: event_id}
+)"),
+            "sources.yaml:5:12: sources[0].dedup.key: event_id needs an event "
+            "id: normalizer cloudevents, or json with id_pointer");
   EXPECT_EQ(ErrorOf(R"(sources:
   - name: a
     normalizer: applivery
@@ -284,7 +293,7 @@ TEST_F(ConfigFileTest, UnknownFieldsAreErrors) {
     type: [x]
 )"),
             "sources.yaml:5:5: subscribers[0]: unknown field \"type\" (want "
-            "name|tokens|identities|types)");
+            "name|tokens|identities|types|publish)");
 }
 
 TEST_F(ConfigFileTest, FieldGivenTwiceIsAnError) {

@@ -1,0 +1,161 @@
+#include "ingress/tls_certificate.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/stat.h>
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+
+namespace hookfan::ingress {
+
+// A loaded certificate chain and its key.
+struct TlsCertificate::Pair {
+  X509* leaf = nullptr;
+  STACK_OF(X509)* chain = nullptr;  // intermediates, may be empty
+  EVP_PKEY* key = nullptr;
+  ~Pair() {
+    X509_free(leaf);
+    sk_X509_pop_free(chain, X509_free);
+    EVP_PKEY_free(key);
+  }
+};
+
+namespace {
+
+std::string OpenSslError() {
+  unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "no PEM data";
+  char buffer[256];
+  ERR_error_string_n(code, buffer, sizeof(buffer));
+  return buffer;
+}
+
+// "mtime:size" of each file, to notice a change cheaply.
+std::string Stamp(const std::string& a, const std::string& b) {
+  std::string stamp;
+  for (const std::string* path : {&a, &b}) {
+    struct stat st;
+    if (stat(path->c_str(), &st) == 0) {
+      absl::StrAppend(&stamp, st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, ":", st.st_size, ";");
+    }
+  }
+  return stamp;
+}
+
+using BioPtr = std::unique_ptr<BIO, decltype(&BIO_free)>;
+
+absl::StatusOr<BioPtr> OpenFile(const std::string& path, const char* what) {
+  BioPtr bio(BIO_new_file(path.c_str(), "r"), &BIO_free);
+  if (bio == nullptr) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(absl::StrCat("cannot read TLS ", what, " ", path));
+  }
+  return bio;
+}
+
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TlsCertificate>> TlsCertificate::Load(std::string cert_file,
+                                                                       std::string key_file,
+                                                                       Clock* clock) {
+  std::unique_ptr<TlsCertificate> certificate(
+      new TlsCertificate(std::move(cert_file), std::move(key_file), clock));
+  RETURN_IF_ERROR(certificate->Reload());
+  return certificate;
+}
+
+TlsCertificate::TlsCertificate(std::string cert_file, std::string key_file, Clock* clock)
+    : cert_file_(std::move(cert_file)), key_file_(std::move(key_file)), clock_(clock) {}
+
+TlsCertificate::~TlsCertificate() = default;
+
+absl::Status TlsCertificate::Reload() {
+  std::string stamp = Stamp(cert_file_, key_file_);
+  auto pair = std::make_shared<Pair>();
+  {
+    ASSIGN_OR_RETURN(BioPtr bio, OpenFile(cert_file_, "certificate"));
+    pair->leaf = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+    if (pair->leaf == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("TLS certificate ", cert_file_, ": ", OpenSslError()));
+    }
+    pair->chain = sk_X509_new_null();
+    while (X509* next = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+      sk_X509_push(pair->chain, next);
+    }
+    ERR_clear_error();  // the end of the file reads as an error
+  }
+  {
+    ASSIGN_OR_RETURN(BioPtr bio, OpenFile(key_file_, "key"));
+    pair->key = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+    if (pair->key == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("TLS key ", key_file_, ": ", OpenSslError()));
+    }
+  }
+  if (X509_check_private_key(pair->leaf, pair->key) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS key ", key_file_, " does not match the certificate ", cert_file_));
+  }
+  std::lock_guard lock(mu_);
+  pair_ = std::move(pair);
+  loaded_stamp_ = std::move(stamp);
+  last_check_ = clock_->Now();
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const TlsCertificate::Pair> TlsCertificate::Current() {
+  bool check = false;
+  {
+    std::lock_guard lock(mu_);
+    absl::Time now = clock_->Now();
+    if (now - last_check_ >= absl::Seconds(1)) {
+      last_check_ = now;
+      check = Stamp(cert_file_, key_file_) != loaded_stamp_;
+    }
+  }
+  if (check) {
+    if (absl::Status s = Reload(); s.ok()) {
+      log::Info("TLS certificate reloaded", {{"cert", cert_file_}});
+    } else {
+      log::Error("TLS certificate reload failed; serving the previous one",
+                 {{"error", std::string(s.message())}});
+      std::lock_guard lock(mu_);
+      loaded_stamp_ = Stamp(cert_file_, key_file_);  // do not retry until it changes again
+    }
+  }
+  std::lock_guard lock(mu_);
+  return pair_;
+}
+
+int TlsCertificate::OnHandshake(SSL* ssl, void* self) {
+  std::shared_ptr<const Pair> pair = static_cast<TlsCertificate*>(self)->Current();
+  if (SSL_use_certificate(ssl, pair->leaf) != 1 || SSL_use_PrivateKey(ssl, pair->key) != 1 ||
+      SSL_set1_chain(ssl, pair->chain) != 1) {
+    ERR_clear_error();
+    return 0;
+  }
+  return 1;
+}
+
+void TlsCertificate::Install(SSL_CTX* ctx) { SSL_CTX_set_cert_cb(ctx, &OnHandshake, this); }
+
+absl::Status TlsCertificate::RequireClientCertificates(SSL_CTX* ctx, const std::string& ca_file) {
+  if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS client CA ", ca_file, ": ", OpenSslError()));
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  return absl::OkStatus();
+}
+
+}  // namespace hookfan::ingress

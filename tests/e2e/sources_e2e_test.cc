@@ -1,0 +1,310 @@
+// End-to-end: a sources file with every sender-auth mode, limits,
+// idempotency and CloudEvents ingress, against the real binary.
+
+#include <httplib.h>
+#include <openssl/hmac.h>
+
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/e2e/hookfan_process.h"
+
+namespace hookfan::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Hmac(const std::string& key, const std::string& message) {
+  unsigned char mac[32];
+  unsigned int size = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &size);
+  return std::string(reinterpret_cast<char*>(mac), size);
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+// Standard Webhooks secrets are base64 keys; these decode to "key-one"/"key-two".
+constexpr char kSwKeyOne[] = "a2V5LW9uZQ==";
+constexpr char kSwKeyTwo[] = "a2V5LXR3bw==";
+
+class SourcesE2ETest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir();
+    // Secrets live in files; the YAML only references them.
+    for (const auto& [name, value] :
+         std::vector<std::pair<std::string, std::string>>{{"applivery", "path-secret"},
+                                                          {"basic", "pass-word"},
+                                                          {"bearer", "bear-token"},
+                                                          {"hmac-old", "hmac-old"},
+                                                          {"hmac-new", "hmac-new"},
+                                                          {"sw-one", std::string("whsec_") + kSwKeyOne},
+                                                          {"sw-two", std::string("whsec_") + kSwKeyTwo},
+                                                          {"events", "events-token"},
+                                                          {"devices", "devices-token"},
+                                                          {"admin", "admin-token"}}) {
+      WriteFile(dir_ + "/" + name, value + "\n");
+    }
+    std::string yaml = absl::StrCat(R"(sources:
+  - name: applivery
+    normalizer: applivery
+    auth: {type: path_token, secrets: [{file: )", dir_, R"(/applivery}]}
+    max_body_bytes: 4096
+  - name: basic
+    normalizer: json
+    json: {type_pointer: /type, type_prefix: "basic."}
+    auth: {type: basic, username: hook, secrets: [{file: )", dir_, R"(/basic}]}
+  - name: bearer
+    normalizer: json
+    json: {type_header: X-Event-Type}
+    auth: {type: bearer, secrets: [{file: )", dir_, R"(/bearer}]}
+    rate_limit: {per_second: 0.5, burst: 2}
+  - name: github
+    normalizer: json
+    json: {type_header: X-GitHub-Event, type_prefix: "github."}
+    auth:
+      type: hmac
+      header: X-Hub-Signature-256
+      prefix: "sha256="
+      secrets: [{file: )", dir_, R"(/hmac-old}, {file: )", dir_, R"(/hmac-new}]
+    dedup: {key: idempotency_key, window: 1h}
+  - name: svix
+    normalizer: json
+    json: {type_pointer: /type, id_pointer: /id}
+    auth:
+      type: standard_webhooks
+      secrets: [{file: )", dir_, R"(/sw-one}, {file: )", dir_, R"(/sw-two}]
+    dedup: {key: webhook_id}
+  - name: walled
+    normalizer: json
+    json: {type_pointer: /type}
+    auth: {type: none}
+    allowed_cidrs: [10.0.0.0/8]
+  - name: events
+    path: /events
+    normalizer: cloudevents
+    auth: {type: bearer, secrets: [{file: )", dir_, R"(/events}]}
+subscribers:
+  - name: devices
+    tokens: [{file: )", dir_, R"(/devices}]
+    types: ["applivery.device.*"]
+  - name: admin
+    tokens: [{file: )", dir_, R"(/admin}]
+    types: [">"]
+)");
+    WriteFile(dir_ + "/sources.yaml", yaml);
+    hookfan_ = std::make_unique<HookfanProcess>(HookfanProcess::Options{
+        .data_dir = dir_ + "/data", .sources_file = dir_ + "/sources.yaml"});
+    ASSERT_TRUE(hookfan_->Start());
+  }
+
+  httplib::Result Post(const std::string& path, const std::string& body,
+                       httplib::Headers headers = {},
+                       const std::string& content_type = "application/json") {
+    httplib::Client c("127.0.0.1", hookfan_->http_port());
+    return c.Post(path, headers, body, content_type);
+  }
+  static nlohmann::json Json(const httplib::Result& res) {
+    return nlohmann::json::parse(res->body, nullptr, false);
+  }
+  // Every event stored so far, oldest first.
+  std::vector<v1::Event> Stored() {
+    auto stub = hookfan_->NewStub();
+    v1::SubscribeRequest request;
+    request.mutable_start()->set_earliest(true);
+    request.mutable_filter()->add_types(">");
+    StreamCollector collector(stub.get(), request, "admin-token");
+    absl::SleepFor(absl::Milliseconds(300));
+    return collector.events();
+  }
+
+  std::string dir_;
+  std::unique_ptr<HookfanProcess> hookfan_;
+};
+
+TEST_F(SourcesE2ETest, PathTokenAcceptsTheSecretAndHidesTheSourceOtherwise) {
+  std::string body = ReadFixture("emm_device_enrolled.json");
+  EXPECT_EQ(Post("/webhooks/applivery/path-secret", body)->status, 202);
+  EXPECT_EQ(Post("/webhooks/applivery/wrong", body)->status, 404);
+  EXPECT_EQ(Post("/webhooks/applivery", body)->status, 404);
+  EXPECT_EQ(Post("/webhooks/nope/path-secret", body)->status, 404);
+}
+
+TEST_F(SourcesE2ETest, BasicAuth) {
+  std::string body = R"({"type":"thing.done"})";
+  httplib::Headers good = {{"Authorization", "Basic " + absl::Base64Escape("hook:pass-word")}};
+  auto ok = Post("/webhooks/basic", body, good);
+  EXPECT_EQ(ok->status, 202) << ok->body;
+  EXPECT_EQ(Json(ok)["type"], "basic.thing.done");
+  auto bad = Post("/webhooks/basic", body,
+                  {{"Authorization", "Basic " + absl::Base64Escape("hook:guess")}});
+  EXPECT_EQ(bad->status, 401);
+  EXPECT_EQ(bad->get_header_value("WWW-Authenticate"), "Basic realm=\"hookfan\"");
+  EXPECT_EQ(Json(bad)["error"]["message"], "unauthorized");  // nothing that helps a guesser
+  EXPECT_EQ(Post("/webhooks/basic", body)->status, 401);
+}
+
+TEST_F(SourcesE2ETest, BearerAuthAndRateLimit) {
+  // Burst 2 at 0.5/s: the third request in a row is told when to come back.
+  httplib::Headers h = {{"Authorization", "Bearer bear-token"}, {"X-Event-Type", "a.b"}};
+  EXPECT_EQ(Post("/webhooks/bearer", "{}", {{"Authorization", "Bearer nope"}})->status, 401);
+  EXPECT_EQ(Post("/webhooks/bearer", "{}", h)->status, 202);
+  EXPECT_EQ(Post("/webhooks/bearer", "{}", h)->status, 202);
+  auto limited = Post("/webhooks/bearer", "{}", h);
+  EXPECT_EQ(limited->status, 429);
+  int retry_after = std::stoi(limited->get_header_value("Retry-After"));
+  EXPECT_GE(retry_after, 1);
+  EXPECT_LE(retry_after, 2);
+}
+
+TEST_F(SourcesE2ETest, HmacAcceptsEitherRotatedSecretAndRejectsTamperingAndMissingHeader) {
+  std::string body = R"({"action":"opened"})";
+  auto signed_with = [&](const std::string& key, const std::string& b) {
+    return httplib::Headers{{"X-GitHub-Event", "pull_request"},
+                            {"X-Hub-Signature-256", "sha256=" + absl::BytesToHexString(Hmac(key, b))}};
+  };
+  auto old_secret = Post("/webhooks/github", body, signed_with("hmac-old", body));
+  EXPECT_EQ(old_secret->status, 202) << old_secret->body;
+  EXPECT_EQ(Json(old_secret)["type"], "github.pull_request");
+  EXPECT_EQ(Post("/webhooks/github", body, signed_with("hmac-new", body))->status, 202);
+  EXPECT_EQ(Post("/webhooks/github", R"({"action":"closed"})", signed_with("hmac-new", body))->status,
+            401);
+  EXPECT_EQ(Post("/webhooks/github", body, signed_with("other", body))->status, 401);
+  EXPECT_EQ(Post("/webhooks/github", body, {{"X-GitHub-Event", "push"}})->status, 401);
+}
+
+TEST_F(SourcesE2ETest, StandardWebhooksWithRotationStaleTimestampAndDedupOnWebhookId) {
+  std::string body = R"({"type":"invoice.paid","id":"evt_1"})";
+  auto sign = [&](const std::string& key, const std::string& id, int64_t ts) {
+    std::string mac = Hmac(key, absl::StrCat(id, ".", ts, ".", body));
+    return httplib::Headers{{"webhook-id", id},
+                            {"webhook-timestamp", absl::StrCat(ts)},
+                            {"webhook-signature", "v1," + absl::Base64Escape(mac)}};
+  };
+  int64_t now = absl::ToUnixSeconds(absl::Now());
+  auto first = Post("/webhooks/svix", body, sign("key-two", "msg_1", now));
+  ASSERT_EQ(first->status, 202) << first->body;
+  EXPECT_EQ(Post("/webhooks/svix", body, sign("key-one", "msg_2", now))->status, 202);
+  EXPECT_EQ(Post("/webhooks/svix", body, sign("key-one", "msg_3", now - 3600))->status, 401);
+  EXPECT_EQ(Post("/webhooks/svix", body, sign("key-three", "msg_4", now))->status, 401);
+  // The sender retries msg_1: answered 200 with the first id, stored once.
+  auto retry = Post("/webhooks/svix", body, sign("key-one", "msg_1", now));
+  EXPECT_EQ(retry->status, 200);
+  EXPECT_EQ(Json(retry)["id"], Json(first)["id"]);
+  EXPECT_EQ(Json(retry)["duplicate"], true);
+  EXPECT_EQ(Stored().size(), 2u);
+}
+
+TEST_F(SourcesE2ETest, AppliveryDuplicatesSequentialAndConcurrentStoreOneEvent) {
+  // Applivery sends no id: identical bodies within the window are one event.
+  std::string body = ReadFixture("win_device_added_mdm_user.json");
+  auto first = Post("/webhooks/applivery/path-secret", body);
+  ASSERT_EQ(first->status, 202);
+  auto second = Post("/webhooks/applivery/path-secret", body);
+  EXPECT_EQ(second->status, 200);
+  EXPECT_EQ(Json(second)["id"], Json(first)["id"]);
+  EXPECT_EQ(Json(second)["sequence"], Json(first)["sequence"]);
+
+  std::string other = ReadFixture("emm_device_enrolled.json");
+  std::vector<int> statuses(8);
+  std::vector<std::string> ids(8);
+  std::vector<std::thread> senders;
+  for (int i = 0; i < 8; ++i) {
+    senders.emplace_back([&, i] {
+      auto res = Post("/webhooks/applivery/path-secret", other);
+      statuses[i] = res->status;
+      ids[i] = Json(res)["id"];
+    });
+  }
+  for (auto& t : senders) t.join();
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 202), 1);
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 200), 7);
+  EXPECT_THAT(ids, ::testing::Each(ids[0]));
+  EXPECT_EQ(Stored().size(), 2u);
+}
+
+TEST_F(SourcesE2ETest, BodyLimitAndAllowedCidrs) {
+  std::string big(5000, ' ');
+  big = R"({"action":"emm_device_enrolled")" + big + "}";
+  auto res = Post("/webhooks/applivery/path-secret", big);
+  EXPECT_EQ(res->status, 413);
+  EXPECT_THAT(Json(res)["error"]["message"].get<std::string>(), HasSubstr("the limit is 4096"));
+  EXPECT_EQ(Post("/webhooks/walled", R"({"type":"x.y"})")->status, 403);  // 127.0.0.1 ∉ 10/8
+  EXPECT_TRUE(Stored().empty());
+}
+
+TEST_F(SourcesE2ETest, CloudEventsStructuredAndBinaryReachSubscribersWithTheirAttributes) {
+  httplib::Headers auth = {{"Authorization", "Bearer events-token"}};
+  std::string structured = R"({"specversion":"1.0","id":"ce-1","source":"/inventory",
+    "type":"com.acme.item.moved","subject":"items/7","time":"2026-11-27T10:00:00Z",
+    "partitionkey":"warehouse-3","data":{"to":"shelf-9"}})";
+  auto s = Post("/events", structured, auth, "application/cloudevents+json");
+  ASSERT_EQ(s->status, 202) << s->body;
+  httplib::Headers binary = {{"Authorization", "Bearer events-token"},
+                             {"ce-specversion", "1.0"},
+                             {"ce-id", "ce-2"},
+                             {"ce-source", "/billing"},
+                             {"ce-type", "com.acme.invoice.paid"},
+                             {"ce-tenant", "blue"}};
+  auto b = Post("/events", "amount=12", binary, "text/plain");
+  ASSERT_EQ(b->status, 202) << b->body;
+  // A producer retry of ce-1 is the same event.
+  EXPECT_EQ(Post("/events", structured, auth, "application/cloudevents+json")->status, 200);
+  EXPECT_EQ(Post("/events", structured, {}, "application/cloudevents+json")->status, 401);
+
+  std::vector<v1::Event> events = Stored();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].type(), "com.acme.item.moved");
+  EXPECT_EQ(events[0].source(), "/inventory");
+  EXPECT_EQ(events[0].source_event_id(), "ce-1");
+  EXPECT_EQ(events[0].subject(), "items/7");
+  EXPECT_EQ(events[0].key(), "warehouse-3");
+  EXPECT_EQ(events[0].source_time().seconds(), absl::ToUnixSeconds(absl::FromCivil(
+                                                    absl::CivilSecond(2026, 11, 27, 10, 0, 0),
+                                                    absl::UTCTimeZone())));
+  EXPECT_EQ(events[0].data(), R"({"to":"shelf-9"})");
+  EXPECT_EQ(events[1].type(), "com.acme.invoice.paid");
+  EXPECT_EQ(events[1].data_content_type(), "text/plain");
+  EXPECT_EQ(events[1].data(), "amount=12");
+  EXPECT_EQ(events[1].extensions().at("tenant"), "blue");
+}
+
+TEST_F(SourcesE2ETest, SubscriberGrantLimitsWhatATokenMayReceive) {
+  // A token granted applivery.device.* gets those events, and PERMISSION_DENIED beyond.
+  ASSERT_EQ(Post("/webhooks/applivery/path-secret", ReadFixture("emm_device_enrolled.json"))->status,
+            202);
+  std::string tail = std::string(HOOKFAN_TAIL_BINARY) + " --server " +
+                     hookfan_->grpc_address() + " --from earliest --max 1 --output json";
+  CommandResult allowed = RunCommand(tail + " --token devices-token --type 'applivery.device.*'");
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.output;
+  EXPECT_THAT(allowed.output, HasSubstr("\"type\":\"applivery.device.enrolled\""));
+  CommandResult denied = RunCommand(tail + " --token devices-token --type 'applivery.>'");
+  EXPECT_EQ(denied.exit_code, 1);
+  EXPECT_THAT(denied.output, HasSubstr("PERMISSION_DENIED"));
+  EXPECT_THAT(denied.output, HasSubstr("may not receive \"applivery.>\""));
+  CommandResult anonymous = RunCommand(tail + " --type 'applivery.device.*'");
+  EXPECT_EQ(anonymous.exit_code, 1);
+  EXPECT_THAT(anonymous.output, HasSubstr("UNAUTHENTICATED"));
+}
+
+TEST(SourcesFileTest, BadFileStopsStartUpNamingLineAndField) {
+  std::string dir = MakeTempDir();
+  WriteFile(dir + "/sources.yaml", "sources:\n  - name: applivery\n    normalizer: applivery\n    auth: {type: token}\n");
+  CommandResult r = RunCommand(std::string(HOOKFAN_BINARY) + " --data-dir " + dir +
+                               "/data --sources " + dir + "/sources.yaml");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("sources.yaml:4:"));
+  EXPECT_THAT(r.output, HasSubstr("sources[0].auth.type: unknown auth type"));
+}
+
+}  // namespace
+}  // namespace hookfan::testing

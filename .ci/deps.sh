@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev
   libsqlite3-dev sqlite3 libssl-dev zlib1g-dev
   libyaml-cpp-dev libnats-dev nats-server
-  python3 python3-yaml gnuplot-nox
+  python3 python3-yaml gnuplot-nox prometheus
   python3-grpcio python3-protobuf nodejs
 )
 # npm for the Node client example and buf: Debian's nodejs needs the npm

@@ -287,6 +287,8 @@ absl::StatusOr<std::vector<Delivery>> GroupManager::Poll(Member* m, size_t max) 
       g->ready.erase(seq);
       m->in_flight++;
       out.push_back(Delivery{p.event, p.attempts, deadline});
+      deliveries_.fetch_add(1, std::memory_order_relaxed);
+      if (p.attempts > 1) redeliveries_.fetch_add(1, std::memory_order_relaxed);
     }
   }
   m->parked = out.empty();
@@ -298,6 +300,7 @@ void GroupManager::FailLocked(Group* g, uint64_t seq, absl::Duration delay, absl
   Pending& p = g->pending[seq];
   if (p.attempts >= g->config.max_deliveries()) {
     changes->dead.push_back({seq, p.attempts, now});
+    dead_lettered_.fetch_add(1, std::memory_order_relaxed);
     changes->clear_attempts.push_back(seq);
     g->dead_above.insert(seq);
     g->dead_letters++;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -83,6 +84,17 @@ class GroupManager {
                                                     std::function<void()> wake);
 
   std::vector<v1::GroupInfo> ListGroups();
+
+  // Totals since start, for metrics: leases handed to members, of which
+  // redeliveries (attempt > 1), and events moved to dead letters.
+  struct Stats {
+    uint64_t deliveries = 0, redeliveries = 0, dead_lettered = 0;
+  };
+  Stats stats() const {
+    return {deliveries_.load(std::memory_order_relaxed),
+            redeliveries_.load(std::memory_order_relaxed),
+            dead_lettered_.load(std::memory_order_relaxed)};
+  }
   // Errors: kNotFound; kUnavailable.
   absl::Status DeleteGroup(const std::string& name);
   // Errors: kNotFound; kUnavailable.
@@ -148,6 +160,9 @@ class GroupManager {
 
   absl::Notification stop_ticker_;
   std::thread ticker_;
+  std::atomic<uint64_t> deliveries_{0};
+  std::atomic<uint64_t> redeliveries_{0};
+  std::atomic<uint64_t> dead_lettered_{0};
 };
 
 // GroupMember is one member's handle on its group. Destroying it leaves the

@@ -163,6 +163,8 @@ absl::StatusOr<std::vector<EventPtr>> Fanout::Poll(State* s, size_t max_events,
       }
       out.push_back(e);
       bytes += e->wire.size();
+      events_out_.fetch_add(1, std::memory_order_relaxed);
+      bytes_out_.fetch_add(e->wire.size(), std::memory_order_relaxed);
     }
     s->cursor = e->event.sequence();
     return true;
@@ -191,6 +193,7 @@ absl::StatusOr<std::vector<EventPtr>> Fanout::Poll(State* s, size_t max_events,
     }
 
     // Catch-up: the window no longer holds the cursor; read the store.
+    catchup_reads_.fetch_add(1, std::memory_order_relaxed);
     ASSIGN_OR_RETURN(std::vector<EventPtr> read,
                      log_->Read(from, options_.catchup_batch));
     if (read.empty() || read.front()->event.sequence() != from) {
@@ -233,6 +236,18 @@ void Fanout::Shutdown() {
 size_t Fanout::subscription_count() const {
   absl::MutexLock lock(&mu_);
   return states_.size();
+}
+
+Fanout::Stats Fanout::stats() const {
+  Stats stats{.events = events_out_.load(std::memory_order_relaxed),
+              .bytes = bytes_out_.load(std::memory_order_relaxed),
+              .catchup_reads = catchup_reads_.load(std::memory_order_relaxed)};
+  absl::MutexLock lock(&mu_);
+  stats.subscriptions = states_.size();
+  for (const auto& state : states_) {
+    stats.max_lag = std::max(stats.max_lag, last_committed_ - std::min(state->cursor, last_committed_));
+  }
+  return stats;
 }
 
 Subscription::~Subscription() { fanout_->Unsubscribe(state_.get()); }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -67,6 +68,16 @@ class Fanout : public CommitListener {
   // Number of open subscriptions.
   size_t subscription_count() const;
 
+  // What fan-out has done since it started, for metrics.
+  struct Stats {
+    size_t subscriptions = 0;
+    uint64_t events = 0;          // handed to subscriptions (Subscribe streams, group readers)
+    uint64_t bytes = 0;           // their wire encoding
+    uint64_t catchup_reads = 0;   // store reads for cursors behind the window
+    uint64_t max_lag = 0;         // most committed events any subscription has not examined
+  };
+  Stats stats() const;
+
  private:
   friend class Subscription;
   struct State;
@@ -79,6 +90,9 @@ class Fanout : public CommitListener {
 
   EventLog* const log_;
   const Options options_;
+  std::atomic<uint64_t> events_out_{0};
+  std::atomic<uint64_t> bytes_out_{0};
+  std::atomic<uint64_t> catchup_reads_{0};
 
   mutable absl::Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;

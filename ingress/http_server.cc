@@ -76,6 +76,11 @@ HttpServer::HttpServer(WebhookHandler* handler, std::function<absl::Status()> re
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(R"({"status":"ok"})", "application/json");
   });
+  if (options_.metrics) {
+    s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(options_.metrics(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+  }
   s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
     absl::Status st = ready_();
     if (st.ok()) {

@@ -21,6 +21,7 @@ namespace hookfan::ingress {
 //   POST <any source path>             → WebhookHandler::Handle
 //   GET  /healthz                      → 200 while the process serves
 //   GET  /readyz                       → 200 when `ready` returns OK, else 503
+//   GET  /metrics                      → Options::metrics, Prometheus text format
 class HttpServer {
  public:
   struct Options {
@@ -29,6 +30,8 @@ class HttpServer {
     int threads = 64;                 // one per keep-alive connection served at once
     int read_timeout_seconds = 10;    // slow senders are cut off
     size_t keep_alive_max_requests = 10000;
+    // GET /metrics answers this (Prometheus text format); null: 404.
+    std::function<std::string()> metrics = nullptr;
     // HTTPS when set (must outlive the server); plain HTTP when null.
     TlsCertificate* tls = nullptr;
     // With tls: require client certificates signed by these CAs (mTLS).

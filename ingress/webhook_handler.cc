@@ -3,6 +3,7 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -21,9 +22,15 @@ struct WebhookHandler::Source {
   SourceConfig config;
   std::unique_ptr<SenderAuth> auth;
   std::unique_ptr<RateLimiter> limiter;
+  std::map<int, metrics::Counter*> answers;  // by HTTP status; empty without metrics
 };
 
 namespace {
+
+// Every status Handle answers with.
+constexpr int kStatuses[] = {200, 202, 400, 401, 403, 404, 413, 415, 429, 503};
+constexpr char kWebhooksMetric[] = "hookfan_webhooks_total";
+constexpr char kWebhooksHelp[] = "Webhook requests answered, by source and HTTP status.";
 
 absl::string_view View(std::string_view s) { return {s.data(), s.size()}; }
 
@@ -76,8 +83,24 @@ absl::StatusOr<std::unique_ptr<WebhookHandler>> WebhookHandler::Create(
     source->auth = *std::move(auth);
     source->limiter = std::make_unique<RateLimiter>(config.rate_limit, options.clock);
     handler->max_body_bytes_ = std::max(handler->max_body_bytes_, config.max_body_bytes);
+    if (options.metrics != nullptr) {
+      for (int status : kStatuses) {
+        source->answers[status] = options.metrics->AddCounter(
+            kWebhooksMetric, kWebhooksHelp, {{"source", config.name}, {"code", absl::StrCat(status)}});
+      }
+    }
     source->config = std::move(config);
     handler->sources_.push_back(std::move(source));
+  }
+  if (options.metrics != nullptr) {
+    handler->unrouted_ = options.metrics->AddCounter(kWebhooksMetric, kWebhooksHelp,
+                                                     {{"source", ""}, {"code", "404"}});
+    handler->append_seconds_ = options.metrics->AddHistogram(
+        "hookfan_append_duration_seconds",
+        "Time from a webhook's event being ready to it being durable in the log.",
+        metrics::LatencyBuckets());
+    handler->store_errors_ = options.metrics->AddCounter(
+        "hookfan_store_errors_total", "Appends the event log refused (answered 503).");
   }
   std::sort(handler->sources_.begin(), handler->sources_.end(),
             [](const auto& a, const auto& b) { return a->config.path.size() > b->config.path.size(); });
@@ -110,8 +133,23 @@ WebhookHandler::Source* WebhookHandler::Route(std::string_view path,
 HttpAnswer WebhookHandler::Handle(const IngressRequest& request) {
   std::string_view token;
   Source* source = Route(request.path, &token);
-  if (source == nullptr) return ErrorAnswer(404, "not found");
-  const SourceConfig& config = source->config;
+  HttpAnswer answer =
+      source == nullptr ? ErrorAnswer(404, "not found") : HandleSource(*source, token, request);
+  Count(source, answer.status);
+  return answer;
+}
+
+void WebhookHandler::Count(Source* source, int status) {
+  if (source == nullptr) {
+    if (unrouted_ != nullptr) unrouted_->Add();
+    return;
+  }
+  if (auto it = source->answers.find(status); it != source->answers.end()) it->second->Add();
+}
+
+HttpAnswer WebhookHandler::HandleSource(Source& source, std::string_view token,
+                                        const IngressRequest& request) {
+  const SourceConfig& config = source.config;
   auto refuse = [&](int status, absl::string_view reason, absl::string_view message) {
     log::Warn("webhook refused", {{"source", config.name},
                                   {"status", status},
@@ -125,7 +163,7 @@ HttpAnswer WebhookHandler::Handle(const IngressRequest& request) {
                    [&](const Cidr& c) { return c.Contains(request.remote_ip); })) {
     return refuse(403, "peer outside allowed_cidrs", "forbidden");
   }
-  AuthDecision decision = source->auth->Verify({token, request.header, request.body});
+  AuthDecision decision = source.auth->Verify({token, request.header, request.body});
   switch (decision.outcome) {
     case AuthDecision::Outcome::kAllowed:
       break;
@@ -145,13 +183,13 @@ HttpAnswer WebhookHandler::Handle(const IngressRequest& request) {
     return ErrorAnswer(413, absl::StrCat("body is ", request.body.size(),
                                          " bytes; the limit is ", config.max_body_bytes));
   }
-  if (std::optional<absl::Duration> wait = source->limiter->Acquire()) {
+  if (std::optional<absl::Duration> wait = source.limiter->Acquire()) {
     log::Warn("webhook rate limited", {{"source", config.name}});
     return Retryable(429, absl::StrCat("source ", config.name, " is over its rate limit"),
                      RetryAfterSeconds(*wait));
   }
 
-  absl::StatusOr<v1::Event> event = Normalize(*source, request);
+  absl::StatusOr<v1::Event> event = Normalize(source, request);
   if (!event.ok()) {
     int status = absl::IsFailedPrecondition(event.status()) ? 415 : 400;
     return ErrorAnswer(status, event.status().message());
@@ -160,14 +198,19 @@ HttpAnswer WebhookHandler::Handle(const IngressRequest& request) {
   SetTimestamp(options_.clock->Now(), event->mutable_time());
 
   absl::StatusOr<broker::AppendOnceResult> stored;
-  if (std::string key = DedupKeyOf(*source, request, *event); !key.empty()) {
+  absl::Time append_start = absl::Now();
+  if (std::string key = DedupKeyOf(source, request, *event); !key.empty()) {
     stored = log_->AppendOnce(*event, key, config.dedup.window);
   } else if (absl::Status s = log_->Append(absl::MakeSpan(&*event, 1)); s.ok()) {
     stored = broker::AppendOnceResult{.id = event->id(), .sequence = event->sequence()};
   } else {
     stored = s;
   }
+  if (append_seconds_ != nullptr) {
+    append_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - append_start));
+  }
   if (!stored.ok()) {
+    if (store_errors_ != nullptr) store_errors_->Add();
     log::Error("append failed", {{"source", config.name}, {"error", stored.status().ToString()}});
     return Retryable(503, "the event log cannot take writes now; retry later", 1);
   }

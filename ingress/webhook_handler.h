@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "broker/event_log.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "common/uuid.h"
 #include "ingress/rate_limiter.h"
 #include "ingress/sender_auth.h"
@@ -36,7 +37,7 @@ struct IngressRequest {
   std::string_view remote_ip;     // the peer's address
   std::string_view content_type;  // the Content-Type header, "" if none
   HeaderLookup header;            // every header, by lowercase name
-  std::vector<std::string_view> header_names;  // as sent (any case), for ce-* extensions
+  std::vector<std::string_view> header_names = {};  // as sent (any case), for ce-* extensions
   std::string_view body;
 };
 
@@ -61,6 +62,9 @@ class WebhookHandler {
  public:
   struct Options {
     Clock* clock = Clock::Real();
+    // Where to count webhooks by source and status, append latency and
+    // store errors; null: not counted. Must outlive the handler.
+    metrics::Registry* metrics = nullptr;
   };
 
   // Errors: kInvalidArgument when two sources share a path or a source's
@@ -82,6 +86,10 @@ class WebhookHandler {
   WebhookHandler(broker::EventLog* log, Options options);
   // The source for `path` and the path token after it ("" if none).
   Source* Route(std::string_view path, std::string_view* token) const;
+  // Everything after routing.
+  HttpAnswer HandleSource(Source& source, std::string_view token, const IngressRequest& request);
+  // Counts an answer for `source` (null: no source matched).
+  void Count(Source* source, int status);
   // Parses the body into an event with the source's normalizer.
   absl::StatusOr<v1::Event> Normalize(const Source& source, const IngressRequest& request) const;
   // The dedup key of a request, "" when it has none.
@@ -93,6 +101,9 @@ class WebhookHandler {
   UuidV7Generator ids_;
   std::vector<std::unique_ptr<Source>> sources_;  // longest path first
   size_t max_body_bytes_ = 0;
+  metrics::Counter* unrouted_ = nullptr;       // 404s for paths no source has
+  metrics::Histogram* append_seconds_ = nullptr;
+  metrics::Counter* store_errors_ = nullptr;
 };
 
 // True if the media type of `content_type` is application/json or

@@ -92,6 +92,51 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcCredentials(const C
 
 App::App() = default;
 
+void App::RegisterMetrics() {
+  auto one = [](double v) { return std::vector<metrics::Sample>{{{}, v}}; };
+  metrics_.AddCallback("hookfan_events_appended_total", "Events committed to the log (its last sequence).",
+                       [this, one] { return one(static_cast<double>(log_->LastSequence())); },
+                       "counter");
+  metrics_.AddCallback("hookfan_subscriptions", "Open Subscribe streams and group readers.",
+                       [this, one] { return one(fanout_->stats().subscriptions); });
+  metrics_.AddCallback("hookfan_delivered_events_total",
+                       "Events handed to subscriptions (Subscribe streams and group readers).",
+                       [this, one] { return one(fanout_->stats().events); }, "counter");
+  metrics_.AddCallback("hookfan_delivered_bytes_total", "Wire bytes of the events handed out.",
+                       [this, one] { return one(fanout_->stats().bytes); }, "counter");
+  metrics_.AddCallback("hookfan_catchup_reads_total",
+                       "Store reads for subscriptions behind the in-memory window.",
+                       [this, one] { return one(fanout_->stats().catchup_reads); }, "counter");
+  metrics_.AddCallback("hookfan_subscription_max_lag_events",
+                       "Committed events the furthest-behind subscription has not examined yet.",
+                       [this, one] { return one(fanout_->stats().max_lag); });
+  metrics_.AddCallback("hookfan_group_deliveries_total", "Leases handed to group members.",
+                       [this, one] { return one(groups_->stats().deliveries); }, "counter");
+  metrics_.AddCallback("hookfan_group_redeliveries_total",
+                       "Leases of events delivered before (attempt > 1).",
+                       [this, one] { return one(groups_->stats().redeliveries); }, "counter");
+  metrics_.AddCallback("hookfan_group_dead_lettered_total",
+                       "Events moved to a group's dead letters after max_deliveries.",
+                       [this, one] { return one(groups_->stats().dead_lettered); }, "counter");
+  // Per group, from one ListGroups per field (a scrape is rare).
+  auto per_group = [this](uint64_t (v1::GroupInfo::*field)() const) {
+    return [this, field] {
+      std::vector<metrics::Sample> samples;
+      for (const v1::GroupInfo& g : groups_->ListGroups()) {
+        samples.push_back({{{"group", g.name()}}, static_cast<double>((g.*field)())});
+      }
+      return samples;
+    };
+  };
+  metrics_.AddCallback("hookfan_group_lag_events",
+                       "Events in the log after a group's read position.",
+                       per_group(&v1::GroupInfo::lag));
+  metrics_.AddCallback("hookfan_group_pending_events", "Events a group has read and not acked.",
+                       per_group(&v1::GroupInfo::pending));
+  metrics_.AddCallback("hookfan_group_dead_letters", "Events in a group's dead-letter list.",
+                       per_group(&v1::GroupInfo::dead_letters));
+}
+
 void App::ReloadCertificates() {
   if (http_tls_ == nullptr) return;
   if (absl::Status s = http_tls_->Reload(); s.ok()) {
@@ -160,6 +205,23 @@ absl::Status App::Start(Config config) {
   grpc::ServerBuilder builder;
   // Two servers must never share a port silently.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Keepalive finds dead peers behind NATs and L4 balancers; a maximum
+  // connection age makes long streams rebalance across replicas (clients
+  // resume by sequence), after a grace period for the stream to move.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(config_.grpc_keepalive_time)));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  if (config_.grpc_max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(config_.grpc_max_connection_age)));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30000);
+  }
+  builder.SetMaxReceiveMessageSize(4 << 20);  // requests are small; events go out
+  builder.SetMaxSendMessageSize(64 << 20);
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> grpc_credentials,
                    GrpcCredentials(config_));
   builder.AddListeningPort(config_.grpc_listen, grpc_credentials, &grpc_port_);
@@ -174,7 +236,9 @@ absl::Status App::Start(Config config) {
     ASSIGN_OR_RETURN(http_tls_,
                      ingress::TlsCertificate::Load(config_.http_tls_cert, config_.http_tls_key));
   }
-  ASSIGN_OR_RETURN(webhooks_, ingress::WebhookHandler::Create(log_.get(), std::move(sources), {}));
+  ASSIGN_OR_RETURN(webhooks_, ingress::WebhookHandler::Create(log_.get(), std::move(sources),
+                                                             {.metrics = &metrics_}));
+  RegisterMetrics();
   http_ = std::make_unique<ingress::HttpServer>(
       webhooks_.get(), [this] { return Ready(); },
       ingress::HttpServer::Options{
@@ -182,6 +246,7 @@ absl::Status App::Start(Config config) {
           .port = http_port,
           .threads = config_.http_threads,
           .read_timeout_seconds = config_.http_read_timeout_seconds,
+          .metrics = [this] { return metrics_.Render(); },
           .tls = http_tls_.get(),
           .tls_client_ca_file = config_.http_tls_client_ca,
       });

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "broker/authz.h"
+#include "common/metrics.h"
 
 namespace grpc {
 class Server;
@@ -49,6 +50,10 @@ struct Config {
   std::string http_tls_cert, http_tls_key, http_tls_client_ca;
   // TLS on gRPC likewise (files re-read every 10 s).
   std::string grpc_tls_cert, grpc_tls_key, grpc_tls_client_ca;
+  // gRPC keepalive pings on idle connections; connections older than the
+  // max age are closed gracefully so streams rebalance (0: never).
+  absl::Duration grpc_keepalive_time = absl::Seconds(30);
+  absl::Duration grpc_max_connection_age = absl::Minutes(30);
 };
 
 // Splits "host:port" (IPv6 as "[::1]:port"). Errors: kInvalidArgument.
@@ -82,8 +87,11 @@ class App {
 
  private:
   absl::Status Ready() const;
+  // The metrics read from the store, fan-out and groups at scrape time.
+  void RegisterMetrics();
 
   Config config_;
+  metrics::Registry metrics_;  // outlives everything that counts into it
   std::vector<broker::SubscriberGrant> grants_;  // from the sources file
   std::unique_ptr<broker::Authorizer> authorizer_;  // outlives service_
   std::atomic<bool> draining_{false};

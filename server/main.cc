@@ -60,6 +60,12 @@ ABSL_FLAG(std::string, grpc_tls_key, "", "PEM private key of --grpc-tls-cert. En
 ABSL_FLAG(std::string, grpc_tls_client_ca, "",
           "PEM CA bundle: gRPC clients must present a certificate it signed (mTLS); their "
           "identity can be granted in the sources file. Env HOOKFAN_GRPC_TLS_CLIENT_CA.");
+ABSL_FLAG(absl::Duration, grpc_keepalive_time, absl::Seconds(30),
+          "Ping idle gRPC connections this often to find dead peers. "
+          "Env HOOKFAN_GRPC_KEEPALIVE_TIME.");
+ABSL_FLAG(absl::Duration, grpc_max_connection_age, absl::Minutes(30),
+          "Close gRPC connections gracefully after this long so streams rebalance across "
+          "replicas (clients resume by sequence); 0: never. Env HOOKFAN_GRPC_MAX_CONNECTION_AGE.");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level written: debug, info, warn, error. Env HOOKFAN_LOG_LEVEL.");
 
@@ -73,7 +79,7 @@ void ApplyEnvironment() {
         "applivery_dedup_window", "max_body_bytes",
         "http_read_timeout", "http_threads", "drain_timeout", "http_tls_cert", "http_tls_key",
         "http_tls_client_ca", "grpc_tls_cert", "grpc_tls_key", "grpc_tls_client_ca",
-        "log_level"}) {
+        "grpc_keepalive_time", "grpc_max_connection_age", "log_level"}) {
     std::string env = "HOOKFAN_";
     for (const char* c = name; *c; ++c) env.push_back(static_cast<char>(std::toupper(*c)));
     const char* value = std::getenv(env.c_str());
@@ -150,6 +156,8 @@ int main(int argc, char** argv) {
       .grpc_tls_cert = absl::GetFlag(FLAGS_grpc_tls_cert),
       .grpc_tls_key = absl::GetFlag(FLAGS_grpc_tls_key),
       .grpc_tls_client_ca = absl::GetFlag(FLAGS_grpc_tls_client_ca),
+      .grpc_keepalive_time = absl::GetFlag(FLAGS_grpc_keepalive_time),
+      .grpc_max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age),
   };
   hookfan::server::App app;
   if (absl::Status s = app.Start(config); !s.ok()) {

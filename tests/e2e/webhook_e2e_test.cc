@@ -405,6 +405,52 @@ TEST_F(WebhookE2ETest, SigtermEndsStreamsUnavailableWithResumeSequence) {
   EXPECT_EQ(resumed.events()[1].sequence(), 5u);
 }
 
+TEST_F(WebhookE2ETest, SigtermDuringPostingAndStreamingLosesNothingAndResumesWithoutGap) {
+  // Senders post and a subscriber streams while SIGTERM drains the process:
+  // every 2xx event reaches the subscriber, before the drain or after it
+  // resumes on a restarted process from the trailer's sequence, with no gap.
+  StreamCollector sub(stub_.get(), Request({}, /*earliest=*/true));
+  std::atomic<bool> stop = false;
+  std::mutex mu;
+  std::set<std::string> acked;
+  std::vector<std::thread> senders;
+  for (int t = 0; t < 4; ++t) {
+    senders.emplace_back([&] {
+      httplib::Client c = Http();
+      std::string body = ReadFixture("emm_device_enrolled.json");
+      while (!stop) {
+        auto res = c.Post(hookfan_->webhook_path(), body, "application/json");
+        if (!res || res->status != 202) return;  // draining: the listener is gone
+        std::lock_guard<std::mutex> l(mu);
+        acked.insert(nlohmann::json::parse(res->body)["id"].get<std::string>());
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(300));
+  int status = hookfan_->Terminate();
+  stop = true;
+  for (auto& t : senders) t.join();
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_GT(acked.size(), 0u);
+  EXPECT_EQ(sub.WaitForEnd().error_code(), grpc::StatusCode::UNAVAILABLE);
+  uint64_t resume_after = std::stoull(sub.Trailer("hookfan-resume-after"));
+
+  StartHookfan();
+  v1::SubscribeRequest resume = Request();
+  resume.mutable_start()->set_after_sequence(resume_after);
+  StreamCollector resumed(stub_.get(), resume);
+  std::vector<v1::Event> seen = sub.events();
+  ASSERT_TRUE(resumed.WaitFor(acked.size() - std::min(acked.size(), seen.size())));
+  for (const v1::Event& e : resumed.events()) seen.push_back(e);
+  std::set<std::string> seen_ids;
+  for (size_t i = 0; i < seen.size(); ++i) {
+    ASSERT_EQ(seen[i].sequence(), i + 1) << "gap or duplicate at " << i;
+    seen_ids.insert(seen[i].id());
+  }
+  for (const std::string& id : acked) EXPECT_TRUE(seen_ids.contains(id)) << id;
+}
+
 TEST(AppliveryShorthandTest, ARetriedWebhookIsAnsweredWithTheFirstIdAndStoredOnce) {
   // The flag-only setup dedups Applivery bodies for 10 minutes by default.
   std::string dir = MakeTempDir();

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "google/protobuf/struct.pb.h"
+#include "ingress/json_body.h"
 #include "nlohmann/json.hpp"
 
 namespace hookfan::ingress {
@@ -29,93 +30,6 @@ using ::nlohmann::json;
 
 // ---------------------------------------------------------------------------
 // Parsing.
-
-// Makes parser text safe to echo in a JSON error body: printable ASCII only
-// (other bytes as \xNN), and bounded, since nlohmann quotes the offending
-// token, which may be a long run of the body.
-std::string Printable(std::string_view text) {
-  constexpr size_t kMaxBytes = 160;
-  std::string out;
-  for (const unsigned char c : text.substr(0, kMaxBytes)) {
-    if (absl::ascii_isprint(c)) {
-      out += static_cast<char>(c);
-    } else {
-      absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
-    }
-  }
-  if (text.size() > kMaxBytes) out += "...";
-  return out;
-}
-
-// A SAX handler that accepts every value and keeps the first parse error as
-// "at byte N: <why>".
-class ParseErrorRecorder final : public json::json_sax_t {
- public:
-  const std::string& detail() const { return detail_; }
-
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
-  bool start_object(std::size_t) override { return true; }
-  bool key(string_t&) override { return true; }
-  bool end_object() override { return true; }
-  bool start_array(std::size_t) override { return true; }
-  bool end_array() override { return true; }
-
-  bool parse_error(std::size_t position, const std::string& /*last_token*/,
-                   const json::exception& error) override {
-    // nlohmann writes "[json.exception.parse_error.101] parse error at line
-    // 1, column 2: <why>"; the byte offset replaces the tag and line/column.
-    std::string_view why = error.what();
-    if (const size_t tag_end = why.find("] "); tag_end != why.npos) {
-      why.remove_prefix(tag_end + 2);
-    }
-    if (why.starts_with("parse error at line")) {
-      if (const size_t colon = why.find(": "); colon != why.npos) {
-        why.remove_prefix(colon + 2);
-      }
-    }
-    detail_ = absl::StrCat("at byte ", position, ": ", Printable(why));
-    return false;
-  }
-
- private:
-  std::string detail_;
-};
-
-// Parses `body` and enforces kAppliveryMaxJsonDepth. nlohmann's parser and
-// destructor are iterative, so no body depth can exhaust the stack here; the
-// depth bound is what keeps the recursion in ToValue short.
-absl::StatusOr<json> ParseBody(std::string_view body) {
-  int depth = 0;
-  json root = json::parse(
-      body,
-      [&depth](int level, json::parse_event_t event, json&) {
-        if (event == json::parse_event_t::object_start ||
-            event == json::parse_event_t::array_start) {
-          depth = std::max(depth, level + 1);
-        }
-        return true;
-      },
-      /*allow_exceptions=*/false);
-  if (root.is_discarded()) {
-    // Rare path: parse again to learn why and where.
-    ParseErrorRecorder recorder;
-    json::sax_parse(body, &recorder);
-    return absl::InvalidArgumentError(
-        absl::StrCat("body is not valid JSON: ", recorder.detail()));
-  }
-  if (depth > kAppliveryMaxJsonDepth) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("JSON nested too deeply (more than ",
-                     kAppliveryMaxJsonDepth, " levels)"));
-  }
-  return root;
-}
 
 // ---------------------------------------------------------------------------
 // Type-guarded access: a missing or wrong-typed field reads as empty.
@@ -159,7 +73,7 @@ int32_t Int32(const json* j) {
 
 void ToStruct(const json& object, google::protobuf::Struct* out);
 
-// Recursion depth is bounded by kAppliveryMaxJsonDepth (see ParseBody).
+// Recursion depth is bounded by kAppliveryMaxJsonDepth (see ParseJsonBody).
 void ToValue(const json& j, google::protobuf::Value* out) {
   switch (j.type()) {
     case json::value_t::boolean:
@@ -438,7 +352,7 @@ Route RouteAction(std::string_view action, std::string_view sub_action) {
 }  // namespace
 
 absl::StatusOr<Event> NormalizeApplivery(std::string_view body) {
-  ASSIGN_OR_RETURN(const json root, ParseBody(body));
+  ASSIGN_OR_RETURN(const json root, ParseJsonBody(body));
   if (!root.is_object()) {
     return absl::InvalidArgumentError(
         absl::StrCat("body must be a JSON object, got ", root.type_name()));

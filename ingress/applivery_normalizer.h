@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "hookfan/v1/event.pb.h"
+#include "ingress/json_body.h"
 
 namespace hookfan::ingress {
 
@@ -17,7 +18,7 @@ namespace hookfan::ingress {
 // messages nested over 100 levels by default: at 32, an event still parses
 // inside three enclosing messages (e.g. a stream response); much deeper, no
 // subscriber could read it. Applivery's own payloads nest 3 levels.
-inline constexpr int kAppliveryMaxJsonDepth = 32;
+inline constexpr int kAppliveryMaxJsonDepth = kMaxJsonDepth;
 
 // NormalizeApplivery turns one Applivery webhook body into an Event.
 // Pure and thread-safe.

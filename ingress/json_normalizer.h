@@ -13,15 +13,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "hookfan/v1/event.pb.h"
+#include "ingress/json_body.h"
 #include "ingress/source_config.h"
 #include "nlohmann/json.hpp"
 
 namespace hookfan::ingress {
-
-// The deepest JSON nesting a JSON or CloudEvents body may have, counting the
-// body as level 1; the same bound and reasons as kAppliveryMaxJsonDepth
-// (ingress/applivery_normalizer.h).
-inline constexpr int kMaxJsonDepth = 32;
 
 // CheckJsonNormalizerConfig returns OK when NormalizeJson can work with
 // `config`: exactly one of type_pointer and type_header set, each pointer
@@ -68,19 +64,5 @@ absl::StatusOr<hookfan::v1::Event> NormalizeJson(
     const std::function<std::optional<std::string_view>(
         std::string_view lowercase_name)>& header,
     std::string_view body);
-
-// ---------------------------------------------------------------------------
-// Shared with the CloudEvents parser.
-
-// ParseJsonBody parses `body` as one JSON value nested at most kMaxJsonDepth
-// levels. nlohmann's parser is iterative: no depth exhausts the stack.
-// Errors, kInvalidArgument:
-//   "body is not valid JSON: at byte N: <parser detail>"
-//   "JSON nested too deeply (more than 32 levels)"
-absl::StatusOr<nlohmann::json> ParseJsonBody(std::string_view body);
-
-// `text` made safe to echo in an error message: printable ASCII only (other
-// bytes as \xNN), at most 160 bytes of it, then "...".
-std::string PrintableForError(std::string_view text);
 
 }  // namespace hookfan::ingress

@@ -238,7 +238,10 @@ class Parser {
     if (!node.IsMap()) return Error(node, path, "want a mapping");
     Fields fields;
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
+      // Copies: it->first/second live in a proxy that dies with the
+      // full expression, so references to them would dangle.
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
       if (!key.IsScalar()) return Error(key, path, "field names are strings");
       const std::string& name = key.Scalar();
       const std::string field_path =
@@ -248,11 +251,11 @@ class Parser {
                      absl::StrCat("unknown field ", Quote(name), " (want ",
                                   absl::StrJoin(known, "|"), ")"));
       }
-      if (!fields.Add(name, Field{key, it->second})) {
+      if (!fields.Add(name, Field{key, value})) {
         return Error(key, field_path, "given twice");
       }
       // No field takes null; and a missing value's position is the next line.
-      if (it->second.IsNull()) return Error(key, field_path, "no value");
+      if (value.IsNull()) return Error(key, field_path, "no value");
     }
     return fields;
   }

@@ -14,10 +14,9 @@
 #include "absl/strings/substitute.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/text_format.h"
-#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "hookfan/v1/event.pb.h"
+#include "tests/proto_matchers.h"
 
 namespace hookfan::ingress {
 namespace {
@@ -26,21 +25,7 @@ using ::hookfan::v1::Event;
 using ::testing::EndsWith;
 using ::testing::HasSubstr;
 
-// Matches a message equal to the text-format `text`, printing the difference.
-MATCHER_P(EqualsProto, text, "") {
-  std::remove_cvref_t<decltype(arg)> expected;
-  if (!google::protobuf::TextFormat::ParseFromString(std::string(text),
-                                                     &expected)) {
-    *result_listener << "expected text does not parse";
-    return false;
-  }
-  std::string diff;
-  google::protobuf::util::MessageDifferencer differencer;
-  differencer.ReportDifferencesToString(&diff);
-  if (differencer.Compare(expected, arg)) return true;
-  *result_listener << diff;
-  return false;
-}
+using ::hookfan::testing::EqualsProto;
 
 std::string ReadFixture(const std::string& name) {
   std::ifstream in(HOOKFAN_FIXTURES_DIR "/applivery/" + name + ".json",

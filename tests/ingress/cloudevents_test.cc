@@ -16,31 +16,16 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/text_format.h"
-#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "hookfan/v1/event.pb.h"
+#include "tests/proto_matchers.h"
 
 namespace hookfan::ingress {
 namespace {
 
 using ::hookfan::v1::Event;
 
-// Matches a message equal to the text-format `text`, printing the difference.
-MATCHER_P(EqualsProto, text, "") {
-  std::remove_cvref_t<decltype(arg)> expected;
-  if (!google::protobuf::TextFormat::ParseFromString(std::string(text),
-                                                     &expected)) {
-    *result_listener << "expected text does not parse";
-    return false;
-  }
-  std::string diff;
-  google::protobuf::util::MessageDifferencer differencer;
-  differencer.ReportDifferencesToString(&diff);
-  if (differencer.Compare(expected, arg)) return true;
-  *result_listener << diff;
-  return false;
-}
+using ::hookfan::testing::EqualsProto;
 
 constexpr std::string_view kStructured = "application/cloudevents+json";
 
@@ -206,12 +191,12 @@ TEST(CloudEventsTest, ExtensionsKeepTheirStringForm) {
       R"("comexampleothervalue":5,"negative":-3,"big":18446744073709551615,)"
       R"("flag":true,"off":false,"traceparent":"00-ab-cd-01","unset":null)");
   EXPECT_THAT(event.extensions(),
-              testing::UnorderedElementsAre(
-                  testing::Pair("comexampleothervalue", "5"),
-                  testing::Pair("negative", "-3"),
-                  testing::Pair("big", "18446744073709551615"),
-                  testing::Pair("flag", "true"), testing::Pair("off", "false"),
-                  testing::Pair("traceparent", "00-ab-cd-01")));
+              ::testing::UnorderedElementsAre(
+                  ::testing::Pair("comexampleothervalue", "5"),
+                  ::testing::Pair("negative", "-3"),
+                  ::testing::Pair("big", "18446744073709551615"),
+                  ::testing::Pair("flag", "true"), ::testing::Pair("off", "false"),
+                  ::testing::Pair("traceparent", "00-ab-cd-01")));
 }
 
 TEST(CloudEventsTest, PartitionKeyExtensionIsTheKey) {
@@ -310,9 +295,9 @@ TEST(BinaryCloudEventsTest, ExtensionsNeedTheHeaderNames) {
       "text/plain", [&headers](std::string_view name) { return headers(name); },
       "hi");
   ASSERT_TRUE(event.ok()) << event.status();
-  EXPECT_THAT(event->extensions(), testing::IsEmpty());
+  EXPECT_THAT(event->extensions(), ::testing::IsEmpty());
   EXPECT_THAT(Parse("text/plain", headers, "hi").extensions(),
-              testing::ElementsAre(testing::Pair("traceparent", "00-ab")));
+              ::testing::ElementsAre(::testing::Pair("traceparent", "00-ab")));
 }
 
 TEST(BinaryCloudEventsTest, CeDataContentTypeIsIgnored) {
@@ -320,7 +305,7 @@ TEST(BinaryCloudEventsTest, CeDataContentTypeIsIgnored) {
   const Event event = Parse(
       "", BinaryHeaders({{"ce-datacontenttype", "application/json"}}), "{}");
   EXPECT_EQ(event.data_content_type(), "");
-  EXPECT_THAT(event.extensions(), testing::IsEmpty());
+  EXPECT_THAT(event.extensions(), ::testing::IsEmpty());
   EXPECT_EQ(event.data(), "{}");
 }
 

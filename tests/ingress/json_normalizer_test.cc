@@ -12,12 +12,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/text_format.h"
-#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "hookfan/v1/event.pb.h"
 #include "ingress/event_type.h"
 #include "ingress/source_config.h"
+#include "tests/proto_matchers.h"
 
 namespace hookfan::ingress {
 namespace {
@@ -26,25 +25,11 @@ using ::hookfan::v1::Event;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-// Matches a message equal to the text-format `text`, printing the difference.
-MATCHER_P(EqualsProto, text, "") {
-  std::remove_cvref_t<decltype(arg)> expected;
-  if (!google::protobuf::TextFormat::ParseFromString(std::string(text),
-                                                     &expected)) {
-    *result_listener << "expected text does not parse";
-    return false;
-  }
-  std::string diff;
-  google::protobuf::util::MessageDifferencer differencer;
-  differencer.ReportDifferencesToString(&diff);
-  if (differencer.Compare(expected, arg)) return true;
-  *result_listener << diff;
-  return false;
-}
+using ::hookfan::testing::EqualsProto;
 
 // A normalizer run: config and request headers in, event or error out. The
 // header lookups made are recorded.
-class JsonNormalizerTest : public testing::Test {
+class JsonNormalizerTest : public ::testing::Test {
  protected:
   absl::StatusOr<Event> Run(const std::string& body) {
     return NormalizeJson(

@@ -29,6 +29,45 @@ struct Posted {
   nlohmann::json body;
 };
 
+// Posts a fixture from four keep-alive connections until Stop, or until a
+// post is not answered 202 (the process died or stopped listening), and
+// keeps the id of every 202.
+class Senders {
+ public:
+  explicit Senders(const HookfanProcess& hookfan) {
+    for (int t = 0; t < 4; ++t) {
+      threads_.emplace_back([this, &hookfan] {
+        httplib::Client c("127.0.0.1", hookfan.http_port());
+        c.set_read_timeout(30, 0);
+        std::string body = ReadFixture("emm_device_enrolled.json");
+        while (!stop_) {
+          auto res = c.Post(hookfan.webhook_path(), body, "application/json");
+          if (!res || res->status != 202) return;
+          std::lock_guard<std::mutex> l(mu_);
+          acked_.insert(nlohmann::json::parse(res->body)["id"].get<std::string>());
+        }
+      });
+    }
+  }
+  ~Senders() { Stop(); }
+
+  // Stops and joins the senders; returns the ids answered 202.
+  std::set<std::string> Stop() {
+    stop_ = true;
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    return acked_;
+  }
+
+ private:
+  std::atomic<bool> stop_ = false;
+  std::mutex mu_;
+  std::set<std::string> acked_;
+  std::vector<std::thread> threads_;
+};
+
 class WebhookE2ETest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -162,28 +201,10 @@ TEST_F(WebhookE2ETest, EarliestAfterRestartReplaysEveryAcknowledgedEvent) {
 
 TEST_F(WebhookE2ETest, KillNineLosesNoAcknowledgedEvent) {
   // Webhooks answered 202 by a process that is then SIGKILLed are all there after restart.
-  std::atomic<bool> stop = false;
-  std::mutex mu;
-  std::vector<std::string> acked_ids;
-  std::vector<std::thread> senders;
-  for (int t = 0; t < 4; ++t) {
-    senders.emplace_back([&] {
-      httplib::Client c = Http();
-      std::string body = ReadFixture("emm_device_enrolled.json");
-      while (!stop) {
-        auto res = c.Post(hookfan_->webhook_path(), body, "application/json");
-        if (!res) return;  // the process died
-        if (res->status == 202) {
-          std::lock_guard<std::mutex> l(mu);
-          acked_ids.push_back(nlohmann::json::parse(res->body)["id"]);
-        }
-      }
-    });
-  }
+  Senders senders(*hookfan_);
   absl::SleepFor(absl::Milliseconds(500));
   hookfan_->Kill();
-  stop = true;
-  for (auto& t : senders) t.join();
+  std::set<std::string> acked_ids = senders.Stop();
   ASSERT_GT(acked_ids.size(), 0u);
 
   StartHookfan();
@@ -410,26 +431,10 @@ TEST_F(WebhookE2ETest, SigtermDuringPostingAndStreamingLosesNothingAndResumesWit
   // every 2xx event reaches the subscriber, before the drain or after it
   // resumes on a restarted process from the trailer's sequence, with no gap.
   StreamCollector sub(stub_.get(), Request({}, /*earliest=*/true));
-  std::atomic<bool> stop = false;
-  std::mutex mu;
-  std::set<std::string> acked;
-  std::vector<std::thread> senders;
-  for (int t = 0; t < 4; ++t) {
-    senders.emplace_back([&] {
-      httplib::Client c = Http();
-      std::string body = ReadFixture("emm_device_enrolled.json");
-      while (!stop) {
-        auto res = c.Post(hookfan_->webhook_path(), body, "application/json");
-        if (!res || res->status != 202) return;  // draining: the listener is gone
-        std::lock_guard<std::mutex> l(mu);
-        acked.insert(nlohmann::json::parse(res->body)["id"].get<std::string>());
-      }
-    });
-  }
+  Senders senders(*hookfan_);
   absl::SleepFor(absl::Milliseconds(300));
   int status = hookfan_->Terminate();
-  stop = true;
-  for (auto& t : senders) t.join();
+  std::set<std::string> acked = senders.Stop();
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
   ASSERT_GT(acked.size(), 0u);

@@ -148,7 +148,7 @@ absl::StatusOr<std::unique_ptr<Subscription>> GroupManager::OpenReader(
   return fanout_->Subscribe(g->config.filter(), start, [this, g] { OnLogWake(g); });
 }
 
-absl::StatusOr<std::unique_ptr<GroupMember>> GroupManager::Join(const v1::ConsumerOpen& open,
+absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> GroupManager::Join(const v1::ConsumerOpen& open,
                                                                 std::function<void()> wake) {
   RETURN_IF_ERROR(ValidateGroupName(open.group()));
   if (open.max_in_flight() > kMaxMaxInFlight) {

@@ -16,6 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "broker/consumer_groups.h"
 #include "broker/event_log.h"
 #include "broker/fanout.h"
 #include "broker/group_store.h"
@@ -23,13 +24,6 @@
 #include "hookfan/v1/broker.pb.h"
 
 namespace hookfan::broker {
-
-// One event leased to a member.
-struct Delivery {
-  EventPtr event;
-  uint32_t attempt = 0;  // 1 on first delivery
-  absl::Time deadline;   // ack before this, or it is redelivered
-};
 
 class GroupMember;
 
@@ -55,7 +49,7 @@ class GroupMember;
 // tests with a FakeClock).
 //
 // Thread-safe. `log`, `fanout`, `store` must outlive it.
-class GroupManager {
+class GroupManager : public ConsumerGroups {
  public:
   struct Options {
     Clock* clock = Clock::Real();
@@ -70,46 +64,33 @@ class GroupManager {
   // a group config that does not decode.
   static absl::StatusOr<std::unique_ptr<GroupManager>> Create(EventLog* log, Fanout* fanout,
                                                               GroupStore* store, Options options);
-  ~GroupManager();
+  ~GroupManager() override;
   GroupManager(const GroupManager&) = delete;
   GroupManager& operator=(const GroupManager&) = delete;
 
-  // Joins `open.group` (creating it on first use). `wake` is called (never
-  // concurrently with itself, must not block or call back in) when a parked
-  // member may have deliveries or must see an error; the holder then calls
-  // Poll. Errors: kInvalidArgument (bad name, filter, options);
-  // kFailedPrecondition (group exists with other filter/options);
-  // kUnavailable (shut down, store failure).
-  absl::StatusOr<std::unique_ptr<GroupMember>> Join(const v1::ConsumerOpen& open,
-                                                    std::function<void()> wake);
+  // ConsumerGroups. Join's member is a GroupMember.
+  absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> Join(const v1::ConsumerOpen& open,
+                                                            std::function<void()> wake) override;
 
-  std::vector<v1::GroupInfo> ListGroups();
+  std::vector<v1::GroupInfo> ListGroups() override;
 
-  // Totals since start, for metrics: leases handed to members, of which
-  // redeliveries (attempt > 1), and events moved to dead letters.
-  struct Stats {
-    uint64_t deliveries = 0, redeliveries = 0, dead_lettered = 0;
-  };
-  Stats stats() const {
+  Stats stats() const override {
     return {deliveries_.load(std::memory_order_relaxed),
             redeliveries_.load(std::memory_order_relaxed),
             dead_lettered_.load(std::memory_order_relaxed)};
   }
-  // Errors: kNotFound; kUnavailable.
-  absl::Status DeleteGroup(const std::string& name);
-  // Errors: kNotFound; kUnavailable.
+  absl::Status DeleteGroup(const std::string& name) override;
   absl::StatusOr<std::vector<v1::DeadLetter>> ListDeadLetters(const std::string& name,
-                                                              uint64_t after, size_t limit);
-  // Redrives the named dead letters (all when empty); returns how many.
-  // Errors: kNotFound; kUnavailable.
-  absl::StatusOr<uint64_t> Redrive(const std::string& name, absl::Span<const uint64_t> sequences);
+                                                              uint64_t after,
+                                                              size_t limit) override;
+  absl::StatusOr<uint64_t> Redrive(const std::string& name,
+                                   absl::Span<const uint64_t> sequences) override;
 
   // Expires leases, releases waits that are due, dead-letters events past
   // max_deliveries, and wakes members with work.
   void Tick();
 
-  // Every member's Poll fails with kUnavailable from now on. Idempotent.
-  void Shutdown();
+  void Shutdown() override;
 
  private:
   friend class GroupMember;
@@ -165,33 +146,18 @@ class GroupManager {
   std::atomic<uint64_t> dead_lettered_{0};
 };
 
-// GroupMember is one member's handle on its group. Destroying it leaves the
-// group: the events it holds are offered to the other members at once
-// (each counts as a delivery attempt, as a lapsed lease would).
-// Poll calls must not overlap; other methods may be called from any thread.
-class GroupMember {
+// GroupMember is a member of a GroupManager group (see ConsumerGroupMember).
+class GroupMember : public ConsumerGroupMember {
  public:
-  ~GroupMember();
+  ~GroupMember() override;
   GroupMember(const GroupMember&) = delete;
   GroupMember& operator=(const GroupMember&) = delete;
 
-  // Leases up to `max` ready events to this member, within its
-  // max_in_flight. Empty: nothing now; `wake` fires when there may be.
-  // Errors: kAborted (group deleted), kUnavailable (shutdown, store),
-  // kOutOfRange (the group's position fell behind retention).
-  absl::StatusOr<std::vector<Delivery>> Poll(size_t max);
-
-  // Acks: these events are done. Sequences not leased to this member are
-  // ignored and counted (ignored()). Errors: kUnavailable (store).
-  absl::Status Ack(absl::Span<const uint64_t> sequences);
-  // Hands events back for redelivery after `delay` (counts as a failed
-  // delivery). Same rules as Ack.
-  absl::Status Nack(absl::Span<const uint64_t> sequences, absl::Duration delay);
-  // Moves the deadline of events leased to this member to now + extension.
-  absl::Status Extend(absl::Span<const uint64_t> sequences, absl::Duration extension);
-
-  // Acks and nacks that named a sequence not leased to this member.
-  uint64_t ignored() const;
+  absl::StatusOr<std::vector<Delivery>> Poll(size_t max) override;
+  absl::Status Ack(absl::Span<const uint64_t> sequences) override;
+  absl::Status Nack(absl::Span<const uint64_t> sequences, absl::Duration delay) override;
+  absl::Status Extend(absl::Span<const uint64_t> sequences, absl::Duration extension) override;
+  uint64_t ignored() const override;
 
  private:
   friend class GroupManager;
@@ -201,8 +167,5 @@ class GroupMember {
   GroupManager* const manager_;
   const std::shared_ptr<GroupManager::Member> member_;
 };
-
-// Validates a consumer group name: 1–128 characters of [A-Za-z0-9._-].
-absl::Status ValidateGroupName(const std::string& name);
 
 }  // namespace hookfan::broker

@@ -233,7 +233,7 @@ class ConsumeReactor final
           v1::ConsumeResponse> {
  public:
   // A `caller` error finishes the stream at once with that status.
-  ConsumeReactor(grpc::CallbackServerContext* context, GroupManager* groups,
+  ConsumeReactor(grpc::CallbackServerContext* context, ConsumerGroups* groups,
                  Executor* executor, const Authorizer* authorizer,
                  absl::StatusOr<const SubscriberGrant*> caller)
       : StreamPump(executor),
@@ -297,7 +297,7 @@ class ConsumeReactor final
     max_batch_ = request_.open().max_in_flight() == 0
                      ? 64
                      : request_.open().max_in_flight();
-    absl::StatusOr<std::unique_ptr<GroupMember>> member =
+    absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> member =
         groups_->Join(request_.open(), [this] { Wake(); });
     if (!member.ok()) return member.status();
     member_ = *std::move(member);
@@ -324,13 +324,13 @@ class ConsumeReactor final
   }
 
   grpc::CallbackServerContext* const context_;
-  GroupManager* const groups_;
+  ConsumerGroups* const groups_;
   const Authorizer* const authorizer_;
   const SubscriberGrant* caller_ =
       Authorizer::kAnyone;  // set by the constructor
   v1::ConsumeRequest request_;
   size_t max_batch_ = 64;
-  std::unique_ptr<GroupMember> member_;  // set once, by the first read
+  std::unique_ptr<ConsumerGroupMember> member_;  // set once, by the first read
 };
 
 // Finishes a unary call with `status`.
@@ -524,7 +524,7 @@ grpc::ByteBuffer EncodeSubscribeResponse(const std::vector<EventPtr>& events) {
 }
 
 EventBrokerService::EventBrokerService(EventLog* log, Fanout* fanout,
-                                       GroupManager* groups, Options options)
+                                       ConsumerGroups* groups, Options options)
     : log_(log),
       fanout_(fanout),
       groups_(groups),

@@ -6,7 +6,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "broker/authz.h"
-#include "broker/consumer_group.h"
+#include "broker/consumer_groups.h"
 #include "broker/event_log.h"
 #include "broker/fanout.h"
 #include "common/clock.h"
@@ -45,7 +45,7 @@ absl::StatusOr<v1::Event> EventFromPublishRequest(
 
 // EventBrokerService implements hookfan.v1.EventBroker on the gRPC callback
 // API. It is transport glue only: delivery logic lives in Fanout and
-// GroupManager, access decisions in the Authorizer (it extracts each call's
+// ConsumerGroups, access decisions in the Authorizer (it extracts each call's
 // bearer token and TLS peer identities and maps the statuses).
 //
 // Subscribe streams are pumped on a small executor: a commit wakes a parked
@@ -80,7 +80,7 @@ class EventBrokerService final
     absl::Duration publish_dedup_window = absl::Hours(24);
   };
 
-  EventBrokerService(EventLog* log, Fanout* fanout, GroupManager* groups,
+  EventBrokerService(EventLog* log, Fanout* fanout, ConsumerGroups* groups,
                      Options options);
   ~EventBrokerService() override;
 
@@ -120,7 +120,7 @@ class EventBrokerService final
   absl::StatusOr<const SubscriberGrant*> Authenticate(
       const grpc::CallbackServerContext& context) const;
   // Checks that `caller` may manage group `name`; OK for an unknown group
-  // (the GroupManager then answers kNotFound).
+  // (the ConsumerGroups then answers kNotFound).
   absl::Status CheckManageGroup(const SubscriberGrant* caller,
                                 const std::string& name);
   // Appends a published event; the answer for `response`.
@@ -128,7 +128,7 @@ class EventBrokerService final
 
   EventLog* const log_;
   Fanout* const fanout_;
-  GroupManager* const groups_;
+  ConsumerGroups* const groups_;
   const Options options_;
   const Authorizer open_authorizer_{{}};
   const Authorizer* const

@@ -57,8 +57,8 @@ class ConsumerGroupTest : public ::testing::Test {
     return open;
   }
 
-  std::unique_ptr<GroupMember> Join(const v1::ConsumerOpen& open) {
-    absl::StatusOr<std::unique_ptr<GroupMember>> m = manager_->Join(open, [] {});
+  std::unique_ptr<ConsumerGroupMember> Join(const v1::ConsumerOpen& open) {
+    absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> m = manager_->Join(open, [] {});
     EXPECT_TRUE(m.ok()) << m.status();
     return m.ok() ? *std::move(m) : nullptr;
   }
@@ -73,12 +73,12 @@ class ConsumerGroupTest : public ::testing::Test {
     for (const Delivery& d : ds) out.push_back(d.attempt);
     return out;
   }
-  std::vector<Delivery> PollOk(GroupMember& m, size_t max = 1000) {
+  std::vector<Delivery> PollOk(ConsumerGroupMember& m, size_t max = 1000) {
     absl::StatusOr<std::vector<Delivery>> got = m.Poll(max);
     EXPECT_TRUE(got.ok()) << got.status();
     return got.ok() ? *got : std::vector<Delivery>{};
   }
-  void AckAll(GroupMember& m, const std::vector<Delivery>& ds) {
+  void AckAll(ConsumerGroupMember& m, const std::vector<Delivery>& ds) {
     std::vector<uint64_t> seqs = Seqs(ds);
     ASSERT_TRUE(m.Ack(seqs).ok());
   }
@@ -99,7 +99,7 @@ TEST_F(ConsumerGroupTest, TwoMembersShareEveryEventExactlyOnce) {
   std::map<uint64_t, int> seen;
   size_t by_a = 0;
   for (int round = 0; round < 1000 && seen.size() < 1000; ++round) {
-    for (GroupMember* m : {a.get(), b.get()}) {
+    for (ConsumerGroupMember* m : {a.get(), b.get()}) {
       std::vector<Delivery> got = PollOk(*m, 10);
       for (uint64_t s : Seqs(got)) seen[s]++;
       if (m == a.get()) by_a += got.size();
@@ -256,10 +256,10 @@ TEST_F(ConsumerGroupTest, KeyOrderedKeepsPerKeyOrderUnderRandomAcks) {
   std::mt19937 rng(42);
   std::map<std::string, uint64_t> last_processed;
   std::map<std::string, int> in_flight_per_key;
-  std::vector<std::pair<GroupMember*, Delivery>> held;
+  std::vector<std::pair<ConsumerGroupMember*, Delivery>> held;
   size_t processed = 0, max_parallel_keys = 0;
   while (processed < 600) {
-    for (GroupMember* m : {a.get(), b.get()}) {
+    for (ConsumerGroupMember* m : {a.get(), b.get()}) {
       for (const Delivery& d : PollOk(*m, 8)) {
         const std::string& key = d.event->event.key();
         ASSERT_EQ(++in_flight_per_key[key], 1) << "key " << key << " in flight twice";

@@ -40,6 +40,12 @@ class CommitListener {
   // serialized (never concurrent). Must not block for long and must not call
   // Append on the same log.
   virtual void OnCommit(const std::vector<EventPtr>& events) = 0;
+
+  // The store became unreachable (a JetStream log lost NATS): readers
+  // holding live state should end so that clients resume, here once the
+  // store is back or on another replica. Commits resume with no gap when
+  // it returns. Same rules as OnCommit.
+  virtual void OnStoreUnavailable(const absl::Status& /*why*/) {}
 };
 
 // What AppendOnce did.
@@ -51,7 +57,8 @@ struct AppendOnceResult {
 
 // EventLog is the durable, ordered log of events: the truth every
 // subscription is a cursor on. Implementations: SqliteEventLog (embedded
-// default), MemoryEventLog (tests only); a JetStream one later.
+// default), NatsEventLog (JetStream, shared by replicas), MemoryEventLog
+// (tests only).
 //
 // All methods are thread-safe.
 class EventLog {
@@ -106,6 +113,10 @@ class EventLog {
   // Sequence of the first event whose time is >= t; LastSequence() + 1 if
   // none is. Errors: kUnavailable on I/O failure.
   virtual absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) = 0;
+
+  // OK when the store can take appends now; otherwise kUnavailable saying
+  // why (for /readyz). Cheap (no I/O).
+  virtual absl::Status Ready() const { return absl::OkStatus(); }
 
   // Sets the listener told of every commit from now on (nullptr: none).
   // Set it before the first Append; the listener must outlive the log or be

@@ -38,6 +38,8 @@ struct Fanout::State : std::enable_shared_from_this<State> {
   // commit may move the cursor forward to just before its first match.
   uint64_t cursor = 0;
   bool parked = false;
+  // Set when the store became unreachable: Poll fails with it from then on.
+  absl::Status interrupted;
 
   absl::Mutex wake_mu;
   std::function<void()> wake ABSL_GUARDED_BY(wake_mu);
@@ -175,6 +177,7 @@ absl::StatusOr<std::vector<EventPtr>> Fanout::Poll(State* s, size_t max_events,
     {
       absl::MutexLock lock(&mu_);
       if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
+      if (!s->interrupted.ok()) return s->interrupted;
       Unpark(s);
       if (s->cursor >= last_committed_) {
         if (out.empty()) Park(s);
@@ -231,6 +234,20 @@ void Fanout::Shutdown() {
     all.assign(states_.begin(), states_.end());
   }
   for (const auto& s : all) s->Wake();
+}
+
+void Fanout::OnStoreUnavailable(const absl::Status& why) {
+  std::vector<std::shared_ptr<State>> all;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& state : states_) {
+      state->interrupted = absl::UnavailableError(
+          absl::StrCat("the event store is unavailable (", why.message(),
+                       "); resume after your last sequence"));
+      all.push_back(state);
+    }
+  }
+  for (const auto& state : all) state->Wake();
 }
 
 size_t Fanout::subscription_count() const {

@@ -64,6 +64,9 @@ class Fanout : public CommitListener {
 
   // CommitListener.
   void OnCommit(const std::vector<EventPtr>& events) override;
+  // Ends the subscriptions open now: their Poll fails with kUnavailable
+  // (clients resume by sequence). Later subscriptions are unaffected.
+  void OnStoreUnavailable(const absl::Status& why) override;
 
   // Number of open subscriptions.
   size_t subscription_count() const;

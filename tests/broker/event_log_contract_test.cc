@@ -16,7 +16,10 @@
 #include "absl/time/clock.h"
 #include "broker/event_log.h"
 #include "broker/memory_event_log.h"
+#include "broker/nats_connection.h"
+#include "broker/nats_event_log.h"
 #include "broker/sqlite_event_log.h"
+#include "tests/nats/nats_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -68,6 +71,37 @@ std::unique_ptr<EventLog> OpenMemory(const std::string&) {
 std::unique_ptr<EventLog> OpenSqlite(const std::string& dir) {
   absl::StatusOr<std::unique_ptr<SqliteEventLog>> log =
       SqliteEventLog::Open(dir + "/events.db");
+  if (!log.ok()) {
+    ADD_FAILURE() << log.status();
+    return nullptr;
+  }
+  return *std::move(log);
+}
+
+// One nats-server for the whole binary; each log gets a stream (and subject
+// prefix) of its own on it, and a connection that lives as long as the
+// binary (the log must not outlive it).
+std::unique_ptr<EventLog> OpenNats(const std::string&) {
+  static testing::NatsServer* server = [] {
+    std::string dir = ::testing::TempDir() + "nats_contract_XXXXXX";
+    EXPECT_NE(mkdtemp(dir.data()), nullptr);
+    auto* s = new testing::NatsServer(dir);
+    EXPECT_TRUE(s->Start());
+    return s;
+  }();
+  static std::vector<std::unique_ptr<NatsConnection>> connections;
+  NatsOptions options;
+  options.servers = {server->url()};
+  options.stream = absl::StrCat("CONTRACT", connections.size());
+  options.subject_prefix = absl::StrCat("contract", connections.size(), ".events");
+  absl::StatusOr<std::unique_ptr<NatsConnection>> connection = NatsConnection::Connect(options);
+  if (!connection.ok()) {
+    ADD_FAILURE() << connection.status();
+    return nullptr;
+  }
+  connections.push_back(*std::move(connection));
+  absl::StatusOr<std::unique_ptr<NatsEventLog>> log =
+      NatsEventLog::Open(connections.back().get());
   if (!log.ok()) {
     ADD_FAILURE() << log.status();
     return nullptr;
@@ -408,7 +442,8 @@ TEST_P(EventLogContractTest, CommitListenerSeesEveryEventOnceAfterReadable) {
 
 INSTANTIATE_TEST_SUITE_P(Stores, EventLogContractTest,
                          ::testing::Values(Store{"Memory", &OpenMemory},
-                                           Store{"Sqlite", &OpenSqlite}),
+                                           Store{"Sqlite", &OpenSqlite},
+                                           Store{"Nats", &OpenNats}),
                          [](const ::testing::TestParamInfo<Store>& info) {
                            return std::string(info.param.name);
                          });

@@ -1,0 +1,562 @@
+#include "broker/nats_event_log.h"
+
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <mutex>
+#include <set>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+
+namespace hookfan::broker {
+namespace {
+
+constexpr int64_t kNanosPerMilli = 1000 * 1000;
+// GetById scans this far either side of the time a UUIDv7 id was minted
+// (covers clock skew between a replica and NATS).
+constexpr absl::Duration kIdTimeSlack = absl::Minutes(5);
+// An AppendOnce claim older than this is taken over: its holder died
+// between claiming the key and recording the event.
+constexpr absl::Duration kStaleClaim = absl::Seconds(15);
+
+// Owns a nats.c object and destroys it with `destroy`.
+template <typename T, void (*destroy)(T*)>
+struct Owned {
+  T* p = nullptr;
+  Owned() = default;
+  Owned(const Owned&) = delete;
+  Owned& operator=(const Owned&) = delete;
+  ~Owned() {
+    if (p != nullptr) destroy(p);
+  }
+  T** out() { return &p; }
+  T* operator->() const { return p; }
+  T* get() const { return p; }
+};
+using OwnedMsg = Owned<natsMsg, natsMsg_Destroy>;
+using OwnedStreamInfo = Owned<jsStreamInfo, jsStreamInfo_Destroy>;
+using OwnedPubAck = Owned<jsPubAck, jsPubAck_Destroy>;
+using OwnedSubscription = Owned<natsSubscription, natsSubscription_Destroy>;
+using OwnedKvEntry = Owned<kvEntry, kvEntry_Destroy>;
+using OwnedMetaData = Owned<jsMsgMetaData, jsMsgMetaData_Destroy>;
+
+int64_t Nanos(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
+
+absl::Time EventTime(const v1::Event& event) {
+  return event.has_time() ? ToTime(event.time()) : absl::UnixEpoch();
+}
+
+// The minting time of a UUIDv7 (RFC 9562: 48 bits of Unix milliseconds
+// first), or nullopt for any other id.
+std::optional<absl::Time> UuidV7Time(absl::string_view id) {
+  if (id.size() != 36 || id[8] != '-' || id[13] != '-' || id[14] != '7') return std::nullopt;
+  std::string hex = absl::StrCat(id.substr(0, 8), id.substr(9, 4));
+  uint64_t ms = 0;
+  if (!absl::SimpleHexAtoi(hex, &ms)) return std::nullopt;
+  return absl::FromUnixMillis(static_cast<int64_t>(ms));
+}
+
+// An AppendOnce key's record in the dedup bucket: either a claim by an
+// appender in progress, or the stored event.
+struct DedupRecord {
+  bool claim = false;
+  std::string id;
+  uint64_t sequence = 0;    // stored events
+  absl::Time time;          // event time; for claims, when claimed
+
+  std::string Encode() const {
+    return absl::StrCat(claim ? "claim" : "event", " ", id, " ", sequence, " ",
+                        absl::ToUnixMicros(time));
+  }
+  static std::optional<DedupRecord> Decode(absl::string_view text) {
+    std::vector<absl::string_view> parts = absl::StrSplit(text, ' ');
+    DedupRecord r;
+    int64_t micros = 0;
+    if (parts.size() != 4 || (parts[0] != "claim" && parts[0] != "event") ||
+        !absl::SimpleAtoi(parts[2], &r.sequence) || !absl::SimpleAtoi(parts[3], &micros)) {
+      return std::nullopt;
+    }
+    r.claim = parts[0] == "claim";
+    r.id = std::string(parts[1]);
+    r.time = absl::FromUnixMicros(micros);
+    return r;
+  }
+};
+
+// Bucket keys allow [-/_=.a-zA-Z0-9]: a dedup key becomes its SHA-256.
+std::string BucketKey(absl::string_view dedup_key) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(dedup_key.data()), dedup_key.size(), digest);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+}
+
+absl::Status AlreadyStored(absl::string_view id) {
+  return absl::InvalidArgumentError(absl::StrCat("event id ", id, " already stored"));
+}
+
+}  // namespace
+
+NatsEventLog::NatsEventLog(NatsConnection* connection) : connection_(connection) {}
+
+absl::StatusOr<std::unique_ptr<NatsEventLog>> NatsEventLog::Open(NatsConnection* connection) {
+  auto log = std::unique_ptr<NatsEventLog>(new NatsEventLog(connection));
+  RETURN_IF_ERROR(log->Setup());
+  NatsEventLog* self = log.get();
+  log->connection_listener_ = connection->AddListener([self](bool connected) {
+    if (connected) {
+      self->resubscribe_.store(true, std::memory_order_release);
+      return;
+    }
+    absl::MutexLock lock(&self->listener_mu_);
+    if (self->listener_ != nullptr) {
+      self->listener_->OnStoreUnavailable(absl::UnavailableError("lost the NATS connection"));
+    }
+  });
+  log->tail_ = std::thread([self] { self->TailLoop(); });
+  return log;
+}
+
+absl::Status NatsEventLog::Setup() {
+  const NatsOptions& o = connection_->options();
+  std::string subjects = connection_->SubjectFilter("");
+  const char* subject_list[] = {subjects.c_str()};
+  jsStreamConfig config;
+  jsStreamConfig_Init(&config);
+  config.Name = o.stream.c_str();
+  config.Subjects = subject_list;
+  config.SubjectsLen = 1;
+  config.Storage = js_FileStorage;
+  config.Retention = js_LimitsPolicy;
+  config.Discard = js_DiscardOld;
+  config.Replicas = o.replicas;
+  config.MaxAge = Nanos(o.max_age);
+  config.MaxBytes = o.max_bytes;
+  config.Duplicates = Nanos(o.duplicate_window);
+  config.AllowDirect = true;
+
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  OwnedStreamInfo info;
+  natsStatus s = js_GetStreamInfo(info.out(), connection_->js(), o.stream.c_str(), nullptr, &jerr);
+  absl::Status found = NatsStatus(s, jerr, absl::StrCat("looking up stream ", o.stream));
+  if (absl::IsNotFound(found)) {
+    jerr = static_cast<jsErrCode>(0);
+    s = js_AddStream(info.out(), connection_->js(), &config, nullptr, &jerr);
+    RETURN_IF_ERROR(NatsStatus(s, jerr, absl::StrCat("creating stream ", o.stream)));
+    log::Info("created JetStream stream", {{"stream", o.stream}, {"subjects", subjects}});
+  } else {
+    RETURN_IF_ERROR(found);
+    const jsStreamConfig* have = info->Config;
+    bool ours = false;
+    for (int i = 0; i < have->SubjectsLen; ++i) ours |= subjects == have->Subjects[i];
+    if (!ours) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "stream ", o.stream, " exists without subject ", subjects,
+          "; choose another --nats-stream or --nats-subject-prefix"));
+    }
+    // Apply the limits given now (the stream may predate them).
+    if (have->MaxAge != config.MaxAge || have->MaxBytes != config.MaxBytes ||
+        have->Duplicates != config.Duplicates || !have->AllowDirect ||
+        have->Replicas != config.Replicas) {
+      OwnedStreamInfo updated;
+      jerr = static_cast<jsErrCode>(0);
+      s = js_UpdateStream(updated.out(), connection_->js(), &config, nullptr, &jerr);
+      RETURN_IF_ERROR(NatsStatus(s, jerr, absl::StrCat("updating stream ", o.stream)));
+    }
+  }
+  last_sequence_.store(info->State.LastSeq, std::memory_order_release);
+  tail_next_ = info->State.LastSeq + 1;
+  {
+    absl::MutexLock lock(&tail_mu_);
+    tail_passed_ = info->State.LastSeq;
+  }
+
+  std::string bucket = absl::StrCat(o.stream, "_DEDUP");
+  s = js_KeyValue(&dedup_, connection_->js(), bucket.c_str());
+  if (s == NATS_NOT_FOUND) {
+    nats_GetLastError(nullptr);
+    kvConfig kv;
+    kvConfig_Init(&kv);
+    kv.Bucket = bucket.c_str();
+    kv.Description = "hookfan AppendOnce keys";
+    kv.History = 1;
+    kv.TTL = Nanos(o.dedup_max_age);
+    kv.StorageType = js_FileStorage;
+    kv.Replicas = o.replicas;
+    s = js_CreateKeyValue(&dedup_, connection_->js(), &kv);
+  }
+  return NatsStatus(s, static_cast<jsErrCode>(0), absl::StrCat("opening bucket ", bucket));
+}
+
+NatsEventLog::~NatsEventLog() {
+  stop_.Notify();
+  if (tail_.joinable()) tail_.join();
+  connection_->RemoveListener(connection_listener_);
+  if (dedup_ != nullptr) kvStore_Destroy(dedup_);
+}
+
+void NatsEventLog::NoteLast(uint64_t seq) {
+  uint64_t last = last_sequence_.load(std::memory_order_relaxed);
+  while (seq > last &&
+         !last_sequence_.compare_exchange_weak(last, seq, std::memory_order_acq_rel)) {
+  }
+}
+
+absl::StatusOr<uint64_t> NatsEventLog::PublishOne(v1::Event& event) {
+  if (event.type().find_first_of("*> \t") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("event type \"", event.type(), "\" is not a NATS subject token list"));
+  }
+  event.clear_sequence();
+  std::string data = event.SerializeAsString();
+  std::string subject = connection_->SubjectForType(event.type());
+  // While disconnected nats.c would queue the publish and send it after a
+  // reconnect, storing an event whose append already failed.
+  if (!connection_->connected()) return absl::UnavailableError("not connected to NATS");
+  OwnedMsg msg;
+  natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), nullptr, data.data(),
+                                static_cast<int>(data.size()));
+  if (s != NATS_OK) return NatsStatus(s, static_cast<jsErrCode>(0), "building a message");
+  jsPubOptions options;
+  jsPubOptions_Init(&options);
+  options.MsgId = event.id().c_str();
+  options.MaxWait = connection_->timeout_ms();
+  options.ExpectStream = connection_->options().stream.c_str();
+  OwnedPubAck ack;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  s = js_PublishMsg(ack.out(), connection_->js(), msg.get(), &options, &jerr);
+  if (s == NATS_MAX_PAYLOAD) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "event ", event.id(), " (", data.size(), " bytes) exceeds the NATS server's max_payload"));
+  }
+  RETURN_IF_ERROR(NatsStatus(s, jerr, absl::StrCat("publishing event ", event.id())));
+  if (ack->Duplicate) return AlreadyStored(event.id());
+  event.set_sequence(ack->Sequence);
+  NoteLast(ack->Sequence);
+  return ack->Sequence;
+}
+
+absl::Status NatsEventLog::Append(absl::Span<v1::Event> events) {
+  RETURN_IF_ERROR(ValidateBatch(events));
+  if (events.empty()) return absl::OkStatus();
+  if (events.size() == 1) {
+    {
+      std::shared_lock lock(publish_mu_);
+      RETURN_IF_ERROR(PublishOne(events[0]).status());
+    }
+    WaitForTail(events[0].sequence());
+    return absl::OkStatus();
+  }
+  std::set<std::string_view> ids;
+  for (const v1::Event& e : events) {
+    if (!ids.insert(e.id()).second) return AlreadyStored(e.id());
+  }
+  std::unique_lock lock(publish_mu_);
+  for (const v1::Event& e : events) {
+    absl::StatusOr<EventPtr> found = GetById(e.id());
+    if (found.ok()) return AlreadyStored(e.id());
+    if (!absl::IsNotFound(found.status())) return found.status();
+  }
+  for (v1::Event& e : events) RETURN_IF_ERROR(PublishOne(e).status());
+  lock.unlock();
+  WaitForTail(events.back().sequence());
+  return absl::OkStatus();
+}
+
+void NatsEventLog::WaitForTail(uint64_t seq) {
+  absl::MutexLock lock(&tail_mu_);
+  auto passed = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(tail_mu_) {
+    return tail_passed_ >= seq || stop_.HasBeenNotified();
+  };
+  tail_mu_.AwaitWithTimeout(absl::Condition(&passed), connection_->options().request_timeout);
+}
+
+absl::StatusOr<AppendOnceResult> NatsEventLog::AppendOnce(v1::Event event,
+                                                          std::string_view dedup_key,
+                                                          absl::Duration window) {
+  RETURN_IF_ERROR(ValidateBatch(absl::MakeConstSpan(&event, 1)));
+  const std::string key = BucketKey(absl::string_view(dedup_key.data(), dedup_key.size()));
+  const absl::Time time = EventTime(event);
+  window = std::min(window, connection_->options().dedup_max_age);
+  const std::string claim =
+      DedupRecord{.claim = true, .id = event.id(), .time = absl::Now()}.Encode();
+  const absl::Time deadline = absl::Now() + connection_->options().request_timeout;
+
+  // Claim the key (create it, or replace an expired record or a stale claim
+  // at the revision read), append, then record the event under the key.
+  // Of concurrent appenders exactly one claim succeeds; the others wait for
+  // its record.
+  uint64_t revision = 0;
+  while (true) {
+    if (absl::Now() > deadline) {
+      return absl::UnavailableError("timed out waiting for a concurrent append of the same key");
+    }
+    natsStatus s = kvStore_Create(&revision, dedup_, key.c_str(), claim.data(),
+                                  static_cast<int>(claim.size()));
+    if (s == NATS_OK) break;
+    nats_GetLastError(nullptr);
+    OwnedKvEntry entry;
+    s = kvStore_Get(entry.out(), dedup_, key.c_str());
+    if (s == NATS_NOT_FOUND) continue;  // removed meanwhile: create again
+    RETURN_IF_ERROR(NatsStatus(s, static_cast<jsErrCode>(0), "reading a dedup key"));
+    std::optional<DedupRecord> record = DedupRecord::Decode(absl::string_view(
+        static_cast<const char*>(kvEntry_Value(entry.get())), kvEntry_ValueLen(entry.get())));
+    if (record.has_value() && record->claim && absl::Now() - record->time > kStaleClaim) {
+      // The claimant died or lost NATS mid-append: its event may be stored.
+      absl::StatusOr<EventPtr> claimed = GetById(record->id);
+      if (claimed.ok() && time - EventTime((*claimed)->event) < window) {
+        return AppendOnceResult{.id = record->id,
+                                .sequence = (*claimed)->event.sequence(),
+                                .duplicate = true};
+      }
+      if (!claimed.ok() && !absl::IsNotFound(claimed.status())) return claimed.status();
+    }
+    bool take_over = !record.has_value() ||
+                     (record->claim && absl::Now() - record->time > kStaleClaim) ||
+                     (!record->claim && time - record->time >= window);
+    if (!take_over && !record->claim) {
+      return AppendOnceResult{.id = record->id, .sequence = record->sequence, .duplicate = true};
+    }
+    if (!take_over) {  // another appender is between claim and record
+      absl::SleepFor(absl::Milliseconds(2));
+      continue;
+    }
+    s = kvStore_Update(&revision, dedup_, key.c_str(), claim.data(),
+                       static_cast<int>(claim.size()), kvEntry_Revision(entry.get()));
+    if (s == NATS_OK) break;
+    nats_GetLastError(nullptr);  // lost a race: look again
+  }
+
+  absl::StatusOr<uint64_t> sequence;
+  {
+    std::shared_lock lock(publish_mu_);
+    sequence = PublishOne(event);
+  }
+  if (!sequence.ok()) {
+    // Refused: release the claim so that a retry can append. Unavailable:
+    // the event may be stored all the same (a lost acknowledgement), so the
+    // claim stays; once stale, the next appender looks the event up.
+    if (!absl::IsUnavailable(sequence.status()) &&
+        kvStore_Delete(dedup_, key.c_str()) != NATS_OK) {
+      nats_GetLastError(nullptr);
+    }
+    return sequence.status();
+  }
+  std::string stored =
+      DedupRecord{.id = event.id(), .sequence = *sequence, .time = time}.Encode();
+  natsStatus s = kvStore_Update(&revision, dedup_, key.c_str(), stored.data(),
+                                static_cast<int>(stored.size()), revision);
+  if (s != NATS_OK) {
+    // The event is stored; only its key is not. A retry after kStaleClaim
+    // could be stored twice (at-least-once), so say so.
+    log::Warn("could not record an idempotency key",
+              {{"event_id", event.id()}, {"error", natsStatus_GetText(s)}});
+    nats_GetLastError(nullptr);
+  }
+  WaitForTail(*sequence);
+  return AppendOnceResult{.id = event.id(), .sequence = *sequence, .duplicate = false};
+}
+
+absl::StatusOr<EventPtr> NatsEventLog::NextAt(uint64_t seq) {
+  std::string subjects = connection_->SubjectFilter("");
+  jsDirectGetMsgOptions options;
+  jsDirectGetMsgOptions_Init(&options);
+  options.Sequence = seq;
+  options.NextBySubject = subjects.c_str();
+  OwnedMsg msg;
+  natsStatus s = js_DirectGetMsg(msg.out(), connection_->js(),
+                                 connection_->options().stream.c_str(), nullptr, &options);
+  if (s == NATS_NOT_FOUND) {
+    nats_GetLastError(nullptr);
+    return nullptr;
+  }
+  RETURN_IF_ERROR(NatsStatus(s, static_cast<jsErrCode>(0),
+                             absl::StrCat("reading sequence ", seq)));
+  return NatsConnection::DecodeEvent(msg.get());
+}
+
+absl::StatusOr<std::vector<EventPtr>> NatsEventLog::Read(uint64_t from, size_t max_events,
+                                                         size_t max_bytes) {
+  std::vector<EventPtr> events;
+  size_t bytes = 0;
+  const uint64_t last = LastSequence();
+  uint64_t seq = std::max<uint64_t>(from, 1);
+  while (events.size() < max_events && seq <= last) {
+    ASSIGN_OR_RETURN(EventPtr event, NextAt(seq));
+    if (event == nullptr || event->event.sequence() > last) break;
+    if (!events.empty() && bytes + event->wire.size() > max_bytes) break;
+    bytes += event->wire.size();
+    seq = event->event.sequence() + 1;
+    events.push_back(std::move(event));
+  }
+  return events;
+}
+
+absl::StatusOr<EventPtr> NatsEventLog::GetById(std::string_view id_view) {
+  const absl::string_view id(id_view.data(), id_view.size());
+  // Scan with an ordered consumer: from a few minutes before a UUIDv7's
+  // minting time to a few minutes after it, or the whole stream.
+  OwnedStreamInfo info;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(info.out(), connection_->js(),
+                                  connection_->options().stream.c_str(), nullptr, &jerr);
+  RETURN_IF_ERROR(NatsStatus(s, jerr, "reading stream info"));
+  const uint64_t last = info->State.LastSeq;
+  absl::Status not_found = absl::NotFoundError(absl::StrCat("no event with id ", id));
+  if (info->State.Msgs == 0) return not_found;
+  std::optional<absl::Time> minted = UuidV7Time(id);
+  jsSubOptions options;
+  jsSubOptions_Init(&options);
+  options.Ordered = true;
+  options.Stream = connection_->options().stream.c_str();
+  if (minted.has_value()) {
+    options.Config.DeliverPolicy = js_DeliverByStartTime;
+    options.Config.OptStartTime = absl::ToUnixNanos(*minted - kIdTimeSlack);
+  } else {
+    options.Config.DeliverPolicy = js_DeliverAll;
+  }
+  OwnedSubscription sub;
+  std::string subjects = connection_->SubjectFilter("");
+  jerr = static_cast<jsErrCode>(0);
+  s = js_SubscribeSync(sub.out(), connection_->js(), subjects.c_str(), nullptr, &options, &jerr);
+  RETURN_IF_ERROR(NatsStatus(s, jerr, "scanning the stream"));
+  while (true) {
+    OwnedMsg msg;
+    s = natsSubscription_NextMsg(msg.out(), sub.get(), connection_->timeout_ms());
+    if (s == NATS_TIMEOUT && minted.has_value()) {
+      nats_GetLastError(nullptr);
+      return not_found;  // nothing stored since the start time
+    }
+    RETURN_IF_ERROR(NatsStatus(s, static_cast<jsErrCode>(0), "scanning the stream"));
+    OwnedMetaData meta;
+    if (natsMsg_GetMetaData(meta.out(), msg.get()) != NATS_OK) {
+      return absl::DataLossError("a scanned message has no JetStream metadata");
+    }
+    ASSIGN_OR_RETURN(EventPtr event, NatsConnection::DecodeEvent(msg.get()));
+    if (event->event.id() == id) return event;
+    if (meta->NumPending == 0 || meta->Sequence.Stream >= last) return not_found;
+    if (minted.has_value() &&
+        absl::FromUnixNanos(meta->Timestamp) > *minted + kIdTimeSlack) {
+      return not_found;
+    }
+  }
+}
+
+absl::StatusOr<uint64_t> NatsEventLog::FirstSequence() {
+  OwnedStreamInfo info;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(info.out(), connection_->js(),
+                                  connection_->options().stream.c_str(), nullptr, &jerr);
+  RETURN_IF_ERROR(NatsStatus(s, jerr, "reading stream info"));
+  NoteLast(info->State.LastSeq);
+  return info->State.Msgs == 0 ? info->State.LastSeq + 1 : info->State.FirstSeq;
+}
+
+uint64_t NatsEventLog::LastSequence() const {
+  return last_sequence_.load(std::memory_order_acquire);
+}
+
+absl::StatusOr<uint64_t> NatsEventLog::SequenceAtTime(absl::Time t) {
+  // Bisect on "the first event at or after seq has time >= t", which grows
+  // with seq when event times do.
+  ASSIGN_OR_RETURN(uint64_t lo, FirstSequence());
+  uint64_t hi = LastSequence() + 1;
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    ASSIGN_OR_RETURN(EventPtr event, NextAt(mid));
+    if (event == nullptr || EventTime(event->event) >= t) {
+      hi = mid;
+    } else {
+      lo = event->event.sequence() + 1;
+    }
+  }
+  if (lo > LastSequence()) return lo;
+  ASSIGN_OR_RETURN(EventPtr event, NextAt(lo));
+  return event == nullptr ? LastSequence() + 1 : event->event.sequence();
+}
+
+void NatsEventLog::SetCommitListener(CommitListener* listener) {
+  absl::MutexLock lock(&listener_mu_);
+  listener_ = listener;
+}
+
+absl::Status NatsEventLog::Ready() const {
+  if (connection_->connected()) return absl::OkStatus();
+  return absl::UnavailableError("not connected to NATS");
+}
+
+void NatsEventLog::TailLoop() {
+  const std::string subjects = connection_->SubjectFilter("");
+  while (!stop_.HasBeenNotified()) {
+    jsSubOptions options;
+    jsSubOptions_Init(&options);
+    options.Ordered = true;
+    options.Stream = connection_->options().stream.c_str();
+    options.Config.DeliverPolicy = js_DeliverByStartSequence;
+    options.Config.OptStartSeq = tail_next_;
+    options.Config.Heartbeat = Nanos(absl::Seconds(1));
+    resubscribe_.store(false, std::memory_order_release);
+    OwnedSubscription sub;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s =
+        js_SubscribeSync(sub.out(), connection_->js(), subjects.c_str(), nullptr, &options, &jerr);
+    if (s != NATS_OK) {
+      nats_GetLastError(nullptr);
+      stop_.WaitForNotificationWithTimeout(absl::Milliseconds(250));
+      continue;
+    }
+    while (!stop_.HasBeenNotified() && !resubscribe_.load(std::memory_order_acquire)) {
+      std::vector<EventPtr> batch;
+      OwnedMsg first;
+      s = natsSubscription_NextMsg(first.out(), sub.get(), 100);
+      if (s == NATS_TIMEOUT) {
+        nats_GetLastError(nullptr);
+        continue;
+      }
+      if (s != NATS_OK) {
+        nats_GetLastError(nullptr);
+        break;  // resubscribe after tail_next_
+      }
+      // Take what is already queued too, so one commit carries a burst.
+      uint64_t queued = 0;
+      if (natsSubscription_QueuedMsgs(sub.get(), &queued) != NATS_OK) queued = 0;
+      std::vector<OwnedMsg> more(std::min<uint64_t>(queued, 1024));
+      for (OwnedMsg& m : more) {
+        if (natsSubscription_NextMsg(m.out(), sub.get(), 0) != NATS_OK) {
+          nats_GetLastError(nullptr);
+          break;
+        }
+      }
+      auto take = [&](natsMsg* msg) {
+        if (msg == nullptr) return;
+        absl::StatusOr<EventPtr> event = NatsConnection::DecodeEvent(msg);
+        if (!event.ok()) {
+          log::Error("skipping an undecodable message", {{"error", event.status().ToString()}});
+          return;
+        }
+        uint64_t seq = (*event)->event.sequence();
+        if (seq < tail_next_) return;  // seen before a resubscribe
+        tail_next_ = seq + 1;
+        NoteLast(seq);
+        batch.push_back(*std::move(event));
+      };
+      take(first.get());
+      for (OwnedMsg& m : more) take(m.get());
+      if (batch.empty()) continue;
+      {
+        absl::MutexLock lock(&listener_mu_);
+        if (listener_ != nullptr) listener_->OnCommit(batch);
+      }
+      absl::MutexLock lock(&tail_mu_);
+      tail_passed_ = batch.back()->event.sequence();
+    }
+  }
+}
+
+}  // namespace hookfan::broker

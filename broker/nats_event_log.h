@@ -1,0 +1,110 @@
+#pragma once
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "broker/event_log.h"
+#include "broker/nats_connection.h"
+
+namespace hookfan::broker {
+
+// NatsEventLog keeps the event log in a NATS JetStream stream, so that
+// several hookfan replicas share one log: a webhook stored by any replica
+// reaches the subscribers of every replica.
+//
+// Layout: the stream NatsOptions::stream (created if missing, its limits
+// updated to the options otherwise) takes the subjects "<prefix>.>"; an
+// event of type T is one message on "<prefix>.T" whose data is the Event
+// protobuf without its sequence, with the event id as Nats-Msg-Id. The
+// JetStream stream sequence is the event's sequence. AppendOnce keys live
+// in the key-value bucket "<stream>_DEDUP".
+//
+// Every replica tails the stream (an ordered push consumer) and tells the
+// CommitListener of every event, whichever replica appended it, in stream
+// order; an append returns once its own replica's listener was told (or
+// after the request timeout: it is stored either way). While NATS is unreachable, appends and reads fail with
+// kUnavailable and Ready() says why; the listener is told through
+// OnStoreUnavailable so live streams end and clients resume elsewhere or
+// later; when NATS returns, the tail resumes after the last event it passed
+// on.
+//
+// Differences from the SQLite log, all owed to JetStream 2.9:
+// - A batch of several events is published one message at a time: batches
+//   from one replica are contiguous, but a failure midway leaves the events
+//   before it stored, and batches of different replicas may interleave.
+// - An id already stored is refused only within the stream's duplicate
+//   window (and, for batches of more than one event, by a lookup first).
+// - GetById scans the stream: hookfan's own ids (UUIDv7) carry their minting
+//   time, so the scan covers a few minutes around it; other ids cost a scan
+//   of the whole stream.
+// - SequenceAtTime bisects on event time, exact when event times grow with
+//   sequence (they do up to clock skew between replicas).
+// - Durability is JetStream's: acknowledged means written by the stream's
+//   leader, and with replicas > 1 by a quorum of servers.
+//
+// Thread-safe.
+class NatsEventLog : public EventLog {
+ public:
+  // Creates or updates the stream and dedup bucket and starts tailing after
+  // the last event. `connection` must outlive the log. Errors: kUnavailable
+  // when NATS cannot be reached; kFailedPrecondition when the stream exists
+  // with other subjects, or JetStream is not enabled.
+  static absl::StatusOr<std::unique_ptr<NatsEventLog>> Open(NatsConnection* connection);
+  ~NatsEventLog() override;
+
+  absl::Status Append(absl::Span<v1::Event> events) override;
+  absl::StatusOr<AppendOnceResult> AppendOnce(v1::Event event, std::string_view dedup_key,
+                                              absl::Duration window) override;
+  absl::StatusOr<std::vector<EventPtr>> Read(uint64_t from, size_t max_events,
+                                             size_t max_bytes) override;
+  absl::StatusOr<EventPtr> GetById(std::string_view id) override;
+  absl::StatusOr<uint64_t> FirstSequence() override;
+  uint64_t LastSequence() const override;
+  absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override;
+  void SetCommitListener(CommitListener* listener) override;
+  absl::Status Ready() const override;
+
+ private:
+  explicit NatsEventLog(NatsConnection* connection);
+  absl::Status Setup();
+  absl::StatusOr<uint64_t> PublishOne(v1::Event& event);
+  // The first event with sequence >= seq, nullptr past the end.
+  absl::StatusOr<EventPtr> NextAt(uint64_t seq);
+  void NoteLast(uint64_t seq);
+  // Waits (at most the request timeout) until the tail has passed `seq` on
+  // to the listener, so that an append's own replica has fanned it out
+  // when Append returns.
+  void WaitForTail(uint64_t seq);
+  void TailLoop();
+
+  NatsConnection* const connection_;
+  kvStore* dedup_ = nullptr;
+  std::atomic<uint64_t> last_sequence_{0};
+  // Single-event appends share it; a batch of several holds it alone, so
+  // its events get consecutive sequences.
+  std::shared_mutex publish_mu_;
+
+  absl::Mutex listener_mu_;
+  CommitListener* listener_ ABSL_GUARDED_BY(listener_mu_) = nullptr;
+  int connection_listener_ = 0;
+  std::atomic<bool> resubscribe_{false};
+  uint64_t tail_next_ = 1;  // next sequence the tail passes on (tail thread only)
+  absl::Mutex tail_mu_;
+  uint64_t tail_passed_ ABSL_GUARDED_BY(tail_mu_) = 0;  // last sequence passed on
+  absl::Notification stop_;
+  std::thread tail_;
+};
+
+}  // namespace hookfan::broker

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace hookfan::testing {
+
+// NatsServer runs a real `nats-server -js` on a loopback port chosen by the
+// OS, with its JetStream store in a directory the test owns. Stop() and
+// Start() again keep the port and the store, as a restart in production.
+// The server dies with the test process (PR_SET_PDEATHSIG).
+class NatsServer {
+ public:
+  // `store_dir` is created if missing.
+  explicit NatsServer(std::string store_dir);
+  ~NatsServer();  // kills the server if running
+  NatsServer(const NatsServer&) = delete;
+  NatsServer& operator=(const NatsServer&) = delete;
+
+  // Starts and waits until it accepts clients. False on failure (its output
+  // is printed to stderr).
+  bool Start();
+  // SIGTERM (a clean stop), waiting for the exit.
+  void Stop();
+  // SIGKILL.
+  void Kill();
+  bool running() const { return pid_ > 0; }
+
+  int port() const { return port_; }
+  // "nats://127.0.0.1:PORT".
+  std::string url() const;
+  const std::string& store_dir() const { return store_dir_; }
+
+ private:
+  void Reap(absl::Duration timeout);
+
+  std::string store_dir_;
+  int port_ = -1;  // -1 until the first start chose one
+  pid_t pid_ = -1;
+};
+
+}  // namespace hookfan::testing

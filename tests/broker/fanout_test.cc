@@ -14,6 +14,7 @@ namespace hookfan::broker {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 // Hides events below `first` from reads, as retention would have deleted
@@ -222,6 +223,23 @@ TEST_F(FanoutTest, ShutdownWakesEveryoneAndEndsPolls) {
   EXPECT_EQ(wakes.load(), 1);
   EXPECT_EQ(sub->Poll(1, 1).status(), absl::UnavailableError("hookfan is shutting down"));
   EXPECT_EQ(fanout_->Subscribe({}, {}, [] {}).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(FanoutTest, StoreUnavailableEndsOpenSubscriptionsOnly) {
+  // A store that lost its backend (NATS) ends the streams open now, so that
+  // clients resume; new subscriptions are served as usual.
+  MakeFanout();
+  AppendN(2);
+  std::atomic<int> wakes = 0;
+  auto open = Subscribe({}, Earliest(), &wakes);
+  EXPECT_THAT(Drain(*open), ElementsAre(1, 2));
+  fanout_->OnStoreUnavailable(absl::UnavailableError("lost the NATS connection"));
+  EXPECT_EQ(wakes.load(), 1);
+  absl::Status ended = open->Poll(1, 1).status();
+  EXPECT_EQ(ended.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(ended.message(), HasSubstr("lost the NATS connection"));
+  auto later = Subscribe({}, Earliest());
+  EXPECT_THAT(Drain(*later), ElementsAre(1, 2));
 }
 
 TEST_F(FanoutTest, ConcurrentAppendsAndWakeDrivenReadersSeeEverythingOnce) {

@@ -183,7 +183,7 @@ class GrpcServiceTest : public ::testing::Test {
     v1::ConsumerOpen open;
     open.set_group(group);
     for (const std::string& t : types) open.mutable_filter()->add_types(t);
-    absl::StatusOr<std::unique_ptr<GroupMember>> member =
+    absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> member =
         groups_->Join(open, [] {});
     ASSERT_TRUE(member.ok()) << member.status();
   }

@@ -69,6 +69,17 @@ absl::Status NatsStatus(natsStatus s, jsErrCode jerr, absl::string_view what) {
   return absl::InternalError(message);
 }
 
+absl::Status RetryWhileUnavailable(absl::Duration timeout,
+                                   const std::function<absl::Status()>& attempt) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    absl::Status status = attempt();
+    if (!absl::IsUnavailable(status) || absl::Now() >= deadline) return status;
+    log::Warn("JetStream not ready; retrying", {{"error", std::string(status.message())}});
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+}
+
 namespace {
 
 // nats.c calls connection callbacks on a thread of its own, possibly after

@@ -55,6 +55,12 @@ absl::StatusOr<std::vector<std::string>> ParseNatsServers(absl::string_view stor
 // errors are kNotFound; anything else kInternal. `what` says what failed.
 absl::Status NatsStatus(natsStatus s, jsErrCode jerr, absl::string_view what);
 
+// Runs `attempt` until it returns anything but kUnavailable or `timeout`
+// passes (JetStream may not answer yet right after its servers start or
+// elect a leader), logging each retry. Returns the last result.
+absl::Status RetryWhileUnavailable(absl::Duration timeout,
+                                   const std::function<absl::Status()>& attempt);
+
 // NatsConnection is one connection to a NATS cluster with its JetStream
 // context, shared by the JetStream log and consumer groups of a replica. It
 // reconnects forever; while disconnected, requests fail at once

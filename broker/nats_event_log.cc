@@ -107,7 +107,8 @@ NatsEventLog::NatsEventLog(NatsConnection* connection) : connection_(connection)
 
 absl::StatusOr<std::unique_ptr<NatsEventLog>> NatsEventLog::Open(NatsConnection* connection) {
   auto log = std::unique_ptr<NatsEventLog>(new NatsEventLog(connection));
-  RETURN_IF_ERROR(log->Setup());
+  RETURN_IF_ERROR(RetryWhileUnavailable(connection->options().connect_timeout,
+                                        [&log] { return log->Setup(); }));
   NatsEventLog* self = log.get();
   log->connection_listener_ = connection->AddListener([self](bool connected) {
     if (connected) {
@@ -149,7 +150,8 @@ absl::Status NatsEventLog::Setup() {
     jerr = static_cast<jsErrCode>(0);
     s = js_AddStream(info.out(), connection_->js(), &config, nullptr, &jerr);
     RETURN_IF_ERROR(NatsStatus(s, jerr, absl::StrCat("creating stream ", o.stream)));
-    log::Info("created JetStream stream", {{"stream", o.stream}, {"subjects", subjects}});
+    log::Info("created JetStream stream",
+              {{"stream", o.stream}, {"subjects", subjects}, {"replicas", o.replicas}});
   } else {
     RETURN_IF_ERROR(found);
     const jsStreamConfig* have = info->Config;

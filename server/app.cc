@@ -2,11 +2,16 @@
 
 #include <filesystem>
 
+#include <cstring>
+
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "broker/consumer_group.h"
 #include "broker/fanout.h"
 #include "broker/grpc_service.h"
+#include "broker/nats_consumer_groups.h"
+#include "broker/nats_event_log.h"
 #include "broker/sqlite_event_log.h"
 #include "broker/sqlite_group_store.h"
 #include "common/log.h"
@@ -97,6 +102,9 @@ void App::RegisterMetrics() {
   metrics_.AddCallback("hookfan_events_appended_total", "Events committed to the log (its last sequence).",
                        [this, one] { return one(static_cast<double>(log_->LastSequence())); },
                        "counter");
+  metrics_.AddCallback("hookfan_store_up",
+                       "1 while the event store takes appends (NATS reachable), else 0.",
+                       [this, one] { return one(log_->Ready().ok() ? 1 : 0); });
   metrics_.AddCallback("hookfan_subscriptions", "Open Subscribe streams and group readers.",
                        [this, one] { return one(fanout_->stats().subscriptions); });
   metrics_.AddCallback("hookfan_delivered_events_total",
@@ -177,19 +185,8 @@ absl::Status App::Start(Config config) {
                                  {"path", source.path},
                                  {"auth", std::string(ingress::AuthModeName(source.auth.mode))}});
   }
-  std::error_code ec;
-  std::filesystem::create_directories(config_.data_dir, ec);
-  if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot create data dir ", config_.data_dir, ": ", ec.message()));
-  }
-  std::string db_path = (std::filesystem::path(config_.data_dir) / "hookfan.db").string();
-  ASSIGN_OR_RETURN(log_, broker::SqliteEventLog::Open(db_path, {}));
-  fanout_ = std::make_unique<broker::Fanout>(log_.get(), broker::Fanout::Options{});
-  log_->SetCommitListener(fanout_.get());
-  ASSIGN_OR_RETURN(group_store_, broker::SqliteGroupStore::Open(db_path));
-  ASSIGN_OR_RETURN(groups_, broker::GroupManager::Create(log_.get(), fanout_.get(),
-                                                         group_store_.get(), {}));
+  std::string store;
+  RETURN_IF_ERROR(OpenStore(&store));
 
   // gRPC: EventBroker, grpc.health.v1 and reflection.
   authorizer_ = std::make_unique<broker::Authorizer>(grants_);
@@ -267,13 +264,53 @@ absl::Status App::Start(Config config) {
              {"https", http_tls_ != nullptr},
              {"grpc_tls", !config_.grpc_tls_cert.empty()},
              {"grpc", absl::StrCat(grpc_host, ":", grpc_port_)},
-             {"store", absl::StrCat("sqlite://", db_path)},
+             {"store", store},
              {"last_sequence", log_->LastSequence()}});
+  return absl::OkStatus();
+}
+
+absl::Status App::OpenStore(std::string* store) {
+  if (absl::StartsWith(config_.store, "nats://") || absl::StartsWith(config_.store, "tls://")) {
+    ASSIGN_OR_RETURN(config_.nats.servers, broker::ParseNatsServers(config_.store));
+    ASSIGN_OR_RETURN(nats_, broker::NatsConnection::Connect(config_.nats));
+    ASSIGN_OR_RETURN(std::unique_ptr<broker::NatsEventLog> log,
+                     broker::NatsEventLog::Open(nats_.get()));
+    log_ = std::move(log);
+    fanout_ = std::make_unique<broker::Fanout>(log_.get(), broker::Fanout::Options{});
+    log_->SetCommitListener(fanout_.get());
+    ASSIGN_OR_RETURN(groups_, broker::NatsConsumerGroups::Create(nats_.get(), log_.get(), {}));
+    *store = absl::StrCat(config_.store, " stream ", config_.nats.stream);
+    return absl::OkStatus();
+  }
+  std::string db_path;
+  if (config_.store.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(config_.data_dir, ec);
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot create data dir ", config_.data_dir, ": ", ec.message()));
+    }
+    db_path = (std::filesystem::path(config_.data_dir) / "hookfan.db").string();
+  } else if (absl::StartsWith(config_.store, "sqlite://")) {
+    db_path = config_.store.substr(strlen("sqlite://"));
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--store \"", config_.store,
+        "\" is neither sqlite://PATH nor nats://host:port[,host:port...]"));
+  }
+  ASSIGN_OR_RETURN(log_, broker::SqliteEventLog::Open(db_path, {}));
+  fanout_ = std::make_unique<broker::Fanout>(log_.get(), broker::Fanout::Options{});
+  log_->SetCommitListener(fanout_.get());
+  ASSIGN_OR_RETURN(group_store_, broker::SqliteGroupStore::Open(db_path));
+  ASSIGN_OR_RETURN(groups_, broker::GroupManager::Create(log_.get(), fanout_.get(),
+                                                         group_store_.get(), {}));
+  *store = absl::StrCat("sqlite://", db_path);
   return absl::OkStatus();
 }
 
 absl::Status App::Ready() const {
   if (draining_.load()) return absl::UnavailableError("draining");
+  if (log_ != nullptr) RETURN_IF_ERROR(log_->Ready());
   return absl::OkStatus();
 }
 
@@ -302,6 +339,7 @@ void App::Drain() {
   if (log_ != nullptr) log_->SetCommitListener(nullptr);
   fanout_.reset();
   log_.reset();
+  nats_.reset();
   log::Info("hookfan stopped");
 }
 

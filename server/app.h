@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "broker/authz.h"
+#include "broker/nats_connection.h"
 #include "common/metrics.h"
 
 namespace grpc {
@@ -17,10 +18,10 @@ class Server;
 
 namespace hookfan {
 namespace broker {
+class ConsumerGroups;
 class EventBrokerService;
 class EventLog;
 class Fanout;
-class GroupManager;
 class GroupStore;
 }  // namespace broker
 namespace ingress {
@@ -36,6 +37,11 @@ struct Config {
   std::string http_listen = "127.0.0.1:8080";  // host:port; port 0 = any
   std::string grpc_listen = "127.0.0.1:9090";
   std::string data_dir = "./data";
+  // Where events live: "sqlite://PATH" (empty: sqlite://<data_dir>/hookfan.db)
+  // or "nats://host:port[,host:port...]" (JetStream, shared by replicas;
+  // the rest of the NATS settings are in `nats`, whose servers it fills).
+  std::string store;
+  broker::NatsOptions nats;
   // Sources and subscriber grants (YAML, see server/config_file.h). Empty:
   // one Applivery source at /webhooks/applivery/{applivery_token}.
   std::string sources_file;
@@ -87,6 +93,9 @@ class App {
 
  private:
   absl::Status Ready() const;
+  // Opens the store named by config_.store with its groups; `store` is
+  // set to its canonical name for the log.
+  absl::Status OpenStore(std::string* store);
   // The metrics read from the store, fan-out and groups at scrape time.
   void RegisterMetrics();
 
@@ -95,10 +104,11 @@ class App {
   std::vector<broker::SubscriberGrant> grants_;  // from the sources file
   std::unique_ptr<broker::Authorizer> authorizer_;  // outlives service_
   std::atomic<bool> draining_{false};
+  std::unique_ptr<broker::NatsConnection> nats_;  // with a nats:// store
   std::unique_ptr<broker::EventLog> log_;
   std::unique_ptr<broker::Fanout> fanout_;
-  std::unique_ptr<broker::GroupStore> group_store_;
-  std::unique_ptr<broker::GroupManager> groups_;
+  std::unique_ptr<broker::GroupStore> group_store_;  // with an sqlite:// store
+  std::unique_ptr<broker::ConsumerGroups> groups_;
   std::unique_ptr<broker::EventBrokerService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<ingress::TlsCertificate> http_tls_;

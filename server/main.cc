@@ -25,6 +25,33 @@ ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:9090",
           "gRPC address, host:port (port 0 picks a free one). Env HOOKFAN_GRPC_LISTEN.");
 ABSL_FLAG(std::string, data_dir, "./data",
           "Directory of the embedded SQLite store (created if missing). Env HOOKFAN_DATA_DIR.");
+ABSL_FLAG(std::string, store, "",
+          "Event store: sqlite://PATH (default sqlite://<data-dir>/hookfan.db), or "
+          "nats://host:port[,host:port...] for NATS JetStream shared by several replicas. "
+          "Env HOOKFAN_STORE.");
+ABSL_FLAG(std::string, nats_stream, "HOOKFAN",
+          "JetStream stream of the events (created if missing). Env HOOKFAN_NATS_STREAM.");
+ABSL_FLAG(std::string, nats_subject_prefix, "hookfan.events",
+          "Events of type T are published on <prefix>.T. Env HOOKFAN_NATS_SUBJECT_PREFIX.");
+ABSL_FLAG(int32_t, nats_replicas, 1,
+          "Replicas of the streams hookfan creates (1, 3 or 5 on a NATS cluster). "
+          "Env HOOKFAN_NATS_REPLICAS.");
+ABSL_FLAG(absl::Duration, nats_max_age, absl::ZeroDuration(),
+          "Events older than this are dropped by JetStream; 0: kept. Env HOOKFAN_NATS_MAX_AGE.");
+ABSL_FLAG(int64_t, nats_max_bytes, -1,
+          "Size limit of the events stream (oldest dropped first); -1: none. "
+          "Env HOOKFAN_NATS_MAX_BYTES.");
+ABSL_FLAG(absl::Duration, nats_duplicate_window, absl::Minutes(2),
+          "JetStream drops a republished event id within this window. "
+          "Env HOOKFAN_NATS_DUPLICATE_WINDOW.");
+ABSL_FLAG(std::string, nats_creds, "",
+          "NATS credentials file (.creds: user JWT and NKey seed). Env HOOKFAN_NATS_CREDS.");
+ABSL_FLAG(std::string, nats_tls_ca, "",
+          "CA bundle to verify NATS servers with (turns on TLS). Env HOOKFAN_NATS_TLS_CA.");
+ABSL_FLAG(std::string, nats_tls_cert, "",
+          "Client certificate for NATS mutual TLS. Env HOOKFAN_NATS_TLS_CERT.");
+ABSL_FLAG(std::string, nats_tls_key, "",
+          "Private key of --nats-tls-cert. Env HOOKFAN_NATS_TLS_KEY.");
 ABSL_FLAG(std::string, sources, "",
           "YAML file of webhook sources (paths, normalizers, auth, limits, dedup) and "
           "subscriber grants; see README \"Securing hookfan\". Empty: one Applivery source "
@@ -143,6 +170,17 @@ int main(int argc, char** argv) {
       .http_listen = absl::GetFlag(FLAGS_http_listen),
       .grpc_listen = absl::GetFlag(FLAGS_grpc_listen),
       .data_dir = absl::GetFlag(FLAGS_data_dir),
+      .store = absl::GetFlag(FLAGS_store),
+      .nats = {.stream = absl::GetFlag(FLAGS_nats_stream),
+               .subject_prefix = absl::GetFlag(FLAGS_nats_subject_prefix),
+               .replicas = absl::GetFlag(FLAGS_nats_replicas),
+               .max_age = absl::GetFlag(FLAGS_nats_max_age),
+               .max_bytes = absl::GetFlag(FLAGS_nats_max_bytes),
+               .duplicate_window = absl::GetFlag(FLAGS_nats_duplicate_window),
+               .credentials_file = absl::GetFlag(FLAGS_nats_creds),
+               .tls_ca_file = absl::GetFlag(FLAGS_nats_tls_ca),
+               .tls_cert_file = absl::GetFlag(FLAGS_nats_tls_cert),
+               .tls_key_file = absl::GetFlag(FLAGS_nats_tls_key)},
       .sources_file = absl::GetFlag(FLAGS_sources),
       .applivery_token = absl::GetFlag(FLAGS_applivery_token),
       .applivery_dedup_window = absl::GetFlag(FLAGS_applivery_dedup_window),

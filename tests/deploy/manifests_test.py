@@ -10,9 +10,11 @@ context; hookfan's grace period outlasts its drain timeout; the Ingress
 routes only /webhooks/; NetworkPolicies guard both ports; the gRPC Services
 (one headless) exist. single: one StatefulSet replica on a PVC. cluster: 3
 replicas, an HPA, a PDB, and a 3-server NATS JetStream whose nats.conf
-`nats-server -t` accepts. With HOOKFAN_BINARY, the ConfigMap's sources.yaml
-is run for real: hookfan starts on it and accepts a webhook, and refuses to
-start on the placeholder (empty) secret.
+`nats-server -t` accepts and which forms a cluster on loopback. With
+HOOKFAN_BINARY, the ConfigMap's sources.yaml is run for real: hookfan starts
+on it and accepts a webhook, and refuses to start on the placeholder (empty)
+secret; and two hookfans with the cluster Deployment's arguments share one
+log on that loopback NATS cluster.
 Exit status: 0 pass; 1 fail; 77 skipped (no kustomize, see deploy/check).
 """
 
@@ -105,6 +107,18 @@ def secret_files(node):
     elif isinstance(node, list):
         for value in node:
             yield from secret_files(value)
+
+
+def wait_for_line(process, log, marker, timeout=30):
+    """The first JSON log line containing `marker`, or None if the process
+    exits or `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if marker in line:
+                return json.loads(line)
+        time.sleep(0.05)
+    return None
 
 
 def free_ports(count):
@@ -405,6 +419,50 @@ class ClusterOverlayTest(unittest.TestCase):
                     pass  # not up yet, or 503 until a meta leader is elected
         logs = "\n".join((tmp / f"nats{i}.log").read_text() for i in range(3))
         self.assertEqual(healthy, {0, 1, 2}, logs[-3000:])
+        if HOOKFAN:
+            self.two_replicas_share_one_log(tmp, client)
+
+    def two_replicas_share_one_log(self, tmp, client_ports):
+        # Two hookfans with the Deployment's own arguments (servers moved to
+        # loopback) on the cluster above: the stream is created with three
+        # replicas and a webhook posted to either lands in one log.
+        args = container(hookfan_workload(self.objects), "hookfan")["args"]
+        for i in range(3):
+            args = [a.replace(f"nats-{i}.nats:4222", f"127.0.0.1:{client_ports[i]}") for a in args]
+        replicas = []
+        for r in range(2):
+            log = tmp / f"hookfan{r}.log"
+            with log.open("w") as stderr:
+                process = subprocess.Popen(
+                    [HOOKFAN, *args, "--http-listen", "127.0.0.1:0", "--grpc-listen",
+                     "127.0.0.1:0", "--data-dir", tmp / f"hookfan{r}", "--applivery-token",
+                     "cluster-token", "--applivery-dedup-window", "0"],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+            self.addCleanup(lambda p=process: p.poll() is None and p.kill())
+            replicas.append((process, log))
+        fixture = (REPO / "tests/fixtures/applivery/emm_device_enrolled.json").read_bytes()
+        for r, (process, log) in enumerate(replicas):
+            listening = wait_for_line(process, log, '"hookfan listening"')
+            self.assertIsNotNone(listening, log.read_text())
+            self.assertIn("stream HOOKFAN", listening["store"])
+            request = urllib.request.Request(
+                f"http://{listening['http']}/webhooks/applivery/cluster-token", data=fixture,
+                headers={"Content-Type": "application/json"}, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    self.assertEqual(response.status, 202)
+                    self.assertEqual(json.loads(response.read())["sequence"], r + 1)
+            except urllib.error.HTTPError as e:
+                self.fail(f"{e.code} {e.read()}: {log.read_text()}")
+        for process, log in replicas:
+            process.send_signal(signal.SIGTERM)
+            self.assertEqual(process.wait(timeout=60), 0, log.read_text())
+        # Whichever replica came first created it (both may have: creating
+        # an identical stream twice is no error).
+        created = [json.loads(line) for _, log in replicas for line in log.read_text().splitlines()
+                   if '"created JetStream stream"' in line]
+        self.assertGreaterEqual(len(created), 1)
+        self.assertEqual({c["replicas"] for c in created}, {3})
 
     def nats_conf(self):
         [config] = [o for o in find(self.objects, "ConfigMap")
@@ -448,13 +506,9 @@ class SourcesConfigMapTest(unittest.TestCase):
         token = "a-long-random-token"
         (self.secrets / "applivery-token").write_text(token + "\n")
         process, log = self.start()
-        http, deadline = None, time.monotonic() + 30
-        while http is None and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-            for line in log.read_text().splitlines():
-                if '"hookfan listening"' in line:
-                    http = json.loads(line)["http"]
-        self.assertIsNotNone(http, log.read_text())
+        listening = wait_for_line(process, log, '"hookfan listening"')
+        self.assertIsNotNone(listening, log.read_text())
+        http = listening["http"]
         fixture = REPO / "tests/fixtures/applivery/emm_device_enrolled.json"
         request = urllib.request.Request(
             f"http://{http}/webhooks/applivery/{token}", data=fixture.read_bytes(),

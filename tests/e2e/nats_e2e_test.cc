@@ -1,0 +1,319 @@
+// hookfan replicas on one NATS JetStream (--store nats://…), as the cluster
+// overlay runs them: real binaries, a real nats-server, loopback only.
+
+#include <httplib.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "hookfan/group_consumer.h"
+#include "hookfan/subscriber.h"
+#include "nlohmann/json.hpp"
+#include "tests/e2e/hookfan_process.h"
+#include "tests/nats/nats_server.h"
+
+namespace hookfan::testing {
+namespace {
+
+using ::testing::Contains;
+
+// Posts the enrollment fixture from several threads until stopped, through
+// NATS outages: remembers the ids answered 202 and counts other answers.
+class Poster {
+ public:
+  Poster(const HookfanProcess& hookfan, int threads = 4) {
+    for (int t = 0; t < threads; ++t) {
+      threads_.emplace_back([this, port = hookfan.http_port(), path = hookfan.webhook_path()] {
+        httplib::Client c("127.0.0.1", port);
+        c.set_read_timeout(30, 0);
+        const std::string body = ReadFixture("emm_device_enrolled.json");
+        while (!stop_) {
+          auto res = c.Post(path, body, "application/json");
+          std::lock_guard<std::mutex> l(mu_);
+          if (!res) {
+            ++failed_;
+            if (dead_) return;  // the replica is gone
+          } else if (res->status == 202) {
+            acked_.push_back(nlohmann::json::parse(res->body)["id"].get<std::string>());
+          } else {
+            ++refused_[res->status];
+            if (res->status == 503 && res->get_header_value("Retry-After").empty()) {
+              ++missing_retry_after_;
+            }
+          }
+          if (!res || res->status != 202) absl::SleepFor(absl::Milliseconds(20));
+        }
+      });
+    }
+  }
+  ~Poster() { Stop(); }
+
+  // The replica was killed: senders stop at their first failed request.
+  void ReplicaDied() {
+    std::lock_guard<std::mutex> l(mu_);
+    dead_ = true;
+  }
+  size_t acked() {
+    std::lock_guard<std::mutex> l(mu_);
+    return acked_.size();
+  }
+  int refused(int status) {
+    std::lock_guard<std::mutex> l(mu_);
+    return refused_[status];
+  }
+  int missing_retry_after() {
+    std::lock_guard<std::mutex> l(mu_);
+    return missing_retry_after_;
+  }
+  // Stops and joins; returns the ids answered 202, in answer order.
+  std::vector<std::string> Stop() {
+    stop_ = true;
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    return acked_;
+  }
+
+ private:
+  std::atomic<bool> stop_ = false;
+  std::mutex mu_;
+  bool dead_ = false;
+  std::vector<std::string> acked_;
+  std::map<int, int> refused_;
+  int failed_ = 0;
+  int missing_retry_after_ = 0;
+  std::vector<std::thread> threads_;
+};
+
+class NatsE2ETest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    nats_ = std::make_unique<NatsServer>(MakeTempDir());
+    ASSERT_TRUE(nats_->Start());
+  }
+
+  // A hookfan replica on the test's NATS.
+  std::unique_ptr<HookfanProcess> StartReplica() {
+    auto replica = std::make_unique<HookfanProcess>(HookfanProcess::Options{
+        .data_dir = MakeTempDir(), .extra_args = {"--store=" + nats_->url()}});
+    EXPECT_TRUE(replica->Start());
+    return replica;
+  }
+
+  static v1::SubscribeRequest From(uint64_t after_sequence) {
+    v1::SubscribeRequest r;
+    if (after_sequence == 0) {
+      r.mutable_start()->set_earliest(true);
+    } else {
+      r.mutable_start()->set_after_sequence(after_sequence);
+    }
+    return r;
+  }
+
+  static ConnectionOptions Connection(const HookfanProcess& replica) {
+    ConnectionOptions c;
+    c.target = replica.grpc_address();
+    c.initial_backoff = absl::Milliseconds(50);
+    c.max_backoff = absl::Milliseconds(500);
+    c.log = [](absl::string_view) {};
+    return c;
+  }
+
+  static int Get(const HookfanProcess& replica, const std::string& path) {
+    httplib::Client c("127.0.0.1", replica.http_port());
+    auto res = c.Get(path);
+    return res ? res->status : 0;
+  }
+
+  std::unique_ptr<NatsServer> nats_;
+};
+
+// The start-up line names the store.
+TEST_F(NatsE2ETest, StartsOnTheNatsStore) {
+  auto a = StartReplica();
+  std::vector<std::string> lines = a->Lines();
+  ASSERT_FALSE(lines.empty());
+  nlohmann::json listening = nlohmann::json::parse(lines.back());
+  EXPECT_EQ(listening["store"], nats_->url() + " stream HOOKFAN");
+  EXPECT_EQ(Get(*a, "/readyz"), 200);
+}
+
+// A webhook posted to replica A reaches a subscriber on replica B, live and
+// when B's subscriber catches up from the start.
+TEST_F(NatsE2ETest, WebhookPostedToOneReplicaReachesSubscribersOfAnother) {
+  auto a = StartReplica();
+  auto b = StartReplica();
+  auto stub_b = b->NewStub();
+  v1::SubscribeRequest latest;
+  StreamCollector live(stub_b.get(), latest);
+  std::vector<std::string> posted;
+  for (int i = 0; i < 5; ++i) {
+    httplib::Client c("127.0.0.1", (i % 2 == 0 ? a : b)->http_port());
+    auto res = c.Post((i % 2 == 0 ? a : b)->webhook_path(),
+                      ReadFixture("emm_device_enrolled.json"), "application/json");
+    ASSERT_TRUE(res && res->status == 202);
+    posted.push_back(nlohmann::json::parse(res->body)["id"]);
+  }
+  ASSERT_TRUE(live.WaitFor(5));
+  StreamCollector replay(stub_b.get(), From(0));
+  ASSERT_TRUE(replay.WaitFor(5));
+  for (StreamCollector* c : {&live, &replay}) {
+    std::vector<std::string> ids;
+    for (const v1::Event& e : c->events()) ids.push_back(e.id());
+    EXPECT_EQ(ids, posted);
+  }
+  EXPECT_EQ(replay.events()[4].sequence(), 5u);
+}
+
+// One consumer group, a member on each replica: every event handled once.
+TEST_F(NatsE2ETest, ConsumerGroupIsSharedByMembersOnDifferentReplicas) {
+  auto a = StartReplica();
+  auto b = StartReplica();
+  absl::Mutex mu;
+  std::map<uint64_t, int> handled;  // sequence -> times
+  std::map<std::string, int> per_member;
+  auto member = [&](const HookfanProcess& replica, std::string name) {
+    GroupConsumer::Options options;
+    options.connection = Connection(replica);
+    options.open.set_group("billing");
+    options.open.mutable_start()->set_earliest(true);
+    options.open.set_max_in_flight(2);
+    auto consumer = std::make_unique<GroupConsumer>(options);
+    std::thread thread([&, c = consumer.get(), name] {
+      c->Run([&](const v1::Delivery& d) {
+         absl::SleepFor(absl::Milliseconds(10));  // work, so both members get some
+         absl::MutexLock lock(&mu);
+         ++handled[d.event().sequence()];
+         ++per_member[name];
+         return absl::OkStatus();
+       }).IgnoreError();
+    });
+    return std::make_pair(std::move(consumer), std::move(thread));
+  };
+  auto [on_a, thread_a] = member(*a, "a");
+  auto [on_b, thread_b] = member(*b, "b");
+  constexpr int kEvents = 40;
+  for (int i = 0; i < kEvents; ++i) {
+    ASSERT_EQ((i % 2 == 0 ? a : b)->PostWebhook(ReadFixture("emm_device_enrolled.json")), 202);
+  }
+  {
+    absl::MutexLock lock(&mu);
+    auto all = [&] { return handled.size() >= kEvents; };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all), absl::Seconds(60)));
+  }
+  absl::SleepFor(absl::Milliseconds(500));  // room for a redelivery to show up
+  on_a->Cancel();
+  on_b->Cancel();
+  thread_a.join();
+  thread_b.join();
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(handled.size(), static_cast<size_t>(kEvents));
+  for (const auto& [sequence, times] : handled) EXPECT_EQ(times, 1) << sequence;
+  EXPECT_GT(per_member["a"], 0);
+  EXPECT_GT(per_member["b"], 0);
+}
+
+// kill -9 of a replica under load: every event it answered 202 reaches a
+// subscriber that resumes on the other replica after the last event it got
+// from the dead one.
+TEST_F(NatsE2ETest, KilledReplicaLosesNothingItAcknowledged) {
+  auto a = StartReplica();
+  auto b = StartReplica();
+  auto stub_a = a->NewStub();
+  auto from_a = std::make_unique<StreamCollector>(stub_a.get(), From(0));
+  Poster poster(*a);
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (poster.acked() < 200 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  poster.ReplicaDied();
+  a->Kill();
+  std::vector<std::string> acked = poster.Stop();
+  ASSERT_GE(acked.size(), 200u);
+
+  std::vector<v1::Event> got = from_a->events();
+  uint64_t resume = got.empty() ? 0 : got.back().sequence();
+  from_a.reset();
+  auto stub_b = b->NewStub();
+  StreamCollector on_b(stub_b.get(), From(resume));
+  std::set<std::string> seen;
+  for (const v1::Event& e : got) seen.insert(e.id());
+  ASSERT_TRUE(on_b.WaitFor(acked.size() - std::min(acked.size(), seen.size())));
+  uint64_t previous = resume;
+  for (const v1::Event& e : on_b.events()) {
+    EXPECT_EQ(e.sequence(), previous + 1);  // no gap, no repeat
+    previous = e.sequence();
+    seen.insert(e.id());
+  }
+  for (const std::string& id : acked) EXPECT_TRUE(seen.contains(id)) << id;
+}
+
+// NATS stops: webhooks get 503 with Retry-After (never 202), /readyz says
+// not ready, streams end UNAVAILABLE with a resume sequence. NATS returns:
+// webhooks are accepted again and a subscriber that resumes gets every
+// acknowledged event once, in order.
+TEST_F(NatsE2ETest, NatsOutageRefusesWebhooksAndLosesNothing) {
+  auto a = StartReplica();
+  auto stub = a->NewStub();
+  StreamCollector raw(stub.get(), From(0));
+  Subscriber::Options options;
+  options.connection = Connection(*a);
+  options.start.set_earliest(true);
+  Subscriber subscriber(options);
+  std::vector<std::string> received;
+  std::mutex received_mu;
+  std::thread reader([&] {
+    subscriber.Run([&](const v1::Event& e) {
+       std::lock_guard<std::mutex> l(received_mu);
+       received.push_back(e.id());
+       return true;
+     }).IgnoreError();
+  });
+
+  Poster poster(*a, 2);
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (poster.acked() < 50 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  nats_->Stop();
+  grpc::Status ended = raw.WaitForEnd();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
+  EXPECT_FALSE(raw.Trailer("hookfan-resume-after").empty());
+  deadline = absl::Now() + absl::Seconds(20);
+  while (poster.refused(503) < 5 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_GE(poster.refused(503), 5);
+  EXPECT_EQ(Get(*a, "/readyz"), 503);
+  size_t acked_while_down = poster.acked();
+
+  ASSERT_TRUE(nats_->Start());
+  deadline = absl::Now() + absl::Seconds(30);
+  while (poster.acked() < acked_while_down + 50 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  std::vector<std::string> acked = poster.Stop();
+  EXPECT_GE(acked.size(), acked_while_down + 50) << "webhooks were not accepted again";
+  EXPECT_EQ(poster.missing_retry_after(), 0);
+  EXPECT_EQ(Get(*a, "/readyz"), 200);
+
+  auto received_count = [&] {
+    std::lock_guard<std::mutex> l(received_mu);
+    return received.size();
+  };
+  deadline = absl::Now() + absl::Seconds(30);
+  while (received_count() < acked.size() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  subscriber.Cancel();
+  reader.join();
+  std::set<std::string> unique(received.begin(), received.end());
+  EXPECT_EQ(unique.size(), received.size()) << "an event was delivered twice";
+  for (const std::string& id : acked) EXPECT_THAT(received, Contains(id));
+}
+
+}  // namespace
+}  // namespace hookfan::testing

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "common/log.h"
 #include "server/app.h"
+#include "server/backup.h"
 
 ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
           "HTTP ingress address, host:port (port 0 picks a free one). Env HOOKFAN_HTTP_LISTEN.");
@@ -135,10 +136,16 @@ void DashesToUnderscores(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "backup") {
+    return hookfan::server::BackupCommand(std::vector<std::string>(argv + 2, argv + argc),
+                                          std::cout, std::cerr);
+  }
   absl::SetProgramUsageMessage(
       "receives webhooks, stores them durably and streams them over gRPC.\n"
       "Usage: hookfan [--http-listen HOST:PORT] [--grpc-listen HOST:PORT] "
       "[--data-dir DIR] [--applivery-token TOKEN] ...\n"
+      "       hookfan backup --data-dir DIR --out FILE [--force]  "
+      "(online backup of the SQLite store; hookfan backup --help)\n"
       "Every flag can also be set as HOOKFAN_<FLAG> in the environment.");
   absl::FlagsUsageConfig usage;
   usage.contains_help_flags = [](absl::string_view file) {

@@ -68,9 +68,17 @@ absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
       state->cursor = first - 1;
       break;
     }
-    case v1::StartPosition::kAfterSequence:
+    case v1::StartPosition::kAfterSequence: {
+      // Retention may have deleted it although the window still holds it.
+      ASSIGN_OR_RETURN(uint64_t first, log_->FirstSequence());
+      if (start.after_sequence() + 1 < first) {
+        return absl::OutOfRangeError(absl::StrCat(
+            "sequence ", start.after_sequence() + 1,
+            " is no longer held; the oldest event held is sequence ", first));
+      }
       state->cursor = start.after_sequence();
       break;
+    }
     case v1::StartPosition::kAtTime: {
       const auto& ts = start.at_time();
       if (ts.seconds() < google::protobuf::util::TimeUtil::kTimestampMinSeconds ||

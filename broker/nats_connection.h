@@ -27,6 +27,7 @@ struct NatsOptions {
   int replicas = 1;                               // of every stream hookfan creates (1..5)
   absl::Duration max_age = absl::ZeroDuration();  // events older are dropped; 0: no limit
   int64_t max_bytes = -1;                         // the stream's size limit; -1: none
+  int64_t max_events = -1;                        // events kept at most; -1: no limit
   // JetStream drops a message whose Nats-Msg-Id (the event id) it stored
   // within this window: a retried publish is stored once.
   absl::Duration duplicate_window = absl::Minutes(2);

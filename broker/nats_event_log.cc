@@ -139,6 +139,7 @@ absl::Status NatsEventLog::Setup() {
   config.Replicas = o.replicas;
   config.MaxAge = Nanos(o.max_age);
   config.MaxBytes = o.max_bytes;
+  config.MaxMsgs = o.max_events;
   config.Duplicates = Nanos(o.duplicate_window);
   config.AllowDirect = true;
 
@@ -164,6 +165,7 @@ absl::Status NatsEventLog::Setup() {
     }
     // Apply the limits given now (the stream may predate them).
     if (have->MaxAge != config.MaxAge || have->MaxBytes != config.MaxBytes ||
+        have->MaxMsgs != config.MaxMsgs ||
         have->Duplicates != config.Duplicates || !have->AllowDirect ||
         have->Replicas != config.Replicas) {
       OwnedStreamInfo updated;

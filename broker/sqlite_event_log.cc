@@ -2,9 +2,12 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 
 namespace hookfan::broker {
@@ -268,9 +271,13 @@ void SqliteEventLog::WriterLoop() {
   std::vector<Request*> group;
   for (;;) {
     group.clear();
+    Maintain();
     {
       std::unique_lock lock(mu_);
-      work_.wait(lock, [this] { return !queue_.empty() || closed_; });
+      if (!work_.wait_for(lock, std::chrono::milliseconds(100),
+                          [this] { return !queue_.empty() || closed_; })) {
+        continue;  // idle: maintenance time
+      }
       if (queue_.empty()) return;  // closed and drained
       size_t events = 0;
       do {
@@ -286,10 +293,10 @@ void SqliteEventLog::WriterLoop() {
 
 void SqliteEventLog::CommitGroup(absl::Span<Request* const> group) {
   std::vector<EventPtr> committed;
-  if (absl::Status status =
-          InWriteTransaction(db_.get(), "append to", path_,
-                             [&] { return WriteGroup(group, &committed); });
-      !status.ok()) {
+  absl::Status status = InWriteTransaction(db_.get(), "append to", path_,
+                                           [&] { return WriteGroup(group, &committed); });
+  SetWriteHealth(status);
+  if (!status.ok()) {
     for (Request* request : group) request->status = status;
   } else if (!committed.empty()) {
     last_sequence_.store(committed.back()->event.sequence(),
@@ -309,6 +316,88 @@ void SqliteEventLog::CommitGroup(absl::Span<Request* const> group) {
     request->done = true;
     request->done_cv.notify_one();
   }
+}
+
+void SqliteEventLog::SetWriteHealth(const absl::Status& status) {
+  std::lock_guard lock(health_mu_);
+  if (!status.ok() && write_health_.ok()) {
+    log::Error("the event log cannot write; answering 503 until it can",
+               {{"path", path_}, {"error", std::string(status.message())}});
+  } else if (status.ok() && !write_health_.ok()) {
+    log::Info("the event log writes again", {{"path", path_}});
+  }
+  write_health_ = status;
+}
+
+absl::Status SqliteEventLog::Ready() const {
+  std::lock_guard lock(health_mu_);
+  return write_health_;
+}
+
+void SqliteEventLog::Maintain() {
+  const absl::Time now = absl::Now();  // pacing is real time; retention_max_age uses the clock
+  if (!Ready().ok() && now - last_probe_ >= absl::Seconds(1)) {
+    // Nothing may be appending (readiness keeps webhooks away): find out
+    // by writing a row whether the store has recovered.
+    last_probe_ = now;
+    std::string probe = absl::StrCat(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES('write_probe', ",
+        absl::ToUnixMicros(now), ")");
+    SetWriteHealth(InWriteTransaction(db_.get(), "write to", path_, [&] {
+      return ExecSql(db_.get(), probe.c_str(), "write to", path_);
+    }));
+  }
+  const Options& o = options_;
+  bool retention = o.retention_max_events > 0 || o.retention_max_bytes > 0 ||
+                   o.retention_max_age > absl::ZeroDuration();
+  if (!retention || now - last_retention_ < absl::Milliseconds(100)) return;
+  last_retention_ = now;
+  if (absl::Status status = RetentionStep(); !status.ok()) {
+    log::Warn("retention step failed; retrying", {{"error", std::string(status.message())}});
+  }
+}
+
+absl::Status SqliteEventLog::RetentionStep() {
+  constexpr int64_t kBatch = 1000;
+  sqlite3* db = db_.get();
+  auto query_int = [&](const std::string& sql) -> absl::StatusOr<int64_t> {
+    ASSIGN_OR_RETURN(StmtPtr stmt, Prepare(db, sql.c_str(), path_));
+    Query query(stmt.get());
+    return QueryInt(query, 0, "trim", path_);
+  };
+  ASSIGN_OR_RETURN(int64_t first, query_int("SELECT MIN(seq) FROM events"));
+  if (first == 0) return absl::OkStatus();  // empty
+  const int64_t last = static_cast<int64_t>(last_sequence_.load(std::memory_order_acquire));
+  int64_t cutoff = first;  // events below it go
+  const Options& o = options_;
+  if (o.retention_max_events > 0) {
+    cutoff = std::max(cutoff, last - static_cast<int64_t>(o.retention_max_events) + 1);
+  }
+  if (o.retention_max_age > absl::ZeroDuration()) {
+    int64_t oldest_kept = absl::ToUnixMicros(o.clock->Now() - o.retention_max_age);
+    ASSIGN_OR_RETURN(int64_t young,
+                     query_int(absl::StrCat("SELECT MIN(seq) FROM events WHERE seq >= ", first,
+                                            " AND seq < ", first + kBatch,
+                                            " AND time_us >= ", oldest_kept)));
+    cutoff = std::max(cutoff, young == 0 ? first + kBatch : young);
+  }
+  if (o.retention_max_bytes > 0) {
+    ASSIGN_OR_RETURN(int64_t pages, query_int("PRAGMA page_count"));
+    ASSIGN_OR_RETURN(int64_t free_pages, query_int("PRAGMA freelist_count"));
+    ASSIGN_OR_RETURN(int64_t page_size, query_int("PRAGMA page_size"));
+    if ((pages - free_pages) * page_size > o.retention_max_bytes) {
+      cutoff = std::max(cutoff, first + kBatch / 2);
+    }
+  }
+  cutoff = std::min({cutoff, first + kBatch, last + 1});
+  if (cutoff <= first) return absl::OkStatus();
+  std::string sql = absl::StrCat("DELETE FROM events WHERE seq < ", cutoff);
+  RETURN_IF_ERROR(InWriteTransaction(
+      db, "trim", path_, [&] { return ExecSql(db, sql.c_str(), "trim", path_); }));
+  retention_deleted_.fetch_add(static_cast<uint64_t>(sqlite3_changes(db)),
+                               std::memory_order_relaxed);
+  // Give the freed pages back (auto_vacuum = INCREMENTAL).
+  return ExecSql(db, "PRAGMA incremental_vacuum", "trim", path_);
 }
 
 absl::Status SqliteEventLog::WriteGroup(absl::Span<Request* const> group,

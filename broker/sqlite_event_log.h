@@ -15,6 +15,7 @@
 #include "absl/base/thread_annotations.h"
 #include "broker/event_log.h"
 #include "broker/sqlite_util.h"
+#include "common/clock.h"
 
 namespace hookfan::broker {
 
@@ -29,6 +30,13 @@ struct SqliteEventLogOptions {
   // Events one transaction takes from the append queue. A batch larger than
   // this still commits whole (alone).
   size_t max_group_commit_events = 1024;
+  // Retention: once any limit is passed the oldest events are deleted, in
+  // batches between group commits (never stalling appends), and their pages
+  // returned to the file system. 0: no limit.
+  uint64_t retention_max_events = 0;
+  absl::Duration retention_max_age = absl::ZeroDuration();  // by event time
+  int64_t retention_max_bytes = 0;  // pages in use in the database file
+  Clock* clock = Clock::Real();     // for retention_max_age
 };
 
 // SqliteEventLog is the embedded default EventLog: one SQLite database file
@@ -89,6 +97,12 @@ class SqliteEventLog final : public EventLog {
   uint64_t LastSequence() const override;
   absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override;
   void SetCommitListener(CommitListener* listener) override;
+  // kUnavailable from a failed append (disk full, read-only, I/O error)
+  // until a write succeeds again: the writer probes once a second.
+  absl::Status Ready() const override;
+
+  // Events deleted by retention since open.
+  uint64_t retention_deleted() const { return retention_deleted_.load(std::memory_order_relaxed); }
 
  private:
   struct Request;     // one Append waiting for the writer
@@ -107,6 +121,11 @@ class SqliteEventLog final : public EventLog {
                            uint64_t first_sequence,
                            std::vector<EventPtr>* committed);
   absl::Status Exec(const char* sql);
+  // Between commits: probes a failed store, applies retention. Writer only.
+  void Maintain();
+  // Deletes one batch of events past the retention limits.
+  absl::Status RetentionStep();
+  void SetWriteHealth(const absl::Status& status);
   // AppendOnce, in the writer's transaction: true (and the original in
   // request.once) when the key was seen within the window.
   absl::StatusOr<bool> FindDuplicate(const Request& request);
@@ -124,6 +143,11 @@ class SqliteEventLog final : public EventLog {
   sqlite_internal::StmtPtr dedup_put_;
   sqlite_internal::StmtPtr dedup_purge_;
   int64_t last_dedup_purge_us_ = 0;  // writer thread only
+  absl::Time last_probe_;      // writer thread only
+  absl::Time last_retention_;  // writer thread only
+  std::atomic<uint64_t> retention_deleted_{0};
+  mutable std::mutex health_mu_;
+  absl::Status write_health_ ABSL_GUARDED_BY(health_mu_);  // of the last write
   // Highest committed and published sequence; stored by the writer only.
   std::atomic<uint64_t> last_sequence_{0};
 

@@ -143,6 +143,29 @@ void App::RegisterMetrics() {
                        per_group(&v1::GroupInfo::pending));
   metrics_.AddCallback("hookfan_group_dead_letters", "Events in a group's dead-letter list.",
                        per_group(&v1::GroupInfo::dead_letters));
+  // Retention: how far the oldest event held has advanced, and for each
+  // group how many events retention may still delete before it reaches the
+  // group's oldest unacked one (at 0 the group is about to get OUT_OF_RANGE).
+  metrics_.AddCallback("hookfan_log_first_sequence",
+                       "Sequence of the oldest event the store holds.", [this, one] {
+                         absl::StatusOr<uint64_t> first = log_->FirstSequence();
+                         return first.ok() ? one(static_cast<double>(*first))
+                                           : std::vector<metrics::Sample>{};
+                       });
+  metrics_.AddCallback(
+      "hookfan_group_retention_margin_events",
+      "Events between the oldest held and a group's oldest unacked event.", [this] {
+        std::vector<metrics::Sample> samples;
+        absl::StatusOr<uint64_t> first = log_->FirstSequence();
+        if (!first.ok()) return samples;
+        for (const v1::GroupInfo& g : groups_->ListGroups()) {
+          double margin = g.ack_floor() + 1 >= *first
+                              ? static_cast<double>(g.ack_floor() + 1 - *first)
+                              : 0;
+          samples.push_back({{{"group", g.name()}}, margin});
+        }
+        return samples;
+      });
 }
 
 void App::ReloadCertificates() {
@@ -196,7 +219,8 @@ absl::Status App::Start(Config config) {
   }
   service_ = std::make_unique<broker::EventBrokerService>(
       log_.get(), fanout_.get(), groups_.get(),
-      broker::EventBrokerService::Options{.authorizer = authorizer_.get()});
+      broker::EventBrokerService::Options{.authorizer = authorizer_.get(),
+                                          .max_streams = config_.grpc_max_streams});
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -272,6 +296,9 @@ absl::Status App::Start(Config config) {
 absl::Status App::OpenStore(std::string* store) {
   if (absl::StartsWith(config_.store, "nats://") || absl::StartsWith(config_.store, "tls://")) {
     ASSIGN_OR_RETURN(config_.nats.servers, broker::ParseNatsServers(config_.store));
+    config_.nats.max_age = config_.retention.max_age;
+    config_.nats.max_bytes = config_.retention.max_bytes > 0 ? config_.retention.max_bytes : -1;
+    config_.nats.max_events = config_.retention.max_events > 0 ? config_.retention.max_events : -1;
     ASSIGN_OR_RETURN(nats_, broker::NatsConnection::Connect(config_.nats));
     ASSIGN_OR_RETURN(std::unique_ptr<broker::NatsEventLog> log,
                      broker::NatsEventLog::Open(nats_.get()));
@@ -298,7 +325,15 @@ absl::Status App::OpenStore(std::string* store) {
         "--store \"", config_.store,
         "\" is neither sqlite://PATH nor nats://host:port[,host:port...]"));
   }
-  ASSIGN_OR_RETURN(log_, broker::SqliteEventLog::Open(db_path, {}));
+  if (config_.retention.max_age < absl::ZeroDuration() || config_.retention.max_bytes < 0 ||
+      config_.retention.max_events < 0) {
+    return absl::InvalidArgumentError("retention limits must not be negative");
+  }
+  ASSIGN_OR_RETURN(log_, broker::SqliteEventLog::Open(
+                             db_path, {.retention_max_events =
+                                           static_cast<uint64_t>(config_.retention.max_events),
+                                       .retention_max_age = config_.retention.max_age,
+                                       .retention_max_bytes = config_.retention.max_bytes}));
   fanout_ = std::make_unique<broker::Fanout>(log_.get(), broker::Fanout::Options{});
   log_->SetCommitListener(fanout_.get());
   ASSIGN_OR_RETURN(group_store_, broker::SqliteGroupStore::Open(db_path));

@@ -41,6 +41,13 @@ struct Config {
   // or "nats://host:port[,host:port...]" (JetStream, shared by replicas;
   // the rest of the NATS settings are in `nats`, whose servers it fills).
   std::string store;
+  // How much of the log is kept, on either store (0: no limit). Subscribers
+  // and groups behind it get OUT_OF_RANGE naming the oldest sequence held.
+  struct Retention {
+    absl::Duration max_age = absl::ZeroDuration();
+    int64_t max_bytes = 0;
+    int64_t max_events = 0;
+  } retention;
   broker::NatsOptions nats;
   // Sources and subscriber grants (YAML, see server/config_file.h). Empty:
   // one Applivery source at /webhooks/applivery/{applivery_token}.
@@ -60,6 +67,7 @@ struct Config {
   // max age are closed gracefully so streams rebalance (0: never).
   absl::Duration grpc_keepalive_time = absl::Seconds(30);
   absl::Duration grpc_max_connection_age = absl::Minutes(30);
+  int grpc_max_streams = 20000;  // Subscribe + Consume at once; 0: no limit
 };
 
 // Splits "host:port" (IPv6 as "[::1]:port"). Errors: kInvalidArgument.

@@ -30,6 +30,15 @@ ABSL_FLAG(std::string, store, "",
           "Event store: sqlite://PATH (default sqlite://<data-dir>/hookfan.db), or "
           "nats://host:port[,host:port...] for NATS JetStream shared by several replicas. "
           "Env HOOKFAN_STORE.");
+ABSL_FLAG(absl::Duration, retention_max_age, absl::ZeroDuration(),
+          "Events older than this (by event time) are deleted; 0: kept. "
+          "Env HOOKFAN_RETENTION_MAX_AGE.");
+ABSL_FLAG(int64_t, retention_max_bytes, 0,
+          "Store size above which the oldest events are deleted; 0: no limit. "
+          "Env HOOKFAN_RETENTION_MAX_BYTES.");
+ABSL_FLAG(int64_t, retention_max_events, 0,
+          "Events kept at most (the oldest go first); 0: no limit. "
+          "Env HOOKFAN_RETENTION_MAX_EVENTS.");
 ABSL_FLAG(std::string, nats_stream, "HOOKFAN",
           "JetStream stream of the events (created if missing). Env HOOKFAN_NATS_STREAM.");
 ABSL_FLAG(std::string, nats_subject_prefix, "hookfan.events",
@@ -37,11 +46,6 @@ ABSL_FLAG(std::string, nats_subject_prefix, "hookfan.events",
 ABSL_FLAG(int32_t, nats_replicas, 1,
           "Replicas of the streams hookfan creates (1, 3 or 5 on a NATS cluster). "
           "Env HOOKFAN_NATS_REPLICAS.");
-ABSL_FLAG(absl::Duration, nats_max_age, absl::ZeroDuration(),
-          "Events older than this are dropped by JetStream; 0: kept. Env HOOKFAN_NATS_MAX_AGE.");
-ABSL_FLAG(int64_t, nats_max_bytes, -1,
-          "Size limit of the events stream (oldest dropped first); -1: none. "
-          "Env HOOKFAN_NATS_MAX_BYTES.");
 ABSL_FLAG(absl::Duration, nats_duplicate_window, absl::Minutes(2),
           "JetStream drops a republished event id within this window. "
           "Env HOOKFAN_NATS_DUPLICATE_WINDOW.");
@@ -94,6 +98,9 @@ ABSL_FLAG(absl::Duration, grpc_keepalive_time, absl::Seconds(30),
 ABSL_FLAG(absl::Duration, grpc_max_connection_age, absl::Minutes(30),
           "Close gRPC connections gracefully after this long so streams rebalance across "
           "replicas (clients resume by sequence); 0: never. Env HOOKFAN_GRPC_MAX_CONNECTION_AGE.");
+ABSL_FLAG(int32_t, grpc_max_streams, 20000,
+          "Subscribe and Consume streams served at once; more are refused with "
+          "RESOURCE_EXHAUSTED. 0: no limit. Env HOOKFAN_GRPC_MAX_STREAMS.");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level written: debug, info, warn, error. Env HOOKFAN_LOG_LEVEL.");
 
@@ -178,11 +185,12 @@ int main(int argc, char** argv) {
       .grpc_listen = absl::GetFlag(FLAGS_grpc_listen),
       .data_dir = absl::GetFlag(FLAGS_data_dir),
       .store = absl::GetFlag(FLAGS_store),
+      .retention = {.max_age = absl::GetFlag(FLAGS_retention_max_age),
+                    .max_bytes = absl::GetFlag(FLAGS_retention_max_bytes),
+                    .max_events = absl::GetFlag(FLAGS_retention_max_events)},
       .nats = {.stream = absl::GetFlag(FLAGS_nats_stream),
                .subject_prefix = absl::GetFlag(FLAGS_nats_subject_prefix),
                .replicas = absl::GetFlag(FLAGS_nats_replicas),
-               .max_age = absl::GetFlag(FLAGS_nats_max_age),
-               .max_bytes = absl::GetFlag(FLAGS_nats_max_bytes),
                .duplicate_window = absl::GetFlag(FLAGS_nats_duplicate_window),
                .credentials_file = absl::GetFlag(FLAGS_nats_creds),
                .tls_ca_file = absl::GetFlag(FLAGS_nats_tls_ca),
@@ -203,6 +211,7 @@ int main(int argc, char** argv) {
       .grpc_tls_client_ca = absl::GetFlag(FLAGS_grpc_tls_client_ca),
       .grpc_keepalive_time = absl::GetFlag(FLAGS_grpc_keepalive_time),
       .grpc_max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age),
+      .grpc_max_streams = absl::GetFlag(FLAGS_grpc_max_streams),
   };
   hookfan::server::App app;
   if (absl::Status s = app.Start(config); !s.ok()) {

@@ -203,15 +203,17 @@ TEST_F(FanoutTest, CursorBehindRetentionIsOutOfRangeNamingOldest) {
   fanout_ = std::make_unique<Fanout>(&retention, Fanout::Options{.window_events = 2});
   log_.SetCommitListener(fanout_.get());
   AppendN(10);
+  v1::StartPosition after;
+  after.set_after_sequence(2);
+  auto behind = Subscribe({}, after);  // subscribed before retention ran
   retention.DropBefore(7);
   auto sub = Subscribe({}, Earliest());  // earliest is 7 now: fine
   EXPECT_THAT(Drain(*sub), ElementsAre(7, 8, 9, 10));
-  v1::StartPosition after;
-  after.set_after_sequence(2);
-  auto late = Subscribe({}, after);
-  EXPECT_EQ(late->Poll(10, 1 << 20).status(),
-            absl::OutOfRangeError(
-                "sequence 3 is no longer held; the oldest event held is sequence 7"));
+  const absl::Status gone =
+      absl::OutOfRangeError("sequence 3 is no longer held; the oldest event held is sequence 7");
+  EXPECT_EQ(behind->Poll(10, 1 << 20).status(), gone);
+  // Resuming there is refused at once.
+  EXPECT_EQ(fanout_->Subscribe({}, after, [] {}).status(), gone);
 }
 
 TEST_F(FanoutTest, ShutdownWakesEveryoneAndEndsPolls) {

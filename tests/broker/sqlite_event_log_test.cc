@@ -24,6 +24,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/broker/store_test_util.h"
@@ -291,8 +293,13 @@ TEST_F(SqliteEventLogTest, FailedDiskWriteIsUnavailableAndLeavesNothing) {
     WriteLine(out, std::string(status.message()));
     WriteLine(out, absl::StrCat(log->LastSequence()));
     WriteLine(out, absl::StrCat(log->Read(1, 10)->size()));
+    WriteLine(out, absl::StatusCodeToString(log->Ready().code()));
     limit.rlim_cur = RLIM_INFINITY;
     setrlimit(RLIMIT_FSIZE, &limit);
+    // With nothing appended, the writer's probe finds the disk writable.
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (!log->Ready().ok() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+    WriteLine(out, absl::StatusCodeToString(log->Ready().code()));
     v1::Event after = NewEvent("after");
     WriteLine(out, log->Append(absl::MakeSpan(&after, 1)).ToString());
     WriteLine(out, absl::StrCat(after.sequence()));
@@ -303,12 +310,87 @@ TEST_F(SqliteEventLogTest, FailedDiskWriteIsUnavailableAndLeavesNothing) {
   int status = child.Wait();
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   EXPECT_THAT(report, ElementsAre("UNAVAILABLE", HasSubstr(path_), "1", "1",
-                                  "OK", "2"));
+                                  "UNAVAILABLE", "OK", "OK", "2"));
 
   std::unique_ptr<SqliteEventLog> log = Open();
   EXPECT_EQ(log->GetById("failed-1").status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(ValueOrFail(log->GetById("after"))->event.sequence(), 2u);
+}
+
+// Appends `n` events in batches of 100 with ids "<prefix>-<i>".
+void AppendMany(SqliteEventLog& log, int n, const std::string& prefix, absl::Time time = {}) {
+  for (int i = 0; i < n; i += 100) {
+    std::vector<v1::Event> batch;
+    for (int j = i; j < std::min(n, i + 100); ++j) {
+      batch.push_back(NewEvent(absl::StrCat(prefix, "-", j)));
+      if (time != absl::Time()) SetTimestamp(time, batch.back().mutable_time());
+      batch.back().set_data(std::string(200, 'x'));
+    }
+    ASSERT_EQ(log.Append(absl::MakeSpan(batch)), absl::OkStatus());
+  }
+}
+
+// Waits until the log's first sequence reaches `first`; returns it.
+uint64_t WaitForFirst(SqliteEventLog& log, uint64_t first) {
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  uint64_t now = 0;
+  while ((now = ValueOrFail(log.FirstSequence())) < first && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return now;
+}
+
+// With a limit of 1,000 events the oldest go, in batches between commits;
+// the file stops growing; sequences keep counting.
+TEST_F(SqliteEventLogTest, RetentionKeepsTheNewestEventsAndTheFileStopsGrowing) {
+  std::unique_ptr<SqliteEventLog> log =
+      ValueOrFail(SqliteEventLog::Open(path_, {.retention_max_events = 1000}));
+  AppendMany(*log, 5000, "a");
+  EXPECT_EQ(WaitForFirst(*log, 4001), 4001u);
+  auto size = [this] {
+    return std::filesystem::file_size(path_) + std::filesystem::file_size(path_ + "-wal");
+  };
+  uint64_t after_5k = size();
+  AppendMany(*log, 5000, "b");
+  EXPECT_EQ(WaitForFirst(*log, 9001), 9001u);
+  EXPECT_EQ(log->LastSequence(), 10000u);
+  EXPECT_EQ(log->retention_deleted(), 9000u);
+  std::vector<EventPtr> oldest = ValueOrFail(log->Read(1, 1));
+  ASSERT_EQ(oldest.size(), 1u);
+  EXPECT_EQ(oldest[0]->event.sequence(), 9001u);
+  EXPECT_LE(size(), after_5k * 5 / 4) << "the file kept growing";
+}
+
+// Events older than the maximum age (event time, on the injected clock) go.
+TEST_F(SqliteEventLogTest, RetentionByAgeDropsOldEvents) {
+  FakeClock clock(absl::FromUnixSeconds(1767225600));
+  std::unique_ptr<SqliteEventLog> log = ValueOrFail(SqliteEventLog::Open(
+      path_, {.retention_max_age = absl::Hours(1), .clock = &clock}));
+  AppendMany(*log, 300, "old", clock.Now() - absl::Hours(2));
+  AppendMany(*log, 200, "new", clock.Now() - absl::Minutes(30));
+  EXPECT_EQ(WaitForFirst(*log, 301), 301u);
+  clock.Advance(absl::Minutes(31));  // now the second lot is too old as well
+  EXPECT_EQ(WaitForFirst(*log, 501), 501u);
+  EXPECT_TRUE(ValueOrFail(log->Read(1, 10)).empty());
+}
+
+// A size limit bounds the pages in use: old events go until it holds.
+TEST_F(SqliteEventLogTest, RetentionBySizeBoundsTheFile) {
+  constexpr int64_t kLimit = 1 << 20;
+  std::unique_ptr<SqliteEventLog> log =
+      ValueOrFail(SqliteEventLog::Open(path_, {.retention_max_bytes = kLimit}));
+  AppendMany(*log, 20000, "a");  // about 5 MB of events
+  // Freed pages leave the database file when the WAL is checkpointed
+  // (SQLite does so every 1,000 pages written; forced here).
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  do {
+    absl::SleepFor(absl::Milliseconds(50));
+    ExecRaw(path_, "PRAGMA wal_checkpoint(TRUNCATE)");
+  } while (std::filesystem::file_size(path_) > kLimit * 5 / 4 && absl::Now() < deadline);
+  EXPECT_LE(std::filesystem::file_size(path_), kLimit * 5 / 4);
+  EXPECT_GT(ValueOrFail(log->FirstSequence()), 10000u);
+  EXPECT_EQ(log->LastSequence(), 20000u);
 }
 
 // Once closed, Append fails with kUnavailable.

@@ -62,8 +62,8 @@ bool HookfanProcess::Start() {
     dup2(fds[1], STDERR_FILENO);
     if (options_.file_size_limit > 0) {
       signal(SIGXFSZ, SIG_IGN);  // writes past the limit fail with EFBIG instead
-      rlimit limit{static_cast<rlim_t>(options_.file_size_limit),
-                   static_cast<rlim_t>(options_.file_size_limit)};
+      // A soft limit only, so that SetFileSizeLimit can lift it.
+      rlimit limit{static_cast<rlim_t>(options_.file_size_limit), RLIM_INFINITY};
       setrlimit(RLIMIT_FSIZE, &limit);
     }
     std::vector<char*> argv;
@@ -135,6 +135,11 @@ void HookfanProcess::Kill() {
   waitpid(pid_, nullptr, 0);
   pid_ = -1;
   if (reader_.joinable()) reader_.join();
+}
+
+bool HookfanProcess::SetFileSizeLimit(long bytes) {
+  rlimit limit{bytes > 0 ? static_cast<rlim_t>(bytes) : RLIM_INFINITY, RLIM_INFINITY};
+  return prlimit(pid_, RLIMIT_FSIZE, &limit, nullptr) == 0;
 }
 
 int HookfanProcess::PostWebhook(const std::string& body) const {

@@ -40,6 +40,9 @@ class HookfanProcess {
   int Terminate(absl::Duration timeout = absl::Seconds(30));
   // SIGKILL and reap.
   void Kill();
+  // Changes the running process's RLIMIT_FSIZE (0: none), as a disk filling
+  // up or being freed. False on failure.
+  bool SetFileSizeLimit(long bytes);
 
   int http_port() const { return http_port_; }
   pid_t pid() const { return pid_; }

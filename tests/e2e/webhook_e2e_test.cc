@@ -314,8 +314,10 @@ TEST_F(WebhookE2ETest, UnknownActionIsAcceptedAsUnrecognized) {
   EXPECT_EQ(sub.events()[0].data(), body);
 }
 
-TEST_F(WebhookE2ETest, FullDiskAnswers503AndLosesNothingAcknowledged) {
-  // With the file size capped, appends fail: 503 with Retry-After, never a 2xx that was not stored.
+TEST_F(WebhookE2ETest, FullDiskAnswers503AndRecoversByItselfLosingNothing) {
+  // With the file size capped, appends fail: 503 with Retry-After, never a 2xx that was not
+  // stored, and /readyz says not ready. Once the "disk" has room again hookfan takes webhooks
+  // again by itself (no restart), and everything acknowledged is there.
   hookfan_->Terminate();
   StartHookfan({}, /*fsize_limit=*/256 * 1024);
   nlohmann::json body = nlohmann::json::parse(ReadFixture("emm_device_enrolled.json"));
@@ -336,8 +338,18 @@ TEST_F(WebhookE2ETest, FullDiskAnswers503AndLosesNothingAcknowledged) {
   }
   ASSERT_EQ(unavailable, 5) << "the size limit never made an append fail";
   ASSERT_FALSE(acked.empty());
+  EXPECT_EQ(c.Get("/readyz")->status, 503);
+  ASSERT_TRUE(hookfan_->SetFileSizeLimit(0));  // room again
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (c.Get("/readyz")->status != 200 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(c.Get("/readyz")->status, 200) << "no recovery without webhooks";
+  auto res = c.Post(hookfan_->webhook_path(), body.dump(), "application/json");
+  ASSERT_TRUE(res && res->status == 202);
+  acked.push_back(nlohmann::json::parse(res->body)["id"]);
   hookfan_->Kill();
-  StartHookfan();  // no limit: the disk "recovered"
+  StartHookfan();
   StreamCollector replay(stub_.get(), Request({}, /*earliest=*/true));
   ASSERT_TRUE(replay.WaitFor(acked.size()));
   std::vector<v1::Event> events = replay.events();

@@ -49,6 +49,9 @@ template <typename Reactor, typename Response>
 class StreamPump : public Reactor {
  public:
   explicit StreamPump(Executor* executor) : executor_(executor) {}
+  ~StreamPump() {
+    if (slot_ != nullptr) slot_->fetch_sub(1, std::memory_order_relaxed);
+  }
 
   void Wake() {
     absl::MutexLock lock(&mu_);
@@ -60,6 +63,9 @@ class StreamPump : public Reactor {
     absl::MutexLock lock(&mu_);
     FinishLocked(status);
   }
+
+  // Counts this stream in `open` until it is deleted.
+  void HoldSlot(std::shared_ptr<std::atomic<int>> open) { slot_ = std::move(open); }
 
   // The next batch is produced right here, on gRPC's thread, not after a
   // hop through the executor: a write completing is the common case under
@@ -161,6 +167,7 @@ class StreamPump : public Reactor {
   }
 
   Executor* const executor_;
+  std::shared_ptr<std::atomic<int>> slot_;  // the open-stream count, if counted in it
   Response response_;  // written only by Pump, read by gRPC during a write
   absl::Mutex mu_;
   bool active_ ABSL_GUARDED_BY(mu_) = false;
@@ -554,6 +561,20 @@ absl::Status EventBrokerService::CheckManageGroup(const SubscriberGrant* caller,
   return absl::OkStatus();
 }
 
+template <typename R>
+bool EventBrokerService::TakeStreamSlot(R* reactor) {
+  int open = open_streams_->fetch_add(1, std::memory_order_relaxed) + 1;
+  reactor->HoldSlot(open_streams_);
+  if (options_.max_streams > 0 && open > options_.max_streams) {
+    reactor->FinishNow(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("this hookfan serves at most ", options_.max_streams,
+                     " streams at once; retry later or on another replica")));
+    return false;
+  }
+  return true;
+}
+
 grpc::ServerWriteReactor<grpc::ByteBuffer>* EventBrokerService::Subscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
   v1::SubscribeRequest req;
@@ -567,6 +588,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* EventBrokerService::Subscribe(
           : std::min<size_t>(req.max_batch_size(), options_.max_batch_events);
   auto* reactor = new SubscribeReactor(context, &executor_, batch,
                                        options_.max_batch_bytes);
+  if (!TakeStreamSlot(reactor)) return reactor;
   absl::StatusOr<const SubscriberGrant*> caller = Authenticate(*context);
   if (!caller.ok()) {
     reactor->FinishNow(ToGrpcStatus(caller.status()));
@@ -693,8 +715,10 @@ absl::Status EventBrokerService::Store(v1::Event event,
 
 grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>*
 EventBrokerService::Consume(grpc::CallbackServerContext* context) {
-  return new ConsumeReactor(context, groups_, &executor_, authorizer_,
-                            Authenticate(*context));
+  auto* reactor =
+      new ConsumeReactor(context, groups_, &executor_, authorizer_, Authenticate(*context));
+  TakeStreamSlot(reactor);
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* EventBrokerService::ListGroups(

@@ -78,6 +78,9 @@ class EventBrokerService final
     // A Publish with the same source and id as one stored less than this
     // long before (by receive time) is a duplicate.
     absl::Duration publish_dedup_window = absl::Hours(24);
+    // Subscribe and Consume streams open at once; more are refused with
+    // RESOURCE_EXHAUSTED (clients retry, elsewhere or later). 0: no limit.
+    int max_streams = 0;
   };
 
   EventBrokerService(EventLog* log, Fanout* fanout, ConsumerGroups* groups,
@@ -119,6 +122,10 @@ class EventBrokerService final
   // Identifies the caller of `context` (see Authorizer::Authenticate).
   absl::StatusOr<const SubscriberGrant*> Authenticate(
       const grpc::CallbackServerContext& context) const;
+  // Takes a stream slot for `reactor` (released when it is deleted), or
+  // finishes it with RESOURCE_EXHAUSTED and returns false.
+  template <typename R>
+  bool TakeStreamSlot(R* reactor);
   // Checks that `caller` may manage group `name`; OK for an unknown group
   // (the ConsumerGroups then answers kNotFound).
   absl::Status CheckManageGroup(const SubscriberGrant* caller,
@@ -134,6 +141,7 @@ class EventBrokerService final
   const Authorizer* const
       authorizer_;  // options_.authorizer or open_authorizer_
   UuidV7Generator ids_;
+  std::shared_ptr<std::atomic<int>> open_streams_ = std::make_shared<std::atomic<int>>(0);
   Executor executor_;
   Executor publish_executor_;  // last: its queued work finishes first
 };

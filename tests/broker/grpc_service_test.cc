@@ -79,7 +79,7 @@ class GrpcServiceTest : public ::testing::Test {
   void TearDown() override { Stop(); }
 
   // (Re)starts the server with these grants (none: open).
-  void Start(std::vector<SubscriberGrant> grants) {
+  void Start(std::vector<SubscriberGrant> grants, int max_streams = 0) {
     Stop();
     authorizer_ = std::make_unique<Authorizer>(std::move(grants));
     fanout_ = std::make_unique<Fanout>(&log_, Fanout::Options{});
@@ -92,7 +92,8 @@ class GrpcServiceTest : public ::testing::Test {
     service_ = std::make_unique<EventBrokerService>(
         &log_, fanout_.get(), groups_.get(),
         EventBrokerService::Options{.clock = &clock_,
-                                    .authorizer = authorizer_.get()});
+                                    .authorizer = authorizer_.get(),
+                                    .max_streams = max_streams});
     grpc::ServerBuilder builder;
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
@@ -202,6 +203,33 @@ class GrpcServiceTest : public ::testing::Test {
 
 // A published event is durable on OK and reaches a subscriber with every
 // attribute of the request.
+// Streams past --grpc-max-streams are refused with RESOURCE_EXHAUSTED; a
+// closed stream gives its slot back.
+TEST_F(GrpcServiceTest, StreamsBeyondTheLimitAreRefusedUntilOneCloses) {
+  Start({}, /*max_streams=*/2);
+  auto accepted = [](Stream& s) {
+    return s.context->GetServerInitialMetadata().count(kStartAfterKey) == 1;
+  };
+  Stream a = Subscribe({});
+  Stream b = Subscribe({});
+  EXPECT_TRUE(accepted(a));
+  EXPECT_TRUE(accepted(b));
+  Stream c = Subscribe({});
+  grpc::Status refused = Refusal(c);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), ::testing::HasSubstr("at most 2 streams"));
+  a.context->TryCancel();
+  a.reader->Finish();
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  bool again = false;
+  while (!again && absl::Now() < deadline) {
+    Stream d = Subscribe({});
+    again = accepted(d);
+    if (!again) Refusal(d);
+  }
+  EXPECT_TRUE(again) << "the closed stream's slot never came back";
+}
+
 TEST_F(GrpcServiceTest, PublishedEventReachesSubscriberWithAllAttributes) {
   Stream stream = Subscribe({"internal.>"});
 

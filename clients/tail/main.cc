@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   connection.target = options->server;
   connection.bearer_token = options->token;
   connection.log = LogReconnect;
-  connection.channel = grpc::CreateChannel(options->server, grpc::InsecureChannelCredentials());
+  connection.channel = hookfan::CreateChannel(connection);
   auto deadline = std::chrono::system_clock::now() +
                   std::chrono::seconds(options->connect_timeout_seconds);
   if (!connection.channel->WaitForConnected(deadline)) {

@@ -34,9 +34,7 @@ namespace {
 
 std::shared_ptr<grpc::Channel> MakeChannel(const ConnectionOptions& options) {
   if (options.channel) return options.channel;
-  auto credentials =
-      options.credentials ? options.credentials : grpc::InsecureChannelCredentials();
-  return grpc::CreateChannel(options.target, credentials);
+  return CreateChannel(options);
 }
 
 }  // namespace
@@ -115,3 +113,18 @@ void Reconnect::Log(absl::string_view line) const {
 }
 
 }  // namespace hookfan::client_internal
+
+namespace hookfan {
+
+std::shared_ptr<grpc::Channel> CreateChannel(const ConnectionOptions& options) {
+  auto credentials =
+      options.credentials ? options.credentials : grpc::InsecureChannelCredentials();
+  auto ms = [](absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); };
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, ms(options.initial_backoff));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, ms(options.initial_backoff));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, ms(options.max_backoff));
+  return grpc::CreateCustomChannel(options.target, credentials, args);
+}
+
+}  // namespace hookfan

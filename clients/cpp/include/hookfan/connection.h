@@ -42,4 +42,11 @@ struct ConnectionOptions {
   std::function<void(absl::string_view)> log;
 };
 
+// The channel Subscriber and GroupConsumer use when ConnectionOptions has
+// none: to `target` with `credentials`, and gRPC's own reconnect backoff
+// bounded by initial_backoff and max_backoff, so that a restarted server is
+// found as soon as the client retries (gRPC's default would wait 1 s and
+// more, growing, while the server is already back).
+std::shared_ptr<grpc::Channel> CreateChannel(const ConnectionOptions& options);
+
 }  // namespace hookfan

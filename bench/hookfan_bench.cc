@@ -6,6 +6,7 @@
 //   fanout   --http H:P --token T --grpc H:P --subscribers N --events E --connections C
 //   latency  --http H:P --token T --grpc H:P --subscribers N --rate R --seconds S --connections C
 //   idle     --grpc H:P --streams N --pid PID
+//   abuse    --http H:P --token T --grpc H:P --streams N --pid PID --seconds S --connections C
 //   fill     --db PATH --events N
 //   nats     --url URL --subscribers N --events E --payload-bytes B
 
@@ -180,7 +181,8 @@ int PerChannel() {
 // A pool of Subscribe streams on a few channels, counting what arrives.
 class Subscribers {
  public:
-  Subscribers(const std::string& grpc, int n, bool measure_latency)
+  // `type` (a filter pattern; empty: every event) is what each stream asks for.
+  Subscribers(const std::string& grpc, int n, bool measure_latency, const std::string& type = "")
       : measure_latency_(measure_latency) {
     int channels = std::max(1, n / PerChannel());
     for (int i = 0; i < channels; ++i) {
@@ -191,7 +193,7 @@ class Subscribers {
           grpc::CreateCustomChannel(grpc, grpc::InsecureChannelCredentials(), args)));
     }
     for (int i = 0; i < n; ++i) {
-      streams_.push_back(std::make_unique<Stream>(this, stubs_[i % stubs_.size()].get()));
+      streams_.push_back(std::make_unique<Stream>(this, stubs_[i % stubs_.size()].get(), type));
     }
     for (auto& s : streams_) s->started.WaitForNotification();
   }
@@ -213,9 +215,11 @@ class Subscribers {
 
  private:
   struct Stream : grpc::ClientReadReactor<v1::SubscribeResponse> {
-    Stream(Subscribers* owner, v1::EventBroker::Stub* stub) : owner(owner) {
+    Stream(Subscribers* owner, v1::EventBroker::Stub* stub, const std::string& type)
+        : owner(owner) {
       v1::SubscribeRequest request;
       request.set_max_batch_size(1024);
+      if (!type.empty()) request.mutable_filter()->add_types(type);
       stub->async()->Subscribe(&context, &request, this);
       StartCall();
       StartRead(&response);
@@ -327,6 +331,56 @@ int Idle(const Args& a) {
   return 0;
 }
 
+// Ingest at full speed twice: alone, then with N idle streams (a type no
+// event has) and one stream that never reads; server RSS sampled
+// throughout. Memory must stay bounded and webhook latency unchanged.
+int Abuse(const Args& a) {
+  const int64_t pid = a.Int("pid", 0);
+  const int n = a.Int("streams", 10000);
+  const int connections = a.Int("connections", 16);
+  const double seconds = a.Int("seconds", 5);
+  PostResult alone = PostLoad(a.Str("http"), a.Str("token"), connections, UINT64_MAX, seconds, 0);
+  const int64_t rss_before = RssKb(pid);
+  Subscribers idle(a.Str("grpc"), n, false, "bench.idle.never");
+  auto stub = v1::EventBroker::NewStub(
+      grpc::CreateChannel(a.Str("grpc"), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext stalled_context;
+  v1::SubscribeRequest everything;
+  everything.mutable_start()->set_earliest(true);
+  auto stalled = stub->Subscribe(&stalled_context, everything);  // never read
+  stalled->WaitForInitialMetadata();
+  const int64_t rss_streams = RssKb(pid);
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> rss_max{rss_streams};
+  std::thread sampler([&] {
+    while (!stop) {
+      rss_max = std::max<int64_t>(rss_max, RssKb(pid));
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  });
+  PostResult loaded = PostLoad(a.Str("http"), a.Str("token"), connections, UINT64_MAX, seconds, 0);
+  stop = true;
+  sampler.join();
+  const int64_t rss_after = RssKb(pid);
+  stalled_context.TryCancel();
+  json out = {{"scenario", "abuse"},
+              {"idle_streams", n},
+              {"alone_per_second", alone.accepted / alone.seconds},
+              {"loaded_per_second", loaded.accepted / loaded.seconds},
+              {"non_202", alone.other + loaded.other},
+              {"rss_before_mb", rss_before / 1024.0},
+              {"rss_with_streams_mb", rss_streams / 1024.0},
+              {"rss_max_under_load_mb", rss_max / 1024.0},
+              {"rss_after_load_mb", rss_after / 1024.0}};
+  for (const auto& [name, run] : {std::pair<const char*, PostResult*>{"alone", &alone},
+                                  {"loaded", &loaded}}) {
+    json p = Percentiles(run->latency_ns);
+    for (auto& [k, v] : p.items()) out[absl::StrCat(name, "_", k)] = v;
+  }
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
 int Fill(const Args& a) {
   absl::StatusOr<std::unique_ptr<broker::SqliteEventLog>> log =
       broker::SqliteEventLog::Open(a.Str("db"), {});
@@ -388,12 +442,13 @@ int main(int argc, char** argv) {
   if (cmd == "fanout") return Fanout(args);
   if (cmd == "latency") return Latency(args);
   if (cmd == "idle") return Idle(args);
+  if (cmd == "abuse") return Abuse(args);
   if (cmd == "fill") return Fill(args);
   if (cmd == "nats") return Nats(args);
   if (cmd == "payload-size") {
     std::cout << Payload(0).size() << std::endl;
     return 0;
   }
-  std::cerr << "usage: hookfan-bench ingress|fanout|latency|idle|fill|nats|payload-size --flag value ...\n";
+  std::cerr << "usage: hookfan-bench ingress|fanout|latency|idle|abuse|fill|nats|payload-size --flag value ...\n";
   return 2;
 }

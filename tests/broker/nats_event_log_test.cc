@@ -201,6 +201,32 @@ TEST_F(NatsEventLogTest, GetByIdFindsUuidV7Ids) {
   EXPECT_EQ(log->GetById(ids.Next()).status().code(), absl::StatusCode::kNotFound);
 }
 
+// Long reads stream through a consumer and return the same as short ones.
+TEST_F(NatsEventLogTest, LongReadsReturnTheSameEventsAsShortOnes) {
+  EventLog* log = OpenLog();
+  for (int i = 1; i <= 100; ++i) {
+    std::vector<v1::Event> one = {NewEvent(absl::StrCat("e", i))};
+    ASSERT_EQ(log->Append(absl::MakeSpan(one)), absl::OkStatus());
+  }
+  auto sequences = [](const std::vector<EventPtr>& events) {
+    std::vector<uint64_t> out;
+    for (const EventPtr& e : events) out.push_back(e->event.sequence());
+    return out;
+  };
+  std::vector<EventPtr> rest = *log->Read(10, 1000);
+  ASSERT_EQ(rest.size(), 91u);
+  EXPECT_EQ(rest.front()->event.sequence(), 10u);
+  EXPECT_EQ(rest.back()->event.sequence(), 100u);
+  EXPECT_EQ(rest[5]->event.id(), "e15");
+  std::vector<EventPtr> twenty = *log->Read(10, 20);
+  ASSERT_EQ(twenty.size(), 20u);
+  EXPECT_EQ(twenty.back()->event.sequence(), 29u);
+  std::vector<EventPtr> bytes = *log->Read(1, 1000, 3 * rest[0]->wire.size());
+  EXPECT_EQ(bytes.size(), 3u);
+  std::vector<uint64_t> short_read = sequences(*log->Read(95, 8));
+  EXPECT_EQ(short_read, (std::vector<uint64_t>{95, 96, 97, 98, 99, 100}));
+}
+
 // Events go on "<prefix>.<type>", so JetStream subject filters select types.
 TEST_F(NatsEventLogTest, EventTypeIsTheSubject) {
   NatsEventLog* log = OpenLog();

@@ -121,8 +121,9 @@ std::shared_ptr<grpc::Channel> CreateChannel(const ConnectionOptions& options) {
       options.credentials ? options.credentials : grpc::InsecureChannelCredentials();
   auto ms = [](absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); };
   grpc::ChannelArguments args;
+  // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC also takes it as the
+  // connect timeout, and a short one aborts handshakes with a busy server.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, ms(options.initial_backoff));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, ms(options.initial_backoff));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, ms(options.max_backoff));
   return grpc::CreateCustomChannel(options.target, credentials, args);
 }

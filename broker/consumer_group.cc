@@ -10,10 +10,6 @@
 namespace hookfan::broker {
 namespace {
 
-constexpr uint32_t kDefaultMaxInFlight = 64;
-constexpr uint32_t kMaxMaxInFlight = 10000;
-constexpr uint32_t kDefaultMaxDeliveries = 5;
-constexpr absl::Duration kDefaultAckDeadline = absl::Seconds(30);
 constexpr size_t kFillBatch = 256;
 
 // The part of ConsumerOpen that defines a group (fixed at creation).

@@ -15,6 +15,12 @@
 
 namespace hookfan::broker {
 
+// Defaults and limits of a ConsumerOpen, the same for every implementation.
+inline constexpr uint32_t kDefaultMaxInFlight = 64;
+inline constexpr uint32_t kMaxMaxInFlight = 10000;
+inline constexpr uint32_t kDefaultMaxDeliveries = 5;
+inline constexpr absl::Duration kDefaultAckDeadline = absl::Seconds(30);
+
 // One event leased to a member.
 struct Delivery {
   EventPtr event;

@@ -14,12 +14,6 @@
 namespace hookfan::broker {
 namespace {
 
-// As GroupManager's (consumer_group.cc).
-constexpr uint32_t kDefaultMaxInFlight = 64;
-constexpr uint32_t kMaxMaxInFlight = 10000;
-constexpr uint32_t kDefaultMaxDeliveries = 5;
-constexpr absl::Duration kDefaultAckDeadline = absl::Seconds(30);
-
 constexpr absl::string_view kDurablePrefix = "hookfan-grp-";
 // JetStream refuses longer consumer descriptions.
 constexpr size_t kMaxDescription = 4096;

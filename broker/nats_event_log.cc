@@ -107,6 +107,27 @@ absl::Status AlreadyStored(absl::string_view id) {
 
 NatsEventLog::NatsEventLog(NatsConnection* connection) : connection_(connection) {}
 
+absl::Status NatsEventLog::SubscribeOrdered(uint64_t from_sequence, absl::Time from_time,
+                                            absl::Duration heartbeat,
+                                            natsSubscription** sub) const {
+  jsSubOptions options;
+  jsSubOptions_Init(&options);
+  options.Ordered = true;
+  options.Stream = connection_->options().stream.c_str();
+  if (from_time != absl::InfinitePast()) {
+    options.Config.DeliverPolicy = js_DeliverByStartTime;
+    options.Config.OptStartTime = absl::ToUnixNanos(from_time);
+  } else {
+    options.Config.DeliverPolicy = js_DeliverByStartSequence;
+    options.Config.OptStartSeq = std::max<uint64_t>(from_sequence, 1);
+  }
+  if (heartbeat > absl::ZeroDuration()) options.Config.Heartbeat = Nanos(heartbeat);
+  const std::string subjects = connection_->SubjectFilter("");
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_SubscribeSync(sub, connection_->js(), subjects.c_str(), nullptr, &options, &jerr);
+  return NatsStatus(s, jerr, "reading the stream");
+}
+
 absl::StatusOr<std::unique_ptr<NatsEventLog>> NatsEventLog::Open(NatsConnection* connection) {
   auto log = std::unique_ptr<NatsEventLog>(new NatsEventLog(connection));
   RETURN_IF_ERROR(RetryWhileUnavailable(connection->options().connect_timeout,
@@ -396,21 +417,11 @@ absl::StatusOr<std::vector<EventPtr>> NatsEventLog::Read(uint64_t from, size_t m
   // Long reads (a subscriber catching up) stream through an ordered
   // consumer: one round trip per read instead of one per event.
   if (max_events >= kStreamedRead && seq + kStreamedRead <= last) {
-    jsSubOptions options;
-    jsSubOptions_Init(&options);
-    options.Ordered = true;
-    options.Stream = connection_->options().stream.c_str();
-    options.Config.DeliverPolicy = js_DeliverByStartSequence;
-    options.Config.OptStartSeq = seq;
     OwnedSubscription sub;
-    std::string subjects = connection_->SubjectFilter("");
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    natsStatus s =
-        js_SubscribeSync(sub.out(), connection_->js(), subjects.c_str(), nullptr, &options, &jerr);
-    RETURN_IF_ERROR(NatsStatus(s, jerr, absl::StrCat("reading from sequence ", seq)));
+    RETURN_IF_ERROR(SubscribeOrdered(seq, absl::InfinitePast(), absl::ZeroDuration(), sub.out()));
     while (events.size() < max_events) {
       OwnedMsg msg;
-      s = natsSubscription_NextMsg(msg.out(), sub.get(), connection_->timeout_ms());
+      natsStatus s = natsSubscription_NextMsg(msg.out(), sub.get(), connection_->timeout_ms());
       if (s == NATS_TIMEOUT && connection_->connected()) {
         nats_GetLastError(nullptr);
         break;  // nothing left up to `last` (retention removed it)
@@ -451,21 +462,10 @@ absl::StatusOr<EventPtr> NatsEventLog::GetById(std::string_view id_view) {
   absl::Status not_found = absl::NotFoundError(absl::StrCat("no event with id ", id));
   if (info->State.Msgs == 0) return not_found;
   std::optional<absl::Time> minted = UuidV7Time(id);
-  jsSubOptions options;
-  jsSubOptions_Init(&options);
-  options.Ordered = true;
-  options.Stream = connection_->options().stream.c_str();
-  if (minted.has_value()) {
-    options.Config.DeliverPolicy = js_DeliverByStartTime;
-    options.Config.OptStartTime = absl::ToUnixNanos(*minted - kIdTimeSlack);
-  } else {
-    options.Config.DeliverPolicy = js_DeliverAll;
-  }
   OwnedSubscription sub;
-  std::string subjects = connection_->SubjectFilter("");
-  jerr = static_cast<jsErrCode>(0);
-  s = js_SubscribeSync(sub.out(), connection_->js(), subjects.c_str(), nullptr, &options, &jerr);
-  RETURN_IF_ERROR(NatsStatus(s, jerr, "scanning the stream"));
+  RETURN_IF_ERROR(SubscribeOrdered(
+      1, minted.has_value() ? *minted - kIdTimeSlack : absl::InfinitePast(),
+      absl::ZeroDuration(), sub.out()));
   while (true) {
     OwnedMsg msg;
     s = natsSubscription_NextMsg(msg.out(), sub.get(), connection_->timeout_ms());
@@ -532,29 +532,17 @@ absl::Status NatsEventLog::Ready() const {
 }
 
 void NatsEventLog::TailLoop() {
-  const std::string subjects = connection_->SubjectFilter("");
   while (!stop_.HasBeenNotified()) {
-    jsSubOptions options;
-    jsSubOptions_Init(&options);
-    options.Ordered = true;
-    options.Stream = connection_->options().stream.c_str();
-    options.Config.DeliverPolicy = js_DeliverByStartSequence;
-    options.Config.OptStartSeq = tail_next_;
-    options.Config.Heartbeat = Nanos(absl::Seconds(1));
     resubscribe_.store(false, std::memory_order_release);
     OwnedSubscription sub;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    natsStatus s =
-        js_SubscribeSync(sub.out(), connection_->js(), subjects.c_str(), nullptr, &options, &jerr);
-    if (s != NATS_OK) {
-      nats_GetLastError(nullptr);
+    if (!SubscribeOrdered(tail_next_, absl::InfinitePast(), absl::Seconds(1), sub.out()).ok()) {
       stop_.WaitForNotificationWithTimeout(absl::Milliseconds(250));
       continue;
     }
     while (!stop_.HasBeenNotified() && !resubscribe_.load(std::memory_order_acquire)) {
       std::vector<EventPtr> batch;
       OwnedMsg first;
-      s = natsSubscription_NextMsg(first.out(), sub.get(), 100);
+      natsStatus s = natsSubscription_NextMsg(first.out(), sub.get(), 100);
       if (s == NATS_TIMEOUT) {
         nats_GetLastError(nullptr);
         continue;

@@ -80,6 +80,10 @@ class NatsEventLog : public EventLog {
   explicit NatsEventLog(NatsConnection* connection);
   absl::Status Setup();
   absl::StatusOr<uint64_t> PublishOne(v1::Event& event);
+  // An ordered consumer over every event from `from_time` (unless
+  // InfinitePast) or else from `from_sequence`, with heartbeats if given.
+  absl::Status SubscribeOrdered(uint64_t from_sequence, absl::Time from_time,
+                                absl::Duration heartbeat, natsSubscription** sub) const;
   // The first event with sequence >= seq, nullptr past the end.
   absl::StatusOr<EventPtr> NextAt(uint64_t seq);
   void NoteLast(uint64_t seq);

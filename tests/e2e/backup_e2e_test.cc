@@ -25,49 +25,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::StartsWith;
 
-// Posts a fixture from four keep-alive connections until Stop, or until a
-// post is not answered 202, and keeps the id of every 202.
-class Senders {
- public:
-  explicit Senders(const HookfanProcess& hookfan) {
-    for (int t = 0; t < 4; ++t) {
-      threads_.emplace_back([this, &hookfan] {
-        httplib::Client c("127.0.0.1", hookfan.http_port());
-        c.set_read_timeout(30, 0);
-        std::string body = ReadFixture("emm_device_enrolled.json");
-        while (!stop_) {
-          auto res = c.Post(hookfan.webhook_path(), body, "application/json");
-          if (!res || res->status != 202) return;
-          std::lock_guard<std::mutex> l(mu_);
-          acked_.insert(
-              nlohmann::json::parse(res->body)["id"].get<std::string>());
-        }
-      });
-    }
-  }
-  ~Senders() { Stop(); }
-
-  // The ids answered 202 so far.
-  std::set<std::string> Acked() {
-    std::lock_guard<std::mutex> l(mu_);
-    return acked_;
-  }
-  // Stops and joins the senders; returns the ids answered 202.
-  std::set<std::string> Stop() {
-    stop_ = true;
-    for (std::thread& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-    return Acked();
-  }
-
- private:
-  std::atomic<bool> stop_ = false;
-  std::mutex mu_;
-  std::set<std::string> acked_;
-  std::vector<std::thread> threads_;
-};
-
 std::string Backup(const std::string& args) {
   return std::string(HOOKFAN_BINARY) + " backup " + args;
 }

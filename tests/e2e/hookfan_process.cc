@@ -159,6 +159,35 @@ std::vector<std::string> HookfanProcess::Lines() {
   return lines_;
 }
 
+Senders::Senders(const HookfanProcess& hookfan) {
+  for (int t = 0; t < 4; ++t) {
+    threads_.emplace_back([this, &hookfan] {
+      httplib::Client c("127.0.0.1", hookfan.http_port());
+      c.set_read_timeout(30, 0);
+      std::string body = ReadFixture("emm_device_enrolled.json");
+      while (!stop_) {
+        auto res = c.Post(hookfan.webhook_path(), body, "application/json");
+        if (!res || res->status != 202) return;
+        std::lock_guard<std::mutex> l(mu_);
+        acked_.insert(nlohmann::json::parse(res->body)["id"].get<std::string>());
+      }
+    });
+  }
+}
+
+std::set<std::string> Senders::Acked() {
+  std::lock_guard<std::mutex> l(mu_);
+  return acked_;
+}
+
+std::set<std::string> Senders::Stop() {
+  stop_ = true;
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  return Acked();
+}
+
 StreamCollector::StreamCollector(v1::EventBroker::Stub* stub, v1::SubscribeRequest request,
                                  const std::string& bearer_token) {
   if (!bearer_token.empty()) context_.AddMetadata("authorization", "Bearer " + bearer_token);

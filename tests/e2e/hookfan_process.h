@@ -2,7 +2,10 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -93,6 +96,25 @@ class StreamCollector {
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status status_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
+};
+
+// Posts the enrollment fixture from four keep-alive connections until
+// Stop, or until a post is not answered 202, and keeps the id of every 202.
+class Senders {
+ public:
+  explicit Senders(const HookfanProcess& hookfan);
+  ~Senders() { Stop(); }
+
+  // The ids answered 202 so far.
+  std::set<std::string> Acked();
+  // Stops and joins the senders; returns the ids answered 202.
+  std::set<std::string> Stop();
+
+ private:
+  std::atomic<bool> stop_ = false;
+  std::mutex mu_;
+  std::set<std::string> acked_;
+  std::vector<std::thread> threads_;
 };
 
 // What a shell command printed (stdout and stderr) and its exit code.

@@ -29,45 +29,6 @@ struct Posted {
   nlohmann::json body;
 };
 
-// Posts a fixture from four keep-alive connections until Stop, or until a
-// post is not answered 202 (the process died or stopped listening), and
-// keeps the id of every 202.
-class Senders {
- public:
-  explicit Senders(const HookfanProcess& hookfan) {
-    for (int t = 0; t < 4; ++t) {
-      threads_.emplace_back([this, &hookfan] {
-        httplib::Client c("127.0.0.1", hookfan.http_port());
-        c.set_read_timeout(30, 0);
-        std::string body = ReadFixture("emm_device_enrolled.json");
-        while (!stop_) {
-          auto res = c.Post(hookfan.webhook_path(), body, "application/json");
-          if (!res || res->status != 202) return;
-          std::lock_guard<std::mutex> l(mu_);
-          acked_.insert(nlohmann::json::parse(res->body)["id"].get<std::string>());
-        }
-      });
-    }
-  }
-  ~Senders() { Stop(); }
-
-  // Stops and joins the senders; returns the ids answered 202.
-  std::set<std::string> Stop() {
-    stop_ = true;
-    for (std::thread& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-    std::lock_guard<std::mutex> l(mu_);
-    return acked_;
-  }
-
- private:
-  std::atomic<bool> stop_ = false;
-  std::mutex mu_;
-  std::set<std::string> acked_;
-  std::vector<std::thread> threads_;
-};
-
 class WebhookE2ETest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -85,6 +85,15 @@ absl::StatusOr<json> ParseJsonBody(std::string_view body) {
     return absl::InvalidArgumentError(
         absl::StrCat("body is not valid JSON: ", recorder.detail()));
   }
+  // nlohmann takes a NUL byte for the end of the input (as in a C string),
+  // so "{}\0junk" parses as {}. JSON allows NUL only escaped in a string,
+  // and a raw one in a string fails above: the first NUL ends the value.
+  if (const size_t nul = body.find('\0'); nul != body.npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "body is not valid JSON: at byte ", nul + 1,
+        ": syntax error while parsing value - unexpected NUL byte; expected "
+        "end of input"));
+  }
   if (depth > kMaxJsonDepth) {
     return absl::InvalidArgumentError(absl::StrCat(
         "JSON nested too deeply (more than ", kMaxJsonDepth, " levels)"));

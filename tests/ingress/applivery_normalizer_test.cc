@@ -585,6 +585,18 @@ TEST(AppliveryNormalizerTest, MalformedJsonIsRejectedWithByteOffset) {
                 "parsing object key - unexpected '}'; expected string literal");
 }
 
+TEST(AppliveryNormalizerTest, NulByteAfterTheJsonIsRejected) {
+  // Found by fuzz/applivery_normalizer_fuzzer: nlohmann stops at a NUL byte,
+  // so an object followed by NUL and junk passed as JSON and the junk went
+  // out in data (fuzz/regressions/applivery_normalizer/nul_after_object).
+  ExpectInvalid(std::string("{\"action\":\"build_created\"}\0junk", 31),
+                "body is not valid JSON: at byte 27: syntax error while "
+                "parsing value - unexpected NUL byte; expected end of input");
+  ExpectInvalid(std::string("5\0{", 3),
+                "body is not valid JSON: at byte 2: syntax error while "
+                "parsing value - unexpected NUL byte; expected end of input");
+}
+
 TEST(AppliveryNormalizerTest, EmptyBodyIsRejectedAsNotJson) {
   // An empty body is a malformed one, not an empty object.
   ExpectInvalid("",

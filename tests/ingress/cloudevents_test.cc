@@ -427,6 +427,18 @@ TEST(CloudEventsTest, StructuredBodyMustBeAJsonObject) {
       "JSON nested too deeply (more than 32 levels)");
 }
 
+TEST(CloudEventsTest, StructuredBodyWithNulByteAfterTheJsonIsRejected) {
+  // Found by fuzz/cloudevents_fuzzer: nlohmann stops at a NUL byte, so an
+  // event followed by NUL and junk passed as JSON
+  // (fuzz/regressions/cloudevents/nul_after_structured_event).
+  const std::string body = StructuredBody("");
+  ExpectStructuredError(
+      absl::StrCat(body, std::string("\0", 1), "[[["),
+      absl::StrCat("body is not valid JSON: at byte ", body.size() + 1,
+                   ": syntax error while parsing value - unexpected NUL "
+                   "byte; expected end of input"));
+}
+
 TEST(CloudEventsTest, MissingRequiredAttributeIsNamed) {
   // specversion, id, source and type are required; null counts as missing.
   ExpectStructuredError(R"({"id":"e1","source":"/s","type":"t"})",

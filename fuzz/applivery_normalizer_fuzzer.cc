@@ -1,0 +1,185 @@
+// Fuzzes NormalizeApplivery (ingress/applivery_normalizer.h): the input is
+// one webhook body. Checks the contract, not only that nothing crashes:
+// - an error is kInvalidArgument with a printable-ASCII message, and it is
+//   the documented one for text that is no JSON and for JSON nested deeper
+//   than kAppliveryMaxJsonDepth (counted here on the text);
+// - an event has a valid type (ingress/event_type.h) under "applivery.",
+//   the payload its type names, the fixed source and content type, the body
+//   byte for byte as data, a non-empty action, a subject of one of the
+//   documented shapes, the key those imply, and no id, sequence or time;
+// - the event survives serialization inside three enclosing messages, as
+//   kAppliveryMaxJsonDepth promises (and so holds valid UTF-8 only).
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "hookfan/v1/event.pb.h"
+#include "ingress/applivery_normalizer.h"
+#include "ingress/event_type.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+using ::hookfan::v1::Event;
+
+// Aborts (a crash for libFuzzer) when `ok` is false, saying what broke.
+void Check(bool ok, const char* what, const std::string& context = "") {
+  if (ok) return;
+  std::fprintf(stderr, "applivery_normalizer_fuzzer: broken: %s\n%s\n", what,
+               context.c_str());
+  std::abort();
+}
+
+bool IsPrintableAscii(absl::string_view text) {
+  for (const char c : text) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+// Whether `text` is JSON. nlohmann alone reads a NUL byte as the end of
+// the input, where JSON allows none.
+bool IsJson(std::string_view text) {
+  return text.find('\0') == text.npos && nlohmann::json::accept(text);
+}
+
+// The nesting depth of JSON text: 0 for a scalar, 1 for an object or array
+// of scalars, and so on.
+int JsonDepth(std::string_view json) {
+  int depth = 0;
+  int max_depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
+// The type each payload case is documented with (hookfan/v1/event.proto);
+// "" for the App Distribution payload, which several types share.
+std::string_view TypeOf(Event::PayloadCase payload) {
+  switch (payload) {
+    case Event::kEnrollmentTokenCreated:
+      return "applivery.enrollment_token.created";
+    case Event::kDeviceEnrolled:
+      return "applivery.device.enrolled";
+    case Event::kDeviceUserAssigned:
+      return "applivery.device.user_assigned";
+    case Event::kApnsCertificateExpiring:
+      return "applivery.apns_certificate.expiring";
+    case Event::kInventoryItemCreated:
+      return "applivery.inventory_item.created";
+    case Event::kInventoryItemUpdated:
+      return "applivery.inventory_item.updated";
+    case Event::kInventoryItemDeleted:
+      return "applivery.inventory_item.deleted";
+    case Event::kUnrecognized:
+      return "applivery.unrecognized";
+    case Event::kAppDistribution:
+      return "";
+    case Event::PAYLOAD_NOT_SET:
+      break;
+  }
+  return "(no payload)";
+}
+
+void CheckEvent(std::string_view body, const Event& event) {
+  const std::string shown = event.ShortDebugString();
+  Check(hookfan::ingress::IsValidEventType(event.type()), "invalid type",
+        shown);
+  Check(event.type().starts_with("applivery."), "type not applivery.*", shown);
+  const std::string_view payload_type = TypeOf(event.payload_case());
+  Check(payload_type == event.type() ||
+            (payload_type.empty() && event.type() != "applivery.unrecognized"),
+        "payload does not match the type", shown);
+  Check(event.source() == "/webhooks/applivery", "source", shown);
+  Check(event.data_content_type() == "application/json", "data_content_type",
+        shown);
+  Check(event.data() == body, "data is not the body byte for byte", shown);
+  Check(!event.action().empty(), "empty action", shown);
+  Check(hookfan::v1::Platform_IsValid(event.platform()), "platform", shown);
+  Check(event.id().empty() && event.sequence() == 0 && !event.has_time(),
+        "id, sequence or time set", shown);
+
+  const std::string& subject = event.subject();
+  constexpr std::string_view kDevices = "devices/";
+  if (subject.starts_with(kDevices)) {
+    Check(subject.size() > kDevices.size(), "empty device id", shown);
+    Check(event.key() == subject.substr(kDevices.size()),
+          "key is not the device id", shown);
+  } else {
+    Check(subject.empty() || subject.starts_with("mdm-users/") ||
+              subject.starts_with("inventory-items/"),
+          "subject shape", shown);
+    Check(event.key() == event.organization().id(),
+          "key is not the organization id", shown);
+  }
+
+  std::string bytes;
+  Check(event.SerializeToString(&bytes), "serialize", shown);
+  google::protobuf::io::CodedInputStream input(
+      reinterpret_cast<const uint8_t*>(bytes.data()),
+      static_cast<int>(bytes.size()));
+  input.SetRecursionLimit(100 - 3);
+  Event parsed;
+  Check(parsed.ParseFromCodedStream(&input),
+        "does not parse back inside three enclosing messages", shown);
+  Check(google::protobuf::util::MessageDifferencer::Equals(parsed, event),
+        "parses back different", shown);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view body(reinterpret_cast<const char*>(data), size);
+  const absl::StatusOr<Event> event =
+      hookfan::ingress::NormalizeApplivery(body);
+  const absl::string_view message = event.status().message();
+  const bool not_json =
+      absl::StartsWith(message, "body is not valid JSON: at byte ");
+  const bool too_deep =
+      message == "JSON nested too deeply (more than 32 levels)";
+  if (!IsJson(body)) {
+    Check(not_json, "text that is no JSON is not refused as such",
+          event.status().ToString());
+  } else {
+    Check(!not_json, "JSON refused as invalid", event.status().ToString());
+    Check(too_deep ==
+              (JsonDepth(body) > hookfan::ingress::kAppliveryMaxJsonDepth),
+          "depth limit", event.status().ToString());
+  }
+  if (!event.ok()) {
+    const std::string shown = event.status().ToString();
+    Check(event.status().code() == absl::StatusCode::kInvalidArgument,
+          "error code is not kInvalidArgument", shown);
+    Check(!message.empty() && IsPrintableAscii(message),
+          "error message is not printable ASCII", shown);
+    return 0;
+  }
+  CheckEvent(body, *event);
+  return 0;
+}

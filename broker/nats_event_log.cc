@@ -21,8 +21,6 @@ constexpr int64_t kNanosPerMilli = 1000 * 1000;
 // GetById scans this far either side of the time a UUIDv7 id was minted
 // (covers clock skew between a replica and NATS).
 constexpr absl::Duration kIdTimeSlack = absl::Minutes(5);
-// Reads of at least this many events use an ordered consumer.
-constexpr size_t kStreamedRead = 16;
 // An AppendOnce claim older than this is taken over: its holder died
 // between claiming the key and recording the event.
 constexpr absl::Duration kStaleClaim = absl::Seconds(15);
@@ -414,30 +412,6 @@ absl::StatusOr<std::vector<EventPtr>> NatsEventLog::Read(uint64_t from, size_t m
   size_t bytes = 0;
   const uint64_t last = LastSequence();
   uint64_t seq = std::max<uint64_t>(from, 1);
-  // Long reads (a subscriber catching up) stream through an ordered
-  // consumer: one round trip per read instead of one per event.
-  if (max_events >= kStreamedRead && seq + kStreamedRead <= last) {
-    OwnedSubscription sub;
-    RETURN_IF_ERROR(SubscribeOrdered(seq, absl::InfinitePast(), absl::ZeroDuration(), sub.out()));
-    while (events.size() < max_events) {
-      OwnedMsg msg;
-      natsStatus s = natsSubscription_NextMsg(msg.out(), sub.get(), connection_->timeout_ms());
-      if (s == NATS_TIMEOUT && connection_->connected()) {
-        nats_GetLastError(nullptr);
-        break;  // nothing left up to `last` (retention removed it)
-      }
-      RETURN_IF_ERROR(NatsStatus(s, static_cast<jsErrCode>(0),
-                                 absl::StrCat("reading from sequence ", seq)));
-      ASSIGN_OR_RETURN(EventPtr event, NatsConnection::DecodeEvent(msg.get()));
-      if (event->event.sequence() > last) break;
-      if (!events.empty() && bytes + event->wire.size() > max_bytes) break;
-      bytes += event->wire.size();
-      const bool at_end = event->event.sequence() >= last;
-      events.push_back(std::move(event));
-      if (at_end) break;
-    }
-    return events;
-  }
   while (events.size() < max_events && seq <= last) {
     ASSIGN_OR_RETURN(EventPtr event, NextAt(seq));
     if (event == nullptr || event->event.sequence() > last) break;

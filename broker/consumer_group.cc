@@ -12,7 +12,12 @@ namespace {
 
 constexpr size_t kFillBatch = 256;
 
-// The part of ConsumerOpen that defines a group (fixed at creation).
+absl::Status NoGroup(const std::string& name) {
+  return absl::NotFoundError(absl::StrCat("no consumer group \"", name, "\""));
+}
+
+}  // namespace
+
 v1::ConsumerOpen GroupConfig(const v1::ConsumerOpen& open) {
   v1::ConsumerOpen config;
   config.set_group(open.group());
@@ -22,12 +27,6 @@ v1::ConsumerOpen GroupConfig(const v1::ConsumerOpen& open) {
   config.set_key_ordered(open.key_ordered());
   return config;
 }
-
-absl::Status NoGroup(const std::string& name) {
-  return absl::NotFoundError(absl::StrCat("no consumer group \"", name, "\""));
-}
-
-}  // namespace
 
 absl::Status ValidateGroupName(const std::string& name) {
   bool ok = !name.empty() && name.size() <= 128 &&

@@ -100,6 +100,10 @@ class ConsumerGroups {
   virtual void Shutdown() = 0;
 };
 
+// The part of a ConsumerOpen that defines a group (fixed at creation):
+// group, filter, max_deliveries (defaulted) and key_ordered.
+v1::ConsumerOpen GroupConfig(const v1::ConsumerOpen& open);
+
 // Validates a consumer group name: 1–128 characters of [A-Za-z0-9._-].
 absl::Status ValidateGroupName(const std::string& name);
 

@@ -82,15 +82,10 @@ void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
   out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
 }
 
-// The part of ConsumerOpen that defines a group (fixed at creation): as
-// GroupManager's, plus the ack deadline, which is the JetStream consumer's.
-v1::ConsumerOpen GroupConfig(const v1::ConsumerOpen& open) {
-  v1::ConsumerOpen config;
-  config.set_group(open.group());
-  *config.mutable_filter() = open.filter();
-  config.set_max_deliveries(open.max_deliveries() == 0 ? kDefaultMaxDeliveries
-                                                       : open.max_deliveries());
-  config.set_key_ordered(open.key_ordered());
+// The group config (GroupConfig) plus the ack deadline, which is the
+// JetStream consumer's and so fixed at creation too.
+v1::ConsumerOpen NatsGroupConfig(const v1::ConsumerOpen& open) {
+  v1::ConsumerOpen config = GroupConfig(open);
   SetDuration(AckDeadline(open), config.mutable_ack_deadline());
   return config;
 }
@@ -200,7 +195,7 @@ class NatsGroupMember : public ConsumerGroupMember {
 
   NatsConsumerGroups* const groups_;
   NatsConnection* const connection_;
-  const v1::ConsumerOpen config_;  // GroupConfig()
+  const v1::ConsumerOpen config_;  // NatsGroupConfig()
   const std::string durable_;
   const Filter filter_;
   const uint32_t max_in_flight_;
@@ -763,7 +758,7 @@ absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> NatsConsumerGroups::Join(
     absl::MutexLock lock(&mu_);
     if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
   }
-  v1::ConsumerOpen config = GroupConfig(open);
+  v1::ConsumerOpen config = NatsGroupConfig(open);
   RETURN_IF_ERROR(EnsureGroup(open, config));
   auto member = std::make_unique<NatsGroupMember>(
       this, std::move(config), std::move(filter),

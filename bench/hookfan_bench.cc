@@ -26,9 +26,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "bench/nats_baseline.h"
 #include "broker/sqlite_event_log.h"
+#include "common/sync.h"
 #include "grpcpp/grpcpp.h"
 #include "hookfan/v1/broker.grpc.pb.h"
 #include "ingress/applivery_normalizer.h"
@@ -115,7 +115,7 @@ PostResult PostLoad(const std::string& http, const std::string& token, int conne
   // starts: connection setup is not what this measures.
   std::latch connected(connections + 1);
   Clock::time_point start, end;
-  absl::Notification go;
+  Notification go;
   std::vector<std::thread> threads;
   for (int c = 0; c < connections; ++c) {
     threads.emplace_back([&, c] {
@@ -249,7 +249,7 @@ class Subscribers {
     grpc::ClientContext context;
     v1::SubscribeResponse response;
     std::atomic<uint64_t> received{0};
-    absl::Notification started, done;
+    Notification started, done;
   };
 
   const bool measure_latency_;

@@ -59,10 +59,10 @@ struct GroupManager::Member {
   uint64_t ignored = 0;
 
   void Wake() {
-    absl::MutexLock lock(&wake_mu);
+    MutexLock lock(&wake_mu);
     if (wake) wake();
   }
-  absl::Mutex wake_mu;
+  Mutex wake_mu;
   std::function<void()> wake ABSL_GUARDED_BY(wake_mu);
 };
 
@@ -100,7 +100,7 @@ GroupManager::~GroupManager() {
   Shutdown();
   std::vector<std::unique_ptr<Subscription>> readers;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (auto& [name, g] : groups_) readers.push_back(std::move(g->reader));
   }
   readers.clear();  // outside mu_: a log wake in progress needs mu_
@@ -127,13 +127,13 @@ absl::Status GroupManager::Load() {
     for (const auto& [seq, attempts] : r.attempts) {
       ASSIGN_OR_RETURN(std::vector<EventPtr> read, log_->Read(seq, 1));
       if (!read.empty() && read.front()->event.sequence() == seq) {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         AddPendingLocked(g.get(), read.front(), attempts);
       }
     }
     loaded.push_back(std::move(g));
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (auto& g : loaded) groups_[g->name] = std::move(g);
   return absl::OkStatus();
 }
@@ -160,7 +160,7 @@ absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> GroupManager::Join(const v1
   member->max_in_flight = open.max_in_flight() == 0 ? kDefaultMaxInFlight : open.max_in_flight();
   member->ack_deadline = deadline;
   {
-    absl::MutexLock lock(&member->wake_mu);
+    MutexLock lock(&member->wake_mu);
     member->wake = std::move(wake);
   }
   v1::ConsumerOpen config = GroupConfig(open);
@@ -169,7 +169,7 @@ absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> GroupManager::Join(const v1
   // wake holds the reader's lock, then takes mu_).
   std::shared_ptr<Group> created;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (!groups_.contains(open.group())) {
       created = std::make_shared<Group>();
       created->name = open.group();
@@ -189,7 +189,7 @@ absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> GroupManager::Join(const v1
 absl::Status GroupManager::AddMember(const std::shared_ptr<Member>& member,
                                       const v1::ConsumerOpen& config,
                                       std::shared_ptr<Group>& created) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
   auto it = groups_.find(config.group());
   if (it == groups_.end()) {
@@ -252,7 +252,7 @@ absl::Status GroupManager::FillLocked(Group* g, size_t want) {
 }
 
 absl::StatusOr<std::vector<Delivery>> GroupManager::Poll(Member* m, size_t max) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
   auto it = groups_.find(m->group);
   if (it == groups_.end() || it->second->deleted) {
@@ -336,7 +336,7 @@ absl::Status GroupManager::Settle(Member* m, absl::Span<const uint64_t> sequence
                                   absl::Duration delay) {
   std::vector<std::shared_ptr<Member>> wakes;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = groups_.find(m->group);
     if (it == groups_.end() || it->second->deleted) return absl::OkStatus();
     Group* g = it->second.get();
@@ -369,7 +369,7 @@ absl::Status GroupManager::Settle(Member* m, absl::Span<const uint64_t> sequence
 
 absl::Status GroupManager::Extend(Member* m, absl::Span<const uint64_t> sequences,
                                   absl::Duration extension) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = groups_.find(m->group);
   if (it == groups_.end()) return absl::OkStatus();
   absl::Time due = options_.clock->Now() + extension;
@@ -388,7 +388,7 @@ absl::Status GroupManager::Extend(Member* m, absl::Span<const uint64_t> sequence
 void GroupManager::Tick() {
   std::vector<std::shared_ptr<Member>> wakes;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     absl::Time now = options_.clock->Now();
     for (auto& [name, g] : groups_) {
       GroupStore::Changes changes;
@@ -424,7 +424,7 @@ void GroupManager::Tick() {
 void GroupManager::OnLogWake(Group* g) {
   std::vector<std::shared_ptr<Member>> wakes;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (g->deleted) return;
     CollectWakesLocked(g, &wakes);
   }
@@ -438,7 +438,7 @@ void GroupManager::TickerLoop() {
 void GroupManager::Leave(Member* m) {
   std::vector<std::shared_ptr<Member>> wakes;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (auto it = groups_.find(m->group); it != groups_.end()) {
       Group* g = it->second.get();
       g->members.erase(m->id);
@@ -461,12 +461,12 @@ void GroupManager::Leave(Member* m) {
     }
   }
   WakeAll(wakes);
-  absl::MutexLock lock(&m->wake_mu);  // waits out a wake in progress
+  MutexLock lock(&m->wake_mu);  // waits out a wake in progress
   m->wake = nullptr;
 }
 
 std::vector<v1::GroupInfo> GroupManager::ListGroups() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::vector<v1::GroupInfo> out;
   uint64_t last = log_->LastSequence();
   for (const auto& [name, g] : groups_) {
@@ -492,7 +492,7 @@ absl::Status GroupManager::DeleteGroup(const std::string& name) {
   std::shared_ptr<Group> g;
   std::vector<std::shared_ptr<Member>> wakes;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = groups_.find(name);
     if (it == groups_.end()) return NoGroup(name);
     RETURN_IF_ERROR(store_->DeleteGroup(name));
@@ -548,7 +548,7 @@ absl::StatusOr<uint64_t> GroupManager::Redrive(const std::string& name,
   std::vector<std::shared_ptr<Member>> wakes;
   uint64_t redriven = 0;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = groups_.find(name);
     if (it == groups_.end()) return NoGroup(name);
     Group* g = it->second.get();
@@ -577,7 +577,7 @@ absl::StatusOr<uint64_t> GroupManager::Redrive(const std::string& name,
 void GroupManager::Shutdown() {
   std::vector<std::shared_ptr<Member>> wakes;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (shutdown_) return;
     shutdown_ = true;
     for (auto& [name, g] : groups_) {
@@ -606,7 +606,7 @@ absl::Status GroupMember::Extend(absl::Span<const uint64_t> sequences, absl::Dur
 }
 
 uint64_t GroupMember::ignored() const {
-  absl::MutexLock lock(&manager_->mu_);
+  MutexLock lock(&manager_->mu_);
   return member_->ignored;
 }
 

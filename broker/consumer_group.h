@@ -12,8 +12,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "broker/consumer_groups.h"
@@ -21,6 +19,7 @@
 #include "broker/fanout.h"
 #include "broker/group_store.h"
 #include "common/clock.h"
+#include "common/sync.h"
 #include "hookfan/v1/broker.pb.h"
 
 namespace hookfan::broker {
@@ -134,12 +133,12 @@ class GroupManager : public ConsumerGroups {
   GroupStore* const store_;
   const Options options_;
 
-  absl::Mutex mu_;
+  Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t next_member_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, std::shared_ptr<Group>> groups_ ABSL_GUARDED_BY(mu_);
 
-  absl::Notification stop_ticker_;
+  Notification stop_ticker_;
   std::thread ticker_;
   std::atomic<uint64_t> deliveries_{0};
   std::atomic<uint64_t> redeliveries_{0};

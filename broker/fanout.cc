@@ -25,7 +25,7 @@ struct Fanout::State : std::enable_shared_from_this<State> {
 
   // Calls the holder's wake callback unless it unsubscribed.
   void Wake() {
-    absl::MutexLock lock(&wake_mu);
+    MutexLock lock(&wake_mu);
     if (wake) wake();
   }
 
@@ -41,7 +41,7 @@ struct Fanout::State : std::enable_shared_from_this<State> {
   // Set when the store became unreachable: Poll fails with it from then on.
   absl::Status interrupted;
 
-  absl::Mutex wake_mu;
+  Mutex wake_mu;
   std::function<void()> wake ABSL_GUARDED_BY(wake_mu);
 };
 
@@ -92,10 +92,10 @@ absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
     }
   }
   {
-    absl::MutexLock lock(&state->wake_mu);
+    MutexLock lock(&state->wake_mu);
     state->wake = std::move(wake);
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
   if (latest) state->cursor = last_committed_;
   states_.insert(state);
@@ -118,7 +118,7 @@ void Fanout::OnCommit(const std::vector<EventPtr>& events) {
   if (events.empty()) return;
   std::vector<std::shared_ptr<State>> woken;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     // The window must stay contiguous for index arithmetic; a gap (which a
     // store never produces) just sends readers to the store.
     if (!window_.empty() &&
@@ -183,7 +183,7 @@ absl::StatusOr<std::vector<EventPtr>> Fanout::Poll(State* s, size_t max_events,
   while (true) {
     uint64_t from;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
       if (!s->interrupted.ok()) return s->interrupted;
       Unpark(s);
@@ -214,7 +214,7 @@ absl::StatusOr<std::vector<EventPtr>> Fanout::Poll(State* s, size_t max_events,
           "sequence ", from, " is no longer held; the oldest event held is sequence ",
           first));
     }
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (const EventPtr& e : read) {
       if (e->event.sequence() <= s->cursor) continue;
       if (!offer(e)) break;
@@ -225,18 +225,18 @@ absl::StatusOr<std::vector<EventPtr>> Fanout::Poll(State* s, size_t max_events,
 
 void Fanout::Unsubscribe(State* state) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     Unpark(state);
     states_.erase(state->shared_from_this());
   }
-  absl::MutexLock lock(&state->wake_mu);  // waits out a wake in progress
+  MutexLock lock(&state->wake_mu);  // waits out a wake in progress
   state->wake = nullptr;
 }
 
 void Fanout::Shutdown() {
   std::vector<std::shared_ptr<State>> all;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (shutdown_) return;
     shutdown_ = true;
     all.assign(states_.begin(), states_.end());
@@ -247,7 +247,7 @@ void Fanout::Shutdown() {
 void Fanout::OnStoreUnavailable(const absl::Status& why) {
   std::vector<std::shared_ptr<State>> all;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (const auto& state : states_) {
       state->interrupted = absl::UnavailableError(
           absl::StrCat("the event store is unavailable (", why.message(),
@@ -259,7 +259,7 @@ void Fanout::OnStoreUnavailable(const absl::Status& why) {
 }
 
 size_t Fanout::subscription_count() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return states_.size();
 }
 
@@ -267,7 +267,7 @@ Fanout::Stats Fanout::stats() const {
   Stats stats{.events = events_out_.load(std::memory_order_relaxed),
               .bytes = bytes_out_.load(std::memory_order_relaxed),
               .catchup_reads = catchup_reads_.load(std::memory_order_relaxed)};
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   stats.subscriptions = states_.size();
   for (const auto& state : states_) {
     stats.max_lag = std::max(stats.max_lag, last_committed_ - std::min(state->cursor, last_committed_));
@@ -283,7 +283,7 @@ absl::StatusOr<std::vector<EventPtr>> Subscription::Poll(size_t max_events,
 }
 
 uint64_t Subscription::cursor() const {
-  absl::MutexLock lock(&fanout_->mu_);
+  MutexLock lock(&fanout_->mu_);
   return state_->cursor;
 }
 

@@ -10,9 +10,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "broker/event_log.h"
 #include "broker/filter.h"
+#include "common/sync.h"
 #include "hookfan/v1/broker.pb.h"
 
 namespace hookfan::broker {
@@ -97,7 +97,7 @@ class Fanout : public CommitListener {
   std::atomic<uint64_t> bytes_out_{0};
   std::atomic<uint64_t> catchup_reads_{0};
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t last_committed_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<EventPtr> window_ ABSL_GUARDED_BY(mu_);

@@ -54,13 +54,13 @@ class StreamPump : public Reactor {
   }
 
   void Wake() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     wake_pending_ = true;
     ScheduleLocked();
   }
 
   void FinishNow(const grpc::Status& status) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     FinishLocked(status);
   }
 
@@ -72,7 +72,7 @@ class StreamPump : public Reactor {
   // load, and the hop doubled the cost of each delivery.
   void OnWriteDone(bool ok) override {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       writing_ = false;
       if (finished_) {
         if (pending_finish_) {
@@ -100,7 +100,7 @@ class StreamPump : public Reactor {
   void OnDone() override {
     bool remove;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       done_ = true;
       remove = pumps_ == 0;
     }
@@ -119,7 +119,7 @@ class StreamPump : public Reactor {
 
   // Call once the stream may produce (after setup).
   void Activate() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     active_ = true;
     ScheduleLocked();
   }
@@ -137,7 +137,7 @@ class StreamPump : public Reactor {
     absl::StatusOr<bool> produced = Produce(&response_);
     bool remove;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       pumping_ = false;
       if (!finished_) {
         if (!produced.ok()) {
@@ -169,7 +169,7 @@ class StreamPump : public Reactor {
   Executor* const executor_;
   std::shared_ptr<std::atomic<int>> slot_;  // the open-stream count, if counted in it
   Response response_;  // written only by Pump, read by gRPC during a write
-  absl::Mutex mu_;
+  Mutex mu_;
   bool active_ ABSL_GUARDED_BY(mu_) = false;
   bool pumping_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_pending_ ABSL_GUARDED_BY(mu_) = false;

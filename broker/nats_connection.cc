@@ -85,7 +85,7 @@ namespace {
 // nats.c calls connection callbacks on a thread of its own, possibly after
 // natsConnection_Destroy returned; the closure is therefore a key into this
 // registry, not a pointer to the (maybe destroyed) NatsConnection.
-absl::Mutex registry_mu(absl::kConstInit);
+Mutex registry_mu(absl::kConstInit);
 std::map<uintptr_t, NatsConnection*>& Registry() ABSL_EXCLUSIVE_LOCKS_REQUIRED(registry_mu) {
   static auto* registry = new std::map<uintptr_t, NatsConnection*>;
   return *registry;
@@ -129,7 +129,7 @@ absl::StatusOr<std::unique_ptr<NatsConnection>> NatsConnection::Connect(
     natsOptions_SetPingInterval(opts, 5000);
     natsOptions_SetMaxPingsOut(opts, 2);
     {
-      absl::MutexLock lock(&registry_mu);
+      MutexLock lock(&registry_mu);
       connection->registry_key_ = next_key++;
       Registry()[connection->registry_key_] = connection.get();
     }
@@ -182,7 +182,7 @@ absl::StatusOr<std::unique_ptr<NatsConnection>> NatsConnection::Connect(
 
 NatsConnection::~NatsConnection() {
   {
-    absl::MutexLock lock(&registry_mu);
+    MutexLock lock(&registry_mu);
     Registry().erase(registry_key_);
   }
   if (js_ != nullptr) jsCtx_Destroy(js_);
@@ -193,13 +193,13 @@ NatsConnection::~NatsConnection() {
 }
 
 int NatsConnection::AddListener(std::function<void(bool connected)> listener) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   listeners_.emplace_back(next_listener_, std::move(listener));
   return next_listener_++;
 }
 
 void NatsConnection::RemoveListener(int id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::erase_if(listeners_, [id](const auto& l) { return l.first == id; });
 }
 
@@ -208,18 +208,18 @@ void NatsConnection::Notify(bool connected) {
   log::Write(connected ? log::Level::kInfo : log::Level::kWarn,
              connected ? "reconnected to NATS" : "lost NATS; retrying",
              {{"servers", absl::StrJoin(options_.servers, ",")}});
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (const auto& [id, listener] : listeners_) listener(connected);
 }
 
 void NatsConnection::OnDisconnected(natsConnection*, void* closure) {
-  absl::MutexLock lock(&registry_mu);
+  MutexLock lock(&registry_mu);
   auto it = Registry().find(reinterpret_cast<uintptr_t>(closure));
   if (it != Registry().end()) it->second->Notify(false);
 }
 
 void NatsConnection::OnReconnected(natsConnection*, void* closure) {
-  absl::MutexLock lock(&registry_mu);
+  MutexLock lock(&registry_mu);
   auto it = Registry().find(reinterpret_cast<uintptr_t>(closure));
   if (it != Registry().end()) it->second->Notify(true);
 }

@@ -13,9 +13,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "broker/event_log.h"
+#include "common/sync.h"
 
 namespace hookfan::broker {
 
@@ -113,7 +113,7 @@ class NatsConnection {
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
   std::atomic<bool> connected_{false};
-  absl::Mutex mu_;
+  Mutex mu_;
   int next_listener_ ABSL_GUARDED_BY(mu_) = 1;
   std::vector<std::pair<int, std::function<void(bool)>>> listeners_ ABSL_GUARDED_BY(mu_);
 };

@@ -152,7 +152,7 @@ class NatsGroupMember : public ConsumerGroupMember {
   absl::Status Nack(absl::Span<const uint64_t> sequences, absl::Duration delay) override;
   absl::Status Extend(absl::Span<const uint64_t> sequences, absl::Duration extension) override;
   uint64_t ignored() const override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return ignored_;
   }
 
@@ -204,7 +204,7 @@ class NatsGroupMember : public ConsumerGroupMember {
   natsSubscription* redrive_sub_ = nullptr;  // on its redrive consumer
   std::thread fetcher_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool parked_ ABSL_GUARDED_BY(mu_) = false;  // the last Poll found nothing
@@ -215,7 +215,7 @@ class NatsGroupMember : public ConsumerGroupMember {
   absl::Time requests_expire_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   uint64_t ignored_ ABSL_GUARDED_BY(mu_) = 0;
 
-  absl::Mutex wake_mu_;  // serializes wakes
+  Mutex wake_mu_;  // serializes wakes
   const std::function<void()> wake_;
 };
 
@@ -242,7 +242,7 @@ absl::Status NatsGroupMember::Start() {
 NatsGroupMember::~NatsGroupMember() {
   groups_->Unregister(this);
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
   // Ends a fetch in progress at once (the consumers stay: these
@@ -259,7 +259,7 @@ NatsGroupMember::~NatsGroupMember() {
   std::vector<Lease> back;
   absl::Duration wait;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (auto* leases : {&held_, &ready_}) {
       for (auto& [seq, lease] : *leases) back.push_back(std::move(lease));
       leases->clear();
@@ -275,7 +275,7 @@ NatsGroupMember::~NatsGroupMember() {
 
 void NatsGroupMember::End(const absl::Status& why) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (!error_.ok()) return;
     error_ = why;
   }
@@ -283,7 +283,7 @@ void NatsGroupMember::End(const absl::Status& why) {
 }
 
 void NatsGroupMember::Wake() {
-  absl::MutexLock lock(&wake_mu_);
+  MutexLock lock(&wake_mu_);
   if (wake_) wake_();
 }
 
@@ -317,7 +317,7 @@ void NatsGroupMember::FetchLoop() {
   while (true) {
     size_t room = 0;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       mu_.Await(absl::Condition(this, &NatsGroupMember::CanFetch));
       if (stopping_ || !error_.ok()) return;
       room = max_in_flight_ - held_.size() - ready_.size();
@@ -362,7 +362,7 @@ void NatsGroupMember::FetchLoop() {
     }
     bool wake = false;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (stopping_) {
         for (Lease& lease : leases) leftovers_.push_back(std::move(lease));  // for the destructor
         return;
@@ -387,7 +387,7 @@ void NatsGroupMember::FetchLoop() {
       if (absl::Now() - last_check < kCheckInterval) continue;
       last_check = absl::Now();
     } else {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (stopping_) return;  // the destructor unsubscribed
     }
     // A failed fetch (or a long idle one): is the group still there?
@@ -398,7 +398,7 @@ void NatsGroupMember::FetchLoop() {
     if (s != NATS_TIMEOUT) {
       log::Warn("consumer group fetch failed; retrying",
                 {{"group", group()}, {"error", natsStatus_GetText(s)}});
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       mu_.AwaitWithTimeout(absl::Condition(&stopping_), kRetryWait);
     }
   }
@@ -500,7 +500,7 @@ void NatsGroupMember::ExpireLocked(absl::Time now) {
 }
 
 absl::StatusOr<std::vector<Delivery>> NatsGroupMember::Poll(size_t max) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!error_.ok()) return error_;
   ExpireLocked(groups_->options_.clock->Now());
   std::vector<Delivery> out;
@@ -518,7 +518,7 @@ absl::StatusOr<std::vector<Delivery>> NatsGroupMember::Poll(size_t max) {
 
 std::vector<NatsGroupMember::Lease> NatsGroupMember::TakeHeld(
     absl::Span<const uint64_t> sequences) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ExpireLocked(groups_->options_.clock->Now());
   std::vector<Lease> taken;
   for (uint64_t seq : sequences) {
@@ -576,7 +576,7 @@ absl::Status NatsGroupMember::Nack(absl::Span<const uint64_t> sequences, absl::D
 }
 
 absl::Status NatsGroupMember::Extend(absl::Span<const uint64_t> sequences, absl::Duration) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   absl::Time now = groups_->options_.clock->Now();
   ExpireLocked(now);
   for (uint64_t seq : sequences) {
@@ -674,7 +674,7 @@ NatsConsumerGroups::~NatsConsumerGroups() {
     natsSubscription_Destroy(deletions_);
   }
   connection_->RemoveListener(connection_listener_);
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!members_.empty()) log::Error("NatsConsumerGroups destroyed before its members");
 }
 
@@ -709,14 +709,14 @@ std::string NatsConsumerGroups::RedriveSubject(absl::string_view durable) const 
 }
 
 absl::Status NatsConsumerGroups::Register(NatsGroupMember* member) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
   members_[member->group()].insert(member);
   return absl::OkStatus();
 }
 
 void NatsConsumerGroups::Unregister(NatsGroupMember* member) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = members_.find(member->group());
   if (it == members_.end()) return;
   it->second.erase(member);
@@ -724,7 +724,7 @@ void NatsConsumerGroups::Unregister(NatsGroupMember* member) {
 }
 
 void NatsConsumerGroups::EndMembers(const std::string& group, const absl::Status& why) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   EndMembersLocked(group, why);
 }
 
@@ -737,7 +737,7 @@ void NatsConsumerGroups::EndMembersLocked(const std::string& group, const absl::
 }
 
 void NatsConsumerGroups::Shutdown() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (shutdown_) return;
   shutdown_ = true;
   EndMembersLocked("", absl::UnavailableError("hookfan is shutting down"));
@@ -755,7 +755,7 @@ absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> NatsConsumerGroups::Join(
   }
   ASSIGN_OR_RETURN(Filter filter, Filter::Create(open.filter()));
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
   }
   v1::ConsumerOpen config = NatsGroupConfig(open);
@@ -980,7 +980,7 @@ std::vector<v1::GroupInfo> NatsConsumerGroups::ListGroups() {
   }
   std::map<std::string, uint32_t> local_members;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (const auto& [name, members] : members_) local_members[name] = members.size();
   }
 

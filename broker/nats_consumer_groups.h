@@ -14,14 +14,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "broker/consumer_groups.h"
 #include "broker/event_log.h"
 #include "broker/nats_connection.h"
 #include "common/clock.h"
+#include "common/sync.h"
 #include "hookfan/v1/broker.pb.h"
 
 namespace hookfan::broker {
@@ -174,10 +173,10 @@ class NatsConsumerGroups : public ConsumerGroups {
   const Options options_;
   int connection_listener_ = 0;
   natsSubscription* deletions_ = nullptr;  // null if the advisories cannot be read
-  absl::Notification deletions_closed_;
+  Notification deletions_closed_;
 
   // Lock order: NatsConnection's listener lock, mu_, a member's locks.
-  absl::Mutex mu_;
+  Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::set<NatsGroupMember*>> members_ ABSL_GUARDED_BY(mu_);
 

@@ -136,7 +136,7 @@ absl::StatusOr<std::unique_ptr<NatsEventLog>> NatsEventLog::Open(NatsConnection*
       self->resubscribe_.store(true, std::memory_order_release);
       return;
     }
-    absl::MutexLock lock(&self->listener_mu_);
+    MutexLock lock(&self->listener_mu_);
     if (self->listener_ != nullptr) {
       self->listener_->OnStoreUnavailable(absl::UnavailableError("lost the NATS connection"));
     }
@@ -198,7 +198,7 @@ absl::Status NatsEventLog::Setup() {
   last_sequence_.store(info->State.LastSeq, std::memory_order_release);
   tail_next_ = info->State.LastSeq + 1;
   {
-    absl::MutexLock lock(&tail_mu_);
+    MutexLock lock(&tail_mu_);
     tail_passed_ = info->State.LastSeq;
   }
 
@@ -295,7 +295,7 @@ absl::Status NatsEventLog::Append(absl::Span<v1::Event> events) {
 }
 
 void NatsEventLog::WaitForTail(uint64_t seq) {
-  absl::MutexLock lock(&tail_mu_);
+  MutexLock lock(&tail_mu_);
   auto passed = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(tail_mu_) {
     return tail_passed_ >= seq || stop_.HasBeenNotified();
   };
@@ -496,7 +496,7 @@ absl::StatusOr<uint64_t> NatsEventLog::SequenceAtTime(absl::Time t) {
 }
 
 void NatsEventLog::SetCommitListener(CommitListener* listener) {
-  absl::MutexLock lock(&listener_mu_);
+  MutexLock lock(&listener_mu_);
   listener_ = listener;
 }
 
@@ -552,10 +552,10 @@ void NatsEventLog::TailLoop() {
       for (OwnedMsg& m : more) take(m.get());
       if (batch.empty()) continue;
       {
-        absl::MutexLock lock(&listener_mu_);
+        MutexLock lock(&listener_mu_);
         if (listener_ != nullptr) listener_->OnCommit(batch);
       }
-      absl::MutexLock lock(&tail_mu_);
+      MutexLock lock(&tail_mu_);
       tail_passed_ = batch.back()->event.sequence();
     }
   }

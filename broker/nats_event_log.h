@@ -13,10 +13,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "broker/event_log.h"
 #include "broker/nats_connection.h"
+#include "common/sync.h"
 
 namespace hookfan::broker {
 
@@ -100,14 +99,14 @@ class NatsEventLog : public EventLog {
   // its events get consecutive sequences.
   std::shared_mutex publish_mu_;
 
-  absl::Mutex listener_mu_;
+  Mutex listener_mu_;
   CommitListener* listener_ ABSL_GUARDED_BY(listener_mu_) = nullptr;
   int connection_listener_ = 0;
   std::atomic<bool> resubscribe_{false};
   uint64_t tail_next_ = 1;  // next sequence the tail passes on (tail thread only)
-  absl::Mutex tail_mu_;
+  Mutex tail_mu_;
   uint64_t tail_passed_ ABSL_GUARDED_BY(tail_mu_) = 0;  // last sequence passed on
-  absl::Notification stop_;
+  Notification stop_;
   std::thread tail_;
 };
 

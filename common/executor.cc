@@ -8,14 +8,14 @@ Executor::Executor(int threads) {
 
 Executor::~Executor() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
   for (std::thread& t : threads_) t.join();
 }
 
 void Executor::Schedule(std::function<void()> fn) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   queue_.push_back(std::move(fn));
 }
 
@@ -23,7 +23,7 @@ void Executor::Loop() {
   while (true) {
     std::function<void()> fn;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](Executor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
             return e->stop_ || !e->queue_.empty();

@@ -25,7 +25,7 @@ std::string UuidV7Generator::Next() {
   uint64_t ms;
   uint32_t counter;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     uint64_t now_ms = static_cast<uint64_t>(absl::ToUnixMillis(clock_->Now()));
     if (now_ms > last_ms_) {
       last_ms_ = now_ms;

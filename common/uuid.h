@@ -4,8 +4,8 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/sync.h"
 
 namespace hookfan {
 
@@ -26,7 +26,7 @@ class UuidV7Generator {
 
  private:
   Clock* const clock_;
-  absl::Mutex mu_;
+  Mutex mu_;
   uint64_t last_ms_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t counter_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "broker/memory_event_log.h"
+#include "common/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -250,7 +250,7 @@ TEST_F(FanoutTest, ConcurrentAppendsAndWakeDrivenReadersSeeEverythingOnce) {
   constexpr int kWriters = 4, kPerWriter = 500, kReaders = 3;
   constexpr uint64_t kTotal = kWriters * kPerWriter;
   struct Reader {
-    absl::Mutex mu;
+    Mutex mu;
     bool woken ABSL_GUARDED_BY(mu) = false;
     std::vector<uint64_t> got;
     std::unique_ptr<Subscription> sub;
@@ -260,7 +260,7 @@ TEST_F(FanoutTest, ConcurrentAppendsAndWakeDrivenReadersSeeEverythingOnce) {
     auto r = std::make_unique<Reader>();
     Reader* raw = r.get();
     r->sub = *fanout_->Subscribe({}, Earliest(), [raw] {
-      absl::MutexLock lock(&raw->mu);
+      MutexLock lock(&raw->mu);
       raw->woken = true;
     });
     readers.push_back(std::move(r));
@@ -273,7 +273,7 @@ TEST_F(FanoutTest, ConcurrentAppendsAndWakeDrivenReadersSeeEverythingOnce) {
         ASSERT_TRUE(batch.ok());
         for (uint64_t q : Seqs(*batch)) r->got.push_back(q);
         if (batch->empty()) {  // parked: wait for the wake, as a stream would
-          absl::MutexLock lock(&r->mu);
+          MutexLock lock(&r->mu);
           ASSERT_TRUE(r->mu.AwaitWithTimeout(absl::Condition(&r->woken), absl::Seconds(30)));
           r->woken = false;
         }

@@ -12,10 +12,10 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "broker/nats_connection.h"
 #include "broker/nats_event_log.h"
+#include "common/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/nats/nats_server.h"
@@ -64,7 +64,7 @@ class TestMember {
  public:
   absl::Status Join(ConsumerGroups* groups, const v1::ConsumerOpen& open) {
     absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> member = groups->Join(open, [this] {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       ++wakes_;
     });
     if (!member.ok()) return member.status();
@@ -107,16 +107,16 @@ class TestMember {
 
  private:
   int wakes() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return wakes_;
   }
   bool WaitForWake(int after, absl::Time deadline) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto woken = [this, after]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return wakes_ > after; };
     return mu_.AwaitWithDeadline(absl::Condition(&woken), deadline);
   }
 
-  absl::Mutex mu_;
+  Mutex mu_;
   int wakes_ ABSL_GUARDED_BY(mu_) = 0;
   std::unique_ptr<ConsumerGroupMember> member_;  // destroyed first: wakes stop
 };

@@ -12,9 +12,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "broker/nats_connection.h"
+#include "common/sync.h"
 #include "common/uuid.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -37,28 +37,28 @@ v1::Event NewEvent(std::string id, std::string type = "test.thing.happened") {
 class Recorder : public CommitListener {
  public:
   void OnCommit(const std::vector<EventPtr>& events) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (const EventPtr& e : events) ids_.push_back(e->event.id());
   }
   void OnStoreUnavailable(const absl::Status&) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     ++unavailable_;
   }
   // Waits until `n` events were seen; returns their ids.
   std::vector<std::string> WaitForEvents(size_t n) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ids_.size() >= n; };
     mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(20));
     return ids_;
   }
   bool WaitForUnavailable() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto told = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return unavailable_ > 0; };
     return mu_.AwaitWithTimeout(absl::Condition(&told), absl::Seconds(20));
   }
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<std::string> ids_ ABSL_GUARDED_BY(mu_);
   int unavailable_ ABSL_GUARDED_BY(mu_) = 0;
 };

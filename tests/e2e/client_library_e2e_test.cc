@@ -4,7 +4,7 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "common/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hookfan/group_consumer.h"
@@ -24,11 +24,11 @@ class SubscriberThread {
   explicit SubscriberThread(Subscriber::Options options) : subscriber_(std::move(options)) {
     thread_ = std::thread([this] {
       absl::Status end = subscriber_.Run([this](const v1::Event& event) {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         sequences_.push_back(event.sequence());
         return true;
       });
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       end_ = end;
       ended_ = true;
     });
@@ -39,24 +39,24 @@ class SubscriberThread {
   }
 
   bool WaitFor(size_t n, absl::Duration timeout = absl::Seconds(30)) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sequences_.size() >= n || ended_; };
     mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
     return sequences_.size() >= n;
   }
   absl::Status WaitForEnd() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     mu_.Await(absl::Condition(&ended_));
     return end_;
   }
   std::vector<uint64_t> sequences() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return sequences_;
   }
 
  private:
   Subscriber subscriber_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<uint64_t> sequences_ ABSL_GUARDED_BY(mu_);
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status end_ ABSL_GUARDED_BY(mu_);
@@ -96,13 +96,13 @@ class ClientLibraryTest : public ::testing::Test {
     c.initial_backoff = absl::Milliseconds(50);
     c.max_backoff = absl::Milliseconds(500);
     c.log = [this](absl::string_view line) {
-      absl::MutexLock lock(&log_mu_);
+      MutexLock lock(&log_mu_);
       log_.emplace_back(line);
     };
     return c;
   }
   std::vector<std::string> log() {
-    absl::MutexLock lock(&log_mu_);
+    MutexLock lock(&log_mu_);
     return log_;
   }
 
@@ -110,7 +110,7 @@ class ClientLibraryTest : public ::testing::Test {
   std::string body_;
   std::string target_;
   std::unique_ptr<HookfanProcess> hookfan_;
-  absl::Mutex log_mu_;
+  Mutex log_mu_;
   std::vector<std::string> log_ ABSL_GUARDED_BY(log_mu_);
 };
 
@@ -203,12 +203,12 @@ TEST_F(ClientLibraryTest, GroupConsumersShareEventsAndAckedOnesNeverReturn) {
   options.connection = Connection();
   options.open.set_group("workers");
   options.open.mutable_start()->set_earliest(true);
-  absl::Mutex mu;
+  Mutex mu;
   std::vector<uint64_t> handled;
   auto run = [&](GroupConsumer* consumer) {
     return std::thread([&, consumer] {
       consumer->Run([&](const v1::Delivery& d) {
-        absl::MutexLock lock(&mu);
+        MutexLock lock(&mu);
         handled.push_back(d.event().sequence());
         return absl::OkStatus();
       }).IgnoreError();
@@ -217,7 +217,7 @@ TEST_F(ClientLibraryTest, GroupConsumersShareEventsAndAckedOnesNeverReturn) {
   GroupConsumer a(options), b(options);
   std::thread ta = run(&a), tb = run(&b);
   auto wait_for = [&](size_t n) {
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     auto done = [&] { return handled.size() >= n; };
     return mu.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(30));
   };

@@ -35,14 +35,14 @@ class Member {
       v1::ConsumeResponse response;
       while (stream_->Read(&response)) {
         v1::ConsumeRequest ack;
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         for (const v1::Delivery& d : response.deliveries()) {
           deliveries_.push_back(d);
           ack.mutable_ack()->add_sequences(d.event().sequence());
         }
         if (auto_ack_) stream_->Write(ack);
       }
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       ended_ = true;
     });
   }
@@ -51,18 +51,18 @@ class Member {
   void Ack(const std::vector<uint64_t>& seqs) {
     v1::ConsumeRequest ack;
     for (uint64_t s : seqs) ack.mutable_ack()->add_sequences(s);
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stream_->Write(ack);
   }
   // Waits until `n` deliveries arrived in all.
   bool WaitFor(size_t n, absl::Duration timeout = absl::Seconds(30)) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return deliveries_.size() >= n || ended_; };
     mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
     return deliveries_.size() >= n;
   }
   std::vector<v1::Delivery> deliveries() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return deliveries_;
   }
   // Ends the stream (cancelling it unless the server ended it within
@@ -71,7 +71,7 @@ class Member {
     if (!reader_.joinable()) return status_;
     bool ended;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       ended = mu_.AwaitWithTimeout(absl::Condition(&ended_), grace);
     }
     if (!ended) context_.TryCancel();
@@ -86,7 +86,7 @@ class Member {
   std::unique_ptr<grpc::ClientReaderWriter<v1::ConsumeRequest, v1::ConsumeResponse>> stream_;
   std::thread reader_;
   grpc::Status status_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<v1::Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -15,9 +15,10 @@
 
 #include <httplib.h>
 
-#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+
+#include "common/sync.h"
 
 namespace hookfan::testing {
 
@@ -38,7 +39,7 @@ HookfanProcess::~HookfanProcess() {
 bool HookfanProcess::Start() {
   if (reader_.joinable()) reader_.join();
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     lines_.clear();
     listening_ = false;
     log_closed_ = false;
@@ -74,7 +75,7 @@ bool HookfanProcess::Start() {
   }
   close(fds[1]);
   reader_ = std::thread([this, fd = fds[0]] { ReadLog(fd); });
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return listening_ || log_closed_; };
   mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(30));
   if (!listening_) {
@@ -91,7 +92,7 @@ void HookfanProcess::ReadLog(int fd) {
   while ((n = getline(&line, &cap, f)) > 0) {
     std::string s(line, n > 0 && line[n - 1] == '\n' ? n - 1 : n);
     nlohmann::json j = nlohmann::json::parse(s, nullptr, false);
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (j.is_object() && j.value("msg", "") == "hookfan listening") {
       auto port = [](const std::string& addr) { return std::stoi(addr.substr(addr.rfind(':') + 1)); };
       http_port_ = port(j["http"]);
@@ -102,7 +103,7 @@ void HookfanProcess::ReadLog(int fd) {
   }
   free(line);
   fclose(f);
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   log_closed_ = true;
 }
 
@@ -155,7 +156,7 @@ std::unique_ptr<v1::EventBroker::Stub> HookfanProcess::NewStub() const {
 }
 
 std::vector<std::string> HookfanProcess::Lines() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return lines_;
 }
 
@@ -193,19 +194,19 @@ StreamCollector::StreamCollector(v1::EventBroker::Stub* stub, v1::SubscribeReque
   if (!bearer_token.empty()) context_.AddMetadata("authorization", "Bearer " + bearer_token);
   // Returns once the server has registered the subscription: a "latest"
   // stream must not miss events posted right after construction.
-  absl::Notification started;
+  Notification started;
   thread_ = std::thread([this, stub, request = std::move(request), &started] {
     auto reader = stub->Subscribe(&context_, request);
     reader->WaitForInitialMetadata();
     started.Notify();
     v1::SubscribeResponse response;
     while (reader->Read(&response)) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       ++responses_;
       for (const v1::Event& e : response.events()) events_.push_back(e);
     }
     grpc::Status status = reader->Finish();
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     status_ = status;
     ended_ = true;
   });
@@ -218,7 +219,7 @@ StreamCollector::~StreamCollector() {
 }
 
 bool StreamCollector::WaitFor(size_t n, absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto done = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return events_.size() >= n || ended_;
   };
@@ -227,7 +228,7 @@ bool StreamCollector::WaitFor(size_t n, absl::Duration timeout) {
 }
 
 grpc::Status StreamCollector::WaitForEnd(absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!mu_.AwaitWithTimeout(absl::Condition(&ended_), timeout)) {
     return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "stream did not end");
   }
@@ -235,12 +236,12 @@ grpc::Status StreamCollector::WaitForEnd(absl::Duration timeout) {
 }
 
 std::vector<v1::Event> StreamCollector::events() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return events_;
 }
 
 size_t StreamCollector::responses() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return responses_;
 }
 

@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/sync.h"
 #include "grpcpp/grpcpp.h"
 #include "hookfan/v1/broker.grpc.pb.h"
 
@@ -67,7 +67,7 @@ class HookfanProcess {
   int http_port_ = 0;
   int grpc_port_ = 0;
   std::thread reader_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
   bool listening_ ABSL_GUARDED_BY(mu_) = false;
   bool log_closed_ ABSL_GUARDED_BY(mu_) = false;
@@ -90,7 +90,7 @@ class StreamCollector {
 
  private:
   grpc::ClientContext context_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<v1::Event> events_ ABSL_GUARDED_BY(mu_);
   size_t responses_ ABSL_GUARDED_BY(mu_) = 0;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "common/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hookfan/group_consumer.h"
@@ -178,7 +178,7 @@ TEST_F(NatsE2ETest, WebhookPostedToOneReplicaReachesSubscribersOfAnother) {
 TEST_F(NatsE2ETest, ConsumerGroupIsSharedByMembersOnDifferentReplicas) {
   auto a = StartReplica();
   auto b = StartReplica();
-  absl::Mutex mu;
+  Mutex mu;
   std::map<uint64_t, int> handled;  // sequence -> times
   std::map<std::string, int> per_member;
   auto member = [&](const HookfanProcess& replica, std::string name) {
@@ -191,7 +191,7 @@ TEST_F(NatsE2ETest, ConsumerGroupIsSharedByMembersOnDifferentReplicas) {
     std::thread thread([&, c = consumer.get(), name] {
       c->Run([&](const v1::Delivery& d) {
          absl::SleepFor(absl::Milliseconds(10));  // work, so both members get some
-         absl::MutexLock lock(&mu);
+         MutexLock lock(&mu);
          ++handled[d.event().sequence()];
          ++per_member[name];
          return absl::OkStatus();
@@ -206,7 +206,7 @@ TEST_F(NatsE2ETest, ConsumerGroupIsSharedByMembersOnDifferentReplicas) {
     ASSERT_EQ((i % 2 == 0 ? a : b)->PostWebhook(ReadFixture("emm_device_enrolled.json")), 202);
   }
   {
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     auto all = [&] { return handled.size() >= kEvents; };
     ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all), absl::Seconds(60)));
   }
@@ -215,7 +215,7 @@ TEST_F(NatsE2ETest, ConsumerGroupIsSharedByMembersOnDifferentReplicas) {
   on_b->Cancel();
   thread_a.join();
   thread_b.join();
-  absl::MutexLock lock(&mu);
+  MutexLock lock(&mu);
   EXPECT_EQ(handled.size(), static_cast<size_t>(kEvents));
   for (const auto& [sequence, times] : handled) EXPECT_EQ(times, 1) << sequence;
   EXPECT_GT(per_member["a"], 0);

@@ -22,8 +22,8 @@ absl::Status ValidateTypePattern(absl::string_view pattern) {
     absl::string_view t = tokens[i];
     if (t.empty()) return bad("empty token");
     if (t == ">" && i + 1 != tokens.size()) return bad("\">\" must be the last token");
-    for (char c : t) {
-      if (c <= ' ' || c == 0x7f) return bad("tokens may not contain spaces or control characters");
+    for (unsigned char c : t) {
+      if (c <= ' ' || c >= 0x7f) return bad("tokens may hold only printable ASCII other than space");
       if ((c == '*' || c == '>') && t.size() != 1) {
         return bad(absl::StrCat("\"", std::string(1, c), "\" must be a whole token"));
       }

@@ -20,13 +20,15 @@ namespace hookfan::broker {
 inline constexpr size_t kMaxFilterEntries = 256;   // per list
 inline constexpr size_t kMaxPatternLength = 256;   // bytes per pattern
 
-// Checks a type pattern: non-empty dot-separated tokens of printable
-// non-space characters; "*" is a whole token matching exactly one token;
+// Checks a type pattern: non-empty dot-separated tokens of printable ASCII
+// characters other than space; "*" is a whole token matching exactly one token;
 // ">" is a whole last token matching one or more. Errors: kInvalidArgument
 // naming the pattern and the problem.
 absl::Status ValidateTypePattern(absl::string_view pattern);
 
-// True if the valid `pattern` matches the event type `type`.
+// True if the valid `pattern` matches the event type `type`. `type` is an
+// event's type: a valid pattern with no "*" or ">" token (for other input
+// the answer means nothing).
 bool TypePatternMatches(absl::string_view pattern, absl::string_view type);
 
 // True if `pattern` (where "*" matches any run of characters) matches
@@ -81,6 +83,7 @@ class TypeIndex {
 
   // Calls fn(T*) for each (pattern, value) whose pattern matches `type`; a
   // value added under several matching patterns is visited once per match.
+  // `type` is an event's type, as for TypePatternMatches.
   template <typename Fn>
   void ForEachMatch(absl::string_view type, Fn&& fn) const {
     std::vector<absl::string_view> tokens = Tokens(type);

@@ -49,7 +49,11 @@ TEST(TypePatternTest, ValidationNamesTheProblem) {
   EXPECT_THAT(ValidateTypePattern("a..b").message(), HasSubstr("empty token"));
   EXPECT_THAT(ValidateTypePattern("a.>.b").message(), HasSubstr("must be the last token"));
   EXPECT_THAT(ValidateTypePattern("a.dev*").message(), HasSubstr("must be a whole token"));
-  EXPECT_THAT(ValidateTypePattern("a b").message(), HasSubstr("spaces"));
+  EXPECT_THAT(ValidateTypePattern("a b").message(), HasSubstr("printable ASCII"));
+  // Control characters, DEL and bytes >= 0x80 alike, whether char is signed.
+  for (const char* bad : {"a\tb", "a.b\x7f", "a.\x80" "b", "caf\xc3\xa9.b"}) {
+    EXPECT_EQ(ValidateTypePattern(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
   EXPECT_THAT(ValidateTypePattern(std::string(300, 'a')).message(), HasSubstr("longer than"));
   EXPECT_EQ(ValidateTypePattern("a.b").code(), absl::StatusCode::kOk);
   EXPECT_EQ(ValidateTypePattern("a.").code(), absl::StatusCode::kInvalidArgument);

@@ -188,7 +188,8 @@ int main(int argc, char** argv) {
       .retention = {.max_age = absl::GetFlag(FLAGS_retention_max_age),
                     .max_bytes = absl::GetFlag(FLAGS_retention_max_bytes),
                     .max_events = absl::GetFlag(FLAGS_retention_max_events)},
-      .nats = {.stream = absl::GetFlag(FLAGS_nats_stream),
+      .nats = {.servers = {},  // from --store
+               .stream = absl::GetFlag(FLAGS_nats_stream),
                .subject_prefix = absl::GetFlag(FLAGS_nats_subject_prefix),
                .replicas = absl::GetFlag(FLAGS_nats_replicas),
                .duplicate_window = absl::GetFlag(FLAGS_nats_duplicate_window),

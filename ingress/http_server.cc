@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "ingress/connection_pool.h"
 
 namespace hookfan::ingress {
 namespace {
@@ -26,6 +27,31 @@ std::unique_ptr<httplib::Server> MakeServer(const HttpServer::Options& options) 
   });
 }
 
+// Makes `res` the answer to a request on a refused connection: 503, the
+// usual JSON error, Retry-After: 1 and Connection: close. httplib 0.11 sends
+// a Connection: close set here but does not act on it (only the request's
+// own header or the keep-alive count end a connection), so the body is
+// written by a content provider that then reports failure: httplib drops
+// the connection right after the answer, and the refusal thread is free for
+// the next one. (A HEAD request gets no body, so its connection stays open
+// and its next request is refused again.) The request body is never read:
+// a sender still writing a body larger than the socket buffers may see the
+// connection reset instead of the 503, which it retries all the same.
+void Refuse(int max_connections, httplib::Response& res) {
+  HttpAnswer answer = ErrorAnswer(
+      503, absl::StrCat("too many connections: hookfan serves at most ", max_connections,
+                        " at once; retry"));
+  res.status = answer.status;
+  res.set_header("Retry-After", "1");
+  res.set_header("Connection", "close");
+  res.set_header("Content-Length", std::to_string(answer.body.size()));
+  res.set_content_provider(
+      "application/json", [body = std::move(answer.body)](size_t, httplib::DataSink& sink) {
+        sink.write(body.data(), body.size());
+        return false;  // closes the connection
+      });
+}
+
 }  // namespace
 
 std::string HttpServer::DefaultMessage(int status) const {
@@ -46,16 +72,38 @@ HttpServer::HttpServer(WebhookHandler* handler, std::function<absl::Status()> re
     : handler_(handler),
       ready_(std::move(ready)),
       options_(std::move(options)),
+      connections_(std::make_unique<ConnectionCounts>()),
       server_(MakeServer(options_)) {
   httplib::Server& s = *server_;
-  int threads = options_.threads;
-  s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  s.new_task_queue = [this] {
+    return new ConnectionPool(
+        {.threads = options_.threads, .max_connections = options_.max_connections},
+        connections_.get());
+  };
   s.set_payload_max_length(handler_->max_body_bytes());
   s.set_read_timeout(options_.read_timeout_seconds, 0);
   s.set_keep_alive_max_count(options_.keep_alive_max_requests);
   // Answers are written as headers then body: without TCP_NODELAY, Nagle
   // and the sender's delayed ACK add ~40 ms to every keep-alive request.
   s.set_tcp_nodelay(true);
+
+  // Connections over the cap: every request is refused after its headers,
+  // before its body is read (or sent, with Expect: 100-continue). The error
+  // handler below writes the answer.
+  s.set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!ConnectionPool::Refusing()) return httplib::Server::HandlerResponse::Unhandled;
+    res.status = 503;
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  s.set_expect_100_continue_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!ConnectionPool::Refusing()) return 100;
+    res.status = 503;  // httplib answers `res` as it is, not the status returned
+    return 503;
+  });
+  // httplib adds Keep-Alive to answers the request did not ask to close.
+  s.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    if (ConnectionPool::Refusing()) res.headers.erase("Keep-Alive");
+  });
 
   // Every POST goes to the handler, which routes by source path.
   s.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
@@ -90,9 +138,14 @@ HttpServer::HttpServer(WebhookHandler* handler, std::function<absl::Status()> re
     }
   });
   // Every other error (404, 405, 413 from the body limit, 400 from a
-  // request that does not parse) gets the same JSON shape.
+  // request that does not parse) gets the same JSON shape. On a refused
+  // connection every answer is the refusal.
   s.set_error_handler(httplib::Server::HandlerWithResponse(
       [this](const httplib::Request&, httplib::Response& res) {
+        if (ConnectionPool::Refusing()) {
+          Refuse(options_.max_connections, res);
+          return httplib::Server::HandlerResponse::Handled;
+        }
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         Send(ErrorAnswer(res.status, DefaultMessage(res.status)), res);
         return httplib::Server::HandlerResponse::Handled;
@@ -100,6 +153,10 @@ HttpServer::HttpServer(WebhookHandler* handler, std::function<absl::Status()> re
 }
 
 HttpServer::~HttpServer() { Stop(); }
+
+int64_t HttpServer::open_connections() const { return connections_->open.load(); }
+
+uint64_t HttpServer::refused_connections() const { return connections_->refused.load(); }
 
 absl::Status HttpServer::Bind() {
   if (!server_->is_valid()) {

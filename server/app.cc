@@ -126,6 +126,16 @@ void App::RegisterMetrics() {
   metrics_.AddCallback("hookfan_group_dead_lettered_total",
                        "Events moved to a group's dead letters after max_deliveries.",
                        [this, one] { return one(groups_->stats().dead_lettered); }, "counter");
+  // Scrapes are served by http_, which exists by then.
+  metrics_.AddCallback(
+      "hookfan_http_connections",
+      "HTTP connections held: being served or waiting for a thread (--http-max-connections).",
+      [this, one] { return one(static_cast<double>(http_->open_connections())); });
+  metrics_.AddCallback(
+      "hookfan_http_connections_refused_total",
+      "HTTP connections answered 503 because --http-max-connections were held.",
+      [this, one] { return one(static_cast<double>(http_->refused_connections())); },
+      "counter");
   // Per group, from one ListGroups per field (a scrape is rare).
   auto per_group = [this](uint64_t (v1::GroupInfo::*field)() const) {
     return [this, field] {
@@ -188,6 +198,15 @@ absl::Status App::Start(Config config) {
   RETURN_IF_ERROR(SplitHostPort(config_.grpc_listen, &grpc_host, &grpc_port));
 
   // Configuration errors stop start-up before anything touches the disk.
+  if (config_.http_threads < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--http-threads is ", config_.http_threads, "; it must be at least 1"));
+  }
+  if (config_.http_max_connections < config_.http_threads) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--http-max-connections (", config_.http_max_connections,
+        ") must be at least --http-threads (", config_.http_threads, ")"));
+  }
   std::vector<ingress::SourceConfig> sources;
   bool generated_token = false;
   if (!config_.sources_file.empty()) {
@@ -266,6 +285,7 @@ absl::Status App::Start(Config config) {
           .host = http_host,
           .port = http_port,
           .threads = config_.http_threads,
+          .max_connections = config_.http_max_connections,
           .read_timeout_seconds = config_.http_read_timeout_seconds,
           .metrics = [this] { return metrics_.Render(); },
           .tls = http_tls_.get(),

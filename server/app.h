@@ -57,6 +57,9 @@ struct Config {
   size_t max_body_bytes = 1 << 20;  // of the one-source shorthand
   int http_read_timeout_seconds = 10;  // slow senders are cut off
   int http_threads = 64;
+  // HTTP connections held (served + waiting for a thread), ≥ http_threads;
+  // connections beyond it are answered 503 and closed.
+  int http_max_connections = 1024;
   absl::Duration drain_timeout = absl::Seconds(20);
   // HTTPS on the ingress when both are set; with the CA, clients must
   // present a certificate it signed (mTLS).

@@ -75,6 +75,10 @@ ABSL_FLAG(int32_t, http_read_timeout, 10,
           "Env HOOKFAN_HTTP_READ_TIMEOUT.");
 ABSL_FLAG(int32_t, http_threads, 64,
           "HTTP worker threads: keep-alive connections served at once. Env HOOKFAN_HTTP_THREADS.");
+ABSL_FLAG(int32_t, http_max_connections, 1024,
+          "HTTP connections held at once, served or waiting for a worker thread; at least "
+          "--http-threads. More are answered 503 with Retry-After: 1 and closed. "
+          "Env HOOKFAN_HTTP_MAX_CONNECTIONS.");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
           "On SIGTERM, how long streams may take to end before they are cut. "
           "Env HOOKFAN_DRAIN_TIMEOUT.");
@@ -112,7 +116,8 @@ void ApplyEnvironment() {
   for (const char* name :
        {"http_listen", "grpc_listen", "data_dir", "sources", "applivery_token",
         "applivery_dedup_window", "max_body_bytes",
-        "http_read_timeout", "http_threads", "drain_timeout", "http_tls_cert", "http_tls_key",
+        "http_read_timeout", "http_threads", "http_max_connections", "drain_timeout",
+        "http_tls_cert", "http_tls_key",
         "http_tls_client_ca", "grpc_tls_cert", "grpc_tls_key", "grpc_tls_client_ca",
         "grpc_keepalive_time", "grpc_max_connection_age", "log_level"}) {
     std::string env = "HOOKFAN_";
@@ -203,6 +208,7 @@ int main(int argc, char** argv) {
       .max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_body_bytes)),
       .http_read_timeout_seconds = absl::GetFlag(FLAGS_http_read_timeout),
       .http_threads = absl::GetFlag(FLAGS_http_threads),
+      .http_max_connections = absl::GetFlag(FLAGS_http_max_connections),
       .drain_timeout = absl::GetFlag(FLAGS_drain_timeout),
       .http_tls_cert = absl::GetFlag(FLAGS_http_tls_cert),
       .http_tls_key = absl::GetFlag(FLAGS_http_tls_key),

@@ -4,7 +4,9 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <cstring>
 #include <map>
+#include <regex>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +25,20 @@ const std::vector<std::string> kFixtures = {
     "emm_enrollment_token_created.json", "emm_device_enrolled.json",
     "win_device_added_mdm_user.json", "apple_push_certification_renovation.json",
     "inventory_item_registered.json"};
+
+// A plain TCP connection to the ingress on loopback; -1 on failure.
+int ConnectTo(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
 
 struct Posted {
   int status;
@@ -334,6 +350,87 @@ TEST_F(WebhookE2ETest, SlowSenderDoesNotBlockOthers) {
   ASSERT_EQ(send(fd, partial.data(), partial.size(), 0), static_cast<ssize_t>(partial.size()));
   EXPECT_EQ(PostFixture("emm_device_enrolled.json").status, 202);
   close(fd);
+}
+
+TEST_F(WebhookE2ETest, ConnectionsOverTheCapAre503UntilOthersClose) {
+  // 2 threads, at most 3 connections: 3 connections that send nothing fill the cap (2 served,
+  // 1 waiting), so a webhook on a 4th is answered 503 naming the limit and the server closes
+  // that connection; once the idle ones close, webhooks are accepted again and /metrics
+  // counts the 503s.
+  hookfan_->Terminate();
+  StartHookfan({"--http-threads=2", "--http-max-connections=3", "--http-read-timeout=2"});
+  std::vector<int> idle;
+  for (int i = 0; i < 3; ++i) {
+    idle.push_back(ConnectTo(hookfan_->http_port()));
+    ASSERT_GE(idle.back(), 0);
+  }
+  // Accepted after the idle ones (the listen backlog is FIFO) while they hold every slot
+  // (httplib gives a silent connection 5 s).
+  httplib::Client c = Http();
+  c.set_keep_alive(true);  // the server, not the request, must end the connection
+  auto refused = c.Post(hookfan_->webhook_path(), ReadFixture("emm_device_enrolled.json"),
+                        "application/json");
+  ASSERT_TRUE(refused) << httplib::to_string(refused.error());
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_EQ(refused->get_header_value("Retry-After"), "1");
+  EXPECT_EQ(refused->get_header_value("Connection"), "close");
+  EXPECT_FALSE(refused->has_header("Keep-Alive"));
+  EXPECT_EQ(refused->get_header_value("Content-Type"), "application/json");
+  nlohmann::json error = nlohmann::json::parse(refused->body, nullptr, false);
+  EXPECT_EQ(error["error"]["code"], 503);
+  EXPECT_EQ(error["error"]["message"],
+            "too many connections: hookfan serves at most 3 at once; retry");
+  // A keep-alive request is answered and the connection closed at once; one that waits for
+  // "100 Continue" is answered without its body being asked for.
+  for (const std::string& request : std::vector<std::string>{
+           "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+           "POST " + hookfan_->webhook_path() + " HTTP/1.1\r\nHost: x\r\n"
+               "Content-Type: application/json\r\nContent-Length: 100000\r\n"
+               "Expect: 100-continue\r\n\r\n"}) {
+    int fd = ConnectTo(hookfan_->http_port());
+    ASSERT_GE(fd, 0);
+    timeval three_seconds{.tv_sec = 3, .tv_usec = 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &three_seconds, sizeof(three_seconds));
+    ASSERT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+    std::string answer;
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) answer.append(buf, n);
+    EXPECT_EQ(n, 0) << "no end of stream within 3 s: " << strerror(errno) << "\n" << request;
+    EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 503 ")) << request;
+    EXPECT_THAT(answer, HasSubstr("too many connections")) << request;
+    close(fd);
+  }
+  for (int fd : idle) close(fd);
+
+  // The server notices the closed connections within moments.
+  auto health = c.Get("/healthz");
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10);
+       health && health->status == 503 && absl::Now() < deadline;) {
+    absl::SleepFor(absl::Milliseconds(20));
+    health = c.Get("/healthz");
+  }
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(PostFixture("emm_device_enrolled.json").status, 202);
+  auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  std::smatch refusals;
+  ASSERT_TRUE(std::regex_search(metrics->body, refusals,
+                                std::regex("\nhookfan_http_connections_refused_total (\\d+)\n")))
+      << metrics->body;
+  EXPECT_GE(std::stoi(refusals[1]), 3);
+  EXPECT_THAT(metrics->body, HasSubstr("\nhookfan_http_connections "));
+}
+
+TEST_F(WebhookE2ETest, MaxConnectionsBelowThreadsStopsStartUp) {
+  // A cap that could not keep every thread busy is a configuration error.
+  HookfanProcess p({.data_dir = MakeTempDir(),
+                    .extra_args = {"--http-threads=8", "--http-max-connections=4"}});
+  ASSERT_FALSE(p.Start());
+  std::string log;
+  for (const std::string& line : p.Lines()) log += line + "\n";
+  EXPECT_THAT(log, HasSubstr("--http-max-connections (4) must be at least --http-threads (8)"));
 }
 
 TEST_F(WebhookE2ETest, HealthAndReadiness) {

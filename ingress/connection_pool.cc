@@ -33,7 +33,7 @@ ConnectionPool::ConnectionPool(Options options, ConnectionCounts* counts)
 ConnectionPool::~ConnectionPool() { shutdown(); }
 
 void ConnectionPool::enqueue(std::function<void()> connection) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (stopping_) {
     log::Error("connection pool: enqueue after shutdown");
     std::abort();
@@ -61,7 +61,7 @@ void ConnectionPool::Work() {
   while (true) {
     std::function<void()> connection;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](ConnectionPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
             return p->stopping_ || !p->waiting_.empty();
@@ -72,7 +72,7 @@ void ConnectionPool::Work() {
       waiting_.pop_front();
     }
     connection();
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     --held_;
     counts_->open.store(held_, std::memory_order_relaxed);
   }
@@ -82,7 +82,7 @@ void ConnectionPool::Refuse() {
   while (true) {
     std::function<void()> connection;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](ConnectionPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
             return p->stopping_ || !p->refusals_.empty();
@@ -98,7 +98,7 @@ void ConnectionPool::Refuse() {
 
 void ConnectionPool::shutdown() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
   for (std::thread& t : workers_) {

@@ -10,7 +10,7 @@
 #include <httplib.h>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/sync.h"
 
 namespace hookfan::ingress {
 
@@ -80,7 +80,7 @@ class ConnectionPool final : public httplib::TaskQueue {
   const Options options_;
   ConnectionCounts* const counts_;
 
-  absl::Mutex mu_;
+  Mutex mu_;
   std::deque<std::function<void()>> waiting_ ABSL_GUARDED_BY(mu_);
   std::deque<std::function<void()>> refusals_ ABSL_GUARDED_BY(mu_);
   int held_ ABSL_GUARDED_BY(mu_) = 0;  // waiting_ + being served

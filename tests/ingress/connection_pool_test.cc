@@ -6,9 +6,8 @@
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/sync.h"
 #include "gtest/gtest.h"
 
 namespace hookfan::ingress {
@@ -19,14 +18,14 @@ namespace {
 struct Connection {
   std::atomic<int> runs{0};
   std::atomic<bool> refused{false};
-  absl::Notification started;
-  absl::Notification* hold = nullptr;
+  Notification started;
+  Notification* hold = nullptr;
 };
 
 class ConnectionPoolTest : public ::testing::Test {
  protected:
   // A new Connection and the closure that plays it.
-  std::function<void()> Open(absl::Notification* hold = nullptr) {
+  std::function<void()> Open(Notification* hold = nullptr) {
     connections_.push_back(std::make_unique<Connection>());
     Connection* c = connections_.back().get();
     c->hold = hold;
@@ -42,7 +41,7 @@ class ConnectionPoolTest : public ::testing::Test {
 
   // Declared after the pool, so that a failed assertion releases held
   // connections before the pool's destructor waits for them.
-  static auto ReleaseOnExit(absl::Notification& n) {
+  static auto ReleaseOnExit(Notification& n) {
     return absl::MakeCleanup([&n] {
       if (!n.HasBeenNotified()) n.Notify();
     });
@@ -55,7 +54,7 @@ class ConnectionPoolTest : public ::testing::Test {
 TEST_F(ConnectionPoolTest, ConnectionsBeyondTheCapRunOnTheRefusalThread) {
   // 2 threads, at most 3 held: the 4th and 5th connections are refused at once,
   // the 3rd waits for a worker and is served; each runs exactly once.
-  absl::Notification release;
+  Notification release;
   {
     ConnectionPool pool({.threads = 2, .max_connections = 3}, &counts_);
     auto release_on_exit = ReleaseOnExit(release);
@@ -85,7 +84,7 @@ TEST_F(ConnectionPoolTest, ConnectionsBeyondTheCapRunOnTheRefusalThread) {
 
 TEST_F(ConnectionPoolTest, AConnectionThatEndsMakesRoomForTheNext) {
   // Once a held connection ends, the next one is served, not refused.
-  absl::Notification release;
+  Notification release;
   ConnectionPool pool({.threads = 1, .max_connections = 1}, &counts_);
   pool.enqueue(Open());
   ASSERT_TRUE(connection(0).started.WaitForNotificationWithTimeout(absl::Seconds(10)));
@@ -103,7 +102,7 @@ TEST_F(ConnectionPoolTest, AConnectionThatEndsMakesRoomForTheNext) {
 TEST_F(ConnectionPoolTest, FullRefusalQueueBlocksEnqueueUntilThereIsRoom) {
   // 1 held, 1 refusal running and 1 pending: the next enqueue waits, and
   // returns once the held connection ends (it is then served, not refused).
-  absl::Notification release_held, release_refusals;
+  Notification release_held, release_refusals;
   ConnectionPool pool({.threads = 1, .max_connections = 1, .max_pending_refusals = 1},
                       &counts_);
   auto release_held_on_exit = ReleaseOnExit(release_held);
@@ -113,7 +112,7 @@ TEST_F(ConnectionPoolTest, FullRefusalQueueBlocksEnqueueUntilThereIsRoom) {
   ASSERT_TRUE(connection(1).started.WaitForNotificationWithTimeout(absl::Seconds(10)));
   pool.enqueue(Open(&release_refusals));  // refused, pending
   std::function<void()> fourth = Open();
-  absl::Notification returned;
+  Notification returned;
   std::thread accept([&] {
     pool.enqueue(std::move(fourth));
     returned.Notify();
@@ -131,7 +130,7 @@ TEST_F(ConnectionPoolTest, FullRefusalQueueBlocksEnqueueUntilThereIsRoom) {
 TEST_F(ConnectionPoolTest, ShutdownRunsEveryQueuedConnectionOnce) {
   // Connections still waiting for a worker or for the refusal thread when
   // shutdown begins all run (each would otherwise leak its socket).
-  absl::Notification release;
+  Notification release;
   auto pool = std::make_unique<ConnectionPool>(
       ConnectionPool::Options{.threads = 1, .max_connections = 4}, &counts_);
   auto release_on_exit = ReleaseOnExit(release);

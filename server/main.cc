@@ -110,22 +110,18 @@ ABSL_FLAG(std::string, log_level, "info",
 
 namespace {
 
-// Each flag may also come from HOOKFAN_<FLAG NAME IN CAPITALS>; the command
-// line wins over the environment.
+// Each flag of this file may also come from HOOKFAN_<FLAG NAME IN
+// CAPITALS>; the command line wins over the environment. Every flag defined
+// here is covered, so a new flag cannot miss its variable.
 void ApplyEnvironment() {
-  for (const char* name :
-       {"http_listen", "grpc_listen", "data_dir", "sources", "applivery_token",
-        "applivery_dedup_window", "max_body_bytes",
-        "http_read_timeout", "http_threads", "http_max_connections", "drain_timeout",
-        "http_tls_cert", "http_tls_key",
-        "http_tls_client_ca", "grpc_tls_cert", "grpc_tls_key", "grpc_tls_client_ca",
-        "grpc_keepalive_time", "grpc_max_connection_age", "log_level"}) {
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (!absl::EndsWith(flag->Filename(), "server/main.cc")) continue;
     std::string env = "HOOKFAN_";
-    for (const char* c = name; *c; ++c) env.push_back(static_cast<char>(std::toupper(*c)));
+    for (char c : name) env.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
     const char* value = std::getenv(env.c_str());
     if (value == nullptr) continue;
     std::string error;
-    if (!absl::FindCommandLineFlag(name)->ParseFrom(value, &error)) {
+    if (!flag->ParseFrom(value, &error)) {
       std::cerr << "hookfan: " << env << "=\"" << value << "\": " << error << "\n";
       std::exit(2);
     }

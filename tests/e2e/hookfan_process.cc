@@ -55,6 +55,13 @@ bool HookfanProcess::Start() {
     args.push_back("--sources=" + options_.sources_file);
   }
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
+  std::vector<std::string> env = options_.env;
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  std::vector<char*> argv, envp;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return false;
   pid_ = fork();
@@ -67,10 +74,7 @@ bool HookfanProcess::Start() {
       rlimit limit{static_cast<rlim_t>(options_.file_size_limit), RLIM_INFINITY};
       setrlimit(RLIMIT_FSIZE, &limit);
     }
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   close(fds[1]);

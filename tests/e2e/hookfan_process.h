@@ -29,6 +29,7 @@ class HookfanProcess {
     // this the shorthand source would answer the copies as duplicates.
     bool applivery_dedup = false;
     std::vector<std::string> extra_args = {};  // appended to the command line
+    std::vector<std::string> env = {};         // "NAME=value", added to the environment
     long file_size_limit = 0;             // RLIMIT_FSIZE in bytes; 0: none
   };
 

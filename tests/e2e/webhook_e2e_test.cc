@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <regex>
 #include <set>
@@ -431,6 +432,19 @@ TEST_F(WebhookE2ETest, MaxConnectionsBelowThreadsStopsStartUp) {
   std::string log;
   for (const std::string& line : p.Lines()) log += line + "\n";
   EXPECT_THAT(log, HasSubstr("--http-max-connections (4) must be at least --http-threads (8)"));
+}
+
+TEST_F(WebhookE2ETest, EveryFlagAlsoComesFromTheEnvironmentAndTheCommandLineWins) {
+  // HOOKFAN_STORE was once left out of a hand-written list of variables.
+  std::string dir = MakeTempDir();
+  HookfanProcess p({.data_dir = dir,
+                    .extra_args = {"--http-threads=8"},
+                    .env = {"HOOKFAN_STORE=sqlite://" + dir + "/from-env.db",
+                            "HOOKFAN_HTTP_THREADS=0"}});
+  ASSERT_TRUE(p.Start());
+  EXPECT_EQ(p.PostWebhook(ReadFixture("emm_device_enrolled.json")), 202);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/from-env.db"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/hookfan.db"));
 }
 
 TEST_F(WebhookE2ETest, HealthAndReadiness) {

@@ -1,8 +1,7 @@
 #include "server/app.h"
 
 #include <filesystem>
-
-#include <cstring>
+#include <string_view>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -198,6 +197,10 @@ absl::Status App::Start(Config config) {
   RETURN_IF_ERROR(SplitHostPort(config_.grpc_listen, &grpc_host, &grpc_port));
 
   // Configuration errors stop start-up before anything touches the disk.
+  if (config_.retention.max_age < absl::ZeroDuration() || config_.retention.max_bytes < 0 ||
+      config_.retention.max_events < 0) {
+    return absl::InvalidArgumentError("retention limits must not be negative");
+  }
   if (config_.http_threads < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("--http-threads is ", config_.http_threads, "; it must be at least 1"));
@@ -339,15 +342,11 @@ absl::Status App::OpenStore(std::string* store) {
     }
     db_path = (std::filesystem::path(config_.data_dir) / "hookfan.db").string();
   } else if (absl::StartsWith(config_.store, "sqlite://")) {
-    db_path = config_.store.substr(strlen("sqlite://"));
+    db_path = config_.store.substr(std::string_view("sqlite://").size());
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
         "--store \"", config_.store,
         "\" is neither sqlite://PATH nor nats://host:port[,host:port...]"));
-  }
-  if (config_.retention.max_age < absl::ZeroDuration() || config_.retention.max_bytes < 0 ||
-      config_.retention.max_events < 0) {
-    return absl::InvalidArgumentError("retention limits must not be negative");
   }
   ASSIGN_OR_RETURN(log_, broker::SqliteEventLog::Open(
                              db_path, {.retention_max_events =

@@ -434,6 +434,20 @@ TEST_F(WebhookE2ETest, MaxConnectionsBelowThreadsStopsStartUp) {
   EXPECT_THAT(log, HasSubstr("--http-max-connections (4) must be at least --http-threads (8)"));
 }
 
+TEST_F(WebhookE2ETest, NegativeRetentionStopsStartUpWhateverTheStore) {
+  // Checked before any store is opened: no 30 s wait for a NATS that is not there.
+  for (std::string store : {"sqlite://" + MakeTempDir() + "/x.db", std::string("nats://127.0.0.1:1")}) {
+    HookfanProcess p({.data_dir = MakeTempDir(),
+                      .extra_args = {"--store=" + store, "--retention-max-events=-1"}});
+    absl::Time start = absl::Now();
+    ASSERT_FALSE(p.Start()) << store;
+    EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << store;
+    std::string log;
+    for (const std::string& line : p.Lines()) log += line + "\n";
+    EXPECT_THAT(log, HasSubstr("retention limits must not be negative")) << store;
+  }
+}
+
 TEST_F(WebhookE2ETest, EveryFlagAlsoComesFromTheEnvironmentAndTheCommandLineWins) {
   // HOOKFAN_STORE was once left out of a hand-written list of variables.
   std::string dir = MakeTempDir();

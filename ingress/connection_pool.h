@@ -2,14 +2,13 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
-#include <thread>
-#include <vector>
+#include <memory>
 
 #include <httplib.h>
 
 #include "absl/base/thread_annotations.h"
+#include "common/executor.h"
 #include "common/sync.h"
 
 namespace hookfan::ingress {
@@ -74,19 +73,15 @@ class ConnectionPool final : public httplib::TaskQueue {
   static bool Refusing();
 
  private:
-  void Work();
-  void Refuse();
-
   const Options options_;
   ConnectionCounts* const counts_;
 
   Mutex mu_;
-  std::deque<std::function<void()>> waiting_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::function<void()>> refusals_ ABSL_GUARDED_BY(mu_);
-  int held_ ABSL_GUARDED_BY(mu_) = 0;  // waiting_ + being served
+  int held_ ABSL_GUARDED_BY(mu_) = 0;  // waiting for a worker + being served
+  int pending_refusals_ ABSL_GUARDED_BY(mu_) = 0;  // not yet begun
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> workers_;
-  std::thread refuser_;
+  std::unique_ptr<Executor> workers_;  // `threads`, FIFO
+  std::unique_ptr<Executor> refuser_;  // one thread
 };
 
 }  // namespace hookfan::ingress

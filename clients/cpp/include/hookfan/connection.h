@@ -30,7 +30,9 @@ struct ConnectionOptions {
 
   // Reconnect backoff: the n-th consecutive retry waits a random time in
   // [d/2, d] where d = min(initial_backoff * 2^(n-1), max_backoff). The
-  // count resets once a stream is accepted again.
+  // count resets once a stream is accepted again. A stream that ended with
+  // its connection (server restart, network loss) is retried as soon as
+  // the channel is connected again, within that wait.
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(10);
   // Give up (Next returns kUnavailable) once no stream has been accepted
@@ -38,7 +40,7 @@ struct ConnectionOptions {
   absl::Duration give_up_after = absl::InfiniteDuration();
 
   // Receives one line per reconnect ("stream ended: UNAVAILABLE ...;
-  // reconnecting in 180ms"). Null: written to stderr.
+  // reconnecting within 180ms"). Null: written to stderr.
   std::function<void(absl::string_view)> log;
 };
 

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
+#include "fuzz/fuzz_check.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "hookfan/v1/event.pb.h"
@@ -31,53 +32,11 @@
 
 namespace {
 
+using ::hookfan::fuzz::Check;
+using ::hookfan::fuzz::IsJson;
+using ::hookfan::fuzz::IsPrintableAscii;
+using ::hookfan::fuzz::JsonDepth;
 using ::hookfan::v1::Event;
-
-// Aborts (a crash for libFuzzer) when `ok` is false, saying what broke.
-void Check(bool ok, const char* what, const std::string& context = "") {
-  if (ok) return;
-  std::fprintf(stderr, "applivery_normalizer_fuzzer: broken: %s\n%s\n", what,
-               context.c_str());
-  std::abort();
-}
-
-bool IsPrintableAscii(absl::string_view text) {
-  for (const char c : text) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
-
-// Whether `text` is JSON. nlohmann alone reads a NUL byte as the end of
-// the input, where JSON allows none.
-bool IsJson(std::string_view text) {
-  return text.find('\0') == text.npos && nlohmann::json::accept(text);
-}
-
-// The nesting depth of JSON text: 0 for a scalar, 1 for an object or array
-// of scalars, and so on.
-int JsonDepth(std::string_view json) {
-  int depth = 0;
-  int max_depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < json.size(); ++i) {
-    const char c = json[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      max_depth = std::max(max_depth, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return max_depth;
-}
 
 // The type each payload case is documented with (hookfan/v1/event.proto);
 // "" for the App Distribution payload, which several types share.

@@ -39,6 +39,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
+#include "fuzz/fuzz_check.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "hookfan/v1/event.pb.h"
 #include "ingress/cloudevents.h"
@@ -48,21 +49,11 @@
 
 namespace {
 
+using ::hookfan::fuzz::Check;
+using ::hookfan::fuzz::IsJson;
+using ::hookfan::fuzz::IsPrintableAscii;
+using ::hookfan::fuzz::JsonDepth;
 using ::hookfan::v1::Event;
-
-void Check(bool ok, const char* what, const std::string& context = "") {
-  if (ok) return;
-  std::fprintf(stderr, "cloudevents_fuzzer: broken: %s\n%s\n", what,
-               context.c_str());
-  std::abort();
-}
-
-bool IsPrintableAscii(absl::string_view text) {
-  for (const char c : text) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
 
 std::string Lower(std::string_view s) {
   return absl::AsciiStrToLower(absl::string_view(s.data(), s.size()));
@@ -126,37 +117,6 @@ absl::StatusOr<Event> Parse(const Request& request,
         return request.Header(name);
       },
       request.body, names);
-}
-
-// Whether `text` is JSON. nlohmann alone reads a NUL byte as the end of
-// the input, where JSON allows none.
-bool IsJson(std::string_view text) {
-  return text.find('\0') == text.npos && nlohmann::json::accept(text);
-}
-
-// The nesting depth of JSON text: 0 for a scalar, 1 for an object or array
-// of scalars, and so on.
-int JsonDepth(std::string_view json) {
-  int depth = 0;
-  int max_depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < json.size(); ++i) {
-    const char c = json[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      max_depth = std::max(max_depth, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return max_depth;
 }
 
 bool Same(const absl::StatusOr<Event>& a, const absl::StatusOr<Event>& b) {

@@ -27,20 +27,15 @@
 #include "absl/strings/string_view.h"
 #include "broker/filter.h"
 #include "common/clock.h"
+#include "fuzz/fuzz_check.h"
 #include "ingress/json_normalizer.h"
 #include "ingress/sender_auth.h"
 #include "server/config_file.h"
 
 namespace {
 
+using ::hookfan::fuzz::Check;
 using ::hookfan::server::ConfigFile;
-
-void Check(bool ok, const char* what, const std::string& context = "") {
-  if (ok) return;
-  std::fprintf(stderr, "config_file_fuzzer: broken: %s\n%s\n", what,
-               context.c_str());
-  std::abort();
-}
 
 // Every secret value starts "S3CR3T-" and is different per variable or
 // file (so that tokens of several subscribers can differ), except the

@@ -34,6 +34,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "broker/filter.h"
+#include "fuzz/fuzz_check.h"
 #include "hookfan/v1/broker.pb.h"
 #include "hookfan/v1/event.pb.h"
 
@@ -46,13 +47,7 @@ using ::hookfan::broker::kMaxPatternLength;
 using ::hookfan::broker::TypeIndex;
 using ::hookfan::broker::TypePatternMatches;
 using ::hookfan::broker::ValidateTypePattern;
-
-void Check(bool ok, const char* what, const std::string& context = "") {
-  if (ok) return;
-  std::fprintf(stderr, "filter_fuzzer: broken: %s\n%s\n", what,
-               context.c_str());
-  std::abort();
-}
+using ::hookfan::fuzz::Check;
 
 std::vector<std::string> Tokens(const std::string& s) {
   return absl::StrSplit(s, '.');

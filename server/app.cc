@@ -127,13 +127,23 @@ void App::RegisterMetrics() {
                        [this, one] { return one(groups_->stats().dead_lettered); }, "counter");
   // Scrapes are served by http_, which exists by then.
   metrics_.AddCallback(
-      "hookfan_http_connections",
-      "HTTP connections held: being served or waiting for a thread (--http-max-connections).",
-      [this, one] { return one(static_cast<double>(http_->open_connections())); });
+      "hookfan_http_connections", "HTTP connections open (--http-max-connections).",
+      [this, one] { return one(static_cast<double>(http_->counts().open.load())); });
   metrics_.AddCallback(
       "hookfan_http_connections_refused_total",
-      "HTTP connections answered 503 because --http-max-connections were held.",
-      [this, one] { return one(static_cast<double>(http_->refused_connections())); },
+      "HTTP connections answered 503 (or closed) because --http-max-connections were busy.",
+      [this, one] { return one(static_cast<double>(http_->counts().refused.load())); },
+      "counter");
+  metrics_.AddCallback(
+      "hookfan_http_connections_evicted_total",
+      "Idle HTTP connections closed to make room for a new one at --http-max-connections.",
+      [this, one] { return one(static_cast<double>(http_->counts().evicted.load())); },
+      "counter");
+  metrics_.AddCallback(
+      "hookfan_http_connections_timed_out_total",
+      "HTTP connections closed because a handshake, request or answer outlived its deadline "
+      "(--http-handshake-timeout, --http-read-timeout).",
+      [this, one] { return one(static_cast<double>(http_->counts().timed_out.load())); },
       "counter");
   // Per group, from one ListGroups per field (a scrape is rare).
   auto per_group = [this](uint64_t (v1::GroupInfo::*field)() const) {
@@ -200,6 +210,15 @@ absl::Status App::Start(Config config) {
   if (config_.retention.max_age < absl::ZeroDuration() || config_.retention.max_bytes < 0 ||
       config_.retention.max_events < 0) {
     return absl::InvalidArgumentError("retention limits must not be negative");
+  }
+  for (const auto& [flag, seconds] :
+       {std::pair<const char*, int>{"--http-read-timeout", config_.http_read_timeout_seconds},
+        {"--http-handshake-timeout", config_.http_handshake_timeout_seconds},
+        {"--http-idle-timeout", config_.http_idle_timeout_seconds}}) {
+    if (seconds < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " is ", seconds, "; it must be at least 1 (seconds)"));
+    }
   }
   if (config_.http_threads < 1) {
     return absl::InvalidArgumentError(
@@ -290,6 +309,8 @@ absl::Status App::Start(Config config) {
           .threads = config_.http_threads,
           .max_connections = config_.http_max_connections,
           .read_timeout_seconds = config_.http_read_timeout_seconds,
+          .handshake_timeout_seconds = config_.http_handshake_timeout_seconds,
+          .idle_timeout_seconds = config_.http_idle_timeout_seconds,
           .metrics = [this] { return metrics_.Render(); },
           .tls = http_tls_.get(),
           .tls_client_ca_file = config_.http_tls_client_ca,
@@ -370,11 +391,15 @@ absl::Status App::Ready() const {
 
 void App::Drain() {
   if (draining_.exchange(true)) return;
+  // One deadline for the whole drain: HTTP, then the streams.
+  const absl::Time deadline = absl::Now() + config_.drain_timeout;
   if (grpc_server_ != nullptr) {
     grpc_server_->GetHealthCheckService()->SetServingStatus(false);
   }
   if (http_ != nullptr) {
-    http_->Stop();  // returns once webhooks in progress have been answered
+    // Requests being read get until the drain timeout; those with a
+    // worker are answered (their appends complete); the rest are cut.
+    http_->Stop(config_.drain_timeout);
     if (http_thread_.joinable()) http_thread_.join();
     log::Info("drain: webhooks finished");
   }
@@ -382,8 +407,7 @@ void App::Drain() {
   if (fanout_ != nullptr) fanout_->Shutdown();  // streams end UNAVAILABLE + resume
   log::Info("drain: streams told to end");
   if (grpc_server_ != nullptr) {
-    grpc_server_->Shutdown(std::chrono::system_clock::now() +
-                           absl::ToChronoSeconds(config_.drain_timeout));
+    grpc_server_->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
     grpc_server_->Wait();
     log::Info("drain: gRPC stopped");
   }

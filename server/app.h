@@ -55,10 +55,14 @@ struct Config {
   std::string applivery_token;  // empty: a random one is generated and logged
   absl::Duration applivery_dedup_window = absl::Minutes(10);  // 0: no dedup
   size_t max_body_bytes = 1 << 20;  // of the one-source shorthand
-  int http_read_timeout_seconds = 10;  // slow senders are cut off
-  int http_threads = 64;
-  // HTTP connections held (served + waiting for a thread), ≥ http_threads;
-  // connections beyond it are answered 503 and closed.
+  // Connection deadlines (see ingress::HttpServer): a whole request, a TLS
+  // handshake, keep-alive idle time.
+  int http_read_timeout_seconds = 10;
+  int http_handshake_timeout_seconds = 5;
+  int http_idle_timeout_seconds = 30;
+  int http_threads = 64;  // workers running the webhook handler
+  // HTTP connections open at once, ≥ http_threads; beyond it the longest
+  // idle one is closed to make room, or the new one answered 503.
   int http_max_connections = 1024;
   absl::Duration drain_timeout = absl::Seconds(20);
   // HTTPS on the ingress when both are set; with the CA, clients must

@@ -71,13 +71,20 @@ ABSL_FLAG(absl::Duration, applivery_dedup_window, absl::Minutes(10),
 ABSL_FLAG(int64_t, max_body_bytes, 1 << 20,
           "Largest webhook body accepted; larger ones get 413. Env HOOKFAN_MAX_BODY_BYTES.");
 ABSL_FLAG(int32_t, http_read_timeout, 10,
-          "Seconds a sender may take to send a request before it is cut off. "
+          "Seconds a request, head and body, may take to arrive from its first byte (and a new "
+          "connection to send its first byte), however slowly; then 408 and close. "
           "Env HOOKFAN_HTTP_READ_TIMEOUT.");
+ABSL_FLAG(int32_t, http_handshake_timeout, 5,
+          "Seconds a TLS handshake on the HTTPS port may take. Env HOOKFAN_HTTP_HANDSHAKE_TIMEOUT.");
+ABSL_FLAG(int32_t, http_idle_timeout, 30,
+          "Seconds a keep-alive HTTP connection may stay idle between requests. "
+          "Env HOOKFAN_HTTP_IDLE_TIMEOUT.");
 ABSL_FLAG(int32_t, http_threads, 64,
-          "HTTP worker threads: keep-alive connections served at once. Env HOOKFAN_HTTP_THREADS.");
+          "HTTP worker threads running the webhook handler (store writes); connections never "
+          "hold one while they send. Env HOOKFAN_HTTP_THREADS.");
 ABSL_FLAG(int32_t, http_max_connections, 1024,
-          "HTTP connections held at once, served or waiting for a worker thread; at least "
-          "--http-threads. More are answered 503 with Retry-After: 1 and closed. "
+          "HTTP connections open at once; at least --http-threads. A new one beyond it closes "
+          "the longest idle one, or when none is idle is answered 503 with Retry-After: 1. "
           "Env HOOKFAN_HTTP_MAX_CONNECTIONS.");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
           "On SIGTERM, how long streams may take to end before they are cut. "
@@ -203,6 +210,8 @@ int main(int argc, char** argv) {
       .applivery_dedup_window = absl::GetFlag(FLAGS_applivery_dedup_window),
       .max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_body_bytes)),
       .http_read_timeout_seconds = absl::GetFlag(FLAGS_http_read_timeout),
+      .http_handshake_timeout_seconds = absl::GetFlag(FLAGS_http_handshake_timeout),
+      .http_idle_timeout_seconds = absl::GetFlag(FLAGS_http_idle_timeout),
       .http_threads = absl::GetFlag(FLAGS_http_threads),
       .http_max_connections = absl::GetFlag(FLAGS_http_max_connections),
       .drain_timeout = absl::GetFlag(FLAGS_drain_timeout),

@@ -10,6 +10,7 @@
 #include <regex>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -354,19 +355,32 @@ TEST_F(WebhookE2ETest, SlowSenderDoesNotBlockOthers) {
 }
 
 TEST_F(WebhookE2ETest, ConnectionsOverTheCapAre503UntilOthersClose) {
-  // 2 threads, at most 3 connections: 3 connections that send nothing fill the cap (2 served,
-  // 1 waiting), so a webhook on a 4th is answered 503 naming the limit and the server closes
-  // that connection; once the idle ones close, webhooks are accepted again and /metrics
-  // counts the 503s.
+  // At most 3 connections, all 3 mid-request (a silent or idle connection would be
+  // evicted instead): a webhook on a 4th is answered 503 naming the limit and the server
+  // closes that connection; once the others close, webhooks are accepted again and
+  // /metrics counts the 503s.
   hookfan_->Terminate();
-  StartHookfan({"--http-threads=2", "--http-max-connections=3", "--http-read-timeout=2"});
-  std::vector<int> idle;
+  StartHookfan({"--http-threads=2", "--http-max-connections=3", "--http-read-timeout=20"});
+  std::vector<int> busy;
   for (int i = 0; i < 3; ++i) {
-    idle.push_back(ConnectTo(hookfan_->http_port()));
-    ASSERT_GE(idle.back(), 0);
+    busy.push_back(ConnectTo(hookfan_->http_port()));
+    ASSERT_GE(busy.back(), 0);
+    // "100 Continue" shows the server has read the head: the request is under way.
+    timeval five_seconds{.tv_sec = 5, .tv_usec = 0};
+    setsockopt(busy.back(), SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof(five_seconds));
+    const std::string head = "POST " + hookfan_->webhook_path() +
+                             " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             "Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n";
+    ASSERT_EQ(send(busy.back(), head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+    std::string answer;
+    char buf[256];
+    ssize_t n;
+    while (!absl::StrContains(answer, "\r\n\r\n") &&
+           (n = recv(busy.back(), buf, sizeof(buf), 0)) > 0) {
+      answer.append(buf, n);
+    }
+    ASSERT_EQ(answer, "HTTP/1.1 100 Continue\r\n\r\n");
   }
-  // Accepted after the idle ones (the listen backlog is FIFO) while they hold every slot
-  // (httplib gives a silent connection 5 s).
   httplib::Client c = Http();
   c.set_keep_alive(true);  // the server, not the request, must end the connection
   auto refused = c.Post(hookfan_->webhook_path(), ReadFixture("emm_device_enrolled.json"),
@@ -402,7 +416,7 @@ TEST_F(WebhookE2ETest, ConnectionsOverTheCapAre503UntilOthersClose) {
     EXPECT_THAT(answer, HasSubstr("too many connections")) << request;
     close(fd);
   }
-  for (int fd : idle) close(fd);
+  for (int fd : busy) close(fd);
 
   // The server notices the closed connections within moments.
   auto health = c.Get("/healthz");

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "broker/event_log.h"
+#include "broker/ingest.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/uuid.h"
@@ -38,6 +39,8 @@ struct IngressRequest {
   std::string_view content_type;  // the Content-Type header, "" if none
   HeaderLookup header;            // every header, by lowercase name
   std::vector<std::string_view> header_names = {};  // as sent (any case), for ce-* extensions
+  // Empty for multipart/form-data, which no normalizer takes: the HTTP
+  // layer answers it through Handle (415) without reading the body.
   std::string_view body;
 };
 
@@ -54,6 +57,9 @@ struct IngressRequest {
 //   429  over the source's rate limit (Retry-After set)
 //   415  a content type the source's normalizer does not take
 //   400  a body the normalizer rejects (the message says why)
+//   413  the event the body makes is larger than Options::rules
+//        .max_event_bytes (envelope, typed payload and the raw body; see
+//        broker::CheckEvent): nothing stored
 //   503  the log cannot take the write now (Retry-After set): nothing stored
 //   200  {id, sequence, type, duplicate: true}: a duplicate of an event
 //        stored within the source's dedup window; nothing new is stored
@@ -65,6 +71,8 @@ class WebhookHandler {
     // Where to count webhooks by source and status, append latency and
     // store errors; null: not counted. Must outlive the handler.
     metrics::Registry* metrics = nullptr;
+    // What every stored event obeys (the same for Publish).
+    broker::IngestRules rules;
   };
 
   // Errors: kInvalidArgument when two sources share a path or a source's
@@ -109,5 +117,9 @@ class WebhookHandler {
 // True if the media type of `content_type` is application/json or
 // application/<something>+json (parameters such as charset are ignored).
 bool IsJsonContentType(std::string_view content_type);
+
+// True if the media type of `content_type` is multipart/form-data (any
+// case, parameters ignored).
+bool IsMultipartFormData(std::string_view content_type);
 
 }  // namespace hookfan::ingress

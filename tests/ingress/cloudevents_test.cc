@@ -490,7 +490,7 @@ TEST(CloudEventsTest, InvalidTypeIsRejectedWithTheReason) {
          "\"*\" and \">\" are subscription wildcards, not allowed "
          "in a type"},
         {"com.a b",
-         "' ' at byte 5 is not allowed: tokens are A-Z a-z 0-9 _ "
+         "' ' at byte 5 is not allowed: tokens are a-z 0-9 _ "
          "-"}}) {
     ExpectStructuredError(
         absl::StrCat(R"({"specversion":"1.0","id":"e1","source":"/s",)",

@@ -1,21 +1,24 @@
 #pragma once
 
-// The rule every Event.type obeys, whichever normalizer produced it.
+// The rule every Event.type obeys, whichever ingest path (a webhook's
+// normalizer, EventBroker.Publish) produced it: the one grammar of types.
 
 #include <cstddef>
 #include <string_view>
 
 #include "absl/status/status.h"
 
-namespace hookfan::ingress {
+namespace hookfan::broker {
 
 // The longest event type accepted, in bytes.
 inline constexpr size_t kMaxEventTypeLength = 255;
 
 // CheckEventType returns OK when `type` can name events: 1 to 255 bytes of
-// dot-separated tokens, each one or more of A-Z a-z 0-9 "_" "-". So no
-// token is empty and no token is "*" or ">", which subscription filters
-// read as wildcards (broker/filter.h). Pure and thread-safe.
+// dot-separated tokens, each one or more of a-z 0-9 "_" "-" (lowercase, as
+// event.proto promises subscribers, so a filter written in lowercase never
+// misses an event spelled otherwise). So no token is empty and no token is
+// "*" or ">", which subscription filters read as wildcards
+// (broker/filter.h). Pure and thread-safe.
 //
 // Otherwise kInvalidArgument whose message is the reason alone, for the
 // caller to say which type it was ("attribute \"type\" is not a valid event
@@ -24,11 +27,12 @@ inline constexpr size_t kMaxEventTypeLength = 255;
 //   "it is longer than 255 bytes"
 //   "\"*\" and \">\" are subscription wildcards, not allowed in a type"
 //   "it has an empty token (a leading, trailing or doubled \".\")"
-//   "' ' at byte 4 is not allowed: tokens are A-Z a-z 0-9 _ -"
+//   "' ' at byte 4 is not allowed: tokens are a-z 0-9 _ -"
+//   "'O' at byte 12 is not allowed: tokens are a-z 0-9 _ - (types are lowercase)"
 //     (a byte that is not printable ASCII shows as '\xNN')
 absl::Status CheckEventType(std::string_view type);
 
 // CheckEventType(type).ok().
 bool IsValidEventType(std::string_view type);
 
-}  // namespace hookfan::ingress
+}  // namespace hookfan::broker

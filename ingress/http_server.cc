@@ -27,22 +27,18 @@ std::unique_ptr<httplib::Server> MakeServer(const HttpServer::Options& options) 
   });
 }
 
-// Makes `res` the answer to a request on a refused connection: 503, the
-// usual JSON error, Retry-After: 1 and Connection: close. httplib 0.11 sends
-// a Connection: close set here but does not act on it (only the request's
-// own header or the keep-alive count end a connection), so the body is
-// written by a content provider that then reports failure: httplib drops
-// the connection right after the answer, and the refusal thread is free for
-// the next one. (A HEAD request gets no body, so its connection stays open
-// and its next request is refused again.) The request body is never read:
-// a sender still writing a body larger than the socket buffers may see the
-// connection reset instead of the 503, which it retries all the same.
-void Refuse(int max_connections, httplib::Response& res) {
-  HttpAnswer answer = ErrorAnswer(
-      503, absl::StrCat("too many connections: hookfan serves at most ", max_connections,
-                        " at once; retry"));
+// Makes `answer` the answer to a request whose body is never read, then
+// closes the connection (the unread body must not be taken for the next
+// request). httplib 0.11 sends a Connection: close set here but does not act
+// on it (only the request's own header or the keep-alive count end a
+// connection), so the body is written by a content provider that then
+// reports failure: httplib drops the connection right after the answer. (A
+// HEAD request gets no body, so its connection stays open.) A sender still
+// writing a body larger than the socket buffers may see the connection
+// reset instead of the answer.
+void SendAndClose(HttpAnswer answer, httplib::Response& res) {
   res.status = answer.status;
-  res.set_header("Retry-After", "1");
+  for (const auto& [name, value] : answer.headers) res.set_header(name, value);
   res.set_header("Connection", "close");
   res.set_header("Content-Length", std::to_string(answer.body.size()));
   res.set_content_provider(
@@ -50,6 +46,18 @@ void Refuse(int max_connections, httplib::Response& res) {
         sink.write(body.data(), body.size());
         return false;  // closes the connection
       });
+}
+
+// Makes `res` the answer to a request on a refused connection: 503, the
+// usual JSON error and Retry-After: 1; the refusal thread is then free for
+// the next one. The request body is never read (the sender retries a reset
+// all the same).
+void Refuse(int max_connections, httplib::Response& res) {
+  HttpAnswer answer = ErrorAnswer(
+      503, absl::StrCat("too many connections: hookfan serves at most ", max_connections,
+                        " at once; retry"));
+  answer.headers.emplace_back("Retry-After", "1");
+  SendAndClose(std::move(answer), res);
 }
 
 }  // namespace
@@ -90,10 +98,22 @@ HttpServer::HttpServer(WebhookHandler* handler, std::function<absl::Status()> re
   // Connections over the cap: every request is refused after its headers,
   // before its body is read (or sent, with Expect: 100-continue). The error
   // handler below writes the answer.
-  s.set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
-    if (!ConnectionPool::Refusing()) return httplib::Server::HandlerResponse::Unhandled;
-    res.status = 503;
-    return httplib::Server::HandlerResponse::Handled;
+  //
+  // httplib parses a multipart/form-data body itself (answering 400 when it
+  // is not well-formed multipart) and hands the handler none: no source
+  // takes one, so such a POST is answered here, before its body is read,
+  // by the handler with an empty body (415 once routed and authenticated),
+  // and its connection is closed.
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (ConnectionPool::Refusing()) {
+      res.status = 503;
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.method == "POST" && req.is_multipart_form_data()) {
+      SendAndClose(Handle(req, {}), res);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
   });
   s.set_expect_100_continue_handler([](const httplib::Request&, httplib::Response& res) {
     if (!ConnectionPool::Refusing()) return 100;
@@ -107,19 +127,7 @@ HttpServer::HttpServer(WebhookHandler* handler, std::function<absl::Status()> re
 
   // Every POST goes to the handler, which routes by source path.
   s.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
-    const std::string content_type = req.get_header_value("Content-Type");
-    IngressRequest request{
-        .path = req.path,
-        .remote_ip = req.remote_addr,
-        .content_type = content_type,
-        .header = [&req](std::string_view name) -> std::optional<std::string_view> {
-          auto it = req.headers.find(std::string(name));  // case-insensitive
-          if (it == req.headers.end()) return std::nullopt;
-          return it->second;
-        },
-        .body = req.body};
-    for (const auto& [name, value] : req.headers) request.header_names.push_back(name);
-    Send(handler_->Handle(request), res);
+    Send(Handle(req, req.body), res);
   });
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(R"({"status":"ok"})", "application/json");
@@ -146,13 +154,32 @@ HttpServer::HttpServer(WebhookHandler* handler, std::function<absl::Status()> re
           Refuse(options_.max_connections, res);
           return httplib::Server::HandlerResponse::Handled;
         }
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        // Answers already made (by the handler, or SendAndClose) stand.
+        if (!res.body.empty() || res.content_provider_) {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
         Send(ErrorAnswer(res.status, DefaultMessage(res.status)), res);
         return httplib::Server::HandlerResponse::Handled;
       }));
 }
 
 HttpServer::~HttpServer() { Stop(); }
+
+HttpAnswer HttpServer::Handle(const httplib::Request& req, std::string_view body) {
+  const std::string content_type = req.get_header_value("Content-Type");
+  IngressRequest request{
+      .path = req.path,
+      .remote_ip = req.remote_addr,
+      .content_type = content_type,
+      .header = [&req](std::string_view name) -> std::optional<std::string_view> {
+        auto it = req.headers.find(std::string(name));  // case-insensitive
+        if (it == req.headers.end()) return std::nullopt;
+        return it->second;
+      },
+      .body = body};
+  for (const auto& [name, value] : req.headers) request.header_names.push_back(name);
+  return handler_->Handle(request);
+}
 
 int64_t HttpServer::open_connections() const { return connections_->open.load(); }
 

@@ -4,12 +4,14 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "ingress/tls_certificate.h"
 #include "ingress/webhook_handler.h"
 
 namespace httplib {
+struct Request;
 class Server;
 }
 
@@ -71,6 +73,8 @@ class HttpServer {
  private:
   // The error message for answers httplib makes itself.
   std::string DefaultMessage(int status) const;
+  // Hands `req`, with `body`, to the webhook handler.
+  HttpAnswer Handle(const httplib::Request& req, std::string_view body);
 
   WebhookHandler* const handler_;
   const std::function<absl::Status()> ready_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "broker/ingest.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -251,7 +252,8 @@ absl::Status GroupManager::FillLocked(Group* g, size_t want) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<Delivery>> GroupManager::Poll(Member* m, size_t max) {
+absl::StatusOr<std::vector<Delivery>> GroupManager::Poll(Member* m, size_t max,
+                                                         size_t max_bytes) {
   MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
   auto it = groups_.find(m->group);
@@ -261,14 +263,35 @@ absl::StatusOr<std::vector<Delivery>> GroupManager::Poll(Member* m, size_t max) 
   Group* g = it->second.get();
   size_t credits = std::min<size_t>(max, m->max_in_flight - std::min(m->in_flight, m->max_in_flight));
   std::vector<Delivery> out;
-  if (credits > 0) {
+  // Once more only when undeliverable events were all there was: those
+  // behind them may be ready.
+  while (credits > 0) {
     RETURN_IF_ERROR(FillLocked(g, credits));
     std::vector<uint64_t> chosen;
+    std::vector<uint64_t> undeliverable;
+    size_t bytes = 0;
     for (uint64_t seq : g->ready) {
       if (chosen.size() >= credits) break;
-      if (EligibleLocked(g, seq)) chosen.push_back(seq);
+      if (!EligibleLocked(g, seq)) continue;
+      const size_t size = g->pending[seq].event->wire.size();
+      if (size > kMaxDeliverableEventBytes) {
+        undeliverable.push_back(seq);
+        continue;
+      }
+      if (!chosen.empty() && bytes + size > max_bytes) break;
+      bytes += size;
+      chosen.push_back(seq);
     }
     GroupStore::Changes changes;
+    // No default client can receive these even alone (ConsumerGroupMember::
+    // Poll): each fails alone, now, instead of breaking streams.
+    for (uint64_t seq : undeliverable) {
+      log::Warn("event too large to deliver",
+                {{"group", g->name},
+                 {"sequence", seq},
+                 {"bytes", g->pending[seq].event->wire.size()}});
+      DeadLetterLocked(g, seq, g->pending[seq].attempts, options_.clock->Now(), &changes);
+    }
     for (uint64_t seq : chosen) changes.set_attempts.emplace_back(seq, g->pending[seq].attempts + 1);
     RaiseFloorLocked(g, &changes);
     if (!changes.empty()) RETURN_IF_ERROR(store_->Apply(g->name, changes));
@@ -285,22 +308,28 @@ absl::StatusOr<std::vector<Delivery>> GroupManager::Poll(Member* m, size_t max) 
       deliveries_.fetch_add(1, std::memory_order_relaxed);
       if (p.attempts > 1) redeliveries_.fetch_add(1, std::memory_order_relaxed);
     }
+    if (!chosen.empty() || undeliverable.empty()) break;
   }
   m->parked = out.empty();
   return out;
+}
+
+void GroupManager::DeadLetterLocked(Group* g, uint64_t seq, uint32_t attempts, absl::Time now,
+                                    GroupStore::Changes* changes) {
+  changes->dead.push_back({seq, attempts, now});
+  dead_lettered_.fetch_add(1, std::memory_order_relaxed);
+  changes->clear_attempts.push_back(seq);
+  g->dead_above.insert(seq);
+  g->dead_letters++;
+  log::Warn("event dead-lettered", {{"group", g->name}, {"sequence", seq}, {"attempts", attempts}});
+  RemovePendingLocked(g, seq);
 }
 
 void GroupManager::FailLocked(Group* g, uint64_t seq, absl::Duration delay, absl::Time now,
                               GroupStore::Changes* changes) {
   Pending& p = g->pending[seq];
   if (p.attempts >= g->config.max_deliveries()) {
-    changes->dead.push_back({seq, p.attempts, now});
-    dead_lettered_.fetch_add(1, std::memory_order_relaxed);
-    changes->clear_attempts.push_back(seq);
-    g->dead_above.insert(seq);
-    g->dead_letters++;
-    log::Warn("event dead-lettered", {{"group", g->name}, {"sequence", seq}, {"attempts", p.attempts}});
-    RemovePendingLocked(g, seq);
+    DeadLetterLocked(g, seq, p.attempts, now, changes);
   } else if (delay <= absl::ZeroDuration()) {
     p.state = Pending::State::kReady;
     g->ready.insert(seq);
@@ -589,8 +618,8 @@ void GroupManager::Shutdown() {
 
 GroupMember::~GroupMember() { manager_->Leave(member_.get()); }
 
-absl::StatusOr<std::vector<Delivery>> GroupMember::Poll(size_t max) {
-  return manager_->Poll(member_.get(), max);
+absl::StatusOr<std::vector<Delivery>> GroupMember::Poll(size_t max, size_t max_bytes) {
+  return manager_->Poll(member_.get(), max, max_bytes);
 }
 
 absl::Status GroupMember::Ack(absl::Span<const uint64_t> sequences) {

@@ -105,7 +105,7 @@ class GroupManager : public ConsumerGroups {
   // does not exist yet.
   absl::Status AddMember(const std::shared_ptr<Member>& member, const v1::ConsumerOpen& config,
                           std::shared_ptr<Group>& created);
-  absl::StatusOr<std::vector<Delivery>> Poll(Member* member, size_t max);
+  absl::StatusOr<std::vector<Delivery>> Poll(Member* member, size_t max, size_t max_bytes);
   absl::Status Settle(Member* member, absl::Span<const uint64_t> sequences, bool ack,
                       absl::Duration delay);
   absl::Status Extend(Member* member, absl::Span<const uint64_t> sequences,
@@ -118,6 +118,9 @@ class GroupManager : public ConsumerGroups {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RemovePendingLocked(Group* g, uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool EligibleLocked(const Group* g, uint64_t seq) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves `seq` to the dead letters after `attempts` deliveries.
+  void DeadLetterLocked(Group* g, uint64_t seq, uint32_t attempts, absl::Time now,
+                        GroupStore::Changes* changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A delivery failed (nack, expiry): wait `delay`, or dead-letter.
   void FailLocked(Group* g, uint64_t seq, absl::Duration delay, absl::Time now,
                   GroupStore::Changes* changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -152,7 +155,8 @@ class GroupMember : public ConsumerGroupMember {
   GroupMember(const GroupMember&) = delete;
   GroupMember& operator=(const GroupMember&) = delete;
 
-  absl::StatusOr<std::vector<Delivery>> Poll(size_t max) override;
+  absl::StatusOr<std::vector<Delivery>> Poll(
+      size_t max, size_t max_bytes = std::numeric_limits<size_t>::max()) override;
   absl::Status Ack(absl::Span<const uint64_t> sequences) override;
   absl::Status Nack(absl::Span<const uint64_t> sequences, absl::Duration delay) override;
   absl::Status Extend(absl::Span<const uint64_t> sequences, absl::Duration extension) override;

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,10 +38,18 @@ class ConsumerGroupMember {
   virtual ~ConsumerGroupMember() = default;
 
   // Leases up to `max` ready events to this member, within its
-  // max_in_flight. Empty: nothing now; the `wake` given to Join fires when
-  // there may be. Errors: kAborted (group deleted), kUnavailable (shutdown,
+  // max_in_flight, stopping before their wire encodings pass `max_bytes`
+  // (the first is always leased, alone if it must be): what one response
+  // carries, so a response never exceeds what the client receives and
+  // events not sent are not leased. An event larger than
+  // kMaxDeliverableEventBytes (broker/ingest.h), which no default gRPC
+  // client can receive even alone, is never leased: it is dead-lettered at
+  // once, alone, so neither it nor a stream it would break holds up the
+  // others. Empty: nothing now; the `wake` given to Join fires when there
+  // may be. Errors: kAborted (group deleted), kUnavailable (shutdown,
   // store), kOutOfRange (the group's position fell behind retention).
-  virtual absl::StatusOr<std::vector<Delivery>> Poll(size_t max) = 0;
+  virtual absl::StatusOr<std::vector<Delivery>> Poll(
+      size_t max, size_t max_bytes = std::numeric_limits<size_t>::max()) = 0;
 
   // Acks: these events are done. Sequences not leased to this member are
   // ignored and counted (ignored()). Errors: kUnavailable (store).

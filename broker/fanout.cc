@@ -1,6 +1,7 @@
 #include "broker/fanout.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -69,6 +70,15 @@ absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
       break;
     }
     case v1::StartPosition::kAfterSequence: {
+      // No sequence follows the largest one (and +1 below would wrap). A
+      // smaller position past the end waits for the log to reach it: a
+      // replica may not have seen yet what another one served.
+      if (start.after_sequence() == std::numeric_limits<uint64_t>::max()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "after_sequence ", start.after_sequence(),
+            " is beyond the end of the log (last sequence ", log_->LastSequence(),
+            "); no event can follow it"));
+      }
       // Retention may have deleted it although the window still holds it.
       ASSIGN_OR_RETURN(uint64_t first, log_->FirstSequence());
       if (start.after_sequence() + 1 < first) {

@@ -52,7 +52,9 @@ class Fanout : public CommitListener {
   // call back into Fanout) when a parked subscription has new matching
   // events or the Fanout shuts down; the holder then calls Poll.
   //
-  // Errors: kInvalidArgument for a bad filter or start position;
+  // Errors: kInvalidArgument for a bad filter or start position (also
+  // after_sequence 2^64-1, which no event can follow; a smaller position
+  // past the end of the log is accepted and waits for it);
   // kUnavailable after Shutdown or on store failure.
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
       const v1::Filter& filter, const v1::StartPosition& start,

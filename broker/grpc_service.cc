@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "broker/ingest.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -50,7 +51,7 @@ class StreamPump : public Reactor {
  public:
   explicit StreamPump(Executor* executor) : executor_(executor) {}
   ~StreamPump() {
-    if (slot_ != nullptr) slot_->fetch_sub(1, std::memory_order_relaxed);
+    if (slot_ != nullptr) slot_->Remove();
   }
 
   void Wake() {
@@ -65,7 +66,7 @@ class StreamPump : public Reactor {
   }
 
   // Counts this stream in `open` until it is deleted.
-  void HoldSlot(std::shared_ptr<std::atomic<int>> open) { slot_ = std::move(open); }
+  void HoldSlot(std::shared_ptr<CallCount> open) { slot_ = std::move(open); }
 
   // The next batch is produced right here, on gRPC's thread, not after a
   // hop through the executor: a write completing is the common case under
@@ -167,7 +168,7 @@ class StreamPump : public Reactor {
   }
 
   Executor* const executor_;
-  std::shared_ptr<std::atomic<int>> slot_;  // the open-stream count, if counted in it
+  std::shared_ptr<CallCount> slot_;  // the open-stream count, if counted in it
   Response response_;  // written only by Pump, read by gRPC during a write
   Mutex mu_;
   bool active_ ABSL_GUARDED_BY(mu_) = false;
@@ -242,11 +243,12 @@ class ConsumeReactor final
   // A `caller` error finishes the stream at once with that status.
   ConsumeReactor(grpc::CallbackServerContext* context, ConsumerGroups* groups,
                  Executor* executor, const Authorizer* authorizer,
-                 absl::StatusOr<const SubscriberGrant*> caller)
+                 absl::StatusOr<const SubscriberGrant*> caller, size_t batch_bytes)
       : StreamPump(executor),
         context_(context),
         groups_(groups),
-        authorizer_(authorizer) {
+        authorizer_(authorizer),
+        max_batch_bytes_(batch_bytes) {
     if (!caller.ok()) {
       FinishNow(ToGrpcStatus(caller.status()));
       return;
@@ -316,7 +318,7 @@ class ConsumeReactor final
 
   absl::StatusOr<bool> Produce(v1::ConsumeResponse* out) override {
     absl::StatusOr<std::vector<Delivery>> deliveries =
-        member_->Poll(max_batch_);
+        member_->Poll(max_batch_, max_batch_bytes_);
     if (!deliveries.ok()) return deliveries.status();
     if (deliveries->empty()) return false;
     out->Clear();
@@ -333,6 +335,7 @@ class ConsumeReactor final
   grpc::CallbackServerContext* const context_;
   ConsumerGroups* const groups_;
   const Authorizer* const authorizer_;
+  const size_t max_batch_bytes_;
   const SubscriberGrant* caller_ =
       Authorizer::kAnyone;  // set by the constructor
   v1::ConsumeRequest request_;
@@ -382,7 +385,6 @@ std::vector<std::string> PeerIdentities(
   return out;
 }
 
-constexpr size_t kMaxTypeLength = 255;
 constexpr size_t kMaxAttributeLength = 1024;
 constexpr size_t kMaxContentTypeLength = 255;
 constexpr size_t kMaxExtensions = 64;
@@ -392,7 +394,7 @@ constexpr size_t kMaxExtensionNameLength = 20;
 std::string Quote(absl::string_view s) {
   constexpr size_t kMax = 64;
   if (s.size() <= kMax) return absl::StrCat("\"", s, "\"");
-  return absl::StrCat("\"", s.substr(0, kMax), "…\" (", s.size(),
+  return absl::StrCat("\"", s.substr(0, kMax), "...\" (", s.size(),
                       " characters)");
 }
 
@@ -401,25 +403,6 @@ absl::Status CheckLength(absl::string_view field, absl::string_view value,
   if (value.size() <= max) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       field, " is ", value.size(), " characters; the limit is ", max));
-}
-
-// A published type: non-empty dot-separated tokens of [A-Za-z0-9_-].
-absl::Status ValidatePublishType(absl::string_view type) {
-  if (type.empty()) return absl::InvalidArgumentError("type is required");
-  if (absl::Status s = CheckLength("type", type, kMaxTypeLength); !s.ok())
-    return s;
-  for (absl::string_view token : absl::StrSplit(type, '.')) {
-    bool ok = !token.empty();
-    for (char c : token)
-      ok = ok && (absl::ascii_isalnum(c) || c == '_' || c == '-');
-    if (!ok) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("type ", Quote(type),
-                       " must be non-empty dot-separated tokens of "
-                       "[A-Za-z0-9_-] (no wildcards)"));
-    }
-  }
-  return absl::OkStatus();
 }
 
 // CloudEvents attributes, which an extension may not be named after.
@@ -454,7 +437,8 @@ absl::Status ValidateExtension(absl::string_view name,
 
 absl::StatusOr<v1::Event> EventFromPublishRequest(
     const v1::PublishRequest& request) {
-  RETURN_IF_ERROR(ValidatePublishType(request.type()));
+  if (request.type().empty()) return absl::InvalidArgumentError("type is required");
+  RETURN_IF_ERROR(ValidateType(request.type()));
   RETURN_IF_ERROR(CheckLength("source", request.source(), kMaxAttributeLength));
   RETURN_IF_ERROR(CheckLength("id", request.id(), kMaxAttributeLength));
   RETURN_IF_ERROR(
@@ -544,6 +528,10 @@ EventBrokerService::EventBrokerService(EventLog* log, Fanout* fanout,
 
 EventBrokerService::~EventBrokerService() = default;
 
+bool EventBrokerService::AwaitIdle(absl::Time deadline) {
+  return open_streams_->AwaitZero(deadline) && publishing_.AwaitZero(deadline);
+}
+
 absl::StatusOr<const SubscriberGrant*> EventBrokerService::Authenticate(
     const grpc::CallbackServerContext& context) const {
   if (authorizer_->open()) return Authorizer::kAnyone;
@@ -563,7 +551,7 @@ absl::Status EventBrokerService::CheckManageGroup(const SubscriberGrant* caller,
 
 template <typename R>
 bool EventBrokerService::TakeStreamSlot(R* reactor) {
-  int open = open_streams_->fetch_add(1, std::memory_order_relaxed) + 1;
+  int open = open_streams_->Add();
   reactor->HoldSlot(open_streams_);
   if (options_.max_streams > 0 && open > options_.max_streams) {
     reactor->FinishNow(grpc::Status(
@@ -626,7 +614,16 @@ grpc::ServerUnaryReactor* EventBrokerService::GetEvent(
   absl::StatusOr<EventPtr> found;
   switch (request->key_case()) {
     case v1::GetEventRequest::kId:
-      found = log_->GetById(request->id());
+      // Checked first, so an id's echo in an error is short (and a
+      // hostile one never reaches the store).
+      if (!IsCanonicalUuid(request->id())) {
+        found = absl::InvalidArgumentError(absl::StrCat(
+            "id ", Quote(request->id()),
+            " is not a hookfan event id (a UUID such as "
+            "01a21a5a-5965-7000-9a6a-c7b991c35543)"));
+      } else {
+        found = log_->GetById(request->id());
+      }
       break;
     case v1::GetEventRequest::kSequence: {
       absl::StatusOr<std::vector<EventPtr>> read =
@@ -671,9 +668,11 @@ grpc::ServerUnaryReactor* EventBrokerService::Publish(
   event->set_id(ids_.Next());
   SetTimestamp(options_.clock->Now(), event->mutable_time());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  publishing_.Add();
   publish_executor_.Schedule(
       [this, reactor, response, event = *std::move(event)]() mutable {
         reactor->Finish(ToGrpcStatus(Store(std::move(event), response)));
+        publishing_.Remove();
       });
   return reactor;
 }
@@ -682,26 +681,23 @@ absl::Status EventBrokerService::Store(v1::Event event,
                                        v1::PublishResponse* response) {
   const std::string source = event.source();
   const std::string type = event.type();
-  AppendOnceResult result;
-  if (event.source_event_id().empty()) {
-    if (absl::Status s = log_->Append(absl::MakeSpan(&event, 1)); !s.ok()) {
+  const std::string key =
+      event.source_event_id().empty()
+          ? ""
+          : absl::StrCat("publish:", source, "\n", event.source_event_id());
+  absl::StatusOr<AppendOnceResult> stored = Ingest(
+      log_, std::move(event), key, options_.publish_dedup_window, options_.rules);
+  if (!stored.ok()) {
+    if (absl::IsResourceExhausted(stored.status()) ||
+        absl::IsInvalidArgument(stored.status())) {
+      log::Warn("publish refused", {{"type", type}, {"error", stored.status().ToString()}});
+    } else {
       log::Error("publish: append failed",
-                 {{"type", type}, {"error", s.ToString()}});
-      return s;
+                 {{"type", type}, {"error", stored.status().ToString()}});
     }
-    result = {.id = event.id(), .sequence = event.sequence()};
-  } else {
-    std::string key =
-        absl::StrCat("publish:", source, "\n", event.source_event_id());
-    absl::StatusOr<AppendOnceResult> once =
-        log_->AppendOnce(std::move(event), key, options_.publish_dedup_window);
-    if (!once.ok()) {
-      log::Error("publish: append failed",
-                 {{"type", type}, {"error", once.status().ToString()}});
-      return once.status();
-    }
-    result = *std::move(once);
+    return stored.status();
   }
+  const AppendOnceResult& result = *stored;
   response->set_id(result.id);
   response->set_sequence(result.sequence);
   response->set_duplicate(result.duplicate);
@@ -716,7 +712,8 @@ absl::Status EventBrokerService::Store(v1::Event event,
 grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>*
 EventBrokerService::Consume(grpc::CallbackServerContext* context) {
   auto* reactor =
-      new ConsumeReactor(context, groups_, &executor_, authorizer_, Authenticate(*context));
+      new ConsumeReactor(context, groups_, &executor_, authorizer_, Authenticate(*context),
+                         options_.max_batch_bytes);
   TakeStreamSlot(reactor);
   return reactor;
 }
@@ -761,8 +758,14 @@ grpc::ServerUnaryReactor* EventBrokerService::ListDeadLetters(
   absl::StatusOr<std::vector<v1::DeadLetter>> dead = groups_->ListDeadLetters(
       request->group(), request->after_sequence(), limit);
   if (dead.ok()) {
-    for (v1::DeadLetter& d : *dead)
+    // Cut by bytes like Subscribe batches (the client pages on after the
+    // last one it got); the first is always sent, alone if it must be.
+    size_t bytes = 0;
+    for (v1::DeadLetter& d : *dead) {
+      bytes += d.ByteSizeLong();
+      if (response->dead_letters_size() > 0 && bytes > options_.max_batch_bytes) break;
       *response->add_dead_letters() = std::move(d);
+    }
   }
   return Reply(context, dead.status());
 }

@@ -9,8 +9,10 @@
 #include "broker/consumer_groups.h"
 #include "broker/event_log.h"
 #include "broker/fanout.h"
+#include "broker/ingest.h"
 #include "common/clock.h"
 #include "common/executor.h"
+#include "common/sync.h"
 #include "common/uuid.h"
 #include "grpcpp/grpcpp.h"
 #include "hookfan/v1/broker.grpc.pb.h"
@@ -59,6 +61,31 @@ absl::StatusOr<v1::Event> EventFromPublishRequest(
 // Thread-safe. `log`, `fanout` and `groups` (and the clock and authorizer
 // of Options) must outlive it; destroy it only after the grpc::Server using
 // it has shut down.
+// CallCount counts calls in progress, for AwaitIdle. Thread-safe.
+class CallCount {
+ public:
+  // Counts one more; returns how many are counted now.
+  int Add() {
+    MutexLock lock(&mu_);
+    return ++count_;
+  }
+  void Remove() {
+    MutexLock lock(&mu_);
+    --count_;
+  }
+  // Waits until none is counted or `deadline` passes; true if none is.
+  bool AwaitZero(absl::Time deadline) {
+    MutexLock lock(&mu_);
+    return mu_.AwaitWithDeadline(absl::Condition(
+                                     +[](int* n) { return *n == 0; }, &count_),
+                                 deadline);
+  }
+
+ private:
+  Mutex mu_;
+  int count_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 class EventBrokerService final
     : public v1::EventBroker::WithRawCallbackMethod_Subscribe<
           v1::EventBroker::CallbackService> {
@@ -67,7 +94,10 @@ class EventBrokerService final
     int pump_threads = 2;
     size_t default_batch_events = 256;
     size_t max_batch_events = 4096;
-    size_t max_batch_bytes = 1 << 20;  // a single larger event is still sent
+    // Subscribe and Consume responses stop before their events pass this
+    // many bytes (a single larger event is sent alone), so every response
+    // stays within gRPC's default 4 MiB client receive limit.
+    size_t max_batch_bytes = kMaxResponseEventBytes;
     // Receive time of published events, and the ids minted for them.
     Clock* clock = Clock::Real();
     // Who may do what. nullptr, like an Authorizer without grants, lets
@@ -81,11 +111,20 @@ class EventBrokerService final
     // Subscribe and Consume streams open at once; more are refused with
     // RESOURCE_EXHAUSTED (clients retry, elsewhere or later). 0: no limit.
     int max_streams = 0;
+    // What every published event obeys (the same for webhooks).
+    IngestRules rules;
   };
 
   EventBrokerService(EventLog* log, Fanout* fanout, ConsumerGroups* groups,
                      Options options);
   ~EventBrokerService() override;
+
+  // Waits until no Subscribe or Consume stream is open and every Publish
+  // has been answered, or until `deadline`; true if so. For a drain: end
+  // the streams first (Fanout::Shutdown, ConsumerGroups::Shutdown), then
+  // shut the grpc::Server down with no grace left, so idle connections are
+  // closed at once instead of waiting for their clients to read a GOAWAY.
+  bool AwaitIdle(absl::Time deadline);
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(
       grpc::CallbackServerContext* context,
@@ -141,7 +180,8 @@ class EventBrokerService final
   const Authorizer* const
       authorizer_;  // options_.authorizer or open_authorizer_
   UuidV7Generator ids_;
-  std::shared_ptr<std::atomic<int>> open_streams_ = std::make_shared<std::atomic<int>>(0);
+  std::shared_ptr<CallCount> open_streams_ = std::make_shared<CallCount>();
+  CallCount publishing_;  // Publish calls not answered yet
   Executor executor_;
   Executor publish_executor_;  // last: its queued work finishes first
 };

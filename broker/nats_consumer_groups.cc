@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "broker/filter.h"
+#include "broker/ingest.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
@@ -147,7 +148,8 @@ class NatsGroupMember : public ConsumerGroupMember {
   // (the group was deleted meanwhile), kUnavailable.
   absl::Status Start();
 
-  absl::StatusOr<std::vector<Delivery>> Poll(size_t max) override;
+  absl::StatusOr<std::vector<Delivery>> Poll(
+      size_t max, size_t max_bytes = std::numeric_limits<size_t>::max()) override;
   absl::Status Ack(absl::Span<const uint64_t> sequences) override;
   absl::Status Nack(absl::Span<const uint64_t> sequences, absl::Duration delay) override;
   absl::Status Extend(absl::Span<const uint64_t> sequences, absl::Duration extension) override;
@@ -458,6 +460,17 @@ std::optional<NatsGroupMember::Lease> NatsGroupMember::Admit(MsgPtr msg, bool re
     lease.event = read->front();
   }
   lease.msg = std::move(msg);
+  if (lease.event->wire.size() > kMaxDeliverableEventBytes) {
+    // No default client can receive it (ConsumerGroupMember::Poll): it
+    // fails alone, now.
+    log::Warn("event too large to deliver",
+              {{"group", group()},
+               {"sequence", lease.event->event.sequence()},
+               {"bytes", lease.event->wire.size()}});
+    uint32_t attempts = lease.attempt - 1;
+    DeadLetter(std::move(lease), attempts).IgnoreError();
+    return std::nullopt;
+  }
   if (lease.attempt > config_.max_deliveries()) {
     // A lease of its last attempt lapsed: JetStream offers it once more.
     uint32_t attempts = lease.attempt - 1;
@@ -499,12 +512,17 @@ void NatsGroupMember::ExpireLocked(absl::Time now) {
   }
 }
 
-absl::StatusOr<std::vector<Delivery>> NatsGroupMember::Poll(size_t max) {
+absl::StatusOr<std::vector<Delivery>> NatsGroupMember::Poll(size_t max, size_t max_bytes) {
   MutexLock lock(&mu_);
   if (!error_.ok()) return error_;
   ExpireLocked(groups_->options_.clock->Now());
   std::vector<Delivery> out;
+  size_t bytes = 0;
   while (out.size() < max && !ready_.empty()) {
+    // The rest stays ready (fetched, its JetStream lease running) for the
+    // next response.
+    bytes += ready_.begin()->second.event->wire.size();
+    if (!out.empty() && bytes > max_bytes) break;
     auto node = ready_.extract(ready_.begin());
     const Lease& lease = node.mapped();
     out.push_back(Delivery{lease.event, lease.attempt, lease.deadline});

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "absl/base/thread_annotations.h"
 #include "common/clock.h"
@@ -30,6 +31,11 @@ class UuidV7Generator {
   uint64_t last_ms_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t counter_ ABSL_GUARDED_BY(mu_) = 0;
 };
+
+// True if `id` is spelled as UuidV7Generator spells ids: a UUID in its
+// canonical 36-character form with lowercase hex digits
+// ("01a21a5a-5965-7000-9a6a-c7b991c35543"). Any version.
+bool IsCanonicalUuid(std::string_view id);
 
 // Returns `n` bytes from the OS CSPRNG, hex-encoded (2n characters).
 std::string RandomHex(size_t n);

@@ -27,7 +27,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "hookfan/v1/event.pb.h"
 #include "ingress/applivery_normalizer.h"
-#include "ingress/event_type.h"
+#include "broker/event_type.h"
 #include "nlohmann/json.hpp"
 
 namespace {
@@ -68,7 +68,7 @@ std::string_view TypeOf(Event::PayloadCase payload) {
 
 void CheckEvent(std::string_view body, const Event& event) {
   const std::string shown = event.ShortDebugString();
-  Check(hookfan::ingress::IsValidEventType(event.type()), "invalid type",
+  Check(hookfan::broker::IsValidEventType(event.type()), "invalid type",
         shown);
   Check(event.type().starts_with("applivery."), "type not applivery.*", shown);
   const std::string_view payload_type = TypeOf(event.payload_case());

@@ -43,7 +43,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "hookfan/v1/event.pb.h"
 #include "ingress/cloudevents.h"
-#include "ingress/event_type.h"
+#include "broker/event_type.h"
 #include "ingress/json_body.h"
 #include "nlohmann/json.hpp"
 
@@ -144,7 +144,7 @@ bool IsAttribute(std::string_view name, bool structured) {
 
 void CheckEvent(const Request& request, bool structured, const Event& event) {
   const std::string shown = event.ShortDebugString();
-  Check(hookfan::ingress::IsValidEventType(event.type()), "invalid type",
+  Check(hookfan::broker::IsValidEventType(event.type()), "invalid type",
         shown);
   Check(!event.source().empty() && !event.source_event_id().empty(),
         "empty source or id", shown);

@@ -17,7 +17,7 @@
 #include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "google/protobuf/timestamp.pb.h"
-#include "ingress/event_type.h"
+#include "broker/event_type.h"
 #include "ingress/json_normalizer.h"
 #include "nlohmann/json.hpp"
 
@@ -218,11 +218,12 @@ absl::Status CheckSpecVersion(NameInMessages name,
                    PrintableForError(specversion), "\""));
 }
 
-// Checks the type and moves the required attributes (present and non-empty
-// by now) into `event`.
+// Checks the type (lowercased, as every stored type) and moves the required
+// attributes (present and non-empty by now) into `event`.
 absl::Status SetRequired(NameInMessages name, std::string id,
                          std::string source, std::string type, Event* event) {
-  if (const absl::Status status = CheckEventType(type); !status.ok()) {
+  type = broker::LowercaseEventType(type);
+  if (const absl::Status status = broker::CheckEventType(type); !status.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         name("type"), " is not a valid event type: ", status.message()));
   }

@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
-#include "ingress/event_type.h"
+#include "broker/event_type.h"
 #include "ingress/json_body.h"
 #include "nlohmann/json.hpp"
 
@@ -135,7 +135,7 @@ absl::Status CheckJsonNormalizerConfig(const JsonNormalizerConfig& config) {
   if (!config.type_prefix.empty()) {
     // Any type with this prefix ends in a token the body supplies.
     if (const absl::Status status =
-            CheckEventType(absl::StrCat(config.type_prefix, "x"));
+            broker::CheckEventType(absl::StrCat(config.type_prefix, "x"));
         !status.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "type_prefix \"", PrintableForError(config.type_prefix),
@@ -156,7 +156,8 @@ absl::StatusOr<Event> NormalizeJson(
         absl::StrCat("body must be a JSON object, got ", root.type_name()));
   }
   ASSIGN_OR_RETURN(NamedType type, ReadType(config, root, header));
-  if (const absl::Status status = CheckEventType(type.type); !status.ok()) {
+  type.type = broker::LowercaseEventType(type.type);
+  if (const absl::Status status = broker::CheckEventType(type.type); !status.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("event type \"", PrintableForError(type.type), "\" (from ",
                      type.origin, ") is not valid: ", status.message()));

@@ -51,7 +51,7 @@ absl::Status CheckJsonNormalizerConfig(const JsonNormalizerConfig& config);
 //   "type pointer /event/type: must be a string, got number" (…)
 //   "type header x-event-type: missing from the request"
 //   "event type \"acme.a b\" (from type pointer /event/type) is not valid:
-//    ' ' at byte 6 is not allowed: tokens are A-Z a-z 0-9 _ -" (see
+//    ' ' at byte 6 is not allowed: tokens are a-z 0-9 _ -" (see
 //    CheckEventType; likewise "(from type header x-event-type)")
 //   "id pointer /id: not found in the body"
 //   "id pointer /id: must be a string or a number, got object" (…)

@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "broker/ingest.h"
 #include "common/log.h"
 #include "ingress/applivery_normalizer.h"
 #include "ingress/cloudevents.h"
@@ -197,17 +198,18 @@ HttpAnswer WebhookHandler::HandleSource(Source& source, std::string_view token,
   event->set_id(ids_.Next());
   SetTimestamp(options_.clock->Now(), event->mutable_time());
 
-  absl::StatusOr<broker::AppendOnceResult> stored;
   absl::Time append_start = absl::Now();
-  if (std::string key = DedupKeyOf(source, request, *event); !key.empty()) {
-    stored = log_->AppendOnce(*event, key, config.dedup.window);
-  } else if (absl::Status s = log_->Append(absl::MakeSpan(&*event, 1)); s.ok()) {
-    stored = broker::AppendOnceResult{.id = event->id(), .sequence = event->sequence()};
-  } else {
-    stored = s;
-  }
+  absl::StatusOr<broker::AppendOnceResult> stored =
+      broker::Ingest(log_, *event, DedupKeyOf(source, request, *event), config.dedup.window,
+                     options_.rules);
   if (append_seconds_ != nullptr) {
     append_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - append_start));
+  }
+  if (absl::IsResourceExhausted(stored.status())) {
+    return refuse(413, "event over --max-event-bytes", stored.status().message());
+  }
+  if (absl::IsInvalidArgument(stored.status())) {
+    return ErrorAnswer(400, stored.status().message());
   }
   if (!stored.ok()) {
     if (store_errors_ != nullptr) store_errors_->Add();

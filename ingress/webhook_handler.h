@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "broker/event_log.h"
+#include "broker/ingest.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/uuid.h"
@@ -54,6 +55,9 @@ struct IngressRequest {
 //   429  over the source's rate limit (Retry-After set)
 //   415  a content type the source's normalizer does not take
 //   400  a body the normalizer rejects (the message says why)
+//   413  the event the body makes is larger than Options::rules
+//        .max_event_bytes (envelope, typed payload and the raw body; see
+//        broker::CheckEvent): nothing stored
 //   503  the log cannot take the write now (Retry-After set): nothing stored
 //   200  {id, sequence, type, duplicate: true}: a duplicate of an event
 //        stored within the source's dedup window; nothing new is stored
@@ -65,6 +69,8 @@ class WebhookHandler {
     // Where to count webhooks by source and status, append latency and
     // store errors; null: not counted. Must outlive the handler.
     metrics::Registry* metrics = nullptr;
+    // What every stored event obeys (the same for Publish).
+    broker::IngestRules rules;
   };
 
   // Errors: kInvalidArgument when two sources share a path or a source's

@@ -9,6 +9,7 @@
 #include "broker/consumer_group.h"
 #include "broker/fanout.h"
 #include "broker/grpc_service.h"
+#include "broker/ingest.h"
 #include "broker/nats_consumer_groups.h"
 #include "broker/nats_event_log.h"
 #include "broker/sqlite_event_log.h"
@@ -244,6 +245,23 @@ absl::Status App::Start(Config config) {
     if (generated_token) config_.applivery_token = RandomHex(16);
     sources.push_back(AppliveryShorthand(config_));
   }
+  if (config_.max_event_bytes < static_cast<int64_t>(broker::kMinMaxEventBytes) ||
+      config_.max_event_bytes > static_cast<int64_t>(broker::kMaxMaxEventBytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max-event-bytes is ", config_.max_event_bytes, "; it must be from ",
+        broker::kMinMaxEventBytes, " to ", broker::kMaxMaxEventBytes,
+        " (larger events would not reach clients with gRPC's default 4 MiB receive limit)"));
+  }
+  const broker::IngestRules rules{.max_event_bytes = static_cast<size_t>(config_.max_event_bytes)};
+  for (const ingress::SourceConfig& source : sources) {
+    // A body is stored whole in its event, so a larger one could never be.
+    if (source.max_body_bytes > rules.max_event_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "source ", source.name, ": max_body_bytes (", source.max_body_bytes,
+          ") is larger than --max-event-bytes (", rules.max_event_bytes,
+          "); such bodies could never be stored: lower one or raise the other"));
+    }
+  }
   for (const ingress::SourceConfig& source : sources) {
     log::Info("webhook source", {{"name", source.name},
                                  {"path", source.path},
@@ -261,7 +279,8 @@ absl::Status App::Start(Config config) {
   service_ = std::make_unique<broker::EventBrokerService>(
       log_.get(), fanout_.get(), groups_.get(),
       broker::EventBrokerService::Options{.authorizer = authorizer_.get(),
-                                          .max_streams = config_.grpc_max_streams});
+                                          .max_streams = config_.grpc_max_streams,
+                                          .rules = rules});
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -298,8 +317,9 @@ absl::Status App::Start(Config config) {
     ASSIGN_OR_RETURN(http_tls_,
                      ingress::TlsCertificate::Load(config_.http_tls_cert, config_.http_tls_key));
   }
-  ASSIGN_OR_RETURN(webhooks_, ingress::WebhookHandler::Create(log_.get(), std::move(sources),
-                                                             {.metrics = &metrics_}));
+  ASSIGN_OR_RETURN(webhooks_, ingress::WebhookHandler::Create(
+                                  log_.get(), std::move(sources),
+                                  {.metrics = &metrics_, .rules = rules}));
   RegisterMetrics();
   http_ = std::make_unique<ingress::HttpServer>(
       webhooks_.get(), [this] { return Ready(); },
@@ -407,7 +427,15 @@ void App::Drain() {
   if (fanout_ != nullptr) fanout_->Shutdown();  // streams end UNAVAILABLE + resume
   log::Info("drain: streams told to end");
   if (grpc_server_ != nullptr) {
-    grpc_server_->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
+    // Once our streams have ended and publishes are answered, nothing is
+    // left to be graceful for: a graceful shutdown would wait for every
+    // connected client to read the GOAWAY and answer its PING, and an idle
+    // client reads only when its channel polls (gRPC's backup poller: every
+    // 5 s). Closing at once ends idle connections and health Watch streams.
+    if (!service_->AwaitIdle(deadline)) {
+      log::Warn("drain: streams still open at the drain timeout; cancelling them");
+    }
+    grpc_server_->Shutdown(std::chrono::system_clock::now());
     grpc_server_->Wait();
     log::Info("drain: gRPC stopped");
   }

@@ -55,6 +55,10 @@ struct Config {
   std::string applivery_token;  // empty: a random one is generated and logged
   absl::Duration applivery_dedup_window = absl::Minutes(10);  // 0: no dedup
   size_t max_body_bytes = 1 << 20;  // of the one-source shorthand
+  // Largest stored event, for every ingest path (broker/ingest.h); within
+  // [kMinMaxEventBytes, kMaxMaxEventBytes] and at least every source's
+  // max_body_bytes, else start-up fails.
+  int64_t max_event_bytes = 1 << 20;
   // Connection deadlines (see ingress::HttpServer): a whole request, a TLS
   // handshake, keep-alive idle time.
   int http_read_timeout_seconds = 10;

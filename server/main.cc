@@ -70,6 +70,11 @@ ABSL_FLAG(absl::Duration, applivery_dedup_window, absl::Minutes(10),
           "id); 0 turns this off. Env HOOKFAN_APPLIVERY_DEDUP_WINDOW.");
 ABSL_FLAG(int64_t, max_body_bytes, 1 << 20,
           "Largest webhook body accepted; larger ones get 413. Env HOOKFAN_MAX_BODY_BYTES.");
+ABSL_FLAG(int64_t, max_event_bytes, 1 << 20,
+          "Largest stored event (its Protobuf encoding: envelope, typed payload and the raw "
+          "body), for webhooks (413) and Publish (RESOURCE_EXHAUSTED) alike; at least 4096 and "
+          "at most 4177920, so every event reaches a client with gRPC's default 4 MiB receive "
+          "limit. Env HOOKFAN_MAX_EVENT_BYTES.");
 ABSL_FLAG(int32_t, http_read_timeout, 10,
           "Seconds a request, head and body, may take to arrive from its first byte (and a new "
           "connection to send its first byte), however slowly; then 408 and close. "
@@ -209,6 +214,7 @@ int main(int argc, char** argv) {
       .applivery_token = absl::GetFlag(FLAGS_applivery_token),
       .applivery_dedup_window = absl::GetFlag(FLAGS_applivery_dedup_window),
       .max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_body_bytes)),
+      .max_event_bytes = absl::GetFlag(FLAGS_max_event_bytes),
       .http_read_timeout_seconds = absl::GetFlag(FLAGS_http_read_timeout),
       .http_handshake_timeout_seconds = absl::GetFlag(FLAGS_http_handshake_timeout),
       .http_idle_timeout_seconds = absl::GetFlag(FLAGS_http_idle_timeout),

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/memory_event_log.h"
+#include "broker/ingest.h"
 #include "broker/memory_group_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -46,6 +47,16 @@ class ConsumerGroupTest : public ::testing::Test {
       e.set_key(absl::StrCat(key_prefix, next_id_ % keys));
       ASSERT_TRUE(log_.Append(absl::MakeSpan(&e, 1)).ok());
     }
+  }
+
+  // Appends one event whose data is `bytes` long, as stored before any
+  // size limit (straight to the log).
+  void AppendSized(size_t bytes) {
+    v1::Event e;
+    e.set_id(absl::StrCat("id-", ++next_id_));
+    e.set_type("applivery.device.enrolled");
+    e.set_data(std::string(bytes, 'x'));
+    ASSERT_TRUE(log_.Append(absl::MakeSpan(&e, 1)).ok());
   }
 
   static v1::ConsumerOpen Open(const std::string& group, uint32_t max_in_flight = 0) {
@@ -110,6 +121,53 @@ TEST_F(ConsumerGroupTest, TwoMembersShareEveryEventExactlyOnce) {
   for (const auto& [seq, n] : seen) ASSERT_EQ(n, 1) << seq;
   EXPECT_GT(by_a, 400u);
   EXPECT_LT(by_a, 600u);
+}
+
+// A response is cut by bytes; what it does not carry is not leased (so a
+// member that goes away never takes it along).
+TEST_F(ConsumerGroupTest, PollStopsAtMaxBytesAndLeasesOnlyWhatItReturns) {
+  AppendSized(400 << 10);
+  AppendSized(400 << 10);
+  AppendSized(400 << 10);
+  auto m = Join(Open("g", 10));
+  absl::StatusOr<std::vector<Delivery>> first = m->Poll(10, 1 << 20);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_THAT(Seqs(*first), ElementsAre(1, 2));
+  auto other = Join(Open("g", 10));
+  EXPECT_THAT(Seqs(PollOk(*other)), ElementsAre(3));  // never leased to m
+  // A single event over max_bytes still goes, alone.
+  AppendSized(2 << 20);
+  AppendSized(10);
+  absl::StatusOr<std::vector<Delivery>> big = m->Poll(10, 1 << 20);
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_THAT(Seqs(*big), ElementsAre(4));
+}
+
+// An event stored before the size limit that no default gRPC client can
+// receive even alone fails alone, at once: it is dead-lettered without
+// being leased, and the events around it are delivered.
+TEST_F(ConsumerGroupTest, EventTooLargeForAnyClientIsDeadLetteredAlone) {
+  AppendSized(10);
+  AppendSized(kMaxDeliverableEventBytes + 1);
+  AppendSized(10);
+  auto m = Join(Open("g", 10));
+  std::vector<Delivery> got = PollOk(*m);
+  EXPECT_THAT(Seqs(got), ElementsAre(1, 3));
+  EXPECT_THAT(Attempts(got), ElementsAre(1, 1));
+  absl::StatusOr<std::vector<v1::DeadLetter>> dead = manager_->ListDeadLetters("g", 0, 10);
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_EQ((*dead)[0].event().sequence(), 2u);
+  EXPECT_EQ((*dead)[0].attempts(), 0u);
+  AckAll(*m, got);
+}
+
+// Only undeliverable events ready: the member is not parked on them.
+TEST_F(ConsumerGroupTest, EventsBehindAnUndeliverableOneAreDeliveredInTheSamePoll) {
+  AppendSized(kMaxDeliverableEventBytes + 1);
+  auto m = Join(Open("g", 1));
+  AppendSized(10);
+  EXPECT_THAT(Seqs(PollOk(*m)), ElementsAre(2));
 }
 
 TEST_F(ConsumerGroupTest, MemberNeverHoldsMoreThanMaxInFlight) {

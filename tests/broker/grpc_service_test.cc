@@ -1,6 +1,7 @@
 #include "broker/grpc_service.h"
 
 #include <atomic>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,9 +10,11 @@
 #include "broker/authz.h"
 #include "broker/consumer_group.h"
 #include "broker/fanout.h"
+#include "broker/ingest.h"
 #include "broker/memory_event_log.h"
 #include "broker/memory_group_store.h"
 #include "common/clock.h"
+#include "common/uuid.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -145,7 +148,7 @@ class GrpcServiceTest : public ::testing::Test {
   // Appends an event as the webhook ingress would.
   v1::Event AppendWebhookEvent(const std::string& type) {
     v1::Event e;
-    e.set_id(absl::StrCat("webhook-", ++next_id_));
+    e.set_id(ids_.Next());
     e.set_type(type);
     e.set_source("/webhooks/applivery");
     SetTimestamp(clock_.Now(), e.mutable_time());
@@ -198,7 +201,7 @@ class GrpcServiceTest : public ::testing::Test {
   std::unique_ptr<EventBrokerService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<v1::EventBroker::Stub> stub_;
-  int next_id_ = 0;
+  UuidV7Generator ids_;
 };
 
 // A published event is durable on OK and reaches a subscriber with every
@@ -345,22 +348,29 @@ TEST_F(GrpcServiceTest, PublishWithoutIdStoresEveryCall) {
   EXPECT_EQ(log_.LastSequence(), 2u);
 }
 
-// A malformed type is refused with a message naming the field.
+// A malformed type is refused with the rule webhook types obey
+// (broker/event_type.h), naming the field.
 TEST_F(GrpcServiceTest, PublishInvalidTypeIsInvalidArgument) {
-  const std::string kTokens =
-      " must be non-empty dot-separated tokens of [A-Za-z0-9_-] (no wildcards)";
+  const std::string kNot = " is not a valid event type: ";
+  const std::string kWildcards =
+      "\"*\" and \">\" are subscription wildcards, not allowed in a type";
+  const std::string kEmptyToken =
+      "it has an empty token (a leading, trailing or doubled \".\")";
   struct Case {
     std::string type;
     std::string message;
   };
   for (const Case& c : std::vector<Case>{
            {"", "type is required"},
-           {"applivery.>", "type \"applivery.>\"" + kTokens},
-           {"applivery.*.x", "type \"applivery.*.x\"" + kTokens},
-           {"a..b", "type \"a..b\"" + kTokens},
-           {"a.b.", "type \"a.b.\"" + kTokens},
-           {"a b", "type \"a b\"" + kTokens},
-           {std::string(256, 'a'), "type is 256 characters; the limit is 255"},
+           {"applivery.>", "type \"applivery.>\"" + kNot + kWildcards},
+           {"applivery.*.x", "type \"applivery.*.x\"" + kNot + kWildcards},
+           {"a..b", "type \"a..b\"" + kNot + kEmptyToken},
+           {"a.b.", "type \"a.b.\"" + kNot + kEmptyToken},
+           {"a b", "type \"a b\"" + kNot +
+                       "' ' at byte 1 is not allowed: tokens are a-z 0-9 _ -"},
+           {std::string(256, 'a'), "type \"" + std::string(64, 'a') +
+                                       "...\" (256 bytes)" + kNot +
+                                       "it is longer than 255 bytes"},
        }) {
     v1::PublishResponse response;
     grpc::Status status = Publish(Request(c.type), &response);
@@ -371,7 +381,38 @@ TEST_F(GrpcServiceTest, PublishInvalidTypeIsInvalidArgument) {
   EXPECT_EQ(log_.LastSequence(), 0u);
   v1::PublishResponse response;
   grpc::Status status =
-      Publish(Request("Inventory_v2.item-moved.X9"), &response);
+      Publish(Request("inventory_v2.item-moved.x9"), &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+// Types are lowercase (event.proto): an upper-case one is refused as a
+// webhook's would be, and nothing is stored.
+TEST_F(GrpcServiceTest, PublishUpperCaseTypeIsInvalidArgument) {
+  v1::PublishResponse response;
+  grpc::Status status = Publish(Request("Inventory.Item.Moved"), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "type \"Inventory.Item.Moved\" is not a valid event type: 'I' at byte 0 is "
+            "not allowed: tokens are a-z 0-9 _ - (types are lowercase)");
+  EXPECT_EQ(log_.LastSequence(), 0u);
+}
+
+// One Publish larger than --max-event-bytes is refused before anything is
+// stored, naming the limit and the flag: it would otherwise reach every
+// subscriber as a message beyond gRPC's default 4 MiB receive limit.
+TEST_F(GrpcServiceTest, PublishOverMaxEventBytesIsResourceExhausted) {
+  v1::PublishRequest request = Request("internal.big");
+  request.set_data(std::string(kDefaultMaxEventBytes, 'x'));
+  v1::PublishResponse response;
+  grpc::Status status = Publish(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(),
+              ::testing::MatchesRegex("the event is [0-9]+ bytes; the limit is 1048576 "
+                                      "\\(--max-event-bytes\\)"));
+  EXPECT_EQ(log_.LastSequence(), 0u);
+  // Just under the limit is stored.
+  request.set_data(std::string(kDefaultMaxEventBytes - 1024, 'x'));
+  status = Publish(request, &response);
   EXPECT_TRUE(status.ok()) << status.error_message();
 }
 
@@ -600,6 +641,118 @@ TEST_F(GrpcServiceTest, ConsumeWithinGrantJoinsTheGroup) {
   ASSERT_EQ(response.deliveries_size(), 1);
   EXPECT_EQ(response.deliveries(0).event().type(), "applivery.device.enrolled");
   context->TryCancel();
+}
+
+// Events stored before the size limit, 5 MiB together: a client with
+// gRPC's default 4 MiB receive limit gets them all, in responses cut by
+// bytes, and the stream never breaks.
+TEST_F(GrpcServiceTest, ConsumeResponsesAreCutByBytes) {
+  for (int i = 0; i < 5; ++i) {
+    v1::Event e;
+    e.set_id(ids_.Next());
+    e.set_type("internal.big");
+    e.set_data(std::string(1 << 20, 'x'));
+    ASSERT_TRUE(log_.Append(absl::MakeSpan(&e, 1)).ok());
+  }
+  auto context = Context();
+  auto stream = stub_->Consume(context.get());
+  v1::ConsumeRequest open;
+  open.mutable_open()->set_group("g");
+  open.mutable_open()->mutable_start()->set_earliest(true);
+  ASSERT_TRUE(stream->Write(open));
+  int received = 0;
+  v1::ConsumeResponse response;
+  while (received < 5 && stream->Read(&response)) {
+    EXPECT_LE(response.ByteSizeLong(), size_t{4} << 20);
+    received += response.deliveries_size();
+  }
+  EXPECT_EQ(received, 5);
+  context->TryCancel();
+  grpc::Status status = stream->Finish();
+  EXPECT_NE(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+}
+
+// ListDeadLetters pages are cut by bytes like stream responses.
+TEST_F(GrpcServiceTest, ListDeadLettersIsCutByBytes) {
+  for (int i = 0; i < 5; ++i) {
+    v1::Event e;
+    e.set_id(ids_.Next());
+    e.set_type("internal.big");
+    e.set_data(std::string(1 << 20, 'x'));
+    ASSERT_TRUE(log_.Append(absl::MakeSpan(&e, 1)).ok());
+  }
+  auto member = groups_->Join(
+      [] {
+        v1::ConsumerOpen open;
+        open.set_group("g");
+        open.mutable_start()->set_earliest(true);
+        open.set_max_deliveries(1);
+        return open;
+      }(),
+      [] {});
+  ASSERT_TRUE(member.ok()) << member.status();
+  size_t leased = 0;
+  while (leased < 5) {
+    absl::StatusOr<std::vector<Delivery>> got = (*member)->Poll(10);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_FALSE(got->empty());
+    std::vector<uint64_t> seqs;
+    for (const Delivery& d : *got) seqs.push_back(d.event->event.sequence());
+    ASSERT_TRUE((*member)->Nack(seqs, absl::ZeroDuration()).ok());  // last attempt: dead
+    leased += seqs.size();
+  }
+  v1::ListDeadLettersRequest request;
+  request.set_group("g");
+  request.set_limit(1000);
+  uint64_t after = 0;
+  int pages = 0, listed = 0;
+  while (listed < 5 && pages < 10) {
+    request.set_after_sequence(after);
+    v1::ListDeadLettersResponse response;
+    grpc::Status status = stub_->ListDeadLetters(Context().get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_GT(response.dead_letters_size(), 0);
+    EXPECT_LE(response.ByteSizeLong(), size_t{4} << 20);
+    listed += response.dead_letters_size();
+    after = response.dead_letters(response.dead_letters_size() - 1).event().sequence();
+    ++pages;
+  }
+  EXPECT_EQ(listed, 5);
+}
+
+// GetEvent takes ids as hookfan mints them; anything else is refused at
+// once and echoed at most 64 characters long.
+TEST_F(GrpcServiceTest, GetEventWithMalformedIdIsInvalidArgument) {
+  v1::GetEventRequest request;
+  request.set_id(std::string(20000, 'a'));
+  v1::GetEventResponse response;
+  grpc::Status status = stub_->GetEvent(Context().get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "id \"" + std::string(64, 'a') +
+                "...\" (20000 characters) is not a hookfan event id (a UUID such as "
+                "01a21a5a-5965-7000-9a6a-c7b991c35543)");
+  // A well-formed id that is not stored is NOT_FOUND.
+  request.set_id("01a21a5a-5965-7000-9a6a-c7b991c35543");
+  status = stub_->GetEvent(Context().get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// after_sequence 2^64-1: no event can follow it; the answer says so rather
+// than "sequence 0 is no longer held".
+TEST_F(GrpcServiceTest, SubscribeAfterLargestSequenceIsInvalidArgument) {
+  AppendWebhookEvent("applivery.device.enrolled");
+  v1::SubscribeRequest request;
+  request.mutable_start()->set_after_sequence(std::numeric_limits<uint64_t>::max());
+  auto context = Context();
+  auto reader = stub_->Subscribe(context.get(), request);
+  v1::SubscribeResponse response;
+  EXPECT_FALSE(reader->Read(&response));
+  grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "after_sequence 18446744073709551615 is beyond the end of the log (last "
+            "sequence 1); no event can follow it");
 }
 
 TEST_F(GrpcServiceTest, ConsumeWithoutTokenIsUnauthenticated) {

@@ -480,6 +480,14 @@ TEST(CloudEventsTest, OnlySpecVersionOneIsRead) {
                         "number");
 }
 
+TEST(CloudEventsTest, TypeIsStoredLowercase) {
+  // Every stored type is lowercase (event.proto); a sender's is lowercased.
+  EXPECT_EQ(Parse(kStructured, {},
+                  R"({"specversion":"1.0","id":"e1","source":"/s","type":"com.GitHub.Push"})")
+                .type(),
+            "com.github.push");
+}
+
 TEST(CloudEventsTest, InvalidTypeIsRejectedWithTheReason) {
   // Types must stay matchable by subscription filters.
   for (const auto& [type, reason] :
@@ -490,7 +498,7 @@ TEST(CloudEventsTest, InvalidTypeIsRejectedWithTheReason) {
          "\"*\" and \">\" are subscription wildcards, not allowed "
          "in a type"},
         {"com.a b",
-         "' ' at byte 5 is not allowed: tokens are A-Z a-z 0-9 _ "
+         "' ' at byte 5 is not allowed: tokens are a-z 0-9 _ "
          "-"}}) {
     ExpectStructuredError(
         absl::StrCat(R"({"specversion":"1.0","id":"e1","source":"/s",)",

@@ -14,7 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hookfan/v1/event.pb.h"
-#include "ingress/event_type.h"
+#include "broker/event_type.h"
 #include "ingress/source_config.h"
 #include "tests/proto_matchers.h"
 
@@ -26,6 +26,8 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
 using ::hookfan::testing::EqualsProto;
+using ::hookfan::broker::CheckEventType;
+using ::hookfan::broker::IsValidEventType;
 
 // A normalizer run: config and request headers in, event or error out. The
 // header lookups made are recorded.
@@ -83,7 +85,7 @@ TEST_F(JsonNormalizerTest, TypeFromHeaderIsLookedUpByLowercaseName) {
   config_ = {.type_header = "X-Acme-Event", .type_prefix = "acme."};
   headers_ = {{"x-acme-event", "Invoice.Paid"}};
   const Event event = Normalize(R"({"type":"ignored"})");
-  EXPECT_EQ(event.type(), "acme.Invoice.Paid");
+  EXPECT_EQ(event.type(), "acme.invoice.paid");
   EXPECT_EQ(event.source(), "/webhooks/acme");
   EXPECT_THAT(looked_up_, ElementsAre("x-acme-event"));
 }
@@ -95,9 +97,9 @@ TEST_F(JsonNormalizerTest, PointerFollowsRfc6901) {
 }
 
 TEST_F(JsonNormalizerTest, EmptyPrefixLeavesTheTypeAsSent) {
-  // No prefix: the producer's type is the event type.
+  // No prefix: the producer's type, lowercased, is the event type.
   EXPECT_EQ(Normalize(R"({"type":"Order-Created_v2"})").type(),
-            "Order-Created_v2");
+            "order-created_v2");
 }
 
 TEST_F(JsonNormalizerTest, IdPointerGivesTheSourceEventId) {
@@ -179,8 +181,8 @@ TEST_F(JsonNormalizerTest, InvalidTypeNamesTheFullTypeAndItsOrigin) {
   config_ = {.type_pointer = "/type", .type_prefix = "acme."};
   ExpectInvalid(R"({"type":"order created"})",
                 "event type \"acme.order created\" (from type pointer /type) "
-                "is not valid: ' ' at byte 10 is not allowed: tokens are A-Z "
-                "a-z 0-9 _ -");
+                "is not valid: ' ' at byte 10 is not allowed: tokens are a-z "
+                "0-9 _ -");
   ExpectInvalid(R"({"type":""})",
                 "event type \"acme.\" (from type pointer /type) is not valid: "
                 "it has an empty token (a leading, trailing or doubled \".\")");
@@ -197,7 +199,7 @@ TEST_F(JsonNormalizerTest, InvalidTypeNamesTheFullTypeAndItsOrigin) {
   ExpectInvalid("{}",
                 "event type \"caf\\xc3\\xa9\" (from type header x-acme-event) "
                 "is not valid: '\\xc3' at byte 3 is not allowed: tokens are "
-                "A-Z a-z 0-9 _ -");
+                "a-z 0-9 _ -");
   headers_ = {{"x-acme-event", std::string(256, 'a')}};
   ExpectInvalid("{}",
                 absl::StrCat("event type \"", std::string(160, 'a'),
@@ -285,12 +287,12 @@ TEST(CheckJsonNormalizerConfigTest, RefusesConfigsNormalizeJsonCannotUse) {
 }
 
 // ---------------------------------------------------------------------------
-// The event type rule both normalizers share (ingress/event_type.h).
+// The event type rule every ingest path shares (broker/event_type.h).
 
 TEST(EventTypeTest, AcceptsDotSeparatedTokensUpTo255Bytes) {
-  // Letters of either case, digits, "_" and "-"; a single token is fine.
+  // Lowercase letters, digits, "_" and "-"; a single token is fine.
   for (const std::string& type :
-       {std::string("a"), std::string("com.example.Order-Created_v2"),
+       {std::string("a"), std::string("com.example.order-created_v2"),
         std::string("-._"), std::string(255, 'a')}) {
     EXPECT_TRUE(IsValidEventType(type)) << type;
     EXPECT_EQ(CheckEventType(type), absl::OkStatus()) << type;
@@ -312,9 +314,11 @@ TEST(EventTypeTest, RefusesWhatFiltersCouldNotMatch) {
         {"a.", "it has an empty token (a leading, trailing or doubled \".\")"},
         {"a..b",
          "it has an empty token (a leading, trailing or doubled \".\")"},
-        {"a/b", "'/' at byte 1 is not allowed: tokens are A-Z a-z 0-9 _ -"},
+        {"a/b", "'/' at byte 1 is not allowed: tokens are a-z 0-9 _ -"},
+        {"com.example.Order",
+         "'O' at byte 12 is not allowed: tokens are a-z 0-9 _ - (types are lowercase)"},
         {std::string("a\0b", 3),
-         "'\\x00' at byte 1 is not allowed: tokens are A-Z a-z 0-9 _ -"}}) {
+         "'\\x00' at byte 1 is not allowed: tokens are a-z 0-9 _ -"}}) {
     EXPECT_FALSE(IsValidEventType(type)) << type;
     EXPECT_EQ(CheckEventType(type), absl::InvalidArgumentError(reason)) << type;
   }

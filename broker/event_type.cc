@@ -1,4 +1,4 @@
-#include "ingress/event_type.h"
+#include "broker/event_type.h"
 
 #include <cstddef>
 #include <string>
@@ -8,11 +8,11 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
-namespace hookfan::ingress {
+namespace hookfan::broker {
 namespace {
 
 bool IsTokenByte(unsigned char c) {
-  return absl::ascii_isalnum(c) || c == '_' || c == '-';
+  return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' || c == '-';
 }
 
 }  // namespace
@@ -41,8 +41,8 @@ absl::Status CheckEventType(std::string_view type) {
               ? std::string(1, static_cast<char>(c))
               : absl::StrCat("\\x", absl::Hex(c, absl::kZeroPad2));
       return absl::InvalidArgumentError(
-          absl::StrCat("'", shown, "' at byte ", i,
-                       " is not allowed: tokens are A-Z a-z ", "0-9 _ -"));
+          absl::StrCat("'", shown, "' at byte ", i, " is not allowed: tokens are a-z 0-9 _ -",
+                       absl::ascii_isupper(c) ? " (types are lowercase)" : ""));
     }
   }
   if (token_empty) {
@@ -56,4 +56,8 @@ bool IsValidEventType(std::string_view type) {
   return CheckEventType(type).ok();
 }
 
-}  // namespace hookfan::ingress
+std::string LowercaseEventType(std::string_view type) {
+  return absl::AsciiStrToLower(absl::string_view(type.data(), type.size()));
+}
+
+}  // namespace hookfan::broker

@@ -47,6 +47,7 @@ struct GroupManager::Pending {
   State state = State::kReady;
   uint64_t member = 0;    // kLeased: holder
   absl::Time due = {};    // kLeased: deadline; kWaiting: not before
+  uint64_t offered_to = 0;  // kReady: only this member may lease it (0: any)
 };
 
 struct GroupManager::Member {
@@ -56,7 +57,9 @@ struct GroupManager::Member {
   absl::Duration ack_deadline = kDefaultAckDeadline;
   // Guarded by GroupManager::mu_.
   uint32_t in_flight = 0;
-  bool parked = false;
+  bool parked = false;  // waits for a wake
+  bool idle = false;    // its last Poll returned nothing: it waits for work
+  std::set<uint64_t> offers;  // ready events only it may lease (OfferLocked)
   uint64_t ignored = 0;
 
   void Wake() {
@@ -81,6 +84,7 @@ struct GroupManager::Group {
   std::set<uint64_t> ready;
   std::map<std::string, std::set<uint64_t>> by_key;  // key_ordered only
   std::map<uint64_t, std::shared_ptr<Member>> members;
+  uint64_t last_offered = 0;  // member id: offers go round-robin from here
 };
 
 GroupManager::GroupManager(EventLog* log, Fanout* fanout, GroupStore* store, Options options)
@@ -225,7 +229,70 @@ void GroupManager::RemovePendingLocked(Group* g, uint64_t seq) {
     if (k->second.empty()) g->by_key.erase(k);
   }
   g->ready.erase(seq);
+  ReleaseOfferLocked(g, it->second);
   g->pending.erase(it);
+}
+
+void GroupManager::ReleaseOfferLocked(Group* g, Pending& p) {
+  if (p.offered_to == 0) return;
+  if (auto m = g->members.find(p.offered_to); m != g->members.end()) {
+    m->second->offers.erase(p.event->event.sequence());
+  }
+  p.offered_to = 0;
+}
+
+void GroupManager::OfferLocked(Group* g, Member* poller, size_t poller_room,
+                               std::vector<uint64_t>* undeliverable,
+                               std::vector<std::shared_ptr<Member>>* wakes) {
+  // Who asks for work: the poller, and members whose last Poll found none.
+  // Each may be offered what its max_in_flight leaves after its leases and
+  // the offers it holds.
+  struct Taker {
+    Member* member;
+    size_t room;
+  };
+  std::vector<Taker> takers;  // in member id order
+  size_t total_room = 0;
+  for (const auto& [id, m] : g->members) {
+    if (m.get() != poller && !m->idle) continue;
+    size_t held = m->in_flight + m->offers.size();
+    size_t room = m->max_in_flight > held ? m->max_in_flight - held : 0;
+    if (m.get() == poller) room = poller_room > m->offers.size() ? poller_room - m->offers.size() : 0;
+    if (room == 0) continue;
+    takers.push_back({m.get(), room});
+    total_room += room;
+  }
+  if (takers.empty()) return;
+  // The taker after the one offered to last goes first.
+  size_t next = 0;
+  while (next < takers.size() && takers[next].member->id <= g->last_offered) ++next;
+  if (next == takers.size()) next = 0;
+  std::set<Member*> offered;
+  for (uint64_t seq : g->ready) {
+    if (total_room == 0) break;
+    Pending& p = g->pending[seq];
+    if (p.offered_to != 0 || !EligibleLocked(g, seq)) continue;
+    if (p.event->wire.size() > kMaxDeliverableEventBytes) {
+      undeliverable->push_back(seq);
+      continue;
+    }
+    while (takers[next].room == 0) next = (next + 1) % takers.size();
+    Taker& t = takers[next];
+    p.offered_to = t.member->id;
+    t.member->offers.insert(seq);
+    t.room--;
+    total_room--;
+    g->last_offered = t.member->id;
+    offered.insert(t.member);
+    next = (next + 1) % takers.size();
+  }
+  // An idle member waiting for a wake learns of its offers now.
+  for (Member* m : offered) {
+    if (m != poller && m->parked) {
+      m->parked = false;
+      wakes->push_back(g->members.at(m->id));
+    }
+  }
 }
 
 bool GroupManager::EligibleLocked(const Group* g, uint64_t seq) const {
@@ -254,6 +321,14 @@ absl::Status GroupManager::FillLocked(Group* g, size_t want) {
 
 absl::StatusOr<std::vector<Delivery>> GroupManager::Poll(Member* m, size_t max,
                                                          size_t max_bytes) {
+  std::vector<std::shared_ptr<Member>> wakes;
+  absl::StatusOr<std::vector<Delivery>> out = PollLocked(m, max, max_bytes, &wakes);
+  WakeAll(wakes);
+  return out;
+}
+
+absl::StatusOr<std::vector<Delivery>> GroupManager::PollLocked(
+    Member* m, size_t max, size_t max_bytes, std::vector<std::shared_ptr<Member>>* wakes) {
   MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
   auto it = groups_.find(m->group);
@@ -267,17 +342,14 @@ absl::StatusOr<std::vector<Delivery>> GroupManager::Poll(Member* m, size_t max,
   // behind them may be ready.
   while (credits > 0) {
     RETURN_IF_ERROR(FillLocked(g, credits));
-    std::vector<uint64_t> chosen;
     std::vector<uint64_t> undeliverable;
+    OfferLocked(g, m, credits, &undeliverable, wakes);
+    std::vector<uint64_t> chosen;
     size_t bytes = 0;
-    for (uint64_t seq : g->ready) {
+    for (uint64_t seq : m->offers) {
       if (chosen.size() >= credits) break;
-      if (!EligibleLocked(g, seq)) continue;
+      if (!EligibleLocked(g, seq)) continue;  // a redrive may come first
       const size_t size = g->pending[seq].event->wire.size();
-      if (size > kMaxDeliverableEventBytes) {
-        undeliverable.push_back(seq);
-        continue;
-      }
       if (!chosen.empty() && bytes + size > max_bytes) break;
       bytes += size;
       chosen.push_back(seq);
@@ -303,14 +375,21 @@ absl::StatusOr<std::vector<Delivery>> GroupManager::Poll(Member* m, size_t max,
       p.member = m->id;
       p.due = deadline;
       g->ready.erase(seq);
+      ReleaseOfferLocked(g, p);
       m->in_flight++;
       out.push_back(Delivery{p.event, p.attempts, deadline});
       deliveries_.fetch_add(1, std::memory_order_relaxed);
       if (p.attempts > 1) redeliveries_.fetch_add(1, std::memory_order_relaxed);
     }
+    // What the poller was offered but does not carry (past max_bytes) is
+    // not held for it: another member may lease it now.
+    for (uint64_t seq : std::vector<uint64_t>(m->offers.begin(), m->offers.end())) {
+      ReleaseOfferLocked(g, g->pending[seq]);
+    }
     if (!chosen.empty() || undeliverable.empty()) break;
   }
   m->parked = out.empty();
+  m->idle = out.empty();
   return out;
 }
 
@@ -470,6 +549,15 @@ void GroupManager::Leave(Member* m) {
     MutexLock lock(&mu_);
     if (auto it = groups_.find(m->group); it != groups_.end()) {
       Group* g = it->second.get();
+      // Its offers go back to whoever asks next.
+      const bool had_offers = !m->offers.empty();
+      for (uint64_t seq : std::set<uint64_t>(m->offers)) {
+        auto p = g->pending.find(seq);
+        if (p != g->pending.end() && p->second.offered_to == m->id) {
+          ReleaseOfferLocked(g, p->second);
+        }
+      }
+      m->offers.clear();
       g->members.erase(m->id);
       // What it held goes back to the group now rather than at its deadline
       // (counted as a failed attempt, as a lapsed lease would be).
@@ -486,7 +574,7 @@ void GroupManager::Leave(Member* m) {
           log::Error("consumer group state not saved", {{"group", g->name}, {"error", s.ToString()}});
         }
       }
-      if (!held.empty()) CollectWakesLocked(g, &wakes);
+      if (!held.empty() || had_offers) CollectWakesLocked(g, &wakes);
     }
   }
   WakeAll(wakes);

@@ -39,6 +39,13 @@ class GroupMember;
 // when no earlier pending event has the same key (Event.key), so one key is
 // never in flight twice and its events arrive in sequence order.
 //
+// Ready events are handed out one at a time, round-robin, among the members
+// asking for work and with room under their max_in_flight: the member
+// polling and those whose last Poll found nothing. Each event is offered to
+// one of them, and only that member leases it (at its next Poll; a parked
+// one is woken) unless it leaves first. So members that keep up get equal
+// shares, whichever of them happens to poll first after an append.
+//
 // State that must survive a restart goes to the GroupStore (see there):
 // acked events never come back, unacked ones are redelivered with their
 // attempt counts.
@@ -106,6 +113,10 @@ class GroupManager : public ConsumerGroups {
   absl::Status AddMember(const std::shared_ptr<Member>& member, const v1::ConsumerOpen& config,
                           std::shared_ptr<Group>& created);
   absl::StatusOr<std::vector<Delivery>> Poll(Member* member, size_t max, size_t max_bytes);
+  // Poll's work; members to wake once mu_ is released go to `wakes`.
+  absl::StatusOr<std::vector<Delivery>> PollLocked(Member* member, size_t max, size_t max_bytes,
+                                                   std::vector<std::shared_ptr<Member>>* wakes)
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Settle(Member* member, absl::Span<const uint64_t> sequences, bool ack,
                       absl::Duration delay);
   absl::Status Extend(Member* member, absl::Span<const uint64_t> sequences,
@@ -121,6 +132,17 @@ class GroupManager : public ConsumerGroups {
   // Moves `seq` to the dead letters after `attempts` deliveries.
   void DeadLetterLocked(Group* g, uint64_t seq, uint32_t attempts, absl::Time now,
                         GroupStore::Changes* changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Offers the ready, eligible events no one holds an offer for, one at a
+  // time round-robin, to the members asking for work: `poller` (up to
+  // `poller_room`) and every idle member with room under max_in_flight.
+  // Parked members offered something go to `wakes`. Events no client could
+  // receive (over kMaxDeliverableEventBytes) are offered to no one: they go
+  // to `undeliverable`, for the poller to dead-letter.
+  void OfferLocked(Group* g, Member* poller, size_t poller_room,
+                   std::vector<uint64_t>* undeliverable,
+                   std::vector<std::shared_ptr<Member>>* wakes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Withdraws the offer of `p`, if any: anyone may lease it again.
+  void ReleaseOfferLocked(Group* g, Pending& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A delivery failed (nack, expiry): wait `delay`, or dead-letter.
   void FailLocked(Group* g, uint64_t seq, absl::Duration delay, absl::Time now,
                   GroupStore::Changes* changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

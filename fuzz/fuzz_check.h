@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 
@@ -62,6 +64,60 @@ inline int JsonDepth(std::string_view json) {
     }
   }
   return max_depth;
+}
+
+// The nesting depth `text` reaches up to and including its first error: the
+// first NUL byte or the byte where nlohmann's parser fails (the whole text
+// when it is JSON). A parser that stops at the first problem has seen no
+// more than this.
+inline int JsonDepthBeforeError(std::string_view text) {
+  struct ErrorPosition : nlohmann::json_sax<nlohmann::json> {
+    size_t position = std::string_view::npos;
+    bool null() override { return true; }
+    bool boolean(bool) override { return true; }
+    bool number_integer(number_integer_t) override { return true; }
+    bool number_unsigned(number_unsigned_t) override { return true; }
+    bool number_float(number_float_t, const string_t&) override { return true; }
+    bool string(string_t&) override { return true; }
+    bool binary(binary_t&) override { return true; }
+    bool start_object(std::size_t) override { return true; }
+    bool key(string_t&) override { return true; }
+    bool end_object() override { return true; }
+    bool start_array(std::size_t) override { return true; }
+    bool end_array() override { return true; }
+    bool parse_error(std::size_t at, const std::string&,
+                     const nlohmann::json::exception&) override {
+      position = at;
+      return false;
+    }
+  } sax;
+  nlohmann::json::sax_parse(text, &sax);
+  const size_t end = std::min(text.find('\0'), sax.position);
+  return JsonDepth(text.substr(0, std::min(end, text.size())));
+}
+
+// Checks the JSON verdicts every JSON source owes (ingress/json_body.h):
+// JSON nested deeper than `max_depth` is refused as too deep and other JSON
+// not as invalid; text that is no JSON is refused as invalid, or as too deep
+// when it nests deeper than `max_depth` before its first error.
+inline void CheckJsonVerdict(std::string_view body, const absl::Status& status,
+                             int max_depth) {
+  const absl::string_view message = status.message();
+  const bool not_json =
+      absl::StartsWith(message, "body is not valid JSON: at byte ");
+  const bool too_deep =
+      message == "JSON nested too deeply (more than 32 levels)";
+  if (!IsJson(body)) {
+    Check(not_json || too_deep, "text that is no JSON is not refused as such",
+          status.ToString());
+    Check(!too_deep || JsonDepthBeforeError(body) > max_depth,
+          "refused as too deep, but nests no deeper before its first error",
+          status.ToString());
+  } else {
+    Check(!not_json, "JSON refused as invalid", status.ToString());
+    Check(too_deep == (JsonDepth(body) > max_depth), "depth limit",
+          status.ToString());
+  }
 }
 
 }  // namespace hookfan::fuzz

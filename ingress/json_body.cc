@@ -1,7 +1,5 @@
 #include "ingress/json_body.h"
 
-#include <algorithm>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
@@ -10,11 +8,14 @@ namespace {
 
 using ::nlohmann::json;
 
-// A SAX handler that accepts every value and keeps the first parse error as
-// "at byte N: <why>".
-class ParseErrorRecorder final : public json::json_sax_t {
+// A SAX handler that builds nothing: it counts open objects and arrays and
+// stops the parse (by returning false) as soon as they pass kMaxJsonDepth,
+// so a body of a million '[' costs a few bytes, not a tree of a million
+// arrays. It keeps the first parse error as "at byte N: <why>".
+class BoundedValidator final : public json::json_sax_t {
  public:
-  const std::string& detail() const { return detail_; }
+  bool too_deep() const { return too_deep_; }
+  const std::string& error() const { return error_; }
 
   bool null() override { return true; }
   bool boolean(bool) override { return true; }
@@ -23,11 +24,11 @@ class ParseErrorRecorder final : public json::json_sax_t {
   bool number_float(number_float_t, const string_t&) override { return true; }
   bool string(string_t&) override { return true; }
   bool binary(binary_t&) override { return true; }
-  bool start_object(std::size_t) override { return true; }
+  bool start_object(std::size_t) override { return Open(); }
   bool key(string_t&) override { return true; }
-  bool end_object() override { return true; }
-  bool start_array(std::size_t) override { return true; }
-  bool end_array() override { return true; }
+  bool end_object() override { return Close(); }
+  bool start_array(std::size_t) override { return Open(); }
+  bool end_array() override { return Close(); }
 
   bool parse_error(std::size_t position, const std::string& /*last_token*/,
                    const json::exception& error) override {
@@ -42,12 +43,23 @@ class ParseErrorRecorder final : public json::json_sax_t {
         why.remove_prefix(colon + 2);
       }
     }
-    detail_ = absl::StrCat("at byte ", position, ": ", PrintableForError(why));
+    error_ = absl::StrCat("at byte ", position, ": ", PrintableForError(why));
     return false;
   }
 
  private:
-  std::string detail_;
+  bool Open() {
+    if (++depth_ > kMaxJsonDepth) too_deep_ = true;
+    return !too_deep_;
+  }
+  bool Close() {
+    --depth_;
+    return true;
+  }
+
+  int depth_ = 0;
+  bool too_deep_ = false;
+  std::string error_;
 };
 
 }  // namespace
@@ -67,23 +79,18 @@ std::string PrintableForError(std::string_view text) {
 }
 
 absl::StatusOr<json> ParseJsonBody(std::string_view body) {
-  int depth = 0;
-  json root = json::parse(
-      body,
-      [&depth](int level, json::parse_event_t event, json&) {
-        if (event == json::parse_event_t::object_start ||
-            event == json::parse_event_t::array_start) {
-          depth = std::max(depth, level + 1);
-        }
-        return true;
-      },
-      /*allow_exceptions=*/false);
-  if (root.is_discarded()) {
-    // Rare path: parse again to learn why and where.
-    ParseErrorRecorder recorder;
-    json::sax_parse(body, &recorder);
+  // Checked before anything is built, so a body that nests too deeply is
+  // refused at the first level past the limit: memory stays flat whatever
+  // the depth. Whichever problem comes first in the text is the one named.
+  BoundedValidator validator;
+  json::sax_parse(body, &validator);
+  if (validator.too_deep()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "JSON nested too deeply (more than ", kMaxJsonDepth, " levels)"));
+  }
+  if (!validator.error().empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("body is not valid JSON: ", recorder.detail()));
+        absl::StrCat("body is not valid JSON: ", validator.error()));
   }
   // nlohmann takes a NUL byte for the end of the input (as in a C string),
   // so "{}\0junk" parses as {}. JSON allows NUL only escaped in a string,
@@ -94,9 +101,10 @@ absl::StatusOr<json> ParseJsonBody(std::string_view body) {
         ": syntax error while parsing value - unexpected NUL byte; expected "
         "end of input"));
   }
-  if (depth > kMaxJsonDepth) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "JSON nested too deeply (more than ", kMaxJsonDepth, " levels)"));
+  // The same parser on the same text: it accepts what the validator did.
+  json root = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) {
+    return absl::InternalError("JSON accepted by validation failed to parse");
   }
   return root;
 }

@@ -15,10 +15,14 @@ namespace hookfan::ingress {
 inline constexpr int kMaxJsonDepth = 32;
 
 // ParseJsonBody parses `body` as one JSON value nested at most kMaxJsonDepth
-// levels. nlohmann's parser is iterative: no depth exhausts the stack.
-// Errors, kInvalidArgument:
+// levels. nlohmann's parser is iterative: no depth exhausts the stack. The
+// text is read once without building anything, stopping at the first
+// problem, and the tree is built only for a body that passed: memory does
+// not grow with the depth a sender tries. Errors, kInvalidArgument, naming
+// the problem that comes first in the text:
 //   "body is not valid JSON: at byte N: <parser detail>"
 //   "JSON nested too deeply (more than 32 levels)"
+// (so a million unclosed '[' are refused as too deep at byte 33).
 absl::StatusOr<nlohmann::json> ParseJsonBody(std::string_view body);
 
 // `text` made safe to echo in an error message: printable ASCII only (other

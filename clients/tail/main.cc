@@ -23,7 +23,7 @@ using hookfan::tail::Options;
 // Prints events in the chosen format; counts them against --max.
 class Printer {
  public:
-  explicit Printer(const Options& options) : max_(options.max_events) {
+  explicit Printer(const Options& options) : max_(options.max_events), body_(options.body) {
     bool terminal = isatty(STDOUT_FILENO) == 1;
     pretty_ = options.output == hookfan::tail::Output::kPretty ||
               (options.output == hookfan::tail::Output::kAuto && terminal);
@@ -35,13 +35,14 @@ class Printer {
   // Returns false once --max events are printed.
   bool Print(const hookfan::v1::Event& event) {
     std::cout << (pretty_ ? hookfan::tail::FormatPretty(event, color_)
-                          : hookfan::tail::FormatJson(event))
+                          : hookfan::tail::FormatJson(event, body_))
               << std::endl;
     return !(max_ && ++printed_ >= *max_);
   }
 
  private:
   std::optional<uint64_t> max_;
+  const hookfan::tail::Body body_;
   uint64_t printed_ = 0;
   bool pretty_ = false;
   bool color_ = false;

@@ -12,7 +12,8 @@ const char kUsage[] =
     "Usage: hookfan-tail [--server HOST:PORT] [--type PATTERN]... [--action PATTERN]...\n"
     "                    [--platform NAME]... [--organization ID]...\n"
     "                    [--from earliest|latest|SEQUENCE] [--group NAME] [--max N]\n"
-    "                    [--output json|pretty] [--color auto|always|never]\n"
+    "                    [--output json|pretty] [--body json|base64]\n"
+    "                    [--color auto|always|never]\n"
     "                    [--token TOKEN] [--connect-timeout SECONDS]\n"
     "\n"
     "Streams hookfan events matching the filter and prints them: one JSON object\n"
@@ -30,6 +31,9 @@ const char kUsage[] =
     "                     after printing it\n"
     "  --max              exit after N events\n"
     "  --output           json or pretty (default: pretty on a terminal, else json)\n"
+    "  --body             json output shows a JSON request body as a JSON value in\n"
+    "                     \"body\" (json, the default) or, as protobuf's JSON\n"
+    "                     mapping has it, base64 in \"data\" (base64)\n"
     "  --color            colour pretty output: auto (terminal, no NO_COLOR), always, never\n"
     "  --connect-timeout  seconds to wait for the server at start (default 5)\n"
     "\n"
@@ -88,6 +92,15 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
       } else {
         return absl::InvalidArgumentError(
             absl::StrCat("--output: expected json or pretty, got \"", value, "\""));
+      }
+    } else if (flag == "--body") {
+      if (value == "json") {
+        o.body = Body::kJson;
+      } else if (value == "base64") {
+        o.body = Body::kBase64;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--body: expected json or base64, got \"", value, "\""));
       }
     } else if (flag == "--color" || flag == "--colour") {
       if (value == "auto") {

@@ -17,6 +17,12 @@ enum class Output {
   kPretty,  // one aligned, human-readable line per event
 };
 
+// How JSON output prints an event's data (the original request body).
+enum class Body {
+  kJson,    // as a JSON value in "body" when it is JSON, else as kBase64
+  kBase64,  // base64 in "data": the exact protobuf JSON mapping
+};
+
 // Whether pretty output is coloured.
 enum class Color { kAuto, kAlways, kNever };  // auto: on a terminal, unless NO_COLOR
 
@@ -29,6 +35,7 @@ struct Options {
   std::optional<uint64_t> max_events;  // exit after this many
   int connect_timeout_seconds = 5;
   Output output = Output::kAuto;
+  Body body = Body::kJson;
   Color color = Color::kAuto;
   bool help = false;
 };

@@ -94,6 +94,43 @@ class ConsumerGroupTest : public ::testing::Test {
     ASSERT_TRUE(m.Ack(seqs).ok());
   }
 
+  // `members` members of group "g" that poll when woken, as Consume streams
+  // do, acking what they get at once; all have polled and found nothing.
+  // Then `events` events are appended one at a time, each followed by the
+  // woken members' polls, in join order: the first member always asks
+  // first. Returns how many events each member received.
+  std::vector<int> ShareOneAtATime(int members, int events) {
+    std::vector<std::unique_ptr<ConsumerGroupMember>> joined;
+    auto woken = std::make_shared<std::vector<int>>(members, 0);
+    for (int i = 0; i < members; ++i) {
+      absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> m =
+          manager_->Join(Open("g", 10), [woken, i] { (*woken)[i] = 1; });
+      EXPECT_TRUE(m.ok()) << m.status();
+      if (!m.ok()) return {};
+      joined.push_back(*std::move(m));
+      EXPECT_THAT(PollOk(*joined.back()), IsEmpty());
+    }
+    std::vector<int> got(members, 0);
+    for (int e = 0; e < events; ++e) {
+      AppendN(1);
+      // Poll every woken member (waking may wake others) until none is.
+      for (bool any = true; any;) {
+        any = false;
+        for (int i = 0; i < members; ++i) {
+          if (!(*woken)[i]) continue;
+          (*woken)[i] = 0;
+          any = true;
+          for (std::vector<Delivery> d = PollOk(*joined[i]); !d.empty();
+               d = PollOk(*joined[i])) {
+            got[i] += d.size();
+            AckAll(*joined[i], d);
+          }
+        }
+      }
+    }
+    return got;
+  }
+
   FakeClock clock_;
   MemoryEventLog log_;
   std::unique_ptr<Fanout> fanout_;
@@ -168,6 +205,37 @@ TEST_F(ConsumerGroupTest, EventsBehindAnUndeliverableOneAreDeliveredInTheSamePol
   auto m = Join(Open("g", 1));
   AppendSized(10);
   EXPECT_THAT(Seqs(PollOk(*m)), ElementsAre(2));
+}
+
+TEST_F(ConsumerGroupTest, TwoIdleMembersShareEventsAppendedOneAtATime) {
+  // Equal members get equal shares, though the first always polls first.
+  std::vector<int> got = ShareOneAtATime(2, 300);
+  EXPECT_EQ(got[0] + got[1], 300);
+  for (int n : got) {
+    EXPECT_GE(n, 120) << "shares " << got[0] << "/" << got[1];
+    EXPECT_LE(n, 180) << "shares " << got[0] << "/" << got[1];
+  }
+}
+
+TEST_F(ConsumerGroupTest, ThreeIdleMembersShareEventsAppendedOneAtATime) {
+  std::vector<int> got = ShareOneAtATime(3, 300);
+  EXPECT_EQ(got[0] + got[1] + got[2], 300);
+  for (int n : got) {
+    EXPECT_GE(n, 80) << "shares " << got[0] << "/" << got[1] << "/" << got[2];
+    EXPECT_LE(n, 120) << "shares " << got[0] << "/" << got[1] << "/" << got[2];
+  }
+}
+
+TEST_F(ConsumerGroupTest, AnOfferedEventGoesToAnotherMemberWhenItsTakerLeaves) {
+  // b is offered the event a's poll found, but leaves before taking it.
+  auto a = Join(Open("g"));
+  auto b = Join(Open("g"));
+  EXPECT_THAT(PollOk(*a), IsEmpty());
+  EXPECT_THAT(PollOk(*b), IsEmpty());
+  AppendN(2);
+  EXPECT_THAT(Seqs(PollOk(*a)), ElementsAre(1));  // 2 is b's
+  b.reset();
+  EXPECT_THAT(Seqs(PollOk(*a)), ElementsAre(2));
 }
 
 TEST_F(ConsumerGroupTest, MemberNeverHoldsMoreThanMaxInFlight) {

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/escaping.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -84,10 +85,31 @@ TEST(HookfanTailTest, PrintsOneJsonEventPerLineAndStopsAtMax) {
   EXPECT_EQ(lines[0]["sequence"], "1");
   EXPECT_EQ(lines[1]["type"], "applivery.device.user_assigned");
   EXPECT_EQ(lines[1]["action"], "win_device_added_mdm_user");
+  // The webhook body is shown as the JSON it is, not base64.
+  EXPECT_EQ(lines[0]["body"], nlohmann::json::parse(ReadFixture("emm_device_enrolled.json")));
+  EXPECT_FALSE(lines[0].contains("data"));
 
   CommandResult from = RunCommand(std::string(HOOKFAN_TAIL_BINARY) + " --server " + p.grpc_address() +
                         " --from 3 --max 1");
   EXPECT_THAT(from.output, HasSubstr("\"type\":\"applivery.apns_certificate.expiring\""));
+}
+
+TEST(HookfanTailTest, BodyBase64PrintsTheExactProtobufMapping) {
+  // --body base64: the body as protobuf's JSON mapping has it, base64 in "data".
+  std::string dir = MakeTempDir();
+  HookfanProcess p({.data_dir = dir});
+  ASSERT_TRUE(p.Start());
+  const std::string body = ReadFixture("emm_device_enrolled.json");
+  ASSERT_EQ(p.PostWebhook(body), 202);
+  CommandResult r = RunCommand(std::string(HOOKFAN_TAIL_BINARY) + " --server " +
+                               p.grpc_address() + " --from earliest --max 1 --body base64");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json line = nlohmann::json::parse(r.output, nullptr, false);
+  ASSERT_TRUE(line.is_object()) << r.output;
+  EXPECT_FALSE(line.contains("body"));
+  std::string data;
+  ASSERT_TRUE(absl::Base64Unescape(line.value("data", ""), &data)) << r.output;
+  EXPECT_EQ(data, body);
 }
 
 TEST(HookfanTailTest, PrettyOutputIsOneAlignedLinePerEventColouredOnlyWhenAsked) {

@@ -675,16 +675,14 @@ TEST(AppliveryNormalizerTest, NestingBeyondTheLimitIsRejected) {
 }
 
 TEST(AppliveryNormalizerTest, VeryDeepNestingDoesNotCrash) {
-  // 200k levels neither overflow the stack nor pass as an event.
+  // 200k levels neither overflow the stack nor pass as an event; unclosed,
+  // they pass the depth limit before the text ends, so that is the error.
   constexpr int kDepth = 200000;
   ExpectInvalid(absl::StrCat(R"({"action":"x","a":)", std::string(kDepth, '['),
                              std::string(kDepth, ']'), "}"),
                 "JSON nested too deeply (more than 32 levels)");
-  const absl::StatusOr<Event> unterminated =
-      NormalizeApplivery(std::string(kDepth, '['));
-  EXPECT_EQ(unterminated.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(unterminated.status().message(),
-              HasSubstr("body is not valid JSON: at byte 200001:"));
+  ExpectInvalid(std::string(kDepth, '['),
+                "JSON nested too deeply (more than 32 levels)");
 }
 
 }  // namespace

@@ -1,10 +1,13 @@
 #include "tests/e2e/hookfan_process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,7 +47,10 @@ bool HookfanProcess::Start() {
     listening_ = false;
     log_closed_ = false;
   }
-  std::vector<std::string> args = {HOOKFAN_BINARY,
+  // HOOKFAN_TEST_BINARY runs the tests against another build (say, an
+  // older one, to see a test fail where a fix is missing).
+  const char* binary = getenv("HOOKFAN_TEST_BINARY");
+  std::vector<std::string> args = {binary != nullptr ? binary : HOOKFAN_BINARY,
                                    "--http-listen=127.0.0.1:0",
                                    "--grpc-listen=127.0.0.1:0",
                                    "--data-dir=" + options_.data_dir};
@@ -284,6 +290,49 @@ std::string MakeTempDir() {
   if (mkdtemp(tmpl.data()) == nullptr) std::abort();
   dirs.paths.push_back(tmpl);
   return tmpl;
+}
+
+int ConnectTo(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+long long ProcStatusBytes(pid_t pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(field + ":", 0) != 0) continue;
+    std::istringstream fields(line.substr(field.size() + 1));
+    long long kb = -1;
+    fields >> kb;
+    return kb < 0 ? -1 : kb * 1024;
+  }
+  return -1;
+}
+
+double ProcCpuSeconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // Fields 14 and 15 (utime, stime) follow the command name, which ends
+  // at the last ')' and may itself hold spaces.
+  const size_t end = text.rfind(')');
+  if (end == std::string::npos) return -1;
+  std::istringstream fields(text.substr(end + 2));
+  std::string field;
+  for (int i = 3; i < 14; ++i) fields >> field;
+  long long utime = -1, stime = -1;
+  fields >> utime >> stime;
+  if (utime < 0 || stime < 0) return -1;
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 }  // namespace hookfan::testing

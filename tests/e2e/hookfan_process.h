@@ -131,4 +131,13 @@ std::string ReadFixture(const std::string& name);
 // A fresh empty directory under the test temp dir.
 std::string MakeTempDir();
 
+// A plain TCP connection to `port` on loopback; -1 on failure.
+int ConnectTo(int port);
+
+// A field of /proc/<pid>/status in bytes ("VmRSS", "VmHWM"); -1 if absent.
+long long ProcStatusBytes(pid_t pid, const std::string& field);
+
+// CPU time (user + system) process `pid` has used so far; -1 if unknown.
+double ProcCpuSeconds(pid_t pid);
+
 }  // namespace hookfan::testing

@@ -31,34 +31,6 @@ const std::vector<std::string> kFixtures = {
     "win_device_added_mdm_user.json", "apple_push_certification_renovation.json",
     "inventory_item_registered.json"};
 
-// A plain TCP connection to the ingress on loopback; -1 on failure.
-int ConnectTo(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// A field of /proc/<pid>/status in bytes ("VmRSS", "VmHWM"); -1 if absent.
-long long ProcStatusBytes(pid_t pid, const std::string& field) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind(field + ":", 0) != 0) continue;
-    std::istringstream fields(line.substr(field.size() + 1));
-    long long kb = -1;
-    fields >> kb;
-    return kb < 0 ? -1 : kb * 1024;
-  }
-  return -1;
-}
-
 struct Posted {
   int status;
   nlohmann::json body;

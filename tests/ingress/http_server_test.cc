@@ -17,10 +17,15 @@
 #include "common/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/raw_http.h"
 
 namespace hookfan::ingress {
 namespace {
 
+using ::hookfan::testing::ClosedWithin;
+using ::hookfan::testing::ReadAnswers;
+using ::hookfan::testing::ReadUntil;
+using ::hookfan::testing::SendAll;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -40,7 +45,7 @@ class StallableLog final : public broker::EventLog {
     return log_.AppendOnce(std::move(event), key, window);
   }
   absl::StatusOr<std::vector<broker::EventPtr>> Read(uint64_t from, size_t max_events,
-                                                     size_t max_bytes) override {
+                                              size_t max_bytes) override {
     return log_.Read(from, max_events, max_bytes);
   }
   absl::StatusOr<broker::EventPtr> GetById(std::string_view id) override {
@@ -105,64 +110,6 @@ class HttpServerTest : public ::testing::Test {
     fds_.push_back(fd);
     return fd;
   }
-  static void SendAll(int fd, const std::string& bytes) {
-    size_t sent = 0;
-    while (sent < bytes.size()) {
-      const ssize_t n = send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) return;
-      sent += static_cast<size_t>(n);
-    }
-  }
-  // Reads until `count` whole answers have arrived, the connection ends, or
-  // `timeout` passes; returns what arrived.
-  static std::string Read(int fd, int count = 1, absl::Duration timeout = absl::Seconds(5)) {
-    std::string in;
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      int whole = 0;
-      for (size_t pos = 0; (pos = in.find("\r\n\r\n", pos)) != std::string::npos; pos += 4) {
-        const size_t head_start = in.rfind("HTTP/1.1", pos);
-        const size_t cl = in.find("Content-Length: ", head_start);
-        if (cl == std::string::npos || cl > pos) continue;
-        const size_t length = std::stoul(in.substr(cl + 16));
-        if (in.size() >= pos + 4 + length) ++whole;
-      }
-      if (whole >= count) return in;
-      pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-      if (poll(&p, 1, 50) <= 0) continue;
-      char buf[4096];
-      const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-      if (n <= 0) return in;
-      in.append(buf, static_cast<size_t>(n));
-    }
-    return in;
-  }
-  // Reads until `needle` has arrived, the connection ends, or 5 s pass.
-  static std::string ReadUntil(int fd, const std::string& needle) {
-    std::string in;
-    for (const absl::Time deadline = absl::Now() + absl::Seconds(5);
-         absl::Now() < deadline && !absl::StrContains(in, needle);) {
-      pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-      if (poll(&p, 1, 50) <= 0) continue;
-      char buf[4096];
-      const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-      if (n <= 0) break;
-      in.append(buf, static_cast<size_t>(n));
-    }
-    return in;
-  }
-  // True if the server closes `fd` within `timeout`.
-  static bool ClosedWithin(int fd, absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-      if (poll(&p, 1, 50) <= 0) continue;
-      char buf[4096];
-      const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-      if (n <= 0) return true;
-    }
-    return false;
-  }
   static std::string Post(const std::string& body = kBody, const std::string& extra = "") {
     return absl::StrCat("POST /webhooks/applivery/tok HTTP/1.1\r\nHost: x\r\n",
                         "Content-Type: application/json\r\nContent-Length: ", body.size(),
@@ -185,7 +132,7 @@ TEST_F(HttpServerTest, PipelinedRequestsAreEachAnsweredInOrder) {
   Start({});
   const int fd = Connect();
   SendAll(fd, Post() + "GET /healthz HTTP/1.1\r\n\r\n" + Post(R"({"action":"x"})"));
-  const std::string in = Read(fd, 3);
+  const std::string in = ReadAnswers(fd, 3);
   const size_t first = in.find("HTTP/1.1 202 ");
   const size_t second = in.find("HTTP/1.1 200 ");
   const size_t third = in.find("HTTP/1.1 202 ", first + 1);
@@ -205,7 +152,7 @@ TEST_F(HttpServerTest, SmugglingShapesAre400AndClose) {
                                    std::string("Transfer-Encoding: chunked\r\n")}) {
     const int fd = Connect();
     SendAll(fd, Post(kBody, extra));
-    const std::string in = Read(fd);
+    const std::string in = ReadAnswers(fd);
     EXPECT_THAT(in, StartsWith("HTTP/1.1 400 ")) << extra;
     EXPECT_THAT(in, HasSubstr("Connection: close")) << extra;
     EXPECT_TRUE(ClosedWithin(fd, absl::Seconds(2))) << extra;
@@ -217,7 +164,7 @@ TEST_F(HttpServerTest, OversizedHeadIs431AndClose) {
   Start({.max_head_bytes = 4096, .max_headers = 10});
   int fd = Connect();
   SendAll(fd, "POST /webhooks/applivery/tok HTTP/1.1\r\nX-Big: " + std::string(10000, 'a'));
-  std::string in = Read(fd);
+  std::string in = ReadAnswers(fd);
   EXPECT_THAT(in, StartsWith("HTTP/1.1 431 "));
   EXPECT_THAT(in, HasSubstr("request head is larger than the limit of 4096 bytes"));
   EXPECT_TRUE(ClosedWithin(fd, absl::Seconds(2)));
@@ -225,7 +172,7 @@ TEST_F(HttpServerTest, OversizedHeadIs431AndClose) {
   std::string many;
   for (int i = 0; i < 11; ++i) many += absl::StrCat("X-", i, ": v\r\n");
   SendAll(fd, Post(kBody, many));
-  in = Read(fd);
+  in = ReadAnswers(fd);
   EXPECT_THAT(in, StartsWith("HTTP/1.1 431 "));
   EXPECT_THAT(in, HasSubstr("more than 10 header fields"));
 }
@@ -238,7 +185,7 @@ TEST_F(HttpServerTest, SilentConnectionsMakeRoomForASender) {
   const absl::Time start = absl::Now();
   const int fd = Connect();
   SendAll(fd, Post());
-  EXPECT_THAT(Read(fd), StartsWith("HTTP/1.1 202 "));
+  EXPECT_THAT(ReadAnswers(fd), StartsWith("HTTP/1.1 202 "));
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
   EXPECT_GE(server_->counts().evicted.load(), 9u);
   EXPECT_LE(server_->counts().open.load(), 4);
@@ -269,7 +216,7 @@ TEST_F(HttpServerTest, DribblingSendersDoNotHoldWorkers) {
   const absl::Time start = absl::Now();
   const int fd = Connect();
   SendAll(fd, Post());
-  EXPECT_THAT(Read(fd), StartsWith("HTTP/1.1 202 "));
+  EXPECT_THAT(ReadAnswers(fd), StartsWith("HTTP/1.1 202 "));
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
   done = true;
   dribble.join();
@@ -287,7 +234,7 @@ TEST_F(HttpServerTest, ReadTimeoutBoundsTheWholeRequest) {
     SendAll(fd, request.substr(i, 1));
     pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
     if (poll(&p, 1, 100) > 0) {
-      in = Read(fd);
+      in = ReadAnswers(fd);
       break;
     }
   }
@@ -312,7 +259,7 @@ TEST_F(HttpServerTest, BusyConnectionsAtTheCapGet503) {
   }
   const int fd = Connect();
   SendAll(fd, "GET /healthz HTTP/1.1\r\n\r\n");
-  const std::string in = Read(fd);
+  const std::string in = ReadAnswers(fd);
   EXPECT_THAT(in, StartsWith("HTTP/1.1 503 "));
   EXPECT_THAT(in, HasSubstr("Retry-After: 1\r\n"));
   EXPECT_THAT(in, HasSubstr("too many connections: hookfan serves at most 2 at once; retry"));
@@ -334,11 +281,11 @@ TEST_F(HttpServerTest, HealthIsAnsweredWhileEveryWorkerWaitsForTheStore) {
     const absl::Time start = absl::Now();
     const int fd = Connect();
     SendAll(fd, absl::StrCat("GET ", path, " HTTP/1.1\r\n\r\n"));
-    EXPECT_THAT(Read(fd), StartsWith("HTTP/1.1 200 ")) << path;
+    EXPECT_THAT(ReadAnswers(fd), StartsWith("HTTP/1.1 200 ")) << path;
     EXPECT_LT(absl::Now() - start, absl::Milliseconds(500)) << path;
   }
   log_.Hold(false);
-  for (int fd : waiting) EXPECT_THAT(Read(fd), StartsWith("HTTP/1.1 202 "));
+  for (int fd : waiting) EXPECT_THAT(ReadAnswers(fd), StartsWith("HTTP/1.1 202 "));
 }
 
 TEST_F(HttpServerTest, CompressedBombStopsAtTheBodyLimit) {
@@ -361,11 +308,11 @@ TEST_F(HttpServerTest, CompressedBombStopsAtTheBodyLimit) {
   ASSERT_LT(gz.size(), 64u * 1024);  // fits the wire limit; the inflated body does not
   const int fd = Connect();
   SendAll(fd, Post(gz, "Content-Encoding: gzip\r\n"));
-  const std::string in = Read(fd);
+  const std::string in = ReadAnswers(fd);
   EXPECT_THAT(in, StartsWith("HTTP/1.1 413 "));
   EXPECT_THAT(in, HasSubstr("once gzip-decoded"));
   SendAll(fd, Post(kBody, "Content-Encoding: br\r\n"));
-  EXPECT_THAT(Read(fd), HasSubstr("HTTP/1.1 415 "));
+  EXPECT_THAT(ReadAnswers(fd), HasSubstr("HTTP/1.1 415 "));
 }
 
 TEST_F(HttpServerTest, StopCutsASlowSenderAfterTheGrace) {
@@ -376,7 +323,7 @@ TEST_F(HttpServerTest, StopCutsASlowSenderAfterTheGrace) {
   // Let the server read those bytes (the connection is then mid-request).
   const int probe = Connect();
   SendAll(probe, "GET /healthz HTTP/1.1\r\n\r\n");
-  ASSERT_THAT(Read(probe), StartsWith("HTTP/1.1 200 "));
+  ASSERT_THAT(ReadAnswers(probe), StartsWith("HTTP/1.1 200 "));
   const absl::Time start = absl::Now();
   server_->Stop(absl::Milliseconds(500));
   thread_.join();

@@ -40,7 +40,7 @@ v1::PublishRequest PublishOf(const std::string& type, size_t data_bytes) {
   return request;
 }
 
-class HostileE2ETest : public ::testing::Test {
+class IngestLimitsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     hookfan_ = std::make_unique<HookfanProcess>(
@@ -66,7 +66,7 @@ class HostileE2ETest : public ::testing::Test {
 
 // A ~4 MiB Publish is refused with RESOURCE_EXHAUSTED naming the limit and
 // the flag, and nothing is stored: the next event takes sequence 1.
-TEST_F(HostileE2ETest, HugePublishIsRefusedAndNothingStored) {
+TEST_F(IngestLimitsTest, HugePublishIsRefusedAndNothingStored) {
   v1::PublishResponse response;
   grpc::Status status = Publish(PublishOf("internal.huge", kHugeData), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
@@ -79,7 +79,7 @@ TEST_F(HostileE2ETest, HugePublishIsRefusedAndNothingStored) {
 // A webhook body within --max-body-bytes whose event (raw body plus the
 // organization copied into the envelope) passes --max-event-bytes gets 413
 // with a JSON error naming the limit and the flag.
-TEST_F(HostileE2ETest, WebhookWhoseEventIsOverTheLimitGets413) {
+TEST_F(IngestLimitsTest, WebhookWhoseEventIsOverTheLimitGets413) {
   nlohmann::json body = nlohmann::json::parse(ReadFixture("emm_device_enrolled.json"));
   body["organization"]["name"] = std::string(600 << 10, 'n');
   httplib::Result res = Post(body.dump(), "application/json");
@@ -94,7 +94,7 @@ TEST_F(HostileE2ETest, WebhookWhoseEventIsOverTheLimitGets413) {
 
 // A subscriber with gRPC's default limits keeps receiving valid events
 // around a hostile ~4 MiB Publish: its stream never breaks.
-TEST_F(HostileE2ETest, DefaultSubscriberKeepsReceivingValidEvents) {
+TEST_F(IngestLimitsTest, DefaultSubscriberKeepsReceivingValidEvents) {
   v1::SubscribeRequest request;
   request.mutable_start()->set_earliest(true);
   StreamCollector collector(stub_.get(), request);
@@ -111,7 +111,7 @@ TEST_F(HostileE2ETest, DefaultSubscriberKeepsReceivingValidEvents) {
 
 // A group member with default limits gets the valid events published with
 // a hostile one, and none of them is dead-lettered.
-TEST_F(HostileE2ETest, GroupMemberGetsValidBatchMatesWithoutDeadLetters) {
+TEST_F(IngestLimitsTest, GroupMemberGetsValidBatchMatesWithoutDeadLetters) {
   v1::PublishResponse response;
   ASSERT_TRUE(Publish(PublishOf("internal.a", 100), &response).ok());
   Publish(PublishOf("internal.huge", kHugeData), &response);
@@ -150,7 +150,7 @@ TEST_F(HostileE2ETest, GroupMemberGetsValidBatchMatesWithoutDeadLetters) {
 
 // A Publish type in upper case is refused: types are lowercase, by the
 // same rule webhooks obey.
-TEST_F(HostileE2ETest, UpperCasePublishTypeIsInvalidArgument) {
+TEST_F(IngestLimitsTest, UpperCasePublishTypeIsInvalidArgument) {
   v1::PublishResponse response;
   grpc::Status status = Publish(PublishOf("Internal.Thing", 1), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -159,7 +159,7 @@ TEST_F(HostileE2ETest, UpperCasePublishTypeIsInvalidArgument) {
 
 // after_sequence 2^64-1 gets an answer about the position asked for, not
 // about sequence 0.
-TEST_F(HostileE2ETest, SubscribeAfterLargestSequenceIsInvalidArgument) {
+TEST_F(IngestLimitsTest, SubscribeAfterLargestSequenceIsInvalidArgument) {
   v1::SubscribeRequest request;
   request.mutable_start()->set_after_sequence(std::numeric_limits<uint64_t>::max());
   StreamCollector collector(stub_.get(), request);
@@ -172,7 +172,7 @@ TEST_F(HostileE2ETest, SubscribeAfterLargestSequenceIsInvalidArgument) {
 
 // A 20 KB GetEvent id is refused as malformed; the error echoes only the
 // first 64 characters.
-TEST_F(HostileE2ETest, GetEventWithHugeIdIsInvalidArgumentAndShort) {
+TEST_F(IngestLimitsTest, GetEventWithHugeIdIsInvalidArgumentAndShort) {
   v1::GetEventRequest request;
   request.set_id(std::string(20 << 10, 'z'));
   v1::GetEventResponse response;
@@ -186,7 +186,7 @@ TEST_F(HostileE2ETest, GetEventWithHugeIdIsInvalidArgumentAndShort) {
 
 // multipart/form-data is a content type no source takes: 415, as
 // documented, whether or not the body is well-formed multipart.
-TEST_F(HostileE2ETest, MultipartWebhookGets415) {
+TEST_F(IngestLimitsTest, MultipartWebhookGets415) {
   for (const std::string& body :
        {ReadFixture("emm_device_enrolled.json"),
         std::string("--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b--\r\n")}) {
@@ -205,7 +205,7 @@ TEST_F(HostileE2ETest, MultipartWebhookGets415) {
 
 // SIGTERM with an idle but connected gRPC client drains quickly: well
 // within the 20 s drain timeout (bounded, not slept).
-TEST_F(HostileE2ETest, DrainWithIdleConnectedClientIsQuick) {
+TEST_F(IngestLimitsTest, DrainWithIdleConnectedClientIsQuick) {
   std::shared_ptr<grpc::Channel> channel =
       grpc::CreateChannel(hookfan_->grpc_address(), grpc::InsecureChannelCredentials());
   ASSERT_TRUE(channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(10))));

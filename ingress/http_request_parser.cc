@@ -8,12 +8,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "ingress/json_body.h"
 
 namespace hookfan::ingress {
 namespace {
 
 constexpr absl::string_view kCrlf = "\r\n";
 constexpr size_t kMaxChunkLine = 4096;
+
+// A sender's bytes as they may appear in an error message (PrintableForError).
+std::string Printable(absl::string_view text) {
+  return PrintableForError(std::string_view(text.data(), text.size()));
+}
 
 // RFC 9110 5.6.2: tchar.
 bool IsTokenChar(char c) {
@@ -217,7 +223,7 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(absl::string_view head) {
   } else if (parts[2] == "HTTP/1.0") {
     request_.minor_version = 0;
   } else if (absl::StartsWith(parts[2], "HTTP/")) {
-    return Fail(505, absl::StrCat("HTTP version ", parts[2].substr(5),
+    return Fail(505, absl::StrCat("HTTP version ", Printable(parts[2].substr(5)),
                                   " is not supported; use HTTP/1.1"));
   } else {
     return Fail(400, "request line is not METHOD TARGET HTTP/1.1");
@@ -279,7 +285,7 @@ HttpRequestParser::Result HttpRequestParser::ParseFraming() {
       }
     } else if (absl::EqualsIgnoreCase(name, "Transfer-Encoding")) {
       if (transfer_encoding || !absl::EqualsIgnoreCase(value, "chunked")) {
-        return Fail(501, absl::StrCat("Transfer-Encoding \"", value,
+        return Fail(501, absl::StrCat("Transfer-Encoding \"", Printable(value),
                                       "\" is not supported; send chunked or Content-Length"));
       }
       transfer_encoding = chunked = true;

@@ -182,6 +182,18 @@ class GrpcServiceTest : public ::testing::Test {
   }
 
   // Joins `group` directly on the manager, creating it with `types`.
+  // Appends `n` events of 1 MiB each straight to the log (as if stored
+  // before the event size limit).
+  void AppendMiBEvents(int n) {
+    for (int i = 0; i < n; ++i) {
+      v1::Event e;
+      e.set_id(ids_.Next());
+      e.set_type("internal.big");
+      e.set_data(std::string(1 << 20, 'x'));
+      ASSERT_TRUE(log_.Append(absl::MakeSpan(&e, 1)).ok());
+    }
+  }
+
   void CreateGroup(const std::string& group,
                    const std::vector<std::string>& types) {
     v1::ConsumerOpen open;
@@ -647,13 +659,7 @@ TEST_F(GrpcServiceTest, ConsumeWithinGrantJoinsTheGroup) {
 // gRPC's default 4 MiB receive limit gets them all, in responses cut by
 // bytes, and the stream never breaks.
 TEST_F(GrpcServiceTest, ConsumeResponsesAreCutByBytes) {
-  for (int i = 0; i < 5; ++i) {
-    v1::Event e;
-    e.set_id(ids_.Next());
-    e.set_type("internal.big");
-    e.set_data(std::string(1 << 20, 'x'));
-    ASSERT_TRUE(log_.Append(absl::MakeSpan(&e, 1)).ok());
-  }
+  AppendMiBEvents(5);
   auto context = Context();
   auto stream = stub_->Consume(context.get());
   v1::ConsumeRequest open;
@@ -674,13 +680,7 @@ TEST_F(GrpcServiceTest, ConsumeResponsesAreCutByBytes) {
 
 // ListDeadLetters pages are cut by bytes like stream responses.
 TEST_F(GrpcServiceTest, ListDeadLettersIsCutByBytes) {
-  for (int i = 0; i < 5; ++i) {
-    v1::Event e;
-    e.set_id(ids_.Next());
-    e.set_type("internal.big");
-    e.set_data(std::string(1 << 20, 'x'));
-    ASSERT_TRUE(log_.Append(absl::MakeSpan(&e, 1)).ok());
-  }
+  AppendMiBEvents(5);
   auto member = groups_->Join(
       [] {
         v1::ConsumerOpen open;

@@ -151,6 +151,12 @@ INSTANTIATE_TEST_SUITE_P(
                    "is not supported"},
         BadRequest{"Http2Preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505,
                    "HTTP version 2.0 is not supported"},
+        // What the sender wrote is echoed printable (found by the fuzzer).
+        BadRequest{"UnprintableVersion", "GET / HTTP/1\xff.0\r\n\r\n", 505,
+                   "HTTP version 1\\xff.0 is not supported"},
+        BadRequest{"UnprintableTransferEncoding",
+                   "POST / HTTP/1.1\r\nTransfer-Encoding: \xe9t\xe9\r\n\r\n", 501,
+                   "Transfer-Encoding \"\\xe9t\\xe9\" is not supported"},
         BadRequest{"NotHttp", "hello there\r\n\r\n", 400, "request line"},
         BadRequest{"SpaceBeforeColon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400,
                    "bad header field name"},

@@ -177,7 +177,7 @@ TEST_F(JsonNormalizerTest, MissingTypeHeaderIsRejected) {
 }
 
 TEST_F(JsonNormalizerTest, InvalidTypeNamesTheFullTypeAndItsOrigin) {
-  // The prefixed type must be a valid event type (ingress/event_type.h).
+  // The prefixed type must be a valid event type (broker/event_type.h).
   config_ = {.type_pointer = "/type", .type_prefix = "acme."};
   ExpectInvalid(R"({"type":"order created"})",
                 "event type \"acme.order created\" (from type pointer /type) "

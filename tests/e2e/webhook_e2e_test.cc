@@ -11,7 +11,6 @@
 #include <regex>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -246,31 +245,6 @@ TEST_F(WebhookE2ETest, MalformedBodiesAre400NamingTheProblem) {
     EXPECT_THAT(p.body["error"]["message"].get<std::string>(), HasSubstr(c.message_part))
         << c.body;
   }
-  EXPECT_EQ(NextSequence(), 1u);
-}
-
-TEST_F(WebhookE2ETest, DeeplyNestedBodiesAreRefusedWithoutGrowingMemory) {
-  // Eight bodies of a million '[' at once: each is refused at level 33, so
-  // the server's peak memory barely moves (a tree per body took ~70 MB).
-  const long long rss_before = ProcStatusBytes(hookfan_->pid(), "VmRSS");
-  ASSERT_GT(rss_before, 0);
-  const std::string body(1'000'000, '[');
-  std::vector<Posted> answers(8);
-  std::vector<std::thread> senders;
-  for (Posted& answer : answers) {
-    senders.emplace_back([&] { answer = Post(hookfan_->webhook_path(), body); });
-  }
-  for (std::thread& t : senders) t.join();
-  for (const Posted& p : answers) {
-    EXPECT_EQ(p.status, 400);
-    EXPECT_EQ(p.body["error"]["message"], "JSON nested too deeply (more than 32 levels)");
-  }
-  const long long peak = ProcStatusBytes(hookfan_->pid(), "VmHWM");
-  const long long rss_after = ProcStatusBytes(hookfan_->pid(), "VmRSS");
-  EXPECT_LT(peak - rss_before, 64LL << 20)
-      << "RSS " << (rss_before >> 20) << " MB before, peak " << (peak >> 20) << " MB";
-  EXPECT_LT(rss_after - rss_before, 64LL << 20)
-      << "RSS " << (rss_before >> 20) << " MB before, " << (rss_after >> 20) << " MB after";
   EXPECT_EQ(NextSequence(), 1u);
 }
 

@@ -207,6 +207,43 @@ TEST_F(HttpEdgeTest, HeaderBombsAre431AndMemoryStaysFlat) {
   EXPECT_EQ(PostWithin(absl::Seconds(5)), 202);
 }
 
+// Issue: eight bodies of a million '[' took RSS from 23 to 607 MB (a tree
+// per body). Parsing stops at the first level past 32: 400, memory flat,
+// nothing stored.
+TEST_F(HttpEdgeTest, DeeplyNestedJsonIsRefusedWithoutGrowingMemory) {
+  Start();
+  const long long rss_before = ProcStatusBytes(hookfan_->pid(), "VmRSS");
+  ASSERT_GT(rss_before, 0);
+  const std::string request = Request(std::string(1'000'000, '['));
+  std::vector<std::string> answers(8);
+  std::vector<std::thread> senders;
+  for (std::string& answer : answers) {
+    senders.emplace_back([&] {
+      const int fd = ConnectTo(hookfan_->http_port());
+      SendAll(fd, request);
+      answer = ReadAnswers(fd, 1, absl::Seconds(10));
+      close(fd);
+    });
+  }
+  for (std::thread& t : senders) t.join();
+  for (const std::string& answer : answers) {
+    EXPECT_THAT(answer, StartsWith("HTTP/1.1 400 "));
+    EXPECT_THAT(answer, HasSubstr("JSON nested too deeply (more than 32 levels)"));
+  }
+  const long long peak = ProcStatusBytes(hookfan_->pid(), "VmHWM");
+  const long long rss_after = ProcStatusBytes(hookfan_->pid(), "VmRSS");
+  // Each body is held once while read (8 MB together), never as a tree.
+  EXPECT_LT(peak - rss_before, 48LL << 20)
+      << "RSS " << (rss_before >> 20) << " MB before, peak " << (peak >> 20) << " MB";
+  EXPECT_LT(rss_after - rss_before, 48LL << 20)
+      << "RSS " << (rss_before >> 20) << " MB before, " << (rss_after >> 20) << " MB after";
+  httplib::Client client("127.0.0.1", hookfan_->http_port());
+  auto res = client.Post(hookfan_->webhook_path(), ReadFixture("emm_device_enrolled.json"),
+                         "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(nlohmann::json::parse(res->body)["sequence"], 1) << "nothing stored before";
+}
+
 // gzip of `zeros` zero bytes.
 std::string GzipOfZeros(size_t zeros) {
   const std::string block(1 << 20, '\0');

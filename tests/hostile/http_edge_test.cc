@@ -202,7 +202,9 @@ TEST_F(HttpEdgeTest, HeaderBombsAre431AndMemoryStaysFlat) {
   EXPECT_THAT(in, HasSubstr("more than 100 header fields"));
   EXPECT_TRUE(ClosedWithin(fd, absl::Seconds(2)));
   const long long peak = ProcStatusBytes(hookfan_->pid(), "VmHWM");
-  EXPECT_LT(peak - rss_before, 32LL << 20)
+  // 8 × 30 MB were sent; what is held is a head's 64 KiB each (the bound is
+  // loose for sanitizer builds, whose freed memory waits in quarantine).
+  EXPECT_LT(peak - rss_before, 64LL << 20)
       << "RSS " << (rss_before >> 20) << " MB before, peak " << (peak >> 20) << " MB";
   EXPECT_EQ(PostWithin(absl::Seconds(5)), 202);
 }
@@ -232,10 +234,11 @@ TEST_F(HttpEdgeTest, DeeplyNestedJsonIsRefusedWithoutGrowingMemory) {
   }
   const long long peak = ProcStatusBytes(hookfan_->pid(), "VmHWM");
   const long long rss_after = ProcStatusBytes(hookfan_->pid(), "VmRSS");
-  // Each body is held once while read (8 MB together), never as a tree.
-  EXPECT_LT(peak - rss_before, 48LL << 20)
+  // Each body is held once while read (8 MB together), never as a tree
+  // (loose for sanitizer builds, whose freed memory waits in quarantine).
+  EXPECT_LT(peak - rss_before, 64LL << 20)
       << "RSS " << (rss_before >> 20) << " MB before, peak " << (peak >> 20) << " MB";
-  EXPECT_LT(rss_after - rss_before, 48LL << 20)
+  EXPECT_LT(rss_after - rss_before, 64LL << 20)
       << "RSS " << (rss_before >> 20) << " MB before, " << (rss_after >> 20) << " MB after";
   httplib::Client client("127.0.0.1", hookfan_->http_port());
   auto res = client.Post(hookfan_->webhook_path(), ReadFixture("emm_device_enrolled.json"),

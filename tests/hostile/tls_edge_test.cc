@@ -1,6 +1,7 @@
 // Hostile TLS clients on the HTTPS port (issue #24), against the real
 // binary on loopback: silent and dribbling handshakes, idle keep-alive
-// connections, oversized client chains, and plain HTTP. Clients are OpenSSL in the test
+// connections, session resumption under mTLS, oversized client chains,
+// and plain HTTP. Clients are OpenSSL in the test
 // process (so a test can cache a session or send any chain) or
 // cpp-httplib's SSLClient. Each test bounds its own time.
 
@@ -357,6 +358,48 @@ TEST_F(TlsEdgeTest, IdleKeepAliveConnectionsDoNotStopASender) {
         << "idle connection " << i << ": " << idle[i]->error();
   }
 }
+
+// How a client resumes: the TLS version, and whether it uses tickets or
+// only the session id (which needs the server's session cache).
+struct Resumption {
+  const char* name;
+  int version;
+  bool tickets;
+};
+
+void PrintTo(const Resumption& r, std::ostream* os) { *os << r.name; }
+
+// Issue: with --http-tls-client-ca every resumed handshake failed with
+// internal_error (curl posting three times: 200, 000, 200), so clients that
+// cache sessions failed every other connection. A cached session resumes
+// and is served, in TLS 1.2 (by ticket or by session id) and TLS 1.3, also
+// when the client ends each keep-alive connection itself.
+class MutualTlsResumptionTest : public TlsEdgeTest,
+                                public ::testing::WithParamInterface<Resumption> {};
+
+TEST_P(MutualTlsResumptionTest, CachedSessionResumesAndIsServed) {
+  StartHttps({"--http-tls-client-ca=" + certs_->path("ca.pem")});
+  SslCtxPtr ctx = ClientContext(GetParam().version, "client");
+  if (!GetParam().tickets) SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+  SslSessionPtr session(nullptr, &SSL_SESSION_free);
+  for (int i = 0; i < 3; ++i) {
+    TlsConnection c(ctx.get(), hookfan_->http_port(), session.get());
+    ASSERT_TRUE(c.handshake_ok()) << "connection " << i << ": " << c.error();
+    EXPECT_EQ(c.reused(), i > 0) << "connection " << i;
+    EXPECT_THAT(c.Exchange(Request()), StartsWith("HTTP/1.1 202 "))
+        << "connection " << i << ": " << c.error();
+    session = c.Session();  // in TLS 1.3 the ticket came with the answer
+    ASSERT_NE(session, nullptr);
+    ASSERT_EQ(SSL_SESSION_is_resumable(session.get()), 1) << "connection " << i;
+  }  // each connection ends here, closed by the client
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Clients, MutualTlsResumptionTest,
+    ::testing::Values(Resumption{"Tls12Ticket", TLS1_2_VERSION, true},
+                      Resumption{"Tls12SessionId", TLS1_2_VERSION, false},
+                      Resumption{"Tls13", TLS1_3_VERSION, true}),
+    [](const ::testing::TestParamInfo<Resumption>& info) { return info.param.name; });
 
 // Issue: a wrong-CA leaf with 90 junk certificates (100 KB, under OpenSSL's
 // 100 KiB default for the message) cost 15-26 ms of server CPU per refusal,

@@ -1,7 +1,7 @@
 // Hostile TLS clients on the HTTPS port (issue #24), against the real
 // binary on loopback: silent and dribbling handshakes, idle keep-alive
 // connections, session resumption under mTLS, oversized client chains,
-// and plain HTTP. Clients are OpenSSL in the test
+// plain HTTP, and bad certificate files. Clients are OpenSSL in the test
 // process (so a test can cache a session or send any chain) or
 // cpp-httplib's SSLClient. Each test bounds its own time.
 
@@ -470,6 +470,37 @@ TEST_F(TlsEdgeTest, PlainHttpToTheHttpsPortIsToldSo) {
   EXPECT_THAT(in, HasSubstr("Connection: close\r\n"));
   EXPECT_TRUE(ClosedWithin(fd, absl::Seconds(2)));
   EXPECT_EQ(PostHttps(absl::Seconds(5)), 202);
+}
+
+// Issue: a certificate reload error was logged twice. A bad file is logged
+// once per change, whether SIGHUP or a handshake's check (at most once a
+// second) finds it, and the previous certificate keeps serving.
+TEST_F(TlsEdgeTest, BadCertificateFileIsLoggedOncePerChange) {
+  StartHttps();
+  auto failures = [&] {
+    const std::vector<std::string> lines = hookfan_->Lines();
+    return std::count_if(lines.begin(), lines.end(), [](const std::string& line) {
+      return absl::StrContains(line, "certificate reload failed");
+    });
+  };
+  // Handshakes for `d`, one every 100 ms (the check runs at handshakes).
+  auto handshake_for = [&](absl::Duration d) {
+    for (const absl::Time end = absl::Now() + d; absl::Now() < end;) {
+      EXPECT_EQ(PostHttps(absl::Seconds(5)), 202) << "the previous certificate serves";
+      absl::SleepFor(absl::Milliseconds(100));  // pacing
+    }
+  };
+  std::ofstream(certs_->path("server.pem")) << "not a certificate\n";
+  kill(hookfan_->pid(), SIGHUP);
+  ASSERT_TRUE(Eventually([&] { return failures() >= 1; }, absl::Seconds(5)));
+  handshake_for(absl::Milliseconds(1500));
+  EXPECT_EQ(failures(), 1) << "SIGHUP's failure again at a handshake";
+  // Another bad change, found by a handshake's check, is logged once more.
+  std::ofstream(certs_->path("server.pem")) << "still not a certificate\n";
+  ASSERT_TRUE(Eventually([&] { return failures() >= 2; }, absl::Seconds(5),
+                         [&] { handshake_for(absl::Milliseconds(100)); }));
+  handshake_for(absl::Milliseconds(1500));
+  EXPECT_EQ(failures(), 2);
 }
 
 }  // namespace

@@ -54,6 +54,11 @@ namespace hookfan::ingress {
 // and it is closed. At most 64 refusals are open at once; beyond that a new
 // connection is closed at once.
 //
+// With TLS (1.2 and up): sessions resume, by ticket or by session id (the
+// last 1,024 kept), with client certificates too; a client's Certificate
+// message is at most 32 KiB and its chain at most 8 deep, so a junk chain
+// is refused before it is parsed; plain HTTP gets a plain 400 saying so.
+//
 // Request heads over Options::max_head_bytes or with more than
 // Options::max_headers fields get 431, bodies over the handler's largest
 // source limit 413 (from Content-Length, before the body is read), broken

@@ -77,8 +77,7 @@ TlsCertificate::TlsCertificate(std::string cert_file, std::string key_file, Cloc
 
 TlsCertificate::~TlsCertificate() = default;
 
-absl::Status TlsCertificate::Reload() {
-  std::string stamp = Stamp(cert_file_, key_file_);
+absl::StatusOr<std::shared_ptr<const TlsCertificate::Pair>> TlsCertificate::Read() const {
   auto pair = std::make_shared<Pair>();
   {
     ASSIGN_OR_RETURN(BioPtr bio, OpenFile(cert_file_, "certificate"));
@@ -106,10 +105,20 @@ absl::Status TlsCertificate::Reload() {
     return absl::InvalidArgumentError(
         absl::StrCat("TLS key ", key_file_, " does not match the certificate ", cert_file_));
   }
+  return pair;
+}
+
+absl::Status TlsCertificate::Reload() {
+  std::string stamp = Stamp(cert_file_, key_file_);
+  absl::StatusOr<std::shared_ptr<const Pair>> pair = Read();
   std::lock_guard lock(mu_);
-  pair_ = std::move(pair);
-  loaded_stamp_ = std::move(stamp);
+  // Good or bad, these files have been read: the check at handshakes reads
+  // them again only once they change again, so each bad change is reported
+  // once, by whoever read it first.
+  read_stamp_ = std::move(stamp);
   last_check_ = clock_->Now();
+  if (!pair.ok()) return pair.status();
+  pair_ = *std::move(pair);
   return absl::OkStatus();
 }
 
@@ -120,7 +129,7 @@ std::shared_ptr<const TlsCertificate::Pair> TlsCertificate::Current() {
     absl::Time now = clock_->Now();
     if (now - last_check_ >= absl::Seconds(1)) {
       last_check_ = now;
-      check = Stamp(cert_file_, key_file_) != loaded_stamp_;
+      check = Stamp(cert_file_, key_file_) != read_stamp_;
     }
   }
   if (check) {
@@ -129,8 +138,6 @@ std::shared_ptr<const TlsCertificate::Pair> TlsCertificate::Current() {
     } else {
       log::Error("TLS certificate reload failed; serving the previous one",
                  {{"error", std::string(s.message())}});
-      std::lock_guard lock(mu_);
-      loaded_stamp_ = Stamp(cert_file_, key_file_);  // do not retry until it changes again
     }
   }
   std::lock_guard lock(mu_);

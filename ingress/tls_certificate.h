@@ -19,7 +19,7 @@ namespace hookfan::ingress {
 // when Reload is called (SIGHUP), so a renewed certificate (cert-manager,
 // a rotated Secret) is served without a restart. A reload that fails
 // (half-written files, a key that does not match) keeps the previous pair
-// and logs why.
+// and logs why, once per change of the files.
 //
 // Thread-safe: handshakes on many threads read it while Reload replaces it.
 class TlsCertificate {
@@ -37,7 +37,9 @@ class TlsCertificate {
   // must not outlive this object.
   void Install(SSL_CTX* ctx);
 
-  // Re-reads the files now. Errors as Load (the previous pair stays).
+  // Re-reads the files now; the caller reports an error. Errors as Load
+  // (the previous pair stays). Either way the files count as read: the
+  // check at handshakes reads (and logs) them again only once they change.
   absl::Status Reload();
 
   // Requires and verifies client certificates signed by the CAs in
@@ -47,6 +49,8 @@ class TlsCertificate {
  private:
   struct Pair;
   TlsCertificate(std::string cert_file, std::string key_file, Clock* clock);
+  // Reads both files into a new pair.
+  absl::StatusOr<std::shared_ptr<const Pair>> Read() const;
   static int OnHandshake(SSL* ssl, void* self);
   std::shared_ptr<const Pair> Current();
 
@@ -56,7 +60,7 @@ class TlsCertificate {
   std::mutex mu_;
   std::shared_ptr<const Pair> pair_ ABSL_GUARDED_BY(mu_);
   absl::Time last_check_ ABSL_GUARDED_BY(mu_);
-  std::string loaded_stamp_ ABSL_GUARDED_BY(mu_);  // the files' mtimes and sizes
+  std::string read_stamp_ ABSL_GUARDED_BY(mu_);  // the files' mtimes and sizes when last read
 };
 
 }  // namespace hookfan::ingress

@@ -271,6 +271,31 @@ CommandResult RunCommand(const std::string& command) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
+Certificates::Certificates(std::string dir) : dir_(std::move(dir)) {
+  MakeCa("ca", "test-ca");
+  Issue("server", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1");
+  Issue("client", "client", "extendedKeyUsage=clientAuth");
+}
+
+void Certificates::MakeCa(const std::string& name, const std::string& cn) {
+  Run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=" + cn + " -keyout " + name +
+      ".key -out " + name + ".pem");
+}
+
+void Certificates::Issue(const std::string& name, const std::string& cn, const std::string& ext,
+                         const std::string& ca) {
+  Run("openssl req -newkey rsa:2048 -nodes -subj /CN=" + cn + " -keyout " + name +
+      ".key -out " + name + ".csr");
+  Run("printf '" + ext + "' > " + name + ".ext && openssl x509 -req -in " + name + ".csr -CA " +
+      ca + ".pem -CAkey " + ca + ".key -CAcreateserial -days 2 -extfile " + name + ".ext -out " +
+      name + ".pem");
+}
+
+void Certificates::Run(const std::string& command) {
+  CommandResult r = RunCommand("cd " + dir_ + " && " + command);
+  ASSERT_EQ(r.exit_code, 0) << command << "\n" << r.output;
+}
+
 std::string ReadFixture(const std::string& name) {
   std::ifstream in(std::string(HOOKFAN_FIXTURES_DIR) + "/applivery/" + name);
   std::stringstream ss;

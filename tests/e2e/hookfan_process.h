@@ -125,6 +125,26 @@ struct CommandResult {
 };
 CommandResult RunCommand(const std::string& command);
 
+// Certificates made with the openssl command in a directory the test owns:
+// a CA "ca" and two certificates it signs, "server" (localhost and
+// 127.0.0.1) and "client" (clientAuth), each as <name>.pem and <name>.key.
+// A command that fails is a test failure.
+class Certificates {
+ public:
+  explicit Certificates(std::string dir);
+  // A new self-signed CA for `cn` into <name>.pem / <name>.key.
+  void MakeCa(const std::string& name, const std::string& cn);
+  // Signs a new certificate for `cn` with the CA <ca>.pem into <name>.pem /
+  // <name>.key; `ext` holds its X.509 extensions, one per line.
+  void Issue(const std::string& name, const std::string& cn, const std::string& ext,
+             const std::string& ca = "ca");
+  std::string path(const std::string& file) const { return dir_ + "/" + file; }
+
+ private:
+  void Run(const std::string& command);
+  std::string dir_;
+};
+
 // Reads a fixture from tests/fixtures/applivery.
 std::string ReadFixture(const std::string& name);
 

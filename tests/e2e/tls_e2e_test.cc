@@ -23,33 +23,6 @@ std::string Read(const std::string& path) {
   return text.str();
 }
 
-// A CA and two certificates it signs: "localhost" (server) and "client".
-class Certificates {
- public:
-  explicit Certificates(std::string dir) : dir_(std::move(dir)) {
-    Run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca "
-        "-keyout ca.key -out ca.pem");
-    Issue("server", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1");
-    Issue("client", "client", "extendedKeyUsage=clientAuth");
-  }
-  // Signs a new certificate for `cn` into <name>.pem / <name>.key.
-  void Issue(const std::string& name, const std::string& cn, const std::string& ext) {
-    Run("openssl req -newkey rsa:2048 -nodes -subj /CN=" + cn + " -keyout " + name +
-        ".key -out " + name + ".csr");
-    Run("printf '" + ext + "' > " + name + ".ext && openssl x509 -req -in " + name +
-        ".csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile " + name + ".ext -out " +
-        name + ".pem");
-  }
-  std::string path(const std::string& file) const { return dir_ + "/" + file; }
-
- private:
-  void Run(const std::string& command) {
-    CommandResult r = RunCommand("cd " + dir_ + " && " + command);
-    ASSERT_EQ(r.exit_code, 0) << command << "\n" << r.output;
-  }
-  std::string dir_;
-};
-
 class TlsE2ETest : public ::testing::Test {
  protected:
   void SetUp() override {

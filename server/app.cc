@@ -20,12 +20,11 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
-#include "grpcpp/security/tls_certificate_provider.h"
-#include "grpcpp/security/tls_credentials_options.h"
 #include "ingress/http_server.h"
 #include "ingress/tls_certificate.h"
 #include "ingress/webhook_handler.h"
 #include "server/config_file.h"
+#include "server/grpc_tls.h"
 
 namespace hookfan::server {
 
@@ -64,33 +63,6 @@ ingress::SourceConfig AppliveryShorthand(const Config& config) {
     source.dedup.key = ingress::DedupKey::kNone;
   }
   return source;
-}
-
-// Plaintext, or TLS (mTLS with a client CA) from files gRPC re-reads every
-// 10 s. The files are checked here so a typo stops start-up.
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcCredentials(const Config& config) {
-  if (config.grpc_tls_cert.empty() && config.grpc_tls_key.empty()) {
-    if (!config.grpc_tls_client_ca.empty()) {
-      return absl::InvalidArgumentError("--grpc-tls-client-ca needs --grpc-tls-cert and --grpc-tls-key");
-    }
-    return grpc::InsecureServerCredentials();
-  }
-  RETURN_IF_ERROR(ingress::TlsCertificate::Load(config.grpc_tls_cert, config.grpc_tls_key).status());
-  if (!config.grpc_tls_client_ca.empty() && !std::filesystem::is_regular_file(config.grpc_tls_client_ca)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot read TLS client CA ", config.grpc_tls_client_ca));
-  }
-  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
-      config.grpc_tls_key, config.grpc_tls_cert, config.grpc_tls_client_ca, /*refresh_interval_sec=*/10);
-  grpc::experimental::TlsServerCredentialsOptions options(provider);
-  options.watch_identity_key_cert_pairs();
-  if (config.grpc_tls_client_ca.empty()) {
-    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  } else {
-    options.watch_root_certs();
-    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  }
-  return grpc::experimental::TlsServerCredentials(options);
 }
 
 }  // namespace
@@ -189,12 +161,21 @@ void App::RegisterMetrics() {
 }
 
 void App::ReloadCertificates() {
-  if (http_tls_ == nullptr) return;
-  if (absl::Status s = http_tls_->Reload(); s.ok()) {
-    log::Info("HTTPS certificate reloaded");
-  } else {
-    log::Error("HTTPS certificate reload failed; serving the previous one",
-               {{"error", std::string(s.message())}});
+  if (http_tls_ != nullptr) {
+    if (absl::Status s = http_tls_->Reload(); s.ok()) {
+      log::Info("HTTPS certificate reloaded");
+    } else {
+      log::Error("HTTPS certificate reload failed; serving the previous one",
+                 {{"error", std::string(s.message())}});
+    }
+  }
+  if (grpc_tls_ != nullptr) {
+    if (absl::Status s = grpc_tls_->Reload(); s.ok()) {
+      log::Info("gRPC certificate reloaded");
+    } else {
+      log::Error("gRPC certificate reload failed; serving the previous one",
+                 {{"error", std::string(s.message())}});
+    }
   }
 }
 
@@ -229,6 +210,10 @@ absl::Status App::Start(Config config) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--http-max-connections (", config_.http_max_connections,
         ") must be at least --http-threads (", config_.http_threads, ")"));
+  }
+  if (config_.grpc_tls_cert.empty() && config_.grpc_tls_key.empty() &&
+      !config_.grpc_tls_client_ca.empty()) {
+    return absl::InvalidArgumentError("--grpc-tls-client-ca needs --grpc-tls-cert and --grpc-tls-key");
   }
   std::vector<ingress::SourceConfig> sources;
   bool generated_token = false;
@@ -303,8 +288,14 @@ absl::Status App::Start(Config config) {
   }
   builder.SetMaxReceiveMessageSize(4 << 20);  // requests are small; events go out
   builder.SetMaxSendMessageSize(64 << 20);
-  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> grpc_credentials,
-                   GrpcCredentials(config_));
+  // Plaintext, or TLS (mTLS with a client CA) from files checked here, so a
+  // typo stops start-up.
+  std::shared_ptr<grpc::ServerCredentials> grpc_credentials = grpc::InsecureServerCredentials();
+  if (!config_.grpc_tls_cert.empty() || !config_.grpc_tls_key.empty()) {
+    ASSIGN_OR_RETURN(grpc_tls_, GrpcTls::Load(config_.grpc_tls_cert, config_.grpc_tls_key,
+                                              config_.grpc_tls_client_ca));
+    grpc_credentials = grpc_tls_->credentials();
+  }
   builder.AddListeningPort(config_.grpc_listen, grpc_credentials, &grpc_port_);
   builder.RegisterService(service_.get());
   grpc_server_ = builder.BuildAndStart();

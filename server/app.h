@@ -24,6 +24,9 @@ class EventLog;
 class Fanout;
 class GroupStore;
 }  // namespace broker
+namespace server {
+class GrpcTls;
+}  // namespace server
 namespace ingress {
 class HttpServer;
 class TlsCertificate;
@@ -72,7 +75,8 @@ struct Config {
   // HTTPS on the ingress when both are set; with the CA, clients must
   // present a certificate it signed (mTLS).
   std::string http_tls_cert, http_tls_key, http_tls_client_ca;
-  // TLS on gRPC likewise (files re-read every 10 s).
+  // TLS on gRPC likewise (see GrpcTls: re-read on change, a bad file keeps
+  // the previous pair).
   std::string grpc_tls_cert, grpc_tls_key, grpc_tls_client_ca;
   // gRPC keepalive pings on idle connections; connections older than the
   // max age are closed gracefully so streams rebalance (0: never).
@@ -103,8 +107,8 @@ class App {
   // what is left after the drain timeout) and the store closes.
   void Drain();
 
-  // Re-reads the HTTPS certificate and key now (SIGHUP). gRPC's are
-  // watched on their own.
+  // Re-reads the HTTPS and gRPC certificates and keys now (SIGHUP); a bad
+  // file keeps the previous pair.
   void ReloadCertificates();
 
   int http_port() const { return http_port_; }
@@ -129,6 +133,7 @@ class App {
   std::unique_ptr<broker::GroupStore> group_store_;  // with an sqlite:// store
   std::unique_ptr<broker::ConsumerGroups> groups_;
   std::unique_ptr<broker::EventBrokerService> service_;
+  std::unique_ptr<GrpcTls> grpc_tls_;  // outlives grpc_server_, which asks it
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<ingress::TlsCertificate> http_tls_;
   std::unique_ptr<ingress::WebhookHandler> webhooks_;

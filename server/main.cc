@@ -102,8 +102,8 @@ ABSL_FLAG(std::string, http_tls_client_ca, "",
           "PEM CA bundle: HTTPS clients must present a certificate it signed (mTLS). "
           "Env HOOKFAN_HTTP_TLS_CLIENT_CA.");
 ABSL_FLAG(std::string, grpc_tls_cert, "",
-          "PEM certificate chain: serve gRPC over TLS (re-read every 10 s). "
-          "Env HOOKFAN_GRPC_TLS_CERT.");
+          "PEM certificate chain: serve gRPC over TLS (re-read on change or SIGHUP; a bad file "
+          "keeps the previous one). Env HOOKFAN_GRPC_TLS_CERT.");
 ABSL_FLAG(std::string, grpc_tls_key, "", "PEM private key of --grpc-tls-cert. Env HOOKFAN_GRPC_TLS_KEY.");
 ABSL_FLAG(std::string, grpc_tls_client_ca, "",
           "PEM CA bundle: gRPC clients must present a certificate it signed (mTLS); their "

@@ -80,6 +80,13 @@ bool HookfanProcess::Start() {
       rlimit limit{static_cast<rlim_t>(options_.file_size_limit), RLIM_INFINITY};
       setrlimit(RLIMIT_FSIZE, &limit);
     }
+    if (options_.open_file_limit > 0) {
+      rlimit limit{static_cast<rlim_t>(options_.open_file_soft_limit > 0
+                                           ? options_.open_file_soft_limit
+                                           : options_.open_file_limit),
+                   static_cast<rlim_t>(options_.open_file_limit)};
+      if (setrlimit(RLIMIT_NOFILE, &limit) != 0) _exit(126);
+    }
     execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }

@@ -31,6 +31,11 @@ class HookfanProcess {
     std::vector<std::string> extra_args = {};  // appended to the command line
     std::vector<std::string> env = {};         // "NAME=value", added to the environment
     long file_size_limit = 0;             // RLIMIT_FSIZE in bytes; 0: none
+    // RLIMIT_NOFILE set before exec: the hard limit, and the soft one (0:
+    // the hard one). hookfan raises its soft limit to the hard one. 0:
+    // inherited.
+    long open_file_limit = 0;
+    long open_file_soft_limit = 0;
   };
 
   explicit HookfanProcess(Options options);
@@ -49,6 +54,7 @@ class HookfanProcess {
   bool SetFileSizeLimit(long bytes);
 
   int http_port() const { return http_port_; }
+  int grpc_port() const { return grpc_port_; }
   pid_t pid() const { return pid_; }
   std::string grpc_address() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
   std::string webhook_path() const { return "/webhooks/applivery/" + options_.token; }

@@ -163,10 +163,10 @@ void App::RegisterMetrics() {
       "gRPC connections open, as of the listener's last check (--grpc-max-connections).",
       [this, one] { return one(static_cast<double>(grpc_listener_->open_connections())); });
   metrics_.AddCallback(
-      "hookfan_grpc_accept_stalls_total",
-      "Times accepting on the gRPC port paused with connections waiting: at "
+      "hookfan_grpc_accept_pauses_total",
+      "100 ms pauses of accepting on the gRPC port with connections waiting: at "
       "--grpc-max-connections, or out of file descriptors.",
-      [this, one] { return one(static_cast<double>(grpc_listener_->stalls())); }, "counter");
+      [this, one] { return one(static_cast<double>(grpc_listener_->pauses())); }, "counter");
   // Per group, from one ListGroups per field (a scrape is rare).
   auto per_group = [this](uint64_t (v1::GroupInfo::*field)() const) {
     return [this, field] {

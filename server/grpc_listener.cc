@@ -179,18 +179,20 @@ void GrpcListener::Run() {
     bool drained = true;
     for (size_t i = 0; i < listen_fds_.size(); ++i) {
       if ((fds[i + 1].revents & POLLIN) == 0) continue;
-      if (!AcceptFrom(listen_fds_[i])) {
-        drained = false;
+      const Accepted accepted = AcceptFrom(listen_fds_[i]);
+      if (accepted == Accepted::kPause) {
         paused_until_ms_ = NowMs() + kPauseMs;
-        break;
+        pauses_.fetch_add(1, std::memory_order_relaxed);
       }
+      drained &= accepted == Accepted::kDrained;
+      if (accepted == Accepted::kPause) break;
     }
     // Every backlog was empty or emptied: nobody waits.
     if (drained) ClearStalled();
   }
 }
 
-bool GrpcListener::AcceptFrom(int listen_fd) {
+GrpcListener::Accepted GrpcListener::AcceptFrom(int listen_fd) {
   for (int i = 0; i < kAcceptBatch; ++i) {
     if (static_cast<int64_t>(handed_.size()) >= options_.max_connections) {
       Sweep();
@@ -198,18 +200,18 @@ bool GrpcListener::AcceptFrom(int listen_fd) {
         SetStalled(absl::StrCat(handed_.size(),
                                 " connections are open, the most --grpc-max-connections "
                                 "allows (new ones wait until some close)"));
-        return false;
+        return Accepted::kPause;
       }
     }
     const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       const int e = errno;
       if (e == EINTR || e == ECONNABORTED) continue;
-      if (e == EAGAIN || e == EWOULDBLOCK) return true;
+      if (e == EAGAIN || e == EWOULDBLOCK) return Accepted::kDrained;
       if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
         SetStalled(absl::StrCat("accept: ", strerror(e),
                                 e == EMFILE ? " (the open-file limit is reached)" : ""));
-        return false;
+        return Accepted::kPause;
       }
       // Anything else concerns that one connection (a reset before
       // accept, a firewall's EPERM): go on with the next.
@@ -230,7 +232,7 @@ bool GrpcListener::AcceptFrom(int listen_fd) {
     params.fd = fd;
     acceptor_->HandleNewConnection(&params);  // gRPC owns fd from here
   }
-  return true;
+  return Accepted::kMore;
 }
 
 void GrpcListener::Sweep() {
@@ -247,7 +249,6 @@ void GrpcListener::Sweep() {
 
 void GrpcListener::SetStalled(std::string why) {
   const int64_t now = NowMs();
-  stalls_.fetch_add(1, std::memory_order_relaxed);
   bool started = false;
   {
     MutexLock lock(&mu_);

@@ -74,14 +74,17 @@ class GrpcListener {
 
   // Connections handed to gRPC and still open, as of the last check.
   int64_t open_connections() const { return open_.load(std::memory_order_relaxed); }
-  // How many times accepting paused (connection or open-file limit).
-  int64_t stalls() const { return stalls_.load(std::memory_order_relaxed); }
+  // How many 100 ms pauses accepting took (connection or open-file limit).
+  int64_t pauses() const { return pauses_.load(std::memory_order_relaxed); }
 
  private:
   explicit GrpcListener(Options options);
   void Run();
-  // Accepts what `listen_fd` has waiting. False when it must pause.
-  bool AcceptFrom(int listen_fd);
+  // Accepts what `listen_fd` has waiting, up to a batch: kDrained when its
+  // backlog is empty, kMore when the batch ended first, kPause when the
+  // loop must pause (at the limit, out of descriptors).
+  enum class Accepted { kDrained, kMore, kPause };
+  Accepted AcceptFrom(int listen_fd);
   // Drops the handed-out descriptors gRPC has closed since.
   void Sweep();
   void SetStalled(std::string why);
@@ -100,7 +103,7 @@ class GrpcListener {
   int64_t last_log_ms_ = -100000;
 
   std::atomic<int64_t> open_{0};
-  std::atomic<int64_t> stalls_{0};
+  std::atomic<int64_t> pauses_{0};
   mutable Mutex mu_;
   std::string stalled_ ABSL_GUARDED_BY(mu_);  // empty: accepting freely
   int64_t stalled_since_ms_ ABSL_GUARDED_BY(mu_) = 0;

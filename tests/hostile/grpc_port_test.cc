@@ -284,7 +284,7 @@ TEST_F(GrpcPortTest, GrpcPortAcceptsAgainAfterTheProcessRanOutOfDescriptors) {
   EXPECT_TRUE(WaitUntil([&] { return (ready = Get("/readyz")).first == 200; }, absl::Seconds(5)))
       << ready.first << " " << ready.second;
   EXPECT_EQ(hookfan_->PostWebhook(ReadFixture("emm_device_enrolled.json")), 202);
-  EXPECT_GE(Metric("hookfan_grpc_accept_stalls_total"), 1);
+  EXPECT_GE(Metric("hookfan_grpc_accept_pauses_total"), 1);
 }
 
 // Issue: gRPC held a silent connection for its default 120 s handshake

@@ -19,6 +19,7 @@ struct TlsCertificate::Pair {
   X509* leaf = nullptr;
   STACK_OF(X509)* chain = nullptr;  // intermediates, may be empty
   EVP_PKEY* key = nullptr;
+  std::shared_ptr<const PemPair> pem;
   ~Pair() {
     X509_free(leaf);
     sk_X509_pop_free(chain, X509_free);
@@ -50,6 +51,16 @@ std::string Stamp(const std::string& a, const std::string& b) {
 }
 
 using BioPtr = std::unique_ptr<BIO, decltype(&BIO_free)>;
+
+// PEM text written by `write` into a memory BIO.
+template <typename Write>
+std::string ToPem(Write write) {
+  BioPtr bio(BIO_new(BIO_s_mem()), &BIO_free);
+  if (bio == nullptr || write(bio.get()) != 1) return "";
+  char* data = nullptr;
+  long size = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(size));
+}
 
 absl::StatusOr<BioPtr> OpenFile(const std::string& path, const char* what) {
   BioPtr bio(BIO_new_file(path.c_str(), "r"), &BIO_free);
@@ -90,7 +101,15 @@ absl::StatusOr<std::shared_ptr<const TlsCertificate::Pair>> TlsCertificate::Read
     while (X509* next = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
       sk_X509_push(pair->chain, next);
     }
-    ERR_clear_error();  // the end of the file reads as an error
+    // The end of the file reads as "no start line"; anything else is a
+    // chain certificate cut short (a file caught half-written).
+    const unsigned long end = ERR_peek_last_error();
+    ERR_clear_error();
+    if (ERR_GET_LIB(end) != ERR_LIB_PEM || ERR_GET_REASON(end) != PEM_R_NO_START_LINE) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "TLS certificate ", cert_file_, ": certificate ", sk_X509_num(pair->chain) + 2,
+          " of the chain is unreadable (a file still being written?)"));
+    }
   }
   {
     ASSIGN_OR_RETURN(BioPtr bio, OpenFile(key_file_, "key"));
@@ -105,6 +124,15 @@ absl::StatusOr<std::shared_ptr<const TlsCertificate::Pair>> TlsCertificate::Read
     return absl::InvalidArgumentError(
         absl::StrCat("TLS key ", key_file_, " does not match the certificate ", cert_file_));
   }
+  auto pem = std::make_shared<PemPair>();
+  pem->cert_chain = ToPem([&](BIO* b) { return PEM_write_bio_X509(b, pair->leaf); });
+  for (int i = 0; i < sk_X509_num(pair->chain); ++i) {
+    pem->cert_chain += ToPem([&](BIO* b) { return PEM_write_bio_X509(b, sk_X509_value(pair->chain, i)); });
+  }
+  pem->private_key = ToPem([&](BIO* b) {
+    return PEM_write_bio_PrivateKey(b, pair->key, nullptr, nullptr, 0, nullptr, nullptr);
+  });
+  pair->pem = std::move(pem);
   return pair;
 }
 
@@ -142,6 +170,10 @@ std::shared_ptr<const TlsCertificate::Pair> TlsCertificate::Current() {
   }
   std::lock_guard lock(mu_);
   return pair_;
+}
+
+std::shared_ptr<const TlsCertificate::PemPair> TlsCertificate::CurrentPem() {
+  return Current()->pem;
 }
 
 int TlsCertificate::OnHandshake(SSL* ssl, void* self) {

@@ -18,8 +18,8 @@ namespace hookfan::ingress {
 // when the files change (checked at most once a second, at handshakes) or
 // when Reload is called (SIGHUP), so a renewed certificate (cert-manager,
 // a rotated Secret) is served without a restart. A reload that fails
-// (half-written files, a key that does not match) keeps the previous pair
-// and logs why, once per change of the files.
+// (garbage, a half-written file or chain, a key that does not match) keeps
+// the previous pair and logs why, once per change of the files.
 //
 // Thread-safe: handshakes on many threads read it while Reload replaces it.
 class TlsCertificate {
@@ -41,6 +41,15 @@ class TlsCertificate {
   // (the previous pair stays). Either way the files count as read: the
   // check at handshakes reads (and logs) them again only once they change.
   absl::Status Reload();
+
+  // The pair served now in PEM, for TLS stacks that take PEM text (gRPC):
+  // the leaf then its chain, and the key. The files are checked as at a
+  // handshake (at most once a second); a new pointer means a new pair.
+  struct PemPair {
+    std::string cert_chain;
+    std::string private_key;
+  };
+  std::shared_ptr<const PemPair> CurrentPem();
 
   // Requires and verifies client certificates signed by the CAs in
   // `ca_file` (mTLS). Errors: kInvalidArgument naming the file.

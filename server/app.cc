@@ -1,6 +1,11 @@
 #include "server/app.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <string_view>
 
 #include "absl/strings/match.h"
@@ -20,12 +25,13 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
-#include "grpcpp/security/tls_certificate_provider.h"
-#include "grpcpp/security/tls_credentials_options.h"
+#include "grpcpp/server_builder.h"
 #include "ingress/http_server.h"
 #include "ingress/tls_certificate.h"
 #include "ingress/webhook_handler.h"
 #include "server/config_file.h"
+#include "server/grpc_listener.h"
+#include "server/grpc_tls.h"
 
 namespace hookfan::server {
 
@@ -47,7 +53,40 @@ absl::Status SplitHostPort(const std::string& address, std::string* host, int* p
   return absl::OkStatus();
 }
 
+int GrpcConnectionBudget(int flag, int64_t open_file_limit, int http_max_connections) {
+  const int64_t left = open_file_limit - http_max_connections - kReservedFileDescriptors;
+  return static_cast<int>(
+      std::clamp<int64_t>(std::max(left, open_file_limit / 4), 1, std::max(flag, 1)));
+}
+
 namespace {
+
+// The open-file limit before and after RaiseOpenFileLimit.
+struct OpenFileLimit {
+  int64_t soft_was;
+  int64_t soft;
+  int64_t hard;
+};
+
+int64_t LimitValue(rlim_t value) {
+  return value == RLIM_INFINITY || value > static_cast<rlim_t>(std::numeric_limits<int32_t>::max())
+             ? std::numeric_limits<int32_t>::max()
+             : static_cast<int64_t>(value);
+}
+
+// Raises the soft open-file limit to the hard one: every connection is a
+// descriptor, and distributions start services at 1024.
+OpenFileLimit RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return {1024, 1024, 1024};
+  OpenFileLimit result{LimitValue(limit.rlim_cur), LimitValue(limit.rlim_cur),
+                       LimitValue(limit.rlim_max)};
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised{limit.rlim_max, limit.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) result.soft = LimitValue(limit.rlim_max);
+  }
+  return result;
+}
 
 // The source the --applivery-token / --max-body-bytes flags describe.
 ingress::SourceConfig AppliveryShorthand(const Config& config) {
@@ -64,33 +103,6 @@ ingress::SourceConfig AppliveryShorthand(const Config& config) {
     source.dedup.key = ingress::DedupKey::kNone;
   }
   return source;
-}
-
-// Plaintext, or TLS (mTLS with a client CA) from files gRPC re-reads every
-// 10 s. The files are checked here so a typo stops start-up.
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcCredentials(const Config& config) {
-  if (config.grpc_tls_cert.empty() && config.grpc_tls_key.empty()) {
-    if (!config.grpc_tls_client_ca.empty()) {
-      return absl::InvalidArgumentError("--grpc-tls-client-ca needs --grpc-tls-cert and --grpc-tls-key");
-    }
-    return grpc::InsecureServerCredentials();
-  }
-  RETURN_IF_ERROR(ingress::TlsCertificate::Load(config.grpc_tls_cert, config.grpc_tls_key).status());
-  if (!config.grpc_tls_client_ca.empty() && !std::filesystem::is_regular_file(config.grpc_tls_client_ca)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot read TLS client CA ", config.grpc_tls_client_ca));
-  }
-  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
-      config.grpc_tls_key, config.grpc_tls_cert, config.grpc_tls_client_ca, /*refresh_interval_sec=*/10);
-  grpc::experimental::TlsServerCredentialsOptions options(provider);
-  options.watch_identity_key_cert_pairs();
-  if (config.grpc_tls_client_ca.empty()) {
-    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  } else {
-    options.watch_root_certs();
-    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  }
-  return grpc::experimental::TlsServerCredentials(options);
 }
 
 }  // namespace
@@ -146,6 +158,15 @@ void App::RegisterMetrics() {
       "(--http-handshake-timeout, --http-read-timeout).",
       [this, one] { return one(static_cast<double>(http_->counts().timed_out.load())); },
       "counter");
+  metrics_.AddCallback(
+      "hookfan_grpc_connections",
+      "gRPC connections open, as of the listener's last check (--grpc-max-connections).",
+      [this, one] { return one(static_cast<double>(grpc_listener_->open_connections())); });
+  metrics_.AddCallback(
+      "hookfan_grpc_accept_pauses_total",
+      "100 ms pauses of accepting on the gRPC port with connections waiting: at "
+      "--grpc-max-connections, or out of file descriptors.",
+      [this, one] { return one(static_cast<double>(grpc_listener_->pauses())); }, "counter");
   // Per group, from one ListGroups per field (a scrape is rare).
   auto per_group = [this](uint64_t (v1::GroupInfo::*field)() const) {
     return [this, field] {
@@ -189,12 +210,21 @@ void App::RegisterMetrics() {
 }
 
 void App::ReloadCertificates() {
-  if (http_tls_ == nullptr) return;
-  if (absl::Status s = http_tls_->Reload(); s.ok()) {
-    log::Info("HTTPS certificate reloaded");
-  } else {
-    log::Error("HTTPS certificate reload failed; serving the previous one",
-               {{"error", std::string(s.message())}});
+  if (http_tls_ != nullptr) {
+    if (absl::Status s = http_tls_->Reload(); s.ok()) {
+      log::Info("HTTPS certificate reloaded");
+    } else {
+      log::Error("HTTPS certificate reload failed; serving the previous one",
+                 {{"error", std::string(s.message())}});
+    }
+  }
+  if (grpc_tls_ != nullptr) {
+    if (absl::Status s = grpc_tls_->Reload(); s.ok()) {
+      log::Info("gRPC certificate reloaded");
+    } else {
+      log::Error("gRPC certificate reload failed; serving the previous one",
+                 {{"error", std::string(s.message())}});
+    }
   }
 }
 
@@ -230,6 +260,27 @@ absl::Status App::Start(Config config) {
         "--http-max-connections (", config_.http_max_connections,
         ") must be at least --http-threads (", config_.http_threads, ")"));
   }
+  if (config_.grpc_handshake_timeout < absl::Seconds(1) ||
+      config_.grpc_handshake_timeout > absl::Minutes(10)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--grpc-handshake-timeout is ", absl::FormatDuration(config_.grpc_handshake_timeout),
+                     "; it must be from 1s to 10m"));
+  }
+  if (config_.grpc_max_connections < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--grpc-max-connections is ", config_.grpc_max_connections, "; it must be at least 1"));
+  }
+  if (config_.grpc_tls_cert.empty() && config_.grpc_tls_key.empty() &&
+      !config_.grpc_tls_client_ca.empty()) {
+    return absl::InvalidArgumentError("--grpc-tls-client-ca needs --grpc-tls-cert and --grpc-tls-key");
+  }
+  const OpenFileLimit files = RaiseOpenFileLimit();
+  const int grpc_max_connections =
+      GrpcConnectionBudget(config_.grpc_max_connections, files.soft, config_.http_max_connections);
+  log::Info("open-file limit", {{"soft_was", files.soft_was},
+                                {"soft", files.soft},
+                                {"hard", files.hard},
+                                {"grpc_max_connections", grpc_max_connections}});
   std::vector<ingress::SourceConfig> sources;
   bool generated_token = false;
   if (!config_.sources_file.empty()) {
@@ -303,15 +354,37 @@ absl::Status App::Start(Config config) {
   }
   builder.SetMaxReceiveMessageSize(4 << 20);  // requests are small; events go out
   builder.SetMaxSendMessageSize(64 << 20);
-  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> grpc_credentials,
-                   GrpcCredentials(config_));
-  builder.AddListeningPort(config_.grpc_listen, grpc_credentials, &grpc_port_);
+  // A connection that has not finished TLS and sent its HTTP/2 preface and
+  // SETTINGS by then is closed (gRPC's default: 120 s, so silent
+  // connections piled up).
+  builder.AddChannelArgument(
+      GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(config_.grpc_handshake_timeout)));
+  // Plaintext, or TLS (mTLS with a client CA) from files checked here, so a
+  // typo stops start-up.
+  std::shared_ptr<grpc::ServerCredentials> grpc_credentials = grpc::InsecureServerCredentials();
+  if (!config_.grpc_tls_cert.empty() || !config_.grpc_tls_key.empty()) {
+    ASSIGN_OR_RETURN(grpc_tls_, GrpcTls::Load(config_.grpc_tls_cert, config_.grpc_tls_key,
+                                              config_.grpc_tls_client_ca));
+    grpc_credentials = grpc_tls_->credentials();
+  }
+  // hookfan accepts the port's connections itself (GrpcListener: a
+  // connection limit, and an accept loop that outlives EMFILE) and hands
+  // them to gRPC, which handshakes as on a port of its own.
+  ASSIGN_OR_RETURN(grpc_listener_, GrpcListener::Bind({.host = grpc_host,
+                                                       .port = grpc_port,
+                                                       .max_connections = grpc_max_connections}));
+  grpc_port_ = grpc_listener_->port();
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor =
+      builder.experimental().AddExternalConnectionAcceptor(
+          grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+          grpc_credentials);
   builder.RegisterService(service_.get());
   grpc_server_ = builder.BuildAndStart();
-  if (grpc_server_ == nullptr || grpc_port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen for gRPC on ", config_.grpc_listen));
+  if (grpc_server_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot start gRPC on ", config_.grpc_listen));
   }
+  grpc_listener_->Start(std::move(acceptor));
 
   if (!config_.http_tls_cert.empty() || !config_.http_tls_key.empty()) {
     ASSIGN_OR_RETURN(http_tls_,
@@ -406,6 +479,7 @@ absl::Status App::OpenStore(std::string* store) {
 absl::Status App::Ready() const {
   if (draining_.load()) return absl::UnavailableError("draining");
   if (log_ != nullptr) RETURN_IF_ERROR(log_->Ready());
+  if (grpc_listener_ != nullptr) RETURN_IF_ERROR(grpc_listener_->Health());
   return absl::OkStatus();
 }
 
@@ -435,6 +509,7 @@ void App::Drain() {
     if (!service_->AwaitIdle(deadline)) {
       log::Warn("drain: streams still open at the drain timeout; cancelling them");
     }
+    if (grpc_listener_ != nullptr) grpc_listener_->Stop();
     grpc_server_->Shutdown(std::chrono::system_clock::now());
     grpc_server_->Wait();
     log::Info("drain: gRPC stopped");

@@ -24,6 +24,10 @@ class EventLog;
 class Fanout;
 class GroupStore;
 }  // namespace broker
+namespace server {
+class GrpcListener;
+class GrpcTls;
+}  // namespace server
 namespace ingress {
 class HttpServer;
 class TlsCertificate;
@@ -72,8 +76,15 @@ struct Config {
   // HTTPS on the ingress when both are set; with the CA, clients must
   // present a certificate it signed (mTLS).
   std::string http_tls_cert, http_tls_key, http_tls_client_ca;
-  // TLS on gRPC likewise (files re-read every 10 s).
+  // TLS on gRPC likewise (see GrpcTls: re-read on change, a bad file keeps
+  // the previous pair).
   std::string grpc_tls_cert, grpc_tls_key, grpc_tls_client_ca;
+  // A gRPC connection must finish its TLS handshake and send HTTP/2's
+  // preface and SETTINGS within this, else gRPC closes it.
+  absl::Duration grpc_handshake_timeout = absl::Seconds(10);
+  // gRPC connections open at once (see GrpcListener); lowered at start to
+  // what the open-file limit leaves (GrpcConnectionBudget).
+  int grpc_max_connections = 10000;
   // gRPC keepalive pings on idle connections; connections older than the
   // max age are closed gracefully so streams rebalance (0: never).
   absl::Duration grpc_keepalive_time = absl::Seconds(30);
@@ -83,6 +94,17 @@ struct Config {
 
 // Splits "host:port" (IPv6 as "[::1]:port"). Errors: kInvalidArgument.
 absl::Status SplitHostPort(const std::string& address, std::string* host, int* port);
+
+// Descriptors kept free under the open-file limit for everything but
+// connections: the store's files, gRPC's own (epoll, wake-ups), reads of
+// certificate files.
+inline constexpr int kReservedFileDescriptors = 256;
+
+// The gRPC connections allowed at once: `flag`, but no more than the
+// open-file limit leaves after the HTTP edge's connections and
+// kReservedFileDescriptors, and no less than a quarter of the limit (a
+// limit too low for both edges is shared; each edge handles EMFILE).
+int GrpcConnectionBudget(int flag, int64_t open_file_limit, int http_max_connections);
 
 // App is one running hookfan: store, fan-out, gRPC and HTTP listeners.
 // Start, then Drain once (from the thread that handles signals).
@@ -103,8 +125,8 @@ class App {
   // what is left after the drain timeout) and the store closes.
   void Drain();
 
-  // Re-reads the HTTPS certificate and key now (SIGHUP). gRPC's are
-  // watched on their own.
+  // Re-reads the HTTPS and gRPC certificates and keys now (SIGHUP); a bad
+  // file keeps the previous pair.
   void ReloadCertificates();
 
   int http_port() const { return http_port_; }
@@ -129,7 +151,9 @@ class App {
   std::unique_ptr<broker::GroupStore> group_store_;  // with an sqlite:// store
   std::unique_ptr<broker::ConsumerGroups> groups_;
   std::unique_ptr<broker::EventBrokerService> service_;
+  std::unique_ptr<GrpcTls> grpc_tls_;  // outlives grpc_server_, which asks it
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<GrpcListener> grpc_listener_;  // hands connections to grpc_server_
   std::unique_ptr<ingress::TlsCertificate> http_tls_;
   std::unique_ptr<ingress::WebhookHandler> webhooks_;
   std::unique_ptr<ingress::HttpServer> http_;

@@ -102,8 +102,8 @@ ABSL_FLAG(std::string, http_tls_client_ca, "",
           "PEM CA bundle: HTTPS clients must present a certificate it signed (mTLS). "
           "Env HOOKFAN_HTTP_TLS_CLIENT_CA.");
 ABSL_FLAG(std::string, grpc_tls_cert, "",
-          "PEM certificate chain: serve gRPC over TLS (re-read every 10 s). "
-          "Env HOOKFAN_GRPC_TLS_CERT.");
+          "PEM certificate chain: serve gRPC over TLS (re-read on change or SIGHUP; a bad file "
+          "keeps the previous one). Env HOOKFAN_GRPC_TLS_CERT.");
 ABSL_FLAG(std::string, grpc_tls_key, "", "PEM private key of --grpc-tls-cert. Env HOOKFAN_GRPC_TLS_KEY.");
 ABSL_FLAG(std::string, grpc_tls_client_ca, "",
           "PEM CA bundle: gRPC clients must present a certificate it signed (mTLS); their "
@@ -114,6 +114,13 @@ ABSL_FLAG(absl::Duration, grpc_keepalive_time, absl::Seconds(30),
 ABSL_FLAG(absl::Duration, grpc_max_connection_age, absl::Minutes(30),
           "Close gRPC connections gracefully after this long so streams rebalance across "
           "replicas (clients resume by sequence); 0: never. Env HOOKFAN_GRPC_MAX_CONNECTION_AGE.");
+ABSL_FLAG(absl::Duration, grpc_handshake_timeout, absl::Seconds(10),
+          "A gRPC connection must finish its TLS handshake and send its HTTP/2 preface within "
+          "this, else it is closed (1s to 10m). Env HOOKFAN_GRPC_HANDSHAKE_TIMEOUT.");
+ABSL_FLAG(int32_t, grpc_max_connections, 10000,
+          "gRPC connections open at once; more wait in the listen backlog until one closes. "
+          "Lowered at start to what the open-file limit leaves after --http-max-connections and "
+          "256 spare descriptors. Env HOOKFAN_GRPC_MAX_CONNECTIONS.");
 ABSL_FLAG(int32_t, grpc_max_streams, 20000,
           "Subscribe and Consume streams served at once; more are refused with "
           "RESOURCE_EXHAUSTED. 0: no limit. Env HOOKFAN_GRPC_MAX_STREAMS.");
@@ -227,6 +234,8 @@ int main(int argc, char** argv) {
       .grpc_tls_cert = absl::GetFlag(FLAGS_grpc_tls_cert),
       .grpc_tls_key = absl::GetFlag(FLAGS_grpc_tls_key),
       .grpc_tls_client_ca = absl::GetFlag(FLAGS_grpc_tls_client_ca),
+      .grpc_handshake_timeout = absl::GetFlag(FLAGS_grpc_handshake_timeout),
+      .grpc_max_connections = absl::GetFlag(FLAGS_grpc_max_connections),
       .grpc_keepalive_time = absl::GetFlag(FLAGS_grpc_keepalive_time),
       .grpc_max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age),
       .grpc_max_streams = absl::GetFlag(FLAGS_grpc_max_streams),

@@ -29,13 +29,6 @@ std::string Backup(const std::string& args) {
   return std::string(HOOKFAN_BINARY) + " backup " + args;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Files in `dir` whose name contains ".tmp-": what a failed backup must not
 // leave behind.
 std::vector<std::string> TempFiles(const std::string& dir) {

@@ -80,6 +80,13 @@ bool HookfanProcess::Start() {
       rlimit limit{static_cast<rlim_t>(options_.file_size_limit), RLIM_INFINITY};
       setrlimit(RLIMIT_FSIZE, &limit);
     }
+    if (options_.open_file_limit > 0) {
+      rlimit limit{static_cast<rlim_t>(options_.open_file_soft_limit > 0
+                                           ? options_.open_file_soft_limit
+                                           : options_.open_file_limit),
+                   static_cast<rlim_t>(options_.open_file_limit)};
+      if (setrlimit(RLIMIT_NOFILE, &limit) != 0) _exit(126);
+    }
     execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
@@ -301,6 +308,22 @@ std::string ReadFixture(const std::string& name) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool Eventually(const std::function<bool()>& condition, absl::Duration timeout,
+                const std::function<void()>& between) {
+  for (const absl::Time deadline = absl::Now() + timeout; absl::Now() < deadline;) {
+    if (condition()) return true;
+    between();
+  }
+  return condition();
 }
 
 std::string MakeTempDir() {

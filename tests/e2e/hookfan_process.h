@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -10,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/sync.h"
 #include "grpcpp/grpcpp.h"
@@ -31,6 +33,11 @@ class HookfanProcess {
     std::vector<std::string> extra_args = {};  // appended to the command line
     std::vector<std::string> env = {};         // "NAME=value", added to the environment
     long file_size_limit = 0;             // RLIMIT_FSIZE in bytes; 0: none
+    // RLIMIT_NOFILE set before exec: the hard limit, and the soft one (0:
+    // the hard one). hookfan raises its soft limit to the hard one. 0:
+    // inherited.
+    long open_file_limit = 0;
+    long open_file_soft_limit = 0;
   };
 
   explicit HookfanProcess(Options options);
@@ -49,6 +56,7 @@ class HookfanProcess {
   bool SetFileSizeLimit(long bytes);
 
   int http_port() const { return http_port_; }
+  int grpc_port() const { return grpc_port_; }
   pid_t pid() const { return pid_; }
   std::string grpc_address() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
   std::string webhook_path() const { return "/webhooks/applivery/" + options_.token; }
@@ -147,6 +155,15 @@ class Certificates {
 
 // Reads a fixture from tests/fixtures/applivery.
 std::string ReadFixture(const std::string& name);
+
+// The bytes of the file at `path` ("" if it cannot be read).
+std::string ReadFile(const std::string& path);
+
+// Calls `condition` (and then `between`) until it holds or `timeout`
+// passes; whether it held.
+bool Eventually(
+    const std::function<bool()>& condition, absl::Duration timeout,
+    const std::function<void()>& between = [] { absl::SleepFor(absl::Milliseconds(20)); });
 
 // A fresh empty directory under the test temp dir.
 std::string MakeTempDir();

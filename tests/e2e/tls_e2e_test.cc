@@ -16,13 +16,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string Read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 class TlsE2ETest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -59,10 +52,10 @@ class TlsE2ETest : public ::testing::Test {
   // first event (OK: one arrived).
   grpc::Status SubscribeTls(const std::string& client_certificate) {
     grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = Read(certs_->path("ca.pem"));
+    ssl.pem_root_certs = ReadFile(certs_->path("ca.pem"));
     if (!client_certificate.empty()) {
-      ssl.pem_cert_chain = Read(certs_->path(client_certificate + ".pem"));
-      ssl.pem_private_key = Read(certs_->path(client_certificate + ".key"));
+      ssl.pem_cert_chain = ReadFile(certs_->path(client_certificate + ".pem"));
+      ssl.pem_private_key = ReadFile(certs_->path(client_certificate + ".key"));
     }
     grpc::ChannelArguments args;
     args.SetSslTargetNameOverride("localhost");

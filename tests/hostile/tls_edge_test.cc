@@ -145,19 +145,6 @@ std::string CaptureClientHello() {
   return hello;
 }
 
-// Calls `condition` (and then `between`) until it holds or `timeout`
-// passes; whether it held.
-bool Eventually(const std::function<bool()>& condition, absl::Duration timeout,
-                const std::function<void()>& between = [] {
-                  absl::SleepFor(absl::Milliseconds(20));
-                }) {
-  for (const absl::Time deadline = absl::Now() + timeout; absl::Now() < deadline;) {
-    if (condition()) return true;
-    between();
-  }
-  return condition();
-}
-
 // When each of `fds` was closed by the peer (a read sees its end or a
 // reset; nothing is expected to arrive before), watched until all are or
 // `deadline`. absl::InfiniteFuture() for one still open.

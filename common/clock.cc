@@ -1,5 +1,11 @@
 #include "common/clock.h"
 
+#include <sys/stat.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+
 namespace hookfan {
 namespace {
 
@@ -13,6 +19,18 @@ class RealClock : public Clock {
 Clock* Clock::Real() {
   static Clock* clock = new RealClock();
   return clock;
+}
+
+int64_t SteadyNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string FileStamp(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return "";
+  return absl::StrCat(st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, ":", st.st_size);
 }
 
 absl::Time ToTime(const google::protobuf::Timestamp& ts) {

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <cstdint>
+#include <string>
+
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/duration.pb.h"
@@ -43,6 +46,14 @@ class FakeClock : public Clock {
   mutable Mutex mu_;
   absl::Time now_ ABSL_GUARDED_BY(mu_);
 };
+
+// Milliseconds on the steady clock: for deadlines about sockets and
+// peers, which run in real time and never jump.
+int64_t SteadyNowMs();
+
+// A file's modification time and size as text ("" when it cannot be
+// stat'ed): a cheap way to notice that a file was rewritten or replaced.
+std::string FileStamp(const std::string& path);
 
 // Converts between protobuf Timestamps and absl::Time.
 absl::Time ToTime(const google::protobuf::Timestamp& ts);

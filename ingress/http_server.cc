@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <list>
 #include <map>
@@ -26,6 +25,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/executor.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/sync.h"
 #include "ingress/content_encoding.h"
@@ -33,14 +33,6 @@
 
 namespace hookfan::ingress {
 namespace {
-
-// Deadlines are about sockets and senders, in real time: a steady clock in
-// milliseconds.
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 constexpr uint64_t kListenerId = 0;
 constexpr uint64_t kWakeId = 1;
@@ -290,7 +282,7 @@ absl::Status HttpServer::Loop::Bind(const std::string& host, int port, int* boun
 void HttpServer::Loop::Run() {
   epoll_event events[256];
   while (true) {
-    const int64_t now = NowMs();
+    const int64_t now = SteadyNowMs();
     if (stopping_ && (connections_.empty() || now >= stop_deadline_ms_) && handling_ == 0) break;
     int64_t wait_ms = 1000;
     if (!deadlines_.empty()) wait_ms = std::clamp<int64_t>(deadlines_.begin()->first - now, 0, wait_ms);
@@ -313,13 +305,13 @@ void HttpServer::Loop::Run() {
       }
     }
     ExpireDeadlines();
-    if (!accepting_ && !stopping_ && NowMs() >= accept_paused_until_ms_) {
+    if (!accepting_ && !stopping_ && SteadyNowMs() >= accept_paused_until_ms_) {
       accepting_ = true;
       epoll_event ev{.events = EPOLLIN, .data = {.u64 = kListenerId}};
       epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
       Accept();
     }
-    if (stopping_ && NowMs() >= stop_deadline_ms_) {
+    if (stopping_ && SteadyNowMs() >= stop_deadline_ms_) {
       // The grace is over: whatever is not with a worker is cut.
       std::vector<uint64_t> ids;
       for (auto& [id, c] : connections_) {
@@ -343,7 +335,7 @@ void HttpServer::Loop::OnStopRequested() {
     grace_ms = stop_grace_ms_;
   }
   stopping_ = true;
-  stop_deadline_ms_ = NowMs() + grace_ms;
+  stop_deadline_ms_ = SteadyNowMs() + grace_ms;
   if (accepting_) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
   accepting_ = false;
   close(listen_fd_);
@@ -371,7 +363,7 @@ void HttpServer::Loop::Accept() {
         // accepting pauses briefly (the listener would wake the loop in a
         // busy circle otherwise). New connections wait in the backlog.
         if (EvictOne()) continue;
-        const int64_t now = NowMs();
+        const int64_t now = SteadyNowMs();
         if (now - emfile_logged_ms_ > 10000) {
           emfile_logged_ms_ = now;
           log::Warn("HTTP: cannot accept a connection; pausing accepts for 100 ms",
@@ -424,7 +416,7 @@ void HttpServer::Loop::Add(int fd, const sockaddr_storage& addr, bool refused) {
   } else {
     counts_->open.fetch_add(1, std::memory_order_relaxed);
   }
-  const int64_t now = NowMs();
+  const int64_t now = SteadyNowMs();
   if (server_->ssl_ctx_ != nullptr) {
     c.ssl = SSL_new(server_->ssl_ctx_);
     if (c.ssl == nullptr || SSL_set_fd(c.ssl, fd) != 1) {
@@ -514,7 +506,7 @@ void HttpServer::Loop::Drive(Connection& c) {
         }
         // Back to keep-alive; a pipelined request may already be here.
         c.phase = Phase::kIdle;
-        SetDeadline(c, NowMs() + int64_t{options_.idle_timeout_seconds} * 1000);
+        SetDeadline(c, SteadyNowMs() + int64_t{options_.idle_timeout_seconds} * 1000);
         SetEvictable(c, true);
         if (!ReadInput(c)) {
           Close(c);
@@ -569,7 +561,7 @@ bool HttpServer::Loop::Handshake(Connection& c) {
   if (rc == 1) {
     c.phase = Phase::kIdle;
     c.tls_wants_write = false;
-    const int64_t now = NowMs();
+    const int64_t now = SteadyNowMs();
     SetDeadline(c, c.refused ? std::min(c.deadline_ms, now + kRefusalDeadlineMs)
                              : now + int64_t{options_.read_timeout_seconds} * 1000);
     SetEvictable(c, false);
@@ -656,7 +648,7 @@ HttpServer::Loop::Step HttpServer::Loop::ProcessOne(Connection& c) {
     // A request begins: from its first byte it has read_timeout to arrive whole.
     c.phase = Phase::kReading;
     SetEvictable(c, false);
-    if (!c.refused) SetDeadline(c, NowMs() + int64_t{options_.read_timeout_seconds} * 1000);
+    if (!c.refused) SetDeadline(c, SteadyNowMs() + int64_t{options_.read_timeout_seconds} * 1000);
   }
   size_t used = 0;
   const HttpRequestParser::Result r = c.parser.Parse(c.in, &used);
@@ -800,7 +792,7 @@ void HttpServer::Loop::Answer(Connection& c, int status, std::string body,
   c.close_after_write = close;
   c.phase = Phase::kWriting;
   SetEvictable(c, false);
-  SetDeadline(c, NowMs() + int64_t{options_.write_timeout_seconds} * 1000);
+  SetDeadline(c, SteadyNowMs() + int64_t{options_.write_timeout_seconds} * 1000);
 }
 
 HttpServer::Loop::Step HttpServer::Loop::Flush(Connection& c) {
@@ -824,12 +816,12 @@ void HttpServer::Loop::Linger(Connection& c) {
   shutdown(c.fd, SHUT_WR);
   c.phase = Phase::kLinger;
   SetEvictable(c, false);
-  SetDeadline(c, NowMs() + kLingerMs);
+  SetDeadline(c, SteadyNowMs() + kLingerMs);
   SetInterest(c);
 }
 
 void HttpServer::Loop::ExpireDeadlines() {
-  const int64_t now = NowMs();
+  const int64_t now = SteadyNowMs();
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     Connection* c = Find(deadlines_.begin()->second);
     if (c == nullptr) {

@@ -4,7 +4,6 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <sys/stat.h>
 
 #include <vector>
 
@@ -40,14 +39,7 @@ std::string OpenSslError() {
 
 // "mtime:size" of each file, to notice a change cheaply.
 std::string Stamp(const std::string& a, const std::string& b) {
-  std::string stamp;
-  for (const std::string* path : {&a, &b}) {
-    struct stat st;
-    if (stat(path->c_str(), &st) == 0) {
-      absl::StrAppend(&stamp, st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, ":", st.st_size, ";");
-    }
-  }
-  return stamp;
+  return absl::StrCat(FileStamp(a), ";", FileStamp(b));
 }
 
 using BioPtr = std::unique_ptr<BIO, decltype(&BIO_free)>;

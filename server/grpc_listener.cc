@@ -11,11 +11,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "grpcpp/server_builder.h"
 
@@ -33,12 +33,6 @@ constexpr int kAcceptBatch = 256;
 // Connections the kernel holds for us while we cannot accept (capped by
 // net.core.somaxconn); they cost no descriptor there.
 constexpr int kBacklog = 4096;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 void SetPort(sockaddr* addr, int port) {
   if (addr->sa_family == AF_INET) {
@@ -149,14 +143,14 @@ absl::Status GrpcListener::Health() const {
   if (stalled_.empty()) return absl::OkStatus();
   return absl::UnavailableError(
       absl::StrFormat("the gRPC port cannot accept new connections for %.1f s: %s",
-                      static_cast<double>(NowMs() - stalled_since_ms_) / 1000, stalled_));
+                      static_cast<double>(SteadyNowMs() - stalled_since_ms_) / 1000, stalled_));
 }
 
 void GrpcListener::Run() {
   std::vector<pollfd> fds(listen_fds_.size() + 1);
-  int64_t next_sweep_ms = NowMs() + kSweepMs;
+  int64_t next_sweep_ms = SteadyNowMs() + kSweepMs;
   while (true) {
-    int64_t now = NowMs();
+    int64_t now = SteadyNowMs();
     const bool paused = now < paused_until_ms_;
     fds[0] = {.fd = wake_fd_, .events = POLLIN, .revents = 0};
     for (size_t i = 0; i < listen_fds_.size(); ++i) {
@@ -170,7 +164,7 @@ void GrpcListener::Run() {
       return;
     }
     if (fds[0].revents != 0) return;  // Stop
-    now = NowMs();
+    now = SteadyNowMs();
     if (now >= next_sweep_ms) {
       Sweep();
       next_sweep_ms = now + kSweepMs;
@@ -181,7 +175,7 @@ void GrpcListener::Run() {
       if ((fds[i + 1].revents & POLLIN) == 0) continue;
       const Accepted accepted = AcceptFrom(listen_fds_[i]);
       if (accepted == Accepted::kPause) {
-        paused_until_ms_ = NowMs() + kPauseMs;
+        paused_until_ms_ = SteadyNowMs() + kPauseMs;
         pauses_.fetch_add(1, std::memory_order_relaxed);
       }
       drained &= accepted == Accepted::kDrained;
@@ -248,7 +242,7 @@ void GrpcListener::Sweep() {
 }
 
 void GrpcListener::SetStalled(std::string why) {
-  const int64_t now = NowMs();
+  const int64_t now = SteadyNowMs();
   bool started = false;
   {
     MutexLock lock(&mu_);
@@ -273,7 +267,7 @@ void GrpcListener::ClearStalled() {
     stalled_.clear();
     since = stalled_since_ms_;
   }
-  const int64_t now = NowMs();
+  const int64_t now = SteadyNowMs();
   if (now - last_log_ms_ >= 10000 || now - since >= 1000) {
     last_log_ms_ = now;
     log::Info("gRPC: accepting new connections again",

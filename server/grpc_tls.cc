@@ -5,11 +5,10 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <sys/stat.h>
 
-#include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "grpcpp/security/server_credentials.h"
@@ -17,19 +16,6 @@
 namespace hookfan::server {
 
 namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-// "mtime:size" of the file, to notice a change cheaply.
-std::string Stamp(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return "";
-  return absl::StrCat(st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, ":", st.st_size);
-}
 
 // The certificates of a PEM bundle, re-encoded (nothing else of the file
 // reaches gRPC). Errors: kInvalidArgument naming the file when it cannot
@@ -138,8 +124,8 @@ absl::Status GrpcTls::Reload() {
 }
 
 absl::Status GrpcTls::ReadCa() {
-  ca_stamp_ = Stamp(ca_file_);
-  ca_checked_ms_ = NowMs();
+  ca_stamp_ = FileStamp(ca_file_);
+  ca_checked_ms_ = SteadyNowMs();
   ASSIGN_OR_RETURN(std::string bundle, ReadCaBundle(ca_file_));
   if (ca_ == nullptr || *ca_ != bundle) ca_ = std::make_shared<const std::string>(std::move(bundle));
   return absl::OkStatus();
@@ -148,10 +134,10 @@ absl::Status GrpcTls::ReadCa() {
 std::shared_ptr<const std::string> GrpcTls::CurrentCa() {
   if (ca_file_.empty()) return nullptr;
   std::lock_guard lock(mu_);
-  const int64_t now = NowMs();
+  const int64_t now = SteadyNowMs();
   if (now - ca_checked_ms_ < 1000) return ca_;
   ca_checked_ms_ = now;
-  if (Stamp(ca_file_) == ca_stamp_) return ca_;
+  if (FileStamp(ca_file_) == ca_stamp_) return ca_;
   // ReadCa records the new stamp either way: a bad file is reported once.
   if (absl::Status s = ReadCa(); s.ok()) {
     log::Info("TLS client CA reloaded", {{"ca", ca_file_}});

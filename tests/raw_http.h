@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -18,6 +19,20 @@
 #include "absl/time/time.h"
 
 namespace hookfan::testing {
+
+// Closes every fd it holds when the test ends (or at Release).
+struct Fds {
+  ~Fds() { Release(); }
+  int Add(int fd) {
+    fds.push_back(fd);
+    return fd;
+  }
+  void Release() {
+    for (int fd : fds) close(fd);
+    fds.clear();
+  }
+  std::vector<int> fds;
+};
 
 // Sends all of `bytes`; false if the connection failed first.
 inline bool SendAll(int fd, absl::string_view bytes) {

@@ -156,6 +156,10 @@ class Certificates {
 // Reads a fixture from tests/fixtures/applivery.
 std::string ReadFixture(const std::string& name);
 
+// The value of the unlabelled sample `name` in a /metrics scrape; -1 if
+// absent.
+double MetricValue(const std::string& scrape, const std::string& name);
+
 // The bytes of the file at `path` ("" if it cannot be read).
 std::string ReadFile(const std::string& path);
 

@@ -43,14 +43,7 @@ void PostN(const HookfanProcess& hookfan, int n) {
 double Metric(const HookfanProcess& hookfan, const std::string& name) {
   httplib::Client c("127.0.0.1", hookfan.http_port());
   auto res = c.Get("/metrics");
-  if (!res) return -1;
-  for (absl::string_view line : absl::StrSplit(res->body, '\n')) {
-    if (absl::ConsumePrefix(&line, name + " ")) {
-      double v;
-      if (absl::SimpleAtod(line, &v)) return v;
-    }
-  }
-  return -1;
+  return res ? MetricValue(res->body, name) : -1;
 }
 
 uint64_t DiskUse(const std::string& dir) {

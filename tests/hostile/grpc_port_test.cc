@@ -29,6 +29,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/e2e/hookfan_process.h"
+#include "tests/raw_http.h"
 
 namespace hookfan::testing {
 namespace {
@@ -42,16 +43,6 @@ void Replace(const std::string& path, const std::string& text) {
   std::ofstream(tmp, std::ios::trunc) << text;
   ASSERT_EQ(std::rename(tmp.c_str(), path.c_str()), 0) << path;
 }
-
-// Closes every fd it holds when the test ends (or at Release).
-struct Fds {
-  ~Fds() { Release(); }
-  void Release() {
-    for (int fd : fds) close(fd);
-    fds.clear();
-  }
-  std::vector<int> fds;
-};
 
 // `n` TCP connections to `port` on loopback that never send a byte. The
 // connects are not waited for: beyond what the server accepts they sit in
@@ -134,11 +125,7 @@ class GrpcPortTest : public ::testing::Test {
 
   // A gauge or counter from /metrics; -1 if absent.
   double Metric(const std::string& name) {
-    std::istringstream lines(Get("/metrics").second);
-    for (std::string line; std::getline(lines, line);) {
-      if (absl::StartsWith(line, name + " ")) return std::stod(line.substr(name.size() + 1));
-    }
-    return -1;
+    return MetricValue(Get("/metrics").second, name);
   }
 
   // The log lines whose message is `msg`.

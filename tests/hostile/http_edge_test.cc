@@ -33,18 +33,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-// Closes every fd it holds when the test ends.
-struct Fds {
-  ~Fds() {
-    for (int fd : fds) close(fd);
-  }
-  int Add(int fd) {
-    fds.push_back(fd);
-    return fd;
-  }
-  std::vector<int> fds;
-};
-
 class HttpEdgeTest : public ::testing::Test {
  protected:
   void Start(std::vector<std::string> args = {}) {
@@ -78,11 +66,7 @@ class HttpEdgeTest : public ::testing::Test {
     httplib::Client client("127.0.0.1", hookfan_->http_port());
     client.set_read_timeout(10, 0);
     auto res = client.Get("/metrics");
-    if (!res) return -1;
-    const std::string prefix = "\n" + name + " ";
-    const size_t at = res->body.find(prefix);
-    if (at == std::string::npos) return -1;
-    return std::stod(res->body.substr(at + prefix.size()));
+    return res ? MetricValue(res->body, name) : -1;
   }
 
   std::unique_ptr<HookfanProcess> hookfan_;

@@ -167,18 +167,6 @@ std::vector<absl::Time> WatchCloses(const std::vector<int>& fds, absl::Time dead
   return closed;
 }
 
-// Closes every fd it holds when the test ends.
-struct Fds {
-  ~Fds() {
-    for (int fd : fds) close(fd);
-  }
-  int Add(int fd) {
-    fds.push_back(fd);
-    return fd;
-  }
-  std::vector<int> fds;
-};
-
 class TlsEdgeTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -225,11 +213,7 @@ class TlsEdgeTest : public ::testing::Test {
     client.set_read_timeout(10, 0);
     client.enable_server_certificate_verification(false);
     auto res = client.Get("/metrics");
-    if (!res) return -1;
-    const std::string prefix = "\n" + name + " ";
-    const size_t at = res->body.find(prefix);
-    if (at == std::string::npos) return -1;
-    return std::stod(res->body.substr(at + prefix.size()));
+    return res ? MetricValue(res->body, name) : -1;
   }
 
   // An OpenSSL client context that verifies the server against the test CA,

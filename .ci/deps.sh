@@ -11,7 +11,7 @@ packages=(
   libsqlite3-dev sqlite3 libssl-dev zlib1g-dev
   libyaml-cpp-dev libnats-dev nats-server
   python3 python3-yaml gnuplot-nox prometheus
-  python3-grpcio python3-protobuf nodejs
+  python3-grpcio python3-protobuf python3-h2 nodejs
 )
 # npm for the Node client example and buf: Debian's nodejs needs the npm
 # package; NodeSource's nodejs bundles npm and conflicts with that package.

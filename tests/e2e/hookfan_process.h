@@ -19,6 +19,16 @@
 
 namespace hookfan::testing {
 
+// Whether this build runs under a sanitizer (CI builds the suite again with
+// ASan and TSan; see .ci/run). Bounds on time and memory in tests against
+// the binary may be scaled by the sanitizer's own cost, stated where they
+// are; never dropped.
+#if defined(__SANITIZE_ADDRESS__) || defined(HOOKFAN_TSAN)
+inline constexpr bool kUnderSanitizer = true;
+#else
+inline constexpr bool kUnderSanitizer = false;
+#endif
+
 // HookfanProcess runs the real `hookfan` binary on loopback ports chosen by
 // the OS and a data dir the test owns, and captures its log lines.
 class HookfanProcess {

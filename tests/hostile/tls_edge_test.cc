@@ -429,6 +429,45 @@ TEST_F(TlsEdgeTest, OversizedClientChainIsRefusedCheaply) {
   EXPECT_THAT(ok.Exchange(Request()), StartsWith("HTTP/1.1 202 ")) << ok.error();
 }
 
+// A client chain is verified at most 8 CA certificates deep: a leaf under 8
+// intermediates is served, one under 9 is refused in the handshake (each
+// level is a signature to check, so depth is CPU a stranger could ask for).
+TEST_F(TlsEdgeTest, ClientChainDepthIsBounded) {
+  // ca <- level1 <- ... <- level9, each a CA that signs the next.
+  constexpr int kLevels = 9;
+  for (int level = 1; level <= kLevels; ++level) {
+    certs_->Issue(absl::StrCat("level", level), absl::StrCat("level", level),
+                  "basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign",
+                  level == 1 ? "ca" : absl::StrCat("level", level - 1));
+  }
+  // A client certificate under `levels` intermediates, with its chain.
+  auto client_under = [&](int levels) {
+    const std::string name = absl::StrCat("under", levels);
+    certs_->Issue(name, name, "extendedKeyUsage=clientAuth", absl::StrCat("level", levels));
+    std::string chain = ReadFile(certs_->path(name + ".pem"));
+    for (int level = levels; level >= 1; --level) {
+      chain += ReadFile(certs_->path(absl::StrCat("level", level, ".pem")));
+    }
+    std::ofstream(certs_->path(name + ".chain.pem")) << chain;
+    SslCtxPtr ctx = ClientContext(0);
+    EXPECT_EQ(SSL_CTX_use_certificate_chain_file(ctx.get(),
+                                                 certs_->path(name + ".chain.pem").c_str()),
+              1);
+    EXPECT_EQ(SSL_CTX_use_PrivateKey_file(ctx.get(), certs_->path(name + ".key").c_str(),
+                                          SSL_FILETYPE_PEM),
+              1);
+    return ctx;
+  };
+  SslCtxPtr eight = client_under(8);
+  SslCtxPtr nine = client_under(9);
+  StartHttps({"--http-tls-client-ca=" + certs_->path("ca.pem")});
+
+  TlsConnection ok(eight.get(), hookfan_->http_port());
+  EXPECT_THAT(ok.Exchange(Request()), StartsWith("HTTP/1.1 202 ")) << ok.error();
+  TlsConnection refused(nine.get(), hookfan_->http_port());
+  EXPECT_THAT(refused.Exchange(Request()), Not(HasSubstr("HTTP/1.1")));
+}
+
 // Issue: plain HTTP sent to the HTTPS port was closed without a word. It
 // is answered, in plain HTTP, 400 saying so, and closed.
 TEST_F(TlsEdgeTest, PlainHttpToTheHttpsPortIsToldSo) {

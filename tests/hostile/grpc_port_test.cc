@@ -88,21 +88,26 @@ class GrpcPortTest : public ::testing::Test {
   }
 
   // One unary call (ListGroups) on a new connection, over TLS verified
-  // against the test CA when `tls`.
-  CallResult Call(bool tls, absl::Duration timeout = absl::Seconds(3)) {
+  // against the test CA when `tls`, presenting <client>.pem/.key when not
+  // empty.
+  CallResult Call(bool tls, const std::string& client = "") {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
     std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
     if (tls) {
       grpc::SslCredentialsOptions ssl;
       ssl.pem_root_certs = ReadFile(certs_->path("ca.pem"));
+      if (!client.empty()) {
+        ssl.pem_cert_chain = ReadFile(certs_->path(client + ".pem"));
+        ssl.pem_private_key = ReadFile(certs_->path(client + ".key"));
+      }
       credentials = grpc::SslCredentials(ssl);
       args.SetSslTargetNameOverride("localhost");
     }
     auto stub = v1::EventBroker::NewStub(
         grpc::CreateCustomChannel(hookfan_->grpc_address(), credentials, args));
     grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(3)));
     v1::ListGroupsResponse response;
     CallResult result{stub->ListGroups(&context, v1::ListGroupsRequest(), &response), ""};
     if (result.status.ok() && tls && context.auth_context() != nullptr) {
@@ -281,7 +286,7 @@ TEST_F(GrpcPortTest, SilentConnectionsAreClosedAtTheHandshakeDeadline) {
 // serving, and the next valid pair is served.
 TEST_F(GrpcPortTest, BadCertificateFilesKeepThePreviousPairServing) {
   certs_ = std::make_unique<Certificates>(dir_);
-    certs_->Issue("renewed", "renewed.localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1");
+  certs_->Issue("renewed", "renewed.localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1");
   const std::string cert = certs_->path("served.pem"), key = certs_->path("served.key");
   Replace(cert, ReadFile(certs_->path("server.pem")));
   Replace(key, ReadFile(certs_->path("server.key")));
@@ -340,6 +345,46 @@ TEST_F(GrpcPortTest, BadCertificateFilesKeepThePreviousPairServing) {
       absl::Seconds(5)))
       << call.status.error_message() << " " << call.server_cn;
   EXPECT_EQ(LogLines("TLS certificate reloaded").size(), 1u);
+}
+
+// The client CA file is re-read as the certificate is: a client of a new
+// CA is admitted once the file names it, a garbage file keeps the previous
+// CA (logged once per change), and a client of no configured CA is refused
+// throughout.
+TEST_F(GrpcPortTest, ClientCaFileIsReloadedAndABadOneKeepsThePrevious) {
+  certs_ = std::make_unique<Certificates>(dir_);
+  certs_->MakeCa("new-ca", "new-ca");
+  certs_->Issue("new-client", "new-client", "extendedKeyUsage=clientAuth", "new-ca");
+  const std::string client_ca = certs_->path("client-ca.pem");
+  Replace(client_ca, ReadFile(certs_->path("ca.pem")));
+  Start({.data_dir = dir_ + "/data",
+         .extra_args = {"--grpc-tls-cert=" + certs_->path("server.pem"),
+                        "--grpc-tls-key=" + certs_->path("server.key"),
+                        "--grpc-tls-client-ca=" + client_ca}});
+  CallResult call = Call(/*tls=*/true, "client");
+  ASSERT_TRUE(call.status.ok()) << call.status.error_message();
+  EXPECT_FALSE(Call(/*tls=*/true, "new-client").status.ok());
+  EXPECT_FALSE(Call(/*tls=*/true).status.ok()) << "a client without a certificate was served";
+
+  // Garbage: the previous CA keeps admitting its clients; logged once.
+  Replace(client_ca, "not a CA bundle\n");
+  auto refusals = [&] { return LogLines("TLS client CA reload failed; using the previous one"); };
+  EXPECT_TRUE(Eventually(
+      [&] {
+        EXPECT_TRUE(Call(/*tls=*/true, "client").status.ok());
+        return refusals().size() == 1;
+      },
+      absl::Seconds(5)));
+  EXPECT_THAT(refusals().front()["error"].get<std::string>(), HasSubstr(client_ca));
+  EXPECT_FALSE(Call(/*tls=*/true, "new-client").status.ok());
+
+  // The new CA: its client is admitted, the old CA's is not.
+  Replace(client_ca, ReadFile(certs_->path("new-ca.pem")));
+  EXPECT_TRUE(Eventually([&] { return (call = Call(/*tls=*/true, "new-client")).status.ok(); },
+                         absl::Seconds(5)))
+      << call.status.error_message();
+  EXPECT_FALSE(Call(/*tls=*/true, "client").status.ok());
+  EXPECT_EQ(refusals().size(), 1u) << "the refusal was logged again";
 }
 
 }  // namespace

@@ -596,9 +596,11 @@ EventBrokerService::EventBrokerService(EventLog* log, Fanout* fanout,
       authorizer_(options.authorizer != nullptr ? options.authorizer
                                                 : &open_authorizer_),
       ids_(options.clock),
+      // Stalls are measured in real time, like the network they happen
+      // on: tests that move options.clock by hours must not stall streams.
       send_budget_({.total_bytes = options.send_buffer_bytes,
                     .stall_timeout = options.stall_timeout,
-                    .clock = options.clock}),
+                    .clock = Clock::Real()}),
       executor_(options.pump_threads),
       publish_executor_(options.publish_threads) {
   if (options.stall_timeout > absl::ZeroDuration()) {

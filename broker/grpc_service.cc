@@ -43,14 +43,26 @@ char* PutVarint(char* p, uint64_t v) {
 // Produce runs and none while a write is outstanding, so a slow client holds
 // at most one response. Every path reaches Finish exactly once.
 //
-// Lifetime: deleted once gRPC has called OnDone and no Produce is queued or
-// running. Subclasses release what may call Wake() in Release(), which runs
-// first in the destructor.
+// Each response is sized by the SendBudget shared by all streams and held in
+// it until its write completes. A write outstanding past the stall timeout
+// finishes the stream with RESOURCE_EXHAUSTED naming --grpc-stall-timeout
+// (queued behind the data, for a client that is slow but reading); one still
+// outstanding a timeout later cancels the stream, which frees its buffers.
+//
+// Lifetime: deleted once gRPC has called OnDone and no Produce or stall
+// handling is queued or running. Subclasses release what may call Wake()
+// in their destructor.
 template <typename Reactor, typename Response>
 class StreamPump : public Reactor {
  public:
-  explicit StreamPump(Executor* executor) : executor_(executor) {}
+  StreamPump(grpc::CallbackServerContext* context, Executor* executor,
+             SendBudget* budget, size_t max_batch_bytes)
+      : context_(context),
+        executor_(executor),
+        budget_(budget),
+        max_batch_bytes_(max_batch_bytes) {}
   ~StreamPump() {
+    ReleaseHold();  // a safety net: OnWriteDone released it already
     if (slot_ != nullptr) slot_->Remove();
   }
 
@@ -72,6 +84,8 @@ class StreamPump : public Reactor {
   // hop through the executor: a write completing is the common case under
   // load, and the hop doubled the cost of each delivery.
   void OnWriteDone(bool ok) override {
+    // First, so a stall handler is never called for a write that is over.
+    ReleaseHold();
     {
       MutexLock lock(&mu_);
       writing_ = false;
@@ -109,10 +123,11 @@ class StreamPump : public Reactor {
   }
 
  protected:
-  // Fills `out` with the next response; false when there is nothing to send
-  // now (a later Wake() says when to try again). An error finishes the
-  // stream with that status.
-  virtual absl::StatusOr<bool> Produce(Response* out) = 0;
+  // Fills `out` with the next response, of at most `max_bytes` (but at
+  // least one event), and returns its size in bytes; 0 when there is
+  // nothing to send now (a later Wake() says when to try again). An error
+  // finishes the stream with that status.
+  virtual absl::StatusOr<size_t> Produce(Response* out, size_t max_bytes) = 0;
   // Turns a Produce error into the stream's final status.
   virtual grpc::Status StatusFor(const absl::Status& status) {
     return ToGrpcStatus(status);
@@ -135,7 +150,15 @@ class StreamPump : public Reactor {
   }
 
   void Pump() {
-    absl::StatusOr<bool> produced = Produce(&response_);
+    absl::StatusOr<size_t> produced =
+        Produce(&response_, budget_->BatchBytes(max_batch_bytes_));
+    // Held before mu_ is taken: the budget calls OnStalled under its own
+    // lock, which then takes mu_.
+    uint64_t hold = 0;
+    if (produced.ok() && *produced > 0) {
+      hold = budget_->Hold(*produced,
+                           [this](SendBudget::Stall which) { OnStalled(which); });
+    }
     bool remove;
     {
       MutexLock lock(&mu_);
@@ -143,13 +166,59 @@ class StreamPump : public Reactor {
       if (!finished_) {
         if (!produced.ok()) {
           FinishLocked(StatusFor(produced.status()));
-        } else if (*produced) {
+        } else if (*produced > 0) {
           writing_ = true;
+          hold_ = std::exchange(hold, 0);
           this->StartWrite(&response_);
         } else if (wake_pending_) {
           ScheduleLocked();
         }
       }
+      --pumps_;
+      remove = done_ && pumps_ == 0;
+    }
+    if (hold != 0) budget_->Release(hold);  // finished meanwhile: never written
+    if (remove) delete this;
+  }
+
+  void ReleaseHold() {
+    uint64_t hold;
+    {
+      MutexLock lock(&mu_);
+      hold = std::exchange(hold_, 0);
+    }
+    if (hold != 0) budget_->Release(hold);
+  }
+
+  // From the budget, under its lock (so before ReleaseHold returns): only
+  // schedules the work, which may call back into gRPC and so into
+  // OnWriteDone.
+  void OnStalled(SendBudget::Stall which) {
+    MutexLock lock(&mu_);
+    if (!writing_ || done_) return;
+    ++pumps_;
+    executor_->Schedule([this, which] { EndStalled(which); });
+  }
+
+  void EndStalled(SendBudget::Stall which) {
+    if (which == SendBudget::Stall::kFirst) {
+      const grpc::Status status = StatusFor(absl::ResourceExhaustedError(absl::StrCat(
+          "the stream stalled: the client took no data for ",
+          absl::FormatDuration(budget_->stall_timeout()),
+          " (the limit is --grpc-stall-timeout)")));
+      MutexLock lock(&mu_);
+      if (!finished_) {
+        // Not deferred to OnWriteDone as FinishLocked would: the write may
+        // never complete. The status follows the data in the stream.
+        finished_ = true;
+        this->Finish(status);
+      }
+    } else {
+      context_->TryCancel();  // not reading even the status: free it all
+    }
+    bool remove;
+    {
+      MutexLock lock(&mu_);
       --pumps_;
       remove = done_ && pumps_ == 0;
     }
@@ -167,7 +236,10 @@ class StreamPump : public Reactor {
     }
   }
 
+  grpc::CallbackServerContext* const context_;
   Executor* const executor_;
+  SendBudget* const budget_;
+  const size_t max_batch_bytes_;
   std::shared_ptr<CallCount> slot_;  // the open-stream count, if counted in it
   Response response_;  // written only by Pump, read by gRPC during a write
   Mutex mu_;
@@ -177,7 +249,8 @@ class StreamPump : public Reactor {
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
-  int pumps_ ABSL_GUARDED_BY(mu_) = 0;
+  int pumps_ ABSL_GUARDED_BY(mu_) = 0;  // Pump and EndStalled queued or running
+  uint64_t hold_ ABSL_GUARDED_BY(mu_) = 0;  // the budget's hold of the write, if any
   std::optional<grpc::Status> pending_finish_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -187,11 +260,10 @@ class SubscribeReactor final
                         grpc::ByteBuffer> {
  public:
   SubscribeReactor(grpc::CallbackServerContext* context, Executor* executor,
-                   size_t batch_events, size_t batch_bytes)
-      : StreamPump(executor),
+                   SendBudget* budget, size_t batch_events, size_t batch_bytes)
+      : StreamPump(context, executor, budget, batch_bytes),
         context_(context),
-        batch_events_(batch_events),
-        batch_bytes_(batch_bytes) {}
+        batch_events_(batch_events) {}
 
   ~SubscribeReactor() override { subscription_.reset(); }  // no wake after this
 
@@ -206,22 +278,24 @@ class SubscribeReactor final
   }
 
  private:
-  absl::StatusOr<bool> Produce(grpc::ByteBuffer* out) override {
+  absl::StatusOr<size_t> Produce(grpc::ByteBuffer* out,
+                                 size_t max_bytes) override {
     absl::StatusOr<std::vector<EventPtr>> batch =
-        subscription_->Poll(batch_events_, batch_bytes_);
+        subscription_->Poll(batch_events_, max_bytes);
     if (!batch.ok()) return batch.status();
-    if (batch->empty()) return false;
+    if (batch->empty()) return 0;
     *out = EncodeSubscribeResponse(*batch);
-    return true;
+    return out->Length();
   }
 
-  // Adds the resume point to streams that end because the server goes away.
+  // Adds the resume point to streams that end because the server goes away
+  // or the client stalled: the client resumes after it.
   grpc::Status StatusFor(const absl::Status& status) override {
-    if (absl::IsUnavailable(status)) {
+    if (absl::IsUnavailable(status) || absl::IsResourceExhausted(status)) {
       uint64_t resume = subscription_->cursor();
       context_->AddTrailingMetadata(kResumeAfterKey, absl::StrCat(resume));
       return grpc::Status(
-          grpc::StatusCode::UNAVAILABLE,
+          static_cast<grpc::StatusCode>(status.code()),
           absl::StrCat(status.message(), "; resume after sequence ", resume));
     }
     return ToGrpcStatus(status);
@@ -229,7 +303,6 @@ class SubscribeReactor final
 
   grpc::CallbackServerContext* const context_;
   const size_t batch_events_;
-  const size_t batch_bytes_;
   std::unique_ptr<Subscription> subscription_;  // set once by Start
 };
 
@@ -243,12 +316,12 @@ class ConsumeReactor final
   // A `caller` error finishes the stream at once with that status.
   ConsumeReactor(grpc::CallbackServerContext* context, ConsumerGroups* groups,
                  Executor* executor, const Authorizer* authorizer,
-                 absl::StatusOr<const SubscriberGrant*> caller, size_t batch_bytes)
-      : StreamPump(executor),
+                 absl::StatusOr<const SubscriberGrant*> caller,
+                 SendBudget* budget, size_t batch_bytes)
+      : StreamPump(context, executor, budget, batch_bytes),
         context_(context),
         groups_(groups),
-        authorizer_(authorizer),
-        max_batch_bytes_(batch_bytes) {
+        authorizer_(authorizer) {
     if (!caller.ok()) {
       FinishNow(ToGrpcStatus(caller.status()));
       return;
@@ -316,11 +389,12 @@ class ConsumeReactor final
     return absl::OkStatus();
   }
 
-  absl::StatusOr<bool> Produce(v1::ConsumeResponse* out) override {
+  absl::StatusOr<size_t> Produce(v1::ConsumeResponse* out,
+                                 size_t max_bytes) override {
     absl::StatusOr<std::vector<Delivery>> deliveries =
-        member_->Poll(max_batch_, max_batch_bytes_);
+        member_->Poll(max_batch_, max_bytes);
     if (!deliveries.ok()) return deliveries.status();
-    if (deliveries->empty()) return false;
+    if (deliveries->empty()) return 0;
     out->Clear();
     for (const Delivery& d : *deliveries) {
       v1::Delivery* proto = out->add_deliveries();
@@ -329,13 +403,12 @@ class ConsumeReactor final
       SetTimestamp(d.deadline, proto->mutable_deadline());
     }
     out->set_ignored_acks(member_->ignored());
-    return true;
+    return out->ByteSizeLong();
   }
 
   grpc::CallbackServerContext* const context_;
   ConsumerGroups* const groups_;
   const Authorizer* const authorizer_;
-  const size_t max_batch_bytes_;
   const SubscriberGrant* caller_ =
       Authorizer::kAnyone;  // set by the constructor
   v1::ConsumeRequest request_;
@@ -523,10 +596,33 @@ EventBrokerService::EventBrokerService(EventLog* log, Fanout* fanout,
       authorizer_(options.authorizer != nullptr ? options.authorizer
                                                 : &open_authorizer_),
       ids_(options.clock),
+      // Stalls are measured in real time, like the network they happen
+      // on: tests that move options.clock by hours must not stall streams.
+      send_budget_({.total_bytes = options.send_buffer_bytes,
+                    .stall_timeout = options.stall_timeout,
+                    .clock = Clock::Real()}),
       executor_(options.pump_threads),
-      publish_executor_(options.publish_threads) {}
+      publish_executor_(options.publish_threads) {
+  if (options.stall_timeout > absl::ZeroDuration()) {
+    sweeper_ = std::thread([this] { Sweep(); });
+  }
+}
 
-EventBrokerService::~EventBrokerService() = default;
+EventBrokerService::~EventBrokerService() {
+  {
+    MutexLock lock(&sweeper_mu_);
+    stopping_ = true;
+  }
+  if (sweeper_.joinable()) sweeper_.join();
+}
+
+void EventBrokerService::Sweep() {
+  MutexLock lock(&sweeper_mu_);
+  while (!sweeper_mu_.AwaitWithTimeout(absl::Condition(&stopping_),
+                                       send_budget_.sweep_interval())) {
+    send_budget_.ExpireStalled();
+  }
+}
 
 bool EventBrokerService::AwaitIdle(absl::Time deadline) {
   return open_streams_->AwaitZero(deadline) && publishing_.AwaitZero(deadline);
@@ -574,8 +670,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* EventBrokerService::Subscribe(
       req.max_batch_size() == 0
           ? options_.default_batch_events
           : std::min<size_t>(req.max_batch_size(), options_.max_batch_events);
-  auto* reactor = new SubscribeReactor(context, &executor_, batch,
-                                       options_.max_batch_bytes);
+  auto* reactor = new SubscribeReactor(context, &executor_, &send_budget_,
+                                       batch, options_.max_batch_bytes);
   if (!TakeStreamSlot(reactor)) return reactor;
   absl::StatusOr<const SubscriberGrant*> caller = Authenticate(*context);
   if (!caller.ok()) {
@@ -590,6 +686,12 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* EventBrokerService::Subscribe(
   if (absl::Status s = authorizer_->CheckReceive(*caller, req.filter());
       !s.ok()) {
     reactor->FinishNow(ToGrpcStatus(s));
+    return reactor;
+  }
+  // No store work for a client already gone (one that sends a request
+  // and resets the stream at once, by the thousand).
+  if (context->IsCancelled()) {
+    reactor->FinishNow(grpc::Status::CANCELLED);
     return reactor;
   }
   absl::StatusOr<std::unique_ptr<Subscription>> sub = fanout_->Subscribe(
@@ -713,7 +815,7 @@ grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>*
 EventBrokerService::Consume(grpc::CallbackServerContext* context) {
   auto* reactor =
       new ConsumeReactor(context, groups_, &executor_, authorizer_, Authenticate(*context),
-                         options_.max_batch_bytes);
+                         &send_budget_, options_.max_batch_bytes);
   TakeStreamSlot(reactor);
   return reactor;
 }

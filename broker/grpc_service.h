@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -10,6 +11,7 @@
 #include "broker/event_log.h"
 #include "broker/fanout.h"
 #include "broker/ingest.h"
+#include "broker/send_budget.h"
 #include "common/clock.h"
 #include "common/executor.h"
 #include "common/sync.h"
@@ -53,7 +55,10 @@ absl::StatusOr<v1::Event> EventFromPublishRequest(
 // Subscribe streams are pumped on a small executor: a commit wakes a parked
 // subscription, the executor polls it and starts one write; the next poll
 // happens when that write completes, so a slow client holds at most one
-// batch and never delays ingestion or other clients.
+// batch and never delays ingestion or other clients. The batches of all
+// streams together are bounded by a SendBudget (send_buffer_bytes), and a
+// stream whose write is outstanding past stall_timeout ends with
+// RESOURCE_EXHAUSTED and, on Subscribe, the sequence to resume after.
 //
 // Publish appends on its own small executor, so a commit waiting for fsync
 // never holds a gRPC thread.
@@ -111,6 +116,13 @@ class EventBrokerService final
     // Subscribe and Consume streams open at once; more are refused with
     // RESOURCE_EXHAUSTED (clients retry, elsewhere or later). 0: no limit.
     int max_streams = 0;
+    // Bytes of Subscribe and Consume responses handed to gRPC and not yet
+    // written out, for all streams together; past it batches shrink to
+    // SendBudget::Options::min_batch_bytes (see SendBudget).
+    size_t send_buffer_bytes = 64 << 20;
+    // A stream whose response is not written out within this ends with
+    // RESOURCE_EXHAUSTED, and is cancelled a timeout later. 0: never.
+    absl::Duration stall_timeout = absl::Seconds(30);
     // What every published event obeys (the same for webhooks).
     IngestRules rules;
   };
@@ -125,6 +137,9 @@ class EventBrokerService final
   // shut the grpc::Server down with no grace left, so idle connections are
   // closed at once instead of waiting for their clients to read a GOAWAY.
   bool AwaitIdle(absl::Time deadline);
+
+  // The bytes queued to streams and the stalls so far, for metrics.
+  const SendBudget& send_budget() const { return send_budget_; }
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(
       grpc::CallbackServerContext* context,
@@ -171,6 +186,8 @@ class EventBrokerService final
                                 const std::string& name);
   // Appends a published event; the answer for `response`.
   absl::Status Store(v1::Event event, v1::PublishResponse* response);
+  // Runs SendBudget::ExpireStalled every sweep interval until destruction.
+  void Sweep();
 
   EventLog* const log_;
   Fanout* const fanout_;
@@ -182,6 +199,10 @@ class EventBrokerService final
   UuidV7Generator ids_;
   std::shared_ptr<CallCount> open_streams_ = std::make_shared<CallCount>();
   CallCount publishing_;  // Publish calls not answered yet
+  SendBudget send_budget_;
+  Mutex sweeper_mu_;
+  bool stopping_ ABSL_GUARDED_BY(sweeper_mu_) = false;
+  std::thread sweeper_;  // while stall_timeout > 0; joined first on destruction
   Executor executor_;
   Executor publish_executor_;  // last: its queued work finishes first
 };

@@ -167,6 +167,17 @@ void App::RegisterMetrics() {
       "100 ms pauses of accepting on the gRPC port with connections waiting: at "
       "--grpc-max-connections, or out of file descriptors.",
       [this, one] { return one(static_cast<double>(grpc_listener_->pauses())); }, "counter");
+  metrics_.AddCallback(
+      "hookfan_grpc_send_queued_bytes",
+      "Bytes of Subscribe and Consume responses handed to gRPC and not yet taken by their "
+      "clients (--grpc-send-buffer-bytes).",
+      [this, one] { return one(static_cast<double>(service_->send_budget().queued_bytes())); });
+  metrics_.AddCallback(
+      "hookfan_grpc_streams_stalled_total",
+      "Subscribe and Consume streams ended because their client took nothing for "
+      "--grpc-stall-timeout.",
+      [this, one] { return one(static_cast<double>(service_->send_budget().stalled_total())); },
+      "counter");
   // Per group, from one ListGroups per field (a scrape is rare).
   auto per_group = [this](uint64_t (v1::GroupInfo::*field)() const) {
     return [this, field] {
@@ -270,6 +281,16 @@ absl::Status App::Start(Config config) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--grpc-max-connections is ", config_.grpc_max_connections, "; it must be at least 1"));
   }
+  if (config_.grpc_send_buffer_bytes < (1 << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--grpc-send-buffer-bytes is ", config_.grpc_send_buffer_bytes,
+        "; it must be at least 1048576 (1 MiB)"));
+  }
+  if (config_.grpc_stall_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--grpc-stall-timeout is ", absl::FormatDuration(config_.grpc_stall_timeout),
+                     "; it must be positive, or 0 for never"));
+  }
   if (config_.grpc_tls_cert.empty() && config_.grpc_tls_key.empty() &&
       !config_.grpc_tls_client_ca.empty()) {
     return absl::InvalidArgumentError("--grpc-tls-client-ca needs --grpc-tls-cert and --grpc-tls-key");
@@ -331,6 +352,9 @@ absl::Status App::Start(Config config) {
       log_.get(), fanout_.get(), groups_.get(),
       broker::EventBrokerService::Options{.authorizer = authorizer_.get(),
                                           .max_streams = config_.grpc_max_streams,
+                                          .send_buffer_bytes = static_cast<size_t>(
+                                              config_.grpc_send_buffer_bytes),
+                                          .stall_timeout = config_.grpc_stall_timeout,
                                           .rules = rules});
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

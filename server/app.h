@@ -90,6 +90,11 @@ struct Config {
   absl::Duration grpc_keepalive_time = absl::Seconds(30);
   absl::Duration grpc_max_connection_age = absl::Minutes(30);
   int grpc_max_streams = 20000;  // Subscribe + Consume at once; 0: no limit
+  // Bytes queued to all Subscribe and Consume streams (see
+  // broker::SendBudget), at least 1 MiB; a stream whose response is not
+  // written out within the stall timeout is ended (0: never).
+  int64_t grpc_send_buffer_bytes = 64 << 20;
+  absl::Duration grpc_stall_timeout = absl::Seconds(30);
 };
 
 // Splits "host:port" (IPv6 as "[::1]:port"). Errors: kInvalidArgument.

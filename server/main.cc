@@ -124,6 +124,14 @@ ABSL_FLAG(int32_t, grpc_max_connections, 10000,
 ABSL_FLAG(int32_t, grpc_max_streams, 20000,
           "Subscribe and Consume streams served at once; more are refused with "
           "RESOURCE_EXHAUSTED. 0: no limit. Env HOOKFAN_GRPC_MAX_STREAMS.");
+ABSL_FLAG(int64_t, grpc_send_buffer_bytes, 64 << 20,
+          "Bytes of responses queued to all Subscribe and Consume streams together, not yet "
+          "taken by their clients; past it each stream's batches shrink to 16 KiB (or one "
+          "event). At least 1048576. Env HOOKFAN_GRPC_SEND_BUFFER_BYTES.");
+ABSL_FLAG(absl::Duration, grpc_stall_timeout, absl::Seconds(30),
+          "A Subscribe or Consume stream whose client takes none of its response for this "
+          "long ends with RESOURCE_EXHAUSTED (clients resume by sequence); 0: never. "
+          "Env HOOKFAN_GRPC_STALL_TIMEOUT.");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level written: debug, info, warn, error. Env HOOKFAN_LOG_LEVEL.");
 
@@ -239,6 +247,8 @@ int main(int argc, char** argv) {
       .grpc_keepalive_time = absl::GetFlag(FLAGS_grpc_keepalive_time),
       .grpc_max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age),
       .grpc_max_streams = absl::GetFlag(FLAGS_grpc_max_streams),
+      .grpc_send_buffer_bytes = absl::GetFlag(FLAGS_grpc_send_buffer_bytes),
+      .grpc_stall_timeout = absl::GetFlag(FLAGS_grpc_stall_timeout),
   };
   hookfan::server::App app;
   if (absl::Status s = app.Start(config); !s.ok()) {

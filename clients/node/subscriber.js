@@ -2,9 +2,10 @@
 // Prints the hookfan events matching a filter, one JSON object per line, in
 // sequence order.
 //
-// When the stream drops (UNAVAILABLE: hookfan restarting or unreachable) it
-// reconnects with jittered backoff and resumes after the last sequence it
-// saw, so nothing is missed and nothing repeats.
+// When the stream drops (UNAVAILABLE: hookfan restarting or unreachable;
+// RESOURCE_EXHAUSTED: busy, or this client stalled past hookfan's
+// --grpc-stall-timeout) it reconnects with jittered backoff and resumes
+// after the last sequence it saw, so nothing is missed and nothing repeats.
 //
 // Exit status: 0 after --max events; 1 when hookfan refuses or ends the
 // stream for another reason (bad filter, start past retention); 2 for a bad
@@ -155,12 +156,15 @@ function main() {
       const reason = status.code === grpc.status.OK
         ? 'hookfan ended the stream'
         : `${grpc.status[status.code]}: ${status.details}`;
-      if (status.code !== grpc.status.UNAVAILABLE) {
+      // UNAVAILABLE: hookfan restarting or unreachable; RESOURCE_EXHAUSTED:
+      // busy, or this client stopped reading for --grpc-stall-timeout.
+      if (status.code !== grpc.status.UNAVAILABLE &&
+          status.code !== grpc.status.RESOURCE_EXHAUSTED) {
         console.error(`subscriber.js: ${reason}`);
         process.exitCode = 1;
         return;
       }
-      // A draining hookfan names the last sequence it sent.
+      // A draining or stalled stream names the last sequence it sent.
       resumeAfter = later(resumeAfter, status.metadata, 'hookfan-resume-after');
       const delayMs = backoff.next();
       console.error(`subscriber.js: ${reason}; reconnecting in ${(delayMs / 1000).toFixed(1)}s`);

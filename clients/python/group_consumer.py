@@ -55,7 +55,9 @@ def main():
                 return common.fail("hookfan ended the stream")
             except grpc.RpcError as error:
                 reason = f"{error.code().name}: {error.details()}"
-                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                # As for Subscribe: both say to come back.
+                if error.code() not in (grpc.StatusCode.UNAVAILABLE,
+                                        grpc.StatusCode.RESOURCE_EXHAUSTED):
                     return common.fail(reason)
                 if handled == args.max:
                     return common.fail(f"{reason}; the last acks may be lost "

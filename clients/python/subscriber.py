@@ -47,9 +47,13 @@ def main():
                 return common.fail("hookfan ended the stream")
             except grpc.RpcError as error:
                 reason = f"{error.code().name}: {error.details()}"
-                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                # UNAVAILABLE: hookfan restarting or unreachable;
+                # RESOURCE_EXHAUSTED: busy, or this client stopped reading
+                # for --grpc-stall-timeout. Both say to come back.
+                if error.code() not in (grpc.StatusCode.UNAVAILABLE,
+                                        grpc.StatusCode.RESOURCE_EXHAUSTED):
                     return common.fail(reason)
-                # A draining hookfan names the last sequence it sent.
+                # A draining or stalled stream names the last sequence sent.
                 resume_after = common.later(resume_after, error.trailing_metadata(),
                                             "hookfan-resume-after")
         backoff.wait(reason)

@@ -82,7 +82,8 @@ class GrpcServiceTest : public ::testing::Test {
   void TearDown() override { Stop(); }
 
   // (Re)starts the server with these grants (none: open).
-  void Start(std::vector<SubscriberGrant> grants, int max_streams = 0) {
+  void Start(std::vector<SubscriberGrant> grants, int max_streams = 0,
+             size_t send_buffer_bytes = EventBrokerService::Options{}.send_buffer_bytes) {
     Stop();
     authorizer_ = std::make_unique<Authorizer>(std::move(grants));
     fanout_ = std::make_unique<Fanout>(&log_, Fanout::Options{});
@@ -96,7 +97,8 @@ class GrpcServiceTest : public ::testing::Test {
         &log_, fanout_.get(), groups_.get(),
         EventBrokerService::Options{.clock = &clock_,
                                     .authorizer = authorizer_.get(),
-                                    .max_streams = max_streams});
+                                    .max_streams = max_streams,
+                                    .send_buffer_bytes = send_buffer_bytes});
     grpc::ServerBuilder builder;
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
@@ -218,6 +220,33 @@ class GrpcServiceTest : public ::testing::Test {
 
 // A published event is durable on OK and reaches a subscriber with every
 // attribute of the request.
+// With the send buffer full (here: of size 0) every stream still gets
+// batches, cut to the 16 KiB minimum instead of the full 1 MiB.
+TEST_F(GrpcServiceTest, BatchesShrinkToTheMinimumWhileTheSendBufferIsFull) {
+  Start({}, /*max_streams=*/0, /*send_buffer_bytes=*/0);
+  constexpr int kEvents = 64;
+  for (int i = 0; i < kEvents; ++i) {
+    v1::Event e;
+    e.set_id(ids_.Next());
+    e.set_type("internal.bulk");
+    e.set_data(std::string(4 << 10, 'x'));
+    ASSERT_TRUE(log_.Append(absl::MakeSpan(&e, 1)).ok());
+  }
+  auto context = Context();
+  v1::SubscribeRequest request;
+  request.mutable_start()->set_earliest(true);
+  auto reader = stub_->Subscribe(context.get(), request);
+  int received = 0, responses = 0;
+  v1::SubscribeResponse response;
+  while (received < kEvents && reader->Read(&response)) {
+    EXPECT_LE(response.ByteSizeLong(), size_t{16} << 10) << "response " << responses;
+    received += response.events_size();
+    ++responses;
+  }
+  EXPECT_EQ(received, kEvents);
+  EXPECT_GE(responses, kEvents / 4);  // at most 3 events of 4 KiB and more fit in 16 KiB
+}
+
 // Streams past --grpc-max-streams are refused with RESOURCE_EXHAUSTED; a
 // closed stream gives its slot back.
 TEST_F(GrpcServiceTest, StreamsBeyondTheLimitAreRefusedUntilOneCloses) {

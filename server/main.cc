@@ -124,6 +124,15 @@ ABSL_FLAG(int32_t, grpc_max_connections, 10000,
 ABSL_FLAG(int32_t, grpc_max_streams, 20000,
           "Subscribe and Consume streams served at once; more are refused with "
           "RESOURCE_EXHAUSTED. 0: no limit. Env HOOKFAN_GRPC_MAX_STREAMS.");
+ABSL_FLAG(int32_t, grpc_max_concurrent_streams, 100,
+          "HTTP/2 streams open at once on one gRPC connection (advertised to clients; more are "
+          "refused). Env HOOKFAN_GRPC_MAX_CONCURRENT_STREAMS.");
+ABSL_FLAG(int64_t, grpc_memory_limit, int64_t{256} << 20,
+          "Bytes gRPC may take for reads and calls on all its connections; at the limit it stops "
+          "reading from clients until memory is freed. Env HOOKFAN_GRPC_MEMORY_LIMIT.");
+ABSL_FLAG(int32_t, grpc_max_call_rate, 2000,
+          "Calls one gRPC connection may start per second; a connection starting more is closed "
+          "(rapid reset). 0: no limit. Env HOOKFAN_GRPC_MAX_CALL_RATE.");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level written: debug, info, warn, error. Env HOOKFAN_LOG_LEVEL.");
 
@@ -239,6 +248,9 @@ int main(int argc, char** argv) {
       .grpc_keepalive_time = absl::GetFlag(FLAGS_grpc_keepalive_time),
       .grpc_max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age),
       .grpc_max_streams = absl::GetFlag(FLAGS_grpc_max_streams),
+      .grpc_max_concurrent_streams = absl::GetFlag(FLAGS_grpc_max_concurrent_streams),
+      .grpc_memory_limit = absl::GetFlag(FLAGS_grpc_memory_limit),
+      .grpc_max_call_rate = absl::GetFlag(FLAGS_grpc_max_call_rate),
   };
   hookfan::server::App app;
   if (absl::Status s = app.Start(config); !s.ok()) {

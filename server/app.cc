@@ -24,16 +24,26 @@
 #include "common/uuid.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "ingress/http_server.h"
 #include "ingress/tls_certificate.h"
 #include "ingress/webhook_handler.h"
+#include "server/call_rate.h"
 #include "server/config_file.h"
 #include "server/grpc_listener.h"
 #include "server/grpc_tls.h"
+#include "server/memory_trimmer.h"
 
 namespace hookfan::server {
+
+namespace {
+// How long new connections from an address are closed at accept after one
+// of its connections went over --grpc-max-call-rate: a client that
+// reconnects at once would otherwise cost a burst of calls each time.
+constexpr absl::Duration kCallRatePenalty = absl::Seconds(10);
+}  // namespace
 
 absl::Status SplitHostPort(const std::string& address, std::string* host, int* port) {
   size_t colon = address.rfind(':');
@@ -339,6 +349,21 @@ absl::Status App::Start(Config config) {
                                  {"path", source.path},
                                  {"auth", std::string(ingress::AuthModeName(source.auth.mode))}});
   }
+  if (config_.grpc_max_concurrent_streams < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--grpc-max-concurrent-streams is ", config_.grpc_max_concurrent_streams,
+        "; it must be at least 1"));
+  }
+  if (config_.grpc_max_call_rate < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--grpc-max-call-rate is ", config_.grpc_max_call_rate, "; it must be 0 (no limit) or more"));
+  }
+  if (config_.grpc_memory_limit < kMinGrpcMemoryLimit) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--grpc-memory-limit is ", config_.grpc_memory_limit, "; it must be at least ",
+        kMinGrpcMemoryLimit, " bytes (gRPC needs room for its connections' reads)"));
+  }
+  trimmer_ = std::make_unique<MemoryTrimmer>(MemoryTrimmer::Options{});
   std::string store;
   RETURN_IF_ERROR(OpenStore(&store));
 
@@ -376,6 +401,19 @@ absl::Status App::Start(Config config) {
         static_cast<int>(absl::ToInt64Milliseconds(config_.grpc_max_connection_age)));
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30000);
   }
+  // A connection's streams are bounded where HTTP/2 bounds them: the limit
+  // is advertised in SETTINGS, and gRPC 1.51 closes a connection that opens
+  // more (its streams are reset; no GOAWAY). Without it, streams that sent
+  // HEADERS but no request (~11 KB each) piled up unseen by
+  // --grpc-max-streams, which counts only calls we serve.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config_.grpc_max_concurrent_streams);
+  // All connections together: gRPC charges its socket reads to this quota
+  // and stops reading while it is spent. A backstop only: measured alone it
+  // did not bound rapid reset (the calls gRPC builds are what cost); the
+  // call rate below does.
+  grpc::ResourceQuota quota("hookfan-grpc");
+  quota.Resize(static_cast<size_t>(config_.grpc_memory_limit));
+  builder.SetResourceQuota(quota);
   builder.SetMaxReceiveMessageSize(4 << 20);  // requests are small; events go out
   builder.SetMaxSendMessageSize(64 << 20);
   // A connection that has not finished TLS and sent its HTTP/2 preface and
@@ -399,6 +437,21 @@ absl::Status App::Start(Config config) {
                                                        .port = grpc_port,
                                                        .max_connections = grpc_max_connections}));
   grpc_port_ = grpc_listener_->port();
+  // A connection starting calls faster than --grpc-max-call-rate is closed
+  // (rapid reset; see CallRate). The listener owns the descriptors.
+  grpc_call_rate_ = std::make_unique<CallRate>(config_.grpc_max_call_rate);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> guards;
+  guards.push_back(std::make_unique<CallRateGuard>(
+      grpc_call_rate_.get(), [listener = grpc_listener_.get()](const std::string& peer) {
+        if (listener->Disconnect(peer, kCallRatePenalty)) {
+          log::Warn(absl::StrCat("gRPC connection closed: it started calls faster than "
+                                 "--grpc-max-call-rate; new connections from its address are "
+                                 "closed for ",
+                                 absl::FormatDuration(kCallRatePenalty)),
+                    {{"peer", peer}});
+        }
+      }));
+  builder.experimental().SetInterceptorCreators(std::move(guards));
   std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor =
       builder.experimental().AddExternalConnectionAcceptor(
           grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,

@@ -25,8 +25,10 @@ class Fanout;
 class GroupStore;
 }  // namespace broker
 namespace server {
+class CallRate;
 class GrpcListener;
 class GrpcTls;
+class MemoryTrimmer;
 }  // namespace server
 namespace ingress {
 class HttpServer;
@@ -95,6 +97,15 @@ struct Config {
   // written out within the stall timeout is ended (0: never).
   int64_t grpc_send_buffer_bytes = 64 << 20;
   absl::Duration grpc_stall_timeout = absl::Seconds(30);
+  // HTTP/2 streams open at once on one gRPC connection: advertised as
+  // SETTINGS_MAX_CONCURRENT_STREAMS, and streams past it are refused.
+  int grpc_max_concurrent_streams = 100;
+  // Memory gRPC may take for its connections' reads and calls
+  // (grpc::ResourceQuota); at the limit it stops reading from sockets.
+  int64_t grpc_memory_limit = int64_t{256} << 20;
+  // Calls one gRPC connection may start per second; a connection starting
+  // more is closed (see CallRate). 0: no limit.
+  int grpc_max_call_rate = 2000;
 };
 
 // Splits "host:port" (IPv6 as "[::1]:port"). Errors: kInvalidArgument.
@@ -104,6 +115,9 @@ absl::Status SplitHostPort(const std::string& address, std::string* host, int* p
 // connections: the store's files, gRPC's own (epoll, wake-ups), reads of
 // certificate files.
 inline constexpr int kReservedFileDescriptors = 256;
+
+// The least --grpc-memory-limit accepted.
+inline constexpr int64_t kMinGrpcMemoryLimit = int64_t{16} << 20;
 
 // The gRPC connections allowed at once: `flag`, but no more than the
 // open-file limit leaves after the HTTP edge's connections and
@@ -159,12 +173,14 @@ class App {
   std::unique_ptr<GrpcTls> grpc_tls_;  // outlives grpc_server_, which asks it
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<GrpcListener> grpc_listener_;  // hands connections to grpc_server_
+  std::unique_ptr<CallRate> grpc_call_rate_;      // counted by grpc_server_'s calls
   std::unique_ptr<ingress::TlsCertificate> http_tls_;
   std::unique_ptr<ingress::WebhookHandler> webhooks_;
   std::unique_ptr<ingress::HttpServer> http_;
   std::thread http_thread_;
   int http_port_ = 0;
   int grpc_port_ = 0;
+  std::unique_ptr<MemoryTrimmer> trimmer_;
 };
 
 }  // namespace server

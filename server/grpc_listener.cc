@@ -34,6 +34,24 @@ constexpr int kAcceptBatch = 256;
 // net.core.somaxconn); they cost no descriptor there.
 constexpr int kBacklog = 4096;
 
+// gRPC's name for the peer at `addr` (ServerContext::peer()): an IPv4
+// address mapped into IPv6 is named as IPv4, as gRPC names it.
+std::string GrpcPeerName(const sockaddr_storage& addr) {
+  char host[INET6_ADDRSTRLEN] = "";
+  if (addr.ss_family == AF_INET) {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(addr);
+    inet_ntop(AF_INET, &v4.sin_addr, host, sizeof(host));
+    return absl::StrCat("ipv4:", host, ":", ntohs(v4.sin_port));
+  }
+  const auto& v6 = reinterpret_cast<const sockaddr_in6&>(addr);
+  if (IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr)) {
+    inet_ntop(AF_INET, &v6.sin6_addr.s6_addr[12], host, sizeof(host));
+    return absl::StrCat("ipv4:", host, ":", ntohs(v6.sin6_port));
+  }
+  inet_ntop(AF_INET6, &v6.sin6_addr, host, sizeof(host));
+  return absl::StrCat("ipv6:[", host, "]:", ntohs(v6.sin6_port));
+}
+
 void SetPort(sockaddr* addr, int port) {
   if (addr->sa_family == AF_INET) {
     reinterpret_cast<sockaddr_in*>(addr)->sin_port = htons(static_cast<uint16_t>(port));
@@ -197,7 +215,10 @@ GrpcListener::Accepted GrpcListener::AcceptFrom(int listen_fd) {
         return Accepted::kPause;
       }
     }
-    const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage addr{};
+    socklen_t addr_len = sizeof(addr);
+    const int fd = accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &addr_len,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       const int e = errno;
       if (e == EINTR || e == ECONNABORTED) continue;
@@ -212,6 +233,11 @@ GrpcListener::Accepted GrpcListener::AcceptFrom(int listen_fd) {
       log::Debug("gRPC listener: accept failed", {{"error", strerror(e)}});
       continue;
     }
+    const std::string peer = GrpcPeerName(addr);
+    if (Penalized(peer, SteadyNowMs())) {
+      close(fd);
+      continue;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct stat st;
@@ -220,6 +246,10 @@ GrpcListener::Accepted GrpcListener::AcceptFrom(int listen_fd) {
       continue;
     }
     handed_[fd] = st.st_ino;  // a descriptor reused after gRPC closed it
+    {
+      MutexLock lock(&peers_mu_);
+      peers_[peer] = {fd, st.st_ino};
+    }
     open_.store(static_cast<int64_t>(handed_.size()), std::memory_order_relaxed);
     grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters params;
     params.listener_fd = listen_fd;
@@ -229,7 +259,40 @@ GrpcListener::Accepted GrpcListener::AcceptFrom(int listen_fd) {
   return Accepted::kMore;
 }
 
+namespace {
+// gRPC's peer name without its port: the client's address.
+std::string PeerAddress(const std::string& peer) { return peer.substr(0, peer.rfind(':')); }
+}  // namespace
+
+bool GrpcListener::Penalized(const std::string& peer, int64_t now_ms) {
+  MutexLock lock(&peers_mu_);
+  if (penalized_.empty()) return false;
+  std::erase_if(penalized_, [&](const auto& entry) { return entry.second <= now_ms; });
+  return penalized_.contains(PeerAddress(peer));
+}
+
+bool GrpcListener::Disconnect(const std::string& peer, absl::Duration penalty) {
+  MutexLock lock(&peers_mu_);
+  if (penalty > absl::ZeroDuration()) {
+    penalized_[PeerAddress(peer)] = SteadyNowMs() + absl::ToInt64Milliseconds(penalty);
+  }
+  auto it = peers_.find(peer);
+  if (it == peers_.end()) return false;
+  struct stat st;
+  const bool same = fstat(it->second.fd, &st) == 0 && st.st_ino == it->second.inode;
+  if (same) shutdown(it->second.fd, SHUT_RDWR);
+  peers_.erase(it);
+  return same;
+}
+
 void GrpcListener::Sweep() {
+  {
+    MutexLock lock(&peers_mu_);
+    std::erase_if(peers_, [](const auto& entry) {
+      struct stat st;
+      return fstat(entry.second.fd, &st) != 0 || st.st_ino != entry.second.inode;
+    });
+  }
   for (auto it = handed_.begin(); it != handed_.end();) {
     struct stat st;
     if (fstat(it->first, &st) != 0 || st.st_ino != it->second || !S_ISSOCK(st.st_mode)) {

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/sync.h"
 
 namespace grpc::experimental {
@@ -72,6 +73,16 @@ class GrpcListener {
   // limit), until the backlog is drained again.
   absl::Status Health() const;
 
+  // Shuts down the connection gRPC names `peer` ("ipv4:127.0.0.1:5000",
+  // "ipv6:[::1]:5000"), if it is still open: gRPC reads its end, cancels
+  // its calls and closes it. The client sees the TCP connection end, with
+  // no GOAWAY (gRPC 1.51 offers no way to send one for a connection).
+  // For `penalty` after, new connections from the peer's address are
+  // closed as soon as accepted, before gRPC spends anything on them: a
+  // client that reconnects at once would otherwise cost a burst of calls
+  // each time. False if no such connection is open.
+  bool Disconnect(const std::string& peer, absl::Duration penalty);
+
   // Connections handed to gRPC and still open, as of the last check.
   int64_t open_connections() const { return open_.load(std::memory_order_relaxed); }
   // How many 100 ms pauses accepting took (connection or open-file limit).
@@ -101,6 +112,21 @@ class GrpcListener {
   std::map<int, ino_t> handed_;
   int64_t paused_until_ms_ = 0;
   int64_t last_log_ms_ = -100000;
+
+  // Connections handed over by gRPC's name for their peer: descriptor and
+  // socket inode (a descriptor reused after gRPC closed it differs).
+  struct Handed {
+    int fd;
+    ino_t inode;
+  };
+  mutable Mutex peers_mu_;
+  std::map<std::string, Handed> peers_ ABSL_GUARDED_BY(peers_mu_);
+  // Address (gRPC's peer name without the port) -> steady ms until which
+  // its new connections are closed at once.
+  std::map<std::string, int64_t> penalized_ ABSL_GUARDED_BY(peers_mu_);
+  // Whether a connection from `peer` is to be closed at once (penalized_);
+  // forgets penalties that ended.
+  bool Penalized(const std::string& peer, int64_t now_ms);
 
   std::atomic<int64_t> open_{0};
   std::atomic<int64_t> pauses_{0};

@@ -132,6 +132,15 @@ ABSL_FLAG(absl::Duration, grpc_stall_timeout, absl::Seconds(30),
           "A Subscribe or Consume stream whose client takes none of its response for this "
           "long ends with RESOURCE_EXHAUSTED (clients resume by sequence); 0: never. "
           "Env HOOKFAN_GRPC_STALL_TIMEOUT.");
+ABSL_FLAG(int32_t, grpc_max_concurrent_streams, 100,
+          "HTTP/2 streams open at once on one gRPC connection (advertised to clients; more are "
+          "refused). Env HOOKFAN_GRPC_MAX_CONCURRENT_STREAMS.");
+ABSL_FLAG(int64_t, grpc_memory_limit, int64_t{256} << 20,
+          "Bytes gRPC may take for reads and calls on all its connections; at the limit it stops "
+          "reading from clients until memory is freed. Env HOOKFAN_GRPC_MEMORY_LIMIT.");
+ABSL_FLAG(int32_t, grpc_max_call_rate, 2000,
+          "Calls one gRPC connection may start per second; a connection starting more is closed "
+          "(rapid reset). 0: no limit. Env HOOKFAN_GRPC_MAX_CALL_RATE.");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level written: debug, info, warn, error. Env HOOKFAN_LOG_LEVEL.");
 
@@ -249,6 +258,9 @@ int main(int argc, char** argv) {
       .grpc_max_streams = absl::GetFlag(FLAGS_grpc_max_streams),
       .grpc_send_buffer_bytes = absl::GetFlag(FLAGS_grpc_send_buffer_bytes),
       .grpc_stall_timeout = absl::GetFlag(FLAGS_grpc_stall_timeout),
+      .grpc_max_concurrent_streams = absl::GetFlag(FLAGS_grpc_max_concurrent_streams),
+      .grpc_memory_limit = absl::GetFlag(FLAGS_grpc_memory_limit),
+      .grpc_max_call_rate = absl::GetFlag(FLAGS_grpc_max_call_rate),
   };
   hookfan::server::App app;
   if (absl::Status s = app.Start(config); !s.ok()) {

@@ -20,6 +20,12 @@ Frames the server sends are read throughout, so its writes never block on us.
   huge-prefix --port P --declared D --wait-seconds W
       A Publish whose length prefix declares D bytes; waits up to W s for an
       answer, then ends the stream (END_STREAM) and waits for the answer.
+  stalled-subscribers --port P --connections C --streams N --ready-file F
+      C connections of N Subscribe streams from earliest, granting the
+      server the largest flow-control windows HTTP/2 allows, then never
+      reading the sockets, so what the server sends piles up in the server.
+      Writes F once every request is sent and blocks on stdin; at EOF it
+      resets every connection (as a crashed client) and exits.
 """
 
 import argparse
@@ -30,6 +36,9 @@ import sys
 import threading
 import time
 
+import h2.config
+import h2.connection
+import h2.settings
 import hpack
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -293,6 +302,43 @@ def huge_prefix(args):
     conn.close()
     print(json.dumps(out), flush=True)
 
+MAX_WINDOW = 2**31 - 1
+# SubscribeRequest{start: StartPosition{earliest: true}}: field 2 holding
+# field 2 (varint) = 1.
+SUBSCRIBE_EARLIEST = bytes([0x12, 0x02, 0x10, 0x01])
+
+
+def stalled_connection(port, streams):
+    # python3-h2's state machine: these clients misbehave only by not reading.
+    sock = socket.create_connection(("127.0.0.1", port))
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.update_settings({
+        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: MAX_WINDOW,
+        h2.settings.SettingCodes.MAX_FRAME_SIZE: 2**24 - 1,
+    })
+    conn.increment_flow_control_window(MAX_WINDOW - 65535)
+    headers = [(":method", "POST"), (":scheme", "http"), (":authority", "127.0.0.1:%d" % port),
+               (":path", "/hookfan.v1.EventBroker/Subscribe"),
+               ("content-type", "application/grpc"), ("te", "trailers")]
+    for _ in range(streams):
+        stream_id = conn.get_next_available_stream_id()
+        conn.send_headers(stream_id, headers)
+        conn.send_data(stream_id, grpc_message(SUBSCRIBE_EARLIEST), end_stream=True)
+    sock.sendall(conn.data_to_send())
+    return sock
+
+
+def stalled_subscribers(args):
+    socks = [stalled_connection(args.port, args.streams) for _ in range(args.connections)]
+    with open(args.ready_file, "w") as f:
+        f.write("%d\n" % (args.connections * args.streams))
+    sys.stdin.read()  # never reads the sockets: the whole point
+    for sock in socks:
+        # RST on close, as a client that crashed: nothing is drained.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
@@ -315,6 +361,11 @@ def main():
     p.add_argument("--declared", type=int, default=100 << 20)
     p.add_argument("--wait-seconds", type=float, default=3)
     p.set_defaults(run=huge_prefix)
+    p = sub.add_parser("stalled-subscribers")
+    p.add_argument("--connections", type=int, default=10)
+    p.add_argument("--streams", type=int, default=100)
+    p.add_argument("--ready-file", required=True)
+    p.set_defaults(run=stalled_subscribers)
     for p in sub.choices.values():
         p.add_argument("--port", type=int, required=True)
     args = parser.parse_args()

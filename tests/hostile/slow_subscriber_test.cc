@@ -29,21 +29,18 @@ using ::testing::HasSubstr;
 
 constexpr long long kMiB = 1 << 20;
 
-// The Python tool that opens the non-reading streams (raw frames from
-// python3-h2, which only Debian's interpreter has).
-std::string StalledSubscribersTool() {
-  return std::string(HOOKFAN_SOURCE_DIR) + "/tests/hostile/h2_stalled_subscribers.py";
-}
-
-// Runs h2_stalled_subscribers.py until Close(): `connections` connections of
+// Runs `h2_attack.py stalled-subscribers` (python3-h2, which only Debian's
+// interpreter has) until Close(): `connections` connections of
 // `streams` Subscribe streams each, none ever read.
 class StalledSubscribers {
  public:
   StalledSubscribers(int port, int connections, int streams)
       : ready_file_(MakeTempDir() + "/ready") {
     const std::string command =
-        absl::StrCat("/usr/bin/python3 ", StalledSubscribersTool(), " ", port, " ",
-                     connections, " ", streams, " ", ready_file_);
+        absl::StrCat("/usr/bin/python3 ", HOOKFAN_SOURCE_DIR,
+                     "/tests/hostile/h2_attack.py stalled-subscribers --port ", port,
+                     " --connections ", connections, " --streams ", streams, " --ready-file ",
+                     ready_file_);
     tool_ = popen(command.c_str(), "w");  // its stdin holds it open
   }
   ~StalledSubscribers() { Close(); }

@@ -14,9 +14,10 @@ Frames the server sends are read throughout, so its writes never block on us.
       C connections, each opening N streams with HEADERS only; after a PING
       round trip (the server has handled every frame before it), prints the
       result and holds the connections open until stdin closes.
-  continuation --port P --connections C --bytes B --frame F
+  continuation --port P --connections C --bytes B --frame F [--tls]
       C connections, each sending one header value of B bytes in F-byte
-      CONTINUATION frames (the pattern of CVE-2023-33953).
+      CONTINUATION frames (the pattern of CVE-2023-33953); with --tls, over
+      TLS without a client certificate (the server is not verified).
   huge-prefix --port P --declared D --wait-seconds W
       A Publish whose length prefix declares D bytes; waits up to W s for an
       answer, then ends the stream (END_STREAM) and waits for the answer.
@@ -31,6 +32,7 @@ Frames the server sends are read throughout, so its writes never block on us.
 import argparse
 import json
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -71,9 +73,15 @@ def grpc_message(payload, declared=None):
 class Connection:
     """One HTTP/2 connection with a thread reading the server's frames."""
 
-    def __init__(self, port):
+    def __init__(self, port, tls=False):
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            context.set_alpn_protocols(["h2"])
+            self.sock = context.wrap_socket(self.sock)
         # A server that stops reading must not stall the tool: a send that
         # blocks this long gives the connection up.
         self.sock.settimeout(3.0)
@@ -254,7 +262,11 @@ def continuation(args):
     threads = []
 
     def one():
-        conn = Connection(args.port)
+        try:
+            conn = Connection(args.port, tls=args.tls)
+        except OSError as e:  # ssl.SSLError included: refused in the handshake
+            results.append({"connected": False, "error": str(e)})
+            return
         block = header_block("/hookfan.v1.EventBroker/Publish", [("x-big", value)])
         start = time.monotonic()
         first, rest = block[:args.frame], block[args.frame:]
@@ -268,7 +280,7 @@ def continuation(args):
         answered = conn.round_trip(60)
         seconds = time.monotonic() - start
         r = conn.report()
-        r.update({"frames": frames, "sent_all": ok, "answered": answered,
+        r.update({"connected": True, "frames": frames, "sent_all": ok, "answered": answered,
                   "seconds": round(seconds, 2), "trailers": list(conn.trailers.values())})
         conn.close()
         results.append(r)
@@ -356,6 +368,7 @@ def main():
     p.add_argument("--connections", type=int, default=4)
     p.add_argument("--bytes", type=int, default=4 << 20)
     p.add_argument("--frame", type=int, default=16384)
+    p.add_argument("--tls", action="store_true")
     p.set_defaults(run=continuation)
     p = sub.add_parser("huge-prefix")
     p.add_argument("--declared", type=int, default=100 << 20)

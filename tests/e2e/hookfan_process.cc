@@ -19,6 +19,7 @@
 #include <httplib.h>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
@@ -65,6 +66,16 @@ bool HookfanProcess::Start() {
   }
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   std::vector<std::string> env = options_.env;
+#if defined(__SANITIZE_ADDRESS__)
+  if (options_.measures_memory) {
+    // First in the environment: the sanitizer takes the first definition.
+    const char* inherited = getenv("ASAN_OPTIONS");
+    env.insert(env.begin(),
+               absl::StrCat("ASAN_OPTIONS=", inherited != nullptr ? inherited : "",
+                            inherited != nullptr && *inherited != '\0' ? ":" : "",
+                            "quarantine_size_mb=8:allocator_release_to_os_interval_ms=100"));
+  }
+#endif
   for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
   std::vector<char*> argv, envp;
   for (std::string& a : args) argv.push_back(a.data());

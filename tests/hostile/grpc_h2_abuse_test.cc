@@ -99,7 +99,8 @@ class GrpcH2AbuseTest : public ::testing::Test {
 
   void Start(std::vector<std::string> args = {}) {
     hookfan_ = std::make_unique<HookfanProcess>(
-        HookfanProcess::Options{.data_dir = dir_ + "/data", .extra_args = std::move(args)});
+        HookfanProcess::Options{
+            .data_dir = dir_ + "/data", .extra_args = std::move(args), .measures_memory = true});
     ASSERT_TRUE(hookfan_->Start());
   }
 

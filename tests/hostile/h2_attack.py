@@ -238,6 +238,11 @@ def rapid_reset(args):
 def half_open(args):
     block = header_block("/hookfan.v1.EventBroker/Publish")
     conns = [Connection(args.port) for _ in range(args.connections)]
+    # As a conforming client: the streams follow the ACK of the server's
+    # SETTINGS (the reader sends it on receipt). gRPC 1.51 holds a client to
+    # the advertised stream cap only from that ACK on.
+    for conn in conns:
+        conn.wait(lambda c=conn: bool(c.settings), 10)
     for conn in conns:
         conn.send(b"".join(frame(HEADERS, END_HEADERS, 1 + 2 * i, block)
                            for i in range(args.streams)))

@@ -69,7 +69,7 @@ class SlowSubscriberTest : public ::testing::Test {
 
   void Start(std::vector<std::string> extra_args = {}) {
     hookfan_ = std::make_unique<HookfanProcess>(HookfanProcess::Options{
-        .data_dir = dir_, .extra_args = std::move(extra_args)});
+        .data_dir = dir_, .extra_args = std::move(extra_args), .measures_memory = true});
     ASSERT_TRUE(hookfan_->Start());
     stub_ = hookfan_->NewStub();
   }

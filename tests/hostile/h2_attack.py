@@ -247,6 +247,12 @@ def half_open(args):
         conn.send(b"".join(frame(HEADERS, END_HEADERS, 1 + 2 * i, block)
                            for i in range(args.streams)))
     answered = all([conn.round_trip(30) for conn in conns])
+    # gRPC may answer the PING before it resets the streams past the cap or
+    # closes the connection: wait (bounded) for that outcome, if it comes.
+    deadline = time.monotonic() + 10
+    for conn in conns:
+        conn.wait(lambda c=conn: sum(c.rst.values()) >= args.streams - args.cap,
+                  max(0, deadline - time.monotonic()))
     reports = [conn.report() for conn in conns]
     refused = sum(sum(r["rst"].values()) for r in reports)
     print(json.dumps({"connections": len(conns), "streams": args.connections * args.streams,
@@ -368,6 +374,7 @@ def main():
     p = sub.add_parser("half-open")
     p.add_argument("--connections", type=int, default=20)
     p.add_argument("--streams", type=int, default=1000)
+    p.add_argument("--cap", type=int, default=100, help="the stream cap the server advertises")
     p.set_defaults(run=half_open)
     p = sub.add_parser("continuation")
     p.add_argument("--connections", type=int, default=4)

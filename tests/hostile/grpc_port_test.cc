@@ -119,13 +119,34 @@ class GrpcPortTest : public ::testing::Test {
     return result;
   }
 
-  // GET `path` on the HTTP port: the status (0: no answer) and the body.
+  // GET `path` on the HTTP port (HTTPS when https_, verified against the
+  // test CA): the status (0: no answer) and the body.
   std::pair<int, std::string> Get(const std::string& path) {
-    httplib::Client client("127.0.0.1", hookfan_->http_port());
-    client.set_connection_timeout(5, 0);
-    client.set_read_timeout(5, 0);
-    auto res = client.Get(path);
+    auto res = Client()->Get(path);
     return res ? std::make_pair(res->status, res->body) : std::make_pair(0, std::string());
+  }
+
+  // Posts the enrollment fixture as a webhook, as Get does; the status, 0
+  // for no answer.
+  int PostWebhook() {
+    auto res = Client()->Post(hookfan_->webhook_path(), ReadFixture("emm_device_enrolled.json"),
+                              "application/json");
+    return res ? res->status : 0;
+  }
+
+  std::unique_ptr<httplib::ClientImpl> Client() {
+    std::unique_ptr<httplib::ClientImpl> client;
+    if (https_) {
+      auto ssl = std::make_unique<httplib::SSLClient>("localhost", hookfan_->http_port());
+      ssl->set_ca_cert_path(certs_->path("ca.pem").c_str());
+      ssl->enable_server_certificate_verification(true);
+      client = std::move(ssl);
+    } else {
+      client = std::make_unique<httplib::ClientImpl>("127.0.0.1", hookfan_->http_port());
+    }
+    client->set_connection_timeout(5, 0);
+    client->set_read_timeout(5, 0);
+    return client;
   }
 
   // A gauge or counter from /metrics; -1 if absent.
@@ -146,6 +167,7 @@ class GrpcPortTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<Certificates> certs_;
   std::unique_ptr<HookfanProcess> hookfan_;
+  bool https_ = false;  // the HTTP port serves HTTPS
 };
 
 // Issue: under an open-file limit of 2,048, 2,300 silent connections made
@@ -153,15 +175,18 @@ class GrpcPortTest : public ::testing::Test {
 // again. Now the soft limit is raised to the hard one, gRPC connections
 // stop at a cap that leaves the HTTP edge its room, those beyond it wait in
 // the backlog while /readyz says why, and once they are gone a TLS call
-// gets through within 10 s while webhooks were answered throughout.
+// gets through within 10 s while HTTPS webhooks were answered throughout.
 TEST_F(GrpcPortTest, SilentConnectionsAtTheOpenFileLimitLeaveThePortServing) {
   ASSERT_TRUE(RaiseOwnOpenFileLimit(3000)) << "this test needs 3,000 file descriptors";
   certs_ = std::make_unique<Certificates>(dir_);
-    Start({.data_dir = dir_ + "/data",
+  Start({.data_dir = dir_ + "/data",
          .extra_args = {"--grpc-tls-cert=" + certs_->path("server.pem"),
-                        "--grpc-tls-key=" + certs_->path("server.key")},
+                        "--grpc-tls-key=" + certs_->path("server.key"),
+                        "--http-tls-cert=" + certs_->path("server.pem"),
+                        "--http-tls-key=" + certs_->path("server.key")},
          .open_file_limit = 2048,
          .open_file_soft_limit = 1024});
+  https_ = true;
   std::vector<nlohmann::json> limit = LogLines("open-file limit");
   EXPECT_EQ(limit.size(), 1u);
   if (!limit.empty()) {
@@ -181,7 +206,7 @@ TEST_F(GrpcPortTest, SilentConnectionsAtTheOpenFileLimitLeaveThePortServing) {
   EXPECT_THAT(ready.second, HasSubstr("the gRPC port cannot accept new connections"));
   EXPECT_THAT(ready.second, HasSubstr("--grpc-max-connections"));
   EXPECT_EQ(Metric("hookfan_grpc_connections"), 768);
-  EXPECT_EQ(hookfan_->PostWebhook(ReadFixture("emm_device_enrolled.json")), 202);
+  EXPECT_EQ(PostWebhook(), 202);
 
   silent.Release();
   const absl::Time released = absl::Now();
@@ -191,7 +216,7 @@ TEST_F(GrpcPortTest, SilentConnectionsAtTheOpenFileLimitLeaveThePortServing) {
   const absl::Duration recovered = absl::Now() - released;
   EXPECT_LT(recovered, absl::Seconds(10));
   std::cerr << "TLS call served " << absl::FormatDuration(recovered) << " after the release\n";
-  EXPECT_EQ(hookfan_->PostWebhook(ReadFixture("emm_device_enrolled.json")), 202);
+  EXPECT_EQ(PostWebhook(), 202);
   EXPECT_TRUE(Eventually([&] { return (ready = Get("/readyz")).first == 200; }, absl::Seconds(5)))
       << ready.first << " " << ready.second;
 }

@@ -123,6 +123,8 @@ class StreamPump : public Reactor {
   }
 
  protected:
+  grpc::CallbackServerContext* context() const { return context_; }
+
   // Fills `out` with the next response, of at most `max_bytes` (but at
   // least one event), and returns its size in bytes; 0 when there is
   // nothing to send now (a later Wake() says when to try again). An error
@@ -261,9 +263,7 @@ class SubscribeReactor final
  public:
   SubscribeReactor(grpc::CallbackServerContext* context, Executor* executor,
                    SendBudget* budget, size_t batch_events, size_t batch_bytes)
-      : StreamPump(context, executor, budget, batch_bytes),
-        context_(context),
-        batch_events_(batch_events) {}
+      : StreamPump(context, executor, budget, batch_bytes), batch_events_(batch_events) {}
 
   ~SubscribeReactor() override { subscription_.reset(); }  // no wake after this
 
@@ -271,7 +271,7 @@ class SubscribeReactor final
   // subscription is registered before any event arrives.
   void Start(std::unique_ptr<Subscription> subscription) {
     subscription_ = std::move(subscription);
-    context_->AddInitialMetadata(kStartAfterKey,
+    context()->AddInitialMetadata(kStartAfterKey,
                                  absl::StrCat(subscription_->cursor()));
     StartSendInitialMetadata();
     Activate();
@@ -293,7 +293,7 @@ class SubscribeReactor final
   grpc::Status StatusFor(const absl::Status& status) override {
     if (absl::IsUnavailable(status) || absl::IsResourceExhausted(status)) {
       uint64_t resume = subscription_->cursor();
-      context_->AddTrailingMetadata(kResumeAfterKey, absl::StrCat(resume));
+      context()->AddTrailingMetadata(kResumeAfterKey, absl::StrCat(resume));
       return grpc::Status(
           static_cast<grpc::StatusCode>(status.code()),
           absl::StrCat(status.message(), "; resume after sequence ", resume));
@@ -301,7 +301,6 @@ class SubscribeReactor final
     return ToGrpcStatus(status);
   }
 
-  grpc::CallbackServerContext* const context_;
   const size_t batch_events_;
   std::unique_ptr<Subscription> subscription_;  // set once by Start
 };
@@ -319,7 +318,6 @@ class ConsumeReactor final
                  absl::StatusOr<const SubscriberGrant*> caller,
                  SendBudget* budget, size_t batch_bytes)
       : StreamPump(context, executor, budget, batch_bytes),
-        context_(context),
         groups_(groups),
         authorizer_(authorizer) {
     if (!caller.ok()) {
@@ -383,7 +381,7 @@ class ConsumeReactor final
         groups_->Join(request_.open(), [this] { Wake(); });
     if (!member.ok()) return member.status();
     member_ = *std::move(member);
-    context_->AddInitialMetadata(kGroupKey, request_.open().group());
+    context()->AddInitialMetadata(kGroupKey, request_.open().group());
     StartSendInitialMetadata();
     Activate();
     return absl::OkStatus();
@@ -406,7 +404,6 @@ class ConsumeReactor final
     return out->ByteSizeLong();
   }
 
-  grpc::CallbackServerContext* const context_;
   ConsumerGroups* const groups_;
   const Authorizer* const authorizer_;
   const SubscriberGrant* caller_ =

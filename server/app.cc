@@ -291,6 +291,20 @@ absl::Status App::Start(Config config) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--grpc-max-connections is ", config_.grpc_max_connections, "; it must be at least 1"));
   }
+  if (config_.grpc_max_concurrent_streams < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--grpc-max-concurrent-streams is ", config_.grpc_max_concurrent_streams,
+        "; it must be at least 1"));
+  }
+  if (config_.grpc_max_call_rate < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--grpc-max-call-rate is ", config_.grpc_max_call_rate, "; it must be 0 (no limit) or more"));
+  }
+  if (config_.grpc_memory_limit < kMinGrpcMemoryLimit) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--grpc-memory-limit is ", config_.grpc_memory_limit, "; it must be at least ",
+        kMinGrpcMemoryLimit, " bytes (gRPC needs room for its connections' reads)"));
+  }
   if (config_.grpc_send_buffer_bytes < (1 << 20)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--grpc-send-buffer-bytes is ", config_.grpc_send_buffer_bytes,
@@ -348,20 +362,6 @@ absl::Status App::Start(Config config) {
     log::Info("webhook source", {{"name", source.name},
                                  {"path", source.path},
                                  {"auth", std::string(ingress::AuthModeName(source.auth.mode))}});
-  }
-  if (config_.grpc_max_concurrent_streams < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--grpc-max-concurrent-streams is ", config_.grpc_max_concurrent_streams,
-        "; it must be at least 1"));
-  }
-  if (config_.grpc_max_call_rate < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--grpc-max-call-rate is ", config_.grpc_max_call_rate, "; it must be 0 (no limit) or more"));
-  }
-  if (config_.grpc_memory_limit < kMinGrpcMemoryLimit) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--grpc-memory-limit is ", config_.grpc_memory_limit, "; it must be at least ",
-        kMinGrpcMemoryLimit, " bytes (gRPC needs room for its connections' reads)"));
   }
   trimmer_ = std::make_unique<MemoryTrimmer>(MemoryTrimmer::Options{});
   std::string store;

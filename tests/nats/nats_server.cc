@@ -27,7 +27,10 @@ std::string ReadFile(const std::string& path) {
 
 }  // namespace
 
-NatsServer::NatsServer(std::string store_dir) : store_dir_(std::move(store_dir)) {
+NatsServer::NatsServer(std::string store_dir, Options options)
+    : store_dir_(std::move(store_dir)),
+      max_file_store_(options.max_file_store),
+      port_(options.port) {
   std::filesystem::create_directories(store_dir_);
 }
 
@@ -42,6 +45,12 @@ bool NatsServer::Start() {
   std::vector<std::string> args = {"nats-server", "-js", "-a", "127.0.0.1",
                                    "-p", std::to_string(port_), "-sd", store_dir_ + "/js",
                                    "-l", log_path};
+  if (max_file_store_ >= 0) {
+    // The limit is only settable in a configuration file.
+    const std::string config = store_dir_ + "/nats.conf";
+    std::ofstream(config) << "jetstream { max_file_store: " << max_file_store_ << " }\n";
+    args.insert(args.end(), {"-c", config});
+  }
   pid_ = fork();
   if (pid_ == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -98,7 +107,16 @@ void NatsServer::Reap(absl::Duration timeout) {
 void NatsServer::Stop() {
   if (pid_ <= 0) return;
   kill(pid_, SIGTERM);
+  kill(pid_, SIGCONT);  // a paused server acts on SIGTERM only once continued
   Reap(absl::Seconds(20));
+}
+
+void NatsServer::Pause() {
+  if (pid_ > 0) kill(pid_, SIGSTOP);
+}
+
+void NatsServer::Resume() {
+  if (pid_ > 0) kill(pid_, SIGCONT);
 }
 
 void NatsServer::Kill() {

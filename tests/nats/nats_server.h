@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 
 #include "absl/time/time.h"
@@ -14,8 +15,13 @@ namespace hookfan::testing {
 // The server dies with the test process (PR_SET_PDEATHSIG).
 class NatsServer {
  public:
+  struct Options {
+    int port = -1;                // -1: chosen by the OS at the first start
+    int64_t max_file_store = -1;  // JetStream's file store limit in bytes; -1: the default
+  };
   // `store_dir` is created if missing.
-  explicit NatsServer(std::string store_dir);
+  explicit NatsServer(std::string store_dir) : NatsServer(std::move(store_dir), Options{}) {}
+  NatsServer(std::string store_dir, Options options);
   ~NatsServer();  // kills the server if running
   NatsServer(const NatsServer&) = delete;
   NatsServer& operator=(const NatsServer&) = delete;
@@ -27,7 +33,12 @@ class NatsServer {
   void Stop();
   // SIGKILL.
   void Kill();
+  // SIGSTOP and SIGCONT: a frozen server keeps its connections open and
+  // answers nothing, as a stalled node or a network partition.
+  void Pause();
+  void Resume();
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
   int port() const { return port_; }
   // "nats://127.0.0.1:PORT".
@@ -38,6 +49,7 @@ class NatsServer {
   void Reap(absl::Duration timeout);
 
   std::string store_dir_;
+  int64_t max_file_store_ = -1;
   int port_ = -1;  // -1 until the first start chose one
   pid_t pid_ = -1;
 };

@@ -46,6 +46,11 @@ class CommitListener {
   // store is back or on another replica. Commits resume with no gap when
   // it returns. Same rules as OnCommit.
   virtual void OnStoreUnavailable(const absl::Status& /*why*/) {}
+
+  // The log opened after the listener was set (a JetStream log that started
+  // before NATS answered) and holds events up to `last_sequence`: commits
+  // follow it. May be told more than once. Same rules as OnCommit.
+  virtual void OnStoreOpened(uint64_t /*last_sequence*/) {}
 };
 
 // What AppendOnce did.
@@ -117,6 +122,12 @@ class EventLog {
   // OK when the store can take appends now; otherwise kUnavailable saying
   // why (for /readyz). Cheap (no I/O).
   virtual absl::Status Ready() const { return absl::OkStatus(); }
+
+  // OK once the log is open: LastSequence() is true and reads and appends
+  // can be tried. Until then (a JetStream log waiting for NATS at start-up)
+  // kUnavailable saying what it waits for, and every call but
+  // LastSequence() fails with it. Cheap (no I/O).
+  virtual absl::Status Opened() const { return absl::OkStatus(); }
 
   // Sets the listener told of every commit from now on (nullptr: none).
   // Set it before the first Append; the listener must outlive the log or be

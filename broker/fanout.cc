@@ -55,6 +55,8 @@ absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
     const v1::Filter& filter, const v1::StartPosition& start,
     std::function<void()> wake) {
   ASSIGN_OR_RETURN(Filter parsed, Filter::Create(filter));
+  // Before the log opens, "latest" has no meaning yet.
+  RETURN_IF_ERROR(log_->Opened());
   auto state = std::make_shared<State>(std::move(parsed));
   // The cursor is the last sequence *not* wanted; latest is read under the
   // lock below so no commit slips between reading and registering.
@@ -266,6 +268,11 @@ void Fanout::OnStoreUnavailable(const absl::Status& why) {
     }
   }
   for (const auto& state : all) state->Wake();
+}
+
+void Fanout::OnStoreOpened(uint64_t last_sequence) {
+  MutexLock lock(&mu_);
+  last_committed_ = std::max(last_committed_, last_sequence);
 }
 
 size_t Fanout::subscription_count() const {

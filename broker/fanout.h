@@ -69,6 +69,8 @@ class Fanout : public CommitListener {
   // Ends the subscriptions open now: their Poll fails with kUnavailable
   // (clients resume by sequence). Later subscriptions are unaffected.
   void OnStoreUnavailable(const absl::Status& why) override;
+  // "latest" starts after `last_sequence` from now on.
+  void OnStoreOpened(uint64_t last_sequence) override;
 
   // Number of open subscriptions.
   size_t subscription_count() const;

@@ -1,5 +1,6 @@
 #include "broker/nats_connection.h"
 
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/match.h"
@@ -69,17 +70,6 @@ absl::Status NatsStatus(natsStatus s, jsErrCode jerr, absl::string_view what) {
   return absl::InternalError(message);
 }
 
-absl::Status RetryWhileUnavailable(absl::Duration timeout,
-                                   const std::function<absl::Status()>& attempt) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    absl::Status status = attempt();
-    if (!absl::IsUnavailable(status) || absl::Now() >= deadline) return status;
-    log::Warn("JetStream not ready; retrying", {{"error", std::string(status.message())}});
-    absl::SleepFor(absl::Milliseconds(500));
-  }
-}
-
 namespace {
 
 // nats.c calls connection callbacks on a thread of its own, possibly after
@@ -119,8 +109,7 @@ absl::StatusOr<std::unique_ptr<NatsConnection>> NatsConnection::Connect(
     // Reconnect forever, quickly; fail requests at once while disconnected
     // (a webhook then gets 503 rather than waiting for a timeout).
     natsOptions_SetMaxReconnect(opts, -1);
-    natsOptions_SetReconnectWait(opts, 250);
-    natsOptions_SetReconnectJitter(opts, 100, 1000);
+    natsOptions_SetCustomReconnectDelay(opts, &NatsConnection::ReconnectDelay, nullptr);
     natsOptions_SetFailRequestsOnDisconnect(opts, true);
     // And never buffer a publish to send after a reconnect: the caller was
     // already told it failed (a 503), so it must not be stored later.
@@ -136,6 +125,9 @@ absl::StatusOr<std::unique_ptr<NatsConnection>> NatsConnection::Connect(
     void* closure = reinterpret_cast<void*>(connection->registry_key_);
     natsOptions_SetDisconnectedCB(opts, &NatsConnection::OnDisconnected, closure);
     natsOptions_SetReconnectedCB(opts, &NatsConnection::OnReconnected, closure);
+    // With no server up yet, Connect returns and the first connection is
+    // made in the background like a reconnection (told to OnReconnected).
+    natsOptions_SetRetryOnFailedConnect(opts, true, &NatsConnection::OnReconnected, closure);
   }
   if (status.ok() && !options.credentials_file.empty()) {
     status = check(natsOptions_SetUserCredentialsFromFiles(
@@ -159,19 +151,18 @@ absl::StatusOr<std::unique_ptr<NatsConnection>> NatsConnection::Connect(
     return status;
   }
 
-  absl::Time deadline = absl::Now() + options.connect_timeout;
-  natsStatus s;
-  while (true) {
-    s = natsConnection_Connect(&connection->nc_, opts);
-    if (s == NATS_OK || absl::Now() >= deadline || s != NATS_NO_SERVER) break;
-    absl::SleepFor(absl::Milliseconds(250));
-  }
+  natsStatus s = natsConnection_Connect(&connection->nc_, opts);
   natsOptions_Destroy(opts);
-  if (s != NATS_OK) {
-    return NatsStatus(s, static_cast<jsErrCode>(0), absl::StrCat("connecting to NATS ",
-                                         absl::StrJoin(options.servers, ",")));
+  if (s == NATS_NOT_YET_CONNECTED) {
+    nats_GetLastError(nullptr);
+    log::Warn("no NATS server answers yet; connecting in the background",
+              {{"servers", connection->servers()}});
+  } else if (s != NATS_OK) {
+    return NatsStatus(s, static_cast<jsErrCode>(0),
+                      absl::StrCat("connecting to NATS ", connection->servers()));
+  } else {
+    connection->connected_.store(true, std::memory_order_release);
   }
-  connection->connected_.store(true, std::memory_order_release);
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = connection->timeout_ms();
@@ -203,11 +194,22 @@ void NatsConnection::RemoveListener(int id) {
   std::erase_if(listeners_, [id](const auto& l) { return l.first == id; });
 }
 
+std::string NatsConnection::servers() const { return absl::StrJoin(options_.servers, ","); }
+
+int64_t NatsConnection::ReconnectDelay(natsConnection*, int attempts, void*) {
+  // `attempts` counts rounds over the whole server list: 250 ms, doubling
+  // up to kMaxReconnectDelay, with up to 100 ms of jitter so that replicas
+  // restarted together do not knock at once.
+  const int64_t max_ms = absl::ToInt64Milliseconds(kMaxReconnectDelay);
+  const int64_t base = std::min<int64_t>(max_ms, int64_t{250} << std::clamp(attempts - 1, 0, 4));
+  return base + static_cast<int64_t>(absl::ToUnixNanos(absl::Now()) % 101);
+}
+
 void NatsConnection::Notify(bool connected) {
   connected_.store(connected, std::memory_order_release);
   log::Write(connected ? log::Level::kInfo : log::Level::kWarn,
-             connected ? "reconnected to NATS" : "lost NATS; retrying",
-             {{"servers", absl::StrJoin(options_.servers, ",")}});
+             connected ? "connected to NATS" : "lost NATS; retrying",
+             {{"servers", servers()}});
   MutexLock lock(&mu_);
   for (const auto& [id, listener] : listeners_) listener(connected);
 }

@@ -39,9 +39,6 @@ struct NatsOptions {
   std::string tls_cert_file;     // client certificate chain (mutual TLS)
   std::string tls_key_file;
   absl::Duration request_timeout = absl::Seconds(5);  // of every JetStream call
-  // Connect keeps trying this long for a first server (pods may start
-  // before NATS is up).
-  absl::Duration connect_timeout = absl::Seconds(30);
   std::string name = "hookfan";  // connection name the server shows
 };
 
@@ -56,21 +53,21 @@ absl::StatusOr<std::vector<std::string>> ParseNatsServers(absl::string_view stor
 // errors are kNotFound; anything else kInternal. `what` says what failed.
 absl::Status NatsStatus(natsStatus s, jsErrCode jerr, absl::string_view what);
 
-// Runs `attempt` until it returns anything but kUnavailable or `timeout`
-// passes (JetStream may not answer yet right after its servers start or
-// elect a leader), logging each retry. Returns the last result.
-absl::Status RetryWhileUnavailable(absl::Duration timeout,
-                                   const std::function<absl::Status()>& attempt);
-
 // NatsConnection is one connection to a NATS cluster with its JetStream
 // context, shared by the JetStream log and consumer groups of a replica. It
-// reconnects forever; while disconnected, requests fail at once
-// (kUnavailable) instead of waiting. Thread-safe.
+// connects and reconnects forever, backing off to kMaxReconnectDelay; while
+// not connected, requests fail at once (kUnavailable) instead of waiting.
+// Thread-safe.
 class NatsConnection {
  public:
-  // Connects (retrying for up to `options.connect_timeout` if no server
-  // answers yet). Errors: kUnavailable when no server could be reached,
-  // kInvalidArgument for bad options or unreadable credential/TLS files.
+  // The longest pause between two rounds of connection attempts.
+  static constexpr absl::Duration kMaxReconnectDelay = absl::Seconds(2);
+
+  // Tries the servers once and returns: connected, or still trying in the
+  // background (pods may start before NATS is up; listeners learn of the
+  // connection). Errors: kInvalidArgument for bad options or unreadable
+  // credential/TLS files, kUnavailable for a refusal that retrying cannot
+  // mend (e.g. a failed TLS handshake or authorization).
   static absl::StatusOr<std::unique_ptr<NatsConnection>> Connect(const NatsOptions& options);
   ~NatsConnection();
   NatsConnection(const NatsConnection&) = delete;
@@ -85,8 +82,11 @@ class NatsConnection {
   // True while connected to a server.
   bool connected() const { return connected_.load(std::memory_order_acquire); }
 
+  // "nats://a:4222,nats://b:4222": where this connection goes, for messages.
+  std::string servers() const;
+
   // `listener(connected)` is called from a NATS thread on every disconnect
-  // (false) and reconnect (true). It must not block. Returns an id for
+  // (false) and (re)connect (true). It must not block. Returns an id for
   // RemoveListener, which must be called before the listener dies.
   int AddListener(std::function<void(bool connected)> listener);
   void RemoveListener(int id);
@@ -106,6 +106,7 @@ class NatsConnection {
   explicit NatsConnection(NatsOptions options) : options_(std::move(options)) {}
   static void OnDisconnected(natsConnection* nc, void* closure);
   static void OnReconnected(natsConnection* nc, void* closure);
+  static int64_t ReconnectDelay(natsConnection* nc, int attempts, void* closure);
   void Notify(bool connected);
 
   const NatsOptions options_;

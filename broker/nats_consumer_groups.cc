@@ -618,8 +618,8 @@ NatsConsumerGroups::NatsConsumerGroups(NatsConnection* connection, EventLog* log
 absl::StatusOr<std::unique_ptr<NatsConsumerGroups>> NatsConsumerGroups::Create(
     NatsConnection* connection, EventLog* log, Options options) {
   std::unique_ptr<NatsConsumerGroups> groups(new NatsConsumerGroups(connection, log, options));
-  RETURN_IF_ERROR(RetryWhileUnavailable(connection->options().connect_timeout,
-                                        [&groups] { return groups->Setup(); }));
+  absl::Status setup = groups->EnsureSetUp();
+  if (!setup.ok() && !absl::IsUnavailable(setup)) return setup;
   NatsConsumerGroups* self = groups.get();
   groups->connection_listener_ = connection->AddListener([self](bool connected) {
     if (!connected) self->EndMembers("", Disconnected());
@@ -654,6 +654,15 @@ void NatsConsumerGroups::OnConsumerDeleted(natsConnection*, natsSubscription*, n
 
 void NatsConsumerGroups::OnDeletionsClosed(void* closure) {
   static_cast<NatsConsumerGroups*>(closure)->deletions_closed_.Notify();
+}
+
+absl::Status NatsConsumerGroups::EnsureSetUp() {
+  RETURN_IF_ERROR(log_->Opened());
+  MutexLock lock(&setup_mu_);
+  if (set_up_) return absl::OkStatus();
+  RETURN_IF_ERROR(Setup());
+  set_up_ = true;
+  return absl::OkStatus();
 }
 
 absl::Status NatsConsumerGroups::Setup() {
@@ -776,6 +785,7 @@ absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> NatsConsumerGroups::Join(
     MutexLock lock(&mu_);
     if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
   }
+  RETURN_IF_ERROR(EnsureSetUp());
   v1::ConsumerOpen config = NatsGroupConfig(open);
   RETURN_IF_ERROR(EnsureGroup(open, config));
   auto member = std::make_unique<NatsGroupMember>(
@@ -897,6 +907,7 @@ absl::Status NatsConsumerGroups::EnsureGroup(const v1::ConsumerOpen& open,
 
 absl::Status NatsConsumerGroups::CheckGroup(const std::string& name) {
   if (!ValidateGroupName(name).ok()) return NoGroup(name);
+  RETURN_IF_ERROR(EnsureSetUp());
   const std::string durable = DurableName(name);
   OwnedConsumerInfo info;
   jsErrCode jerr = kNoJsError;

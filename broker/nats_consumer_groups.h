@@ -136,6 +136,9 @@ class NatsConsumerGroups : public ConsumerGroups {
 
   NatsConsumerGroups(NatsConnection* connection, EventLog* log, Options options);
   absl::Status Setup();
+  // OK once the event log is open and Setup succeeded (tried again on each
+  // call until then: a replica may start before NATS answers).
+  absl::Status EnsureSetUp();
 
   std::string DeadStream() const;
   std::string DeadSubject(absl::string_view durable, uint64_t sequence) const;
@@ -176,6 +179,8 @@ class NatsConsumerGroups : public ConsumerGroups {
   Notification deletions_closed_;
 
   // Lock order: NatsConnection's listener lock, mu_, a member's locks.
+  Mutex setup_mu_;
+  bool set_up_ ABSL_GUARDED_BY(setup_mu_) = false;
   Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::set<NatsGroupMember*>> members_ ABSL_GUARDED_BY(mu_);

@@ -128,8 +128,20 @@ absl::Status NatsEventLog::SubscribeOrdered(uint64_t from_sequence, absl::Time f
 
 absl::StatusOr<std::unique_ptr<NatsEventLog>> NatsEventLog::Open(NatsConnection* connection) {
   auto log = std::unique_ptr<NatsEventLog>(new NatsEventLog(connection));
-  RETURN_IF_ERROR(RetryWhileUnavailable(connection->options().connect_timeout,
-                                        [&log] { return log->Setup(); }));
+  absl::Status setup = connection->connected()
+                           ? log->Setup()
+                           : absl::UnavailableError("not connected to NATS");
+  if (setup.ok()) {
+    log->MarkOpened();
+  } else if (!absl::IsUnavailable(setup)) {
+    return setup;  // NATS answered: a mistake in the options or the servers'
+  } else {
+    MutexLock lock(&log->health_mu_);
+    log->waiting_ = absl::UnavailableError(
+        absl::StrCat("waiting for NATS at ", connection->servers(), " (", setup.message(), ")"));
+    log::Warn("the event store opens once NATS answers; webhooks are refused until then",
+              {{"error", std::string(setup.message())}});
+  }
   NatsEventLog* self = log.get();
   log->connection_listener_ = connection->AddListener([self](bool connected) {
     if (connected) {
@@ -142,7 +154,57 @@ absl::StatusOr<std::unique_ptr<NatsEventLog>> NatsEventLog::Open(NatsConnection*
     }
   });
   log->tail_ = std::thread([self] { self->TailLoop(); });
+  log->probe_ = std::thread([self] { self->ProbeLoop(); });
   return log;
+}
+
+bool NatsEventLog::OpenInBackground() {
+  absl::Duration pause = absl::Milliseconds(250);
+  std::string last_error;
+  while (!stop_.HasBeenNotified()) {
+    absl::Status setup = connection_->connected()
+                             ? Setup()
+                             : absl::UnavailableError("not connected to NATS");
+    if (setup.ok()) {
+      MarkOpened();
+      return true;
+    }
+    {
+      MutexLock lock(&health_mu_);
+      waiting_ = absl::UnavailableError(absl::StrCat(
+          "waiting for NATS at ", connection_->servers(), " (", setup.message(), ")"));
+    }
+    if (setup.message() != last_error) {  // once per change, not per attempt
+      last_error = std::string(setup.message());
+      log::Write(absl::IsUnavailable(setup) ? log::Level::kWarn : log::Level::kError,
+                 "cannot open the event store on NATS yet; retrying",
+                 {{"error", last_error}});
+    }
+    stop_.WaitForNotificationWithTimeout(pause);
+    pause = std::min(pause * 2, NatsConnection::kMaxReconnectDelay);
+  }
+  return false;
+}
+
+void NatsEventLog::MarkOpened() {
+  uint64_t last;
+  {
+    MutexLock lock(&tail_mu_);
+    last = tail_passed_;
+  }
+  {
+    MutexLock lock(&listener_mu_);
+    opened_.Notify();
+    if (listener_ != nullptr) listener_->OnStoreOpened(last);
+  }
+  log::Info("event store open on NATS",
+            {{"stream", connection_->options().stream}, {"last_sequence", last}});
+}
+
+absl::Status NatsEventLog::Opened() const {
+  if (opened_.HasBeenNotified()) return absl::OkStatus();
+  MutexLock lock(&health_mu_);
+  return waiting_;
 }
 
 absl::Status NatsEventLog::Setup() {
@@ -222,6 +284,7 @@ absl::Status NatsEventLog::Setup() {
 NatsEventLog::~NatsEventLog() {
   stop_.Notify();
   if (tail_.joinable()) tail_.join();
+  if (probe_.joinable()) probe_.join();
   connection_->RemoveListener(connection_listener_);
   if (dedup_ != nullptr) kvStore_Destroy(dedup_);
 }
@@ -268,6 +331,7 @@ absl::StatusOr<uint64_t> NatsEventLog::PublishOne(v1::Event& event) {
 }
 
 absl::Status NatsEventLog::Append(absl::Span<v1::Event> events) {
+  RETURN_IF_ERROR(Opened());
   RETURN_IF_ERROR(ValidateBatch(events));
   if (events.empty()) return absl::OkStatus();
   if (events.size() == 1) {
@@ -305,6 +369,7 @@ void NatsEventLog::WaitForTail(uint64_t seq) {
 absl::StatusOr<AppendOnceResult> NatsEventLog::AppendOnce(v1::Event event,
                                                           std::string_view dedup_key,
                                                           absl::Duration window) {
+  RETURN_IF_ERROR(Opened());
   RETURN_IF_ERROR(ValidateBatch(absl::MakeConstSpan(&event, 1)));
   const std::string key = BucketKey(absl::string_view(dedup_key.data(), dedup_key.size()));
   const absl::Time time = EventTime(event);
@@ -408,6 +473,7 @@ absl::StatusOr<EventPtr> NatsEventLog::NextAt(uint64_t seq) {
 
 absl::StatusOr<std::vector<EventPtr>> NatsEventLog::Read(uint64_t from, size_t max_events,
                                                          size_t max_bytes) {
+  RETURN_IF_ERROR(Opened());
   std::vector<EventPtr> events;
   size_t bytes = 0;
   const uint64_t last = LastSequence();
@@ -424,6 +490,7 @@ absl::StatusOr<std::vector<EventPtr>> NatsEventLog::Read(uint64_t from, size_t m
 }
 
 absl::StatusOr<EventPtr> NatsEventLog::GetById(std::string_view id_view) {
+  RETURN_IF_ERROR(Opened());
   const absl::string_view id(id_view.data(), id_view.size());
   // Scan with an ordered consumer: from a few minutes before a UUIDv7's
   // minting time to a few minutes after it, or the whole stream.
@@ -463,6 +530,7 @@ absl::StatusOr<EventPtr> NatsEventLog::GetById(std::string_view id_view) {
 }
 
 absl::StatusOr<uint64_t> NatsEventLog::FirstSequence() {
+  RETURN_IF_ERROR(Opened());
   OwnedStreamInfo info;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_GetStreamInfo(info.out(), connection_->js(),
@@ -496,16 +564,64 @@ absl::StatusOr<uint64_t> NatsEventLog::SequenceAtTime(absl::Time t) {
 }
 
 void NatsEventLog::SetCommitListener(CommitListener* listener) {
+  uint64_t last;
+  {
+    MutexLock lock(&tail_mu_);
+    last = tail_passed_;
+  }
   MutexLock lock(&listener_mu_);
   listener_ = listener;
+  // A listener set after the log opened in the background learns where
+  // the log stands (one set before is told by MarkOpened).
+  if (listener_ != nullptr && opened_.HasBeenNotified()) listener_->OnStoreOpened(last);
 }
 
 absl::Status NatsEventLog::Ready() const {
-  if (connection_->connected()) return absl::OkStatus();
-  return absl::UnavailableError("not connected to NATS");
+  RETURN_IF_ERROR(Opened());
+  if (!connection_->connected()) {
+    return absl::UnavailableError(absl::StrCat("not connected to NATS at ", connection_->servers()));
+  }
+  MutexLock lock(&health_mu_);
+  return write_health_;
+}
+
+absl::Status NatsEventLog::Probe() {
+  // A KV put of the key "probe": one message replacing the last one
+  // (History 1), written by the bucket's leader and quorum like an event.
+  const std::string subject = absl::StrCat("$KV.", connection_->options().stream, "_DEDUP.probe");
+  const std::string stream = absl::StrCat("KV_", connection_->options().stream, "_DEDUP");
+  jsPubOptions options;
+  jsPubOptions_Init(&options);
+  options.MaxWait = absl::ToInt64Milliseconds(kProbeTimeout);
+  options.ExpectStream = stream.c_str();
+  OwnedPubAck ack;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_Publish(ack.out(), connection_->js(), subject.c_str(), "1", 1, &options, &jerr);
+  return NatsStatus(s, jerr, "writing to JetStream");
+}
+
+void NatsEventLog::ProbeLoop() {
+  while (!stop_.WaitForNotificationWithTimeout(kProbeInterval)) {
+    if (!opened_.HasBeenNotified() || !connection_->connected()) continue;
+    absl::Status probe = Probe();
+    if (!probe.ok()) nats_GetLastError(nullptr);  // the text is in `probe`
+    absl::Status health =
+        probe.ok() ? absl::OkStatus()
+                   : absl::UnavailableError(
+                         absl::StrCat("the event store does not take writes: ", probe.message()));
+    MutexLock lock(&health_mu_);
+    if (health.ok() != write_health_.ok()) {
+      log::Write(health.ok() ? log::Level::kInfo : log::Level::kWarn,
+                 health.ok() ? "the event store takes writes again; ready"
+                             : "the event store does not take writes; not ready",
+                 {{"error", std::string(probe.message())}});
+    }
+    write_health_ = std::move(health);
+  }
 }
 
 void NatsEventLog::TailLoop() {
+  if (!opened_.HasBeenNotified() && !OpenInBackground()) return;
   while (!stop_.HasBeenNotified()) {
     resubscribe_.store(false, std::memory_order_release);
     OwnedSubscription sub;

@@ -30,6 +30,16 @@ namespace hookfan::broker {
 // JetStream stream sequence is the event's sequence. AppendOnce keys live
 // in the key-value bucket "<stream>_DEDUP".
 //
+// Open() returns at once when NATS does not answer yet: the log then opens
+// in the background (Opened() and Ready() say "waiting for NATS at …" and
+// every call fails with kUnavailable until it does), so a replica serves
+// /healthz and answers webhooks 503 while NATS starts.
+//
+// Ready() is the outcome of a write probe, one small message to the dedup
+// bucket every kProbeInterval: a frozen, full or quorum-less JetStream
+// makes the replica not ready within kProbeInterval + kProbeTimeout, and
+// ready again as soon as a probe is taken.
+//
 // Every replica tails the stream (an ordered push consumer) and tells the
 // CommitListener of every event, whichever replica appended it, in stream
 // order; an append returns once its own replica's listener was told (or
@@ -56,10 +66,14 @@ namespace hookfan::broker {
 // Thread-safe.
 class NatsEventLog : public EventLog {
  public:
+  static constexpr absl::Duration kProbeInterval = absl::Seconds(1);
+  static constexpr absl::Duration kProbeTimeout = absl::Seconds(1);
+
   // Creates or updates the stream and dedup bucket and starts tailing after
-  // the last event. `connection` must outlive the log. Errors: kUnavailable
-  // when NATS cannot be reached; kFailedPrecondition when the stream exists
-  // with other subjects, or JetStream is not enabled.
+  // the last event; when NATS cannot be reached, keeps trying in the
+  // background. `connection` must outlive the log. Errors (NATS reached):
+  // kFailedPrecondition when the stream exists with other subjects; what
+  // JetStream refused otherwise.
   static absl::StatusOr<std::unique_ptr<NatsEventLog>> Open(NatsConnection* connection);
   ~NatsEventLog() override;
 
@@ -74,10 +88,17 @@ class NatsEventLog : public EventLog {
   absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override;
   void SetCommitListener(CommitListener* listener) override;
   absl::Status Ready() const override;
+  absl::Status Opened() const override;
 
  private:
   explicit NatsEventLog(NatsConnection* connection);
   absl::Status Setup();
+  // Runs Setup until it succeeds or the log stops; false if it stopped.
+  bool OpenInBackground();
+  void MarkOpened();
+  // One write to the dedup bucket, bounded by kProbeTimeout.
+  absl::Status Probe();
+  void ProbeLoop();
   absl::StatusOr<uint64_t> PublishOne(v1::Event& event);
   // An ordered consumer over every event from `from_time` (unless
   // InfinitePast) or else from `from_sequence`, with heartbeats if given.
@@ -106,8 +127,13 @@ class NatsEventLog : public EventLog {
   uint64_t tail_next_ = 1;  // next sequence the tail passes on (tail thread only)
   Mutex tail_mu_;
   uint64_t tail_passed_ ABSL_GUARDED_BY(tail_mu_) = 0;  // last sequence passed on
+  Notification opened_;  // Setup succeeded
+  mutable Mutex health_mu_;
+  absl::Status waiting_ ABSL_GUARDED_BY(health_mu_);       // why not opened yet
+  absl::Status write_health_ ABSL_GUARDED_BY(health_mu_);  // the last probe's outcome
   Notification stop_;
   std::thread tail_;
+  std::thread probe_;
 };
 
 }  // namespace hookfan::broker

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -128,6 +129,11 @@ class EventLog {
   // kUnavailable saying what it waits for, and every call but
   // LastSequence() fails with it. Cheap (no I/O).
   virtual absl::Status Opened() const { return absl::OkStatus(); }
+
+  // How many writes the store refused since it opened, per reason (e.g.
+  // "out_of_storage", "timeout"), for the hookfan_store_refusals_total
+  // metric. Empty for stores that do not classify their refusals.
+  virtual std::map<std::string, uint64_t> RefusalCounts() const { return {}; }
 
   // Sets the listener told of every commit from now on (nullptr: none).
   // Set it before the first Append; the listener must outlive the log or be

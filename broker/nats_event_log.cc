@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "absl/strings/escaping.h"
@@ -21,9 +22,19 @@ constexpr int64_t kNanosPerMilli = 1000 * 1000;
 // GetById scans this far either side of the time a UUIDv7 id was minted
 // (covers clock skew between a replica and NATS).
 constexpr absl::Duration kIdTimeSlack = absl::Minutes(5);
-// An AppendOnce claim older than this is taken over: its holder died
-// between claiming the key and recording the event.
-constexpr absl::Duration kStaleClaim = absl::Seconds(15);
+// An AppendOnce claim is taken over this long after its holder's deadline
+// (covers clock skew between replicas): by then the holder's publish has
+// happened or never will.
+constexpr absl::Duration kClaimMargin = absl::Seconds(1);
+// Releasing or recording a key after the append's deadline passed still
+// gets this long: a retry waits for the claim otherwise.
+constexpr absl::Duration kReleaseTimeout = absl::Milliseconds(500);
+
+// Milliseconds left until `deadline`, at least 1 (nats.c takes 0 as "the
+// default").
+int64_t MillisLeft(absl::Time deadline) {
+  return std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now()));
+}
 
 // Owns a nats.c object and destroys it with `destroy`.
 template <typename T, void (*destroy)(T*)>
@@ -43,7 +54,6 @@ using OwnedMsg = Owned<natsMsg, natsMsg_Destroy>;
 using OwnedStreamInfo = Owned<jsStreamInfo, jsStreamInfo_Destroy>;
 using OwnedPubAck = Owned<jsPubAck, jsPubAck_Destroy>;
 using OwnedSubscription = Owned<natsSubscription, natsSubscription_Destroy>;
-using OwnedKvEntry = Owned<kvEntry, kvEntry_Destroy>;
 using OwnedMetaData = Owned<jsMsgMetaData, jsMsgMetaData_Destroy>;
 
 int64_t Nanos(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
@@ -62,33 +72,6 @@ std::optional<absl::Time> UuidV7Time(absl::string_view id) {
   return absl::FromUnixMillis(static_cast<int64_t>(ms));
 }
 
-// An AppendOnce key's record in the dedup bucket: either a claim by an
-// appender in progress, or the stored event.
-struct DedupRecord {
-  bool claim = false;
-  std::string id;
-  uint64_t sequence = 0;    // stored events
-  absl::Time time;          // event time; for claims, when claimed
-
-  std::string Encode() const {
-    return absl::StrCat(claim ? "claim" : "event", " ", id, " ", sequence, " ",
-                        absl::ToUnixMicros(time));
-  }
-  static std::optional<DedupRecord> Decode(absl::string_view text) {
-    std::vector<absl::string_view> parts = absl::StrSplit(text, ' ');
-    DedupRecord r;
-    int64_t micros = 0;
-    if (parts.size() != 4 || (parts[0] != "claim" && parts[0] != "event") ||
-        !absl::SimpleAtoi(parts[2], &r.sequence) || !absl::SimpleAtoi(parts[3], &micros)) {
-      return std::nullopt;
-    }
-    r.claim = parts[0] == "claim";
-    r.id = std::string(parts[1]);
-    r.time = absl::FromUnixMicros(micros);
-    return r;
-  }
-};
-
 // Bucket keys allow [-/_=.a-zA-Z0-9]: a dedup key becomes its SHA-256.
 std::string BucketKey(absl::string_view dedup_key) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -102,6 +85,97 @@ absl::Status AlreadyStored(absl::string_view id) {
 }
 
 }  // namespace
+
+// An AppendOnce key's record in the dedup bucket: a claim by an appender in
+// progress, the stored event, or a claim released because its event was
+// certainly not stored.
+struct DedupRecord {
+  enum Kind { kClaim, kEvent, kReleased };
+  Kind kind = kClaim;
+  std::string id;
+  uint64_t sequence = 0;  // stored events
+  // Event time for events; for claims, the holder's deadline; for released
+  // claims, when released.
+  absl::Time time;
+
+  std::string Encode() const {
+    const char* name = kind == kClaim ? "claim" : kind == kEvent ? "event" : "released";
+    return absl::StrCat(name, " ", id, " ", sequence, " ", absl::ToUnixMicros(time));
+  }
+  static std::optional<DedupRecord> Decode(absl::string_view text) {
+    std::vector<absl::string_view> parts = absl::StrSplit(text, ' ');
+    DedupRecord r;
+    int64_t micros = 0;
+    if (parts.size() != 4 || !absl::SimpleAtoi(parts[2], &r.sequence) ||
+        !absl::SimpleAtoi(parts[3], &micros)) {
+      return std::nullopt;
+    }
+    if (parts[0] == "claim") {
+      r.kind = kClaim;
+    } else if (parts[0] == "event") {
+      r.kind = kEvent;
+    } else if (parts[0] == "released") {
+      r.kind = kReleased;
+    } else {
+      return std::nullopt;
+    }
+    r.id = std::string(parts[1]);
+    r.time = absl::FromUnixMicros(micros);
+    return r;
+  }
+};
+
+struct NatsEventLog::DedupEntry {
+  std::optional<DedupRecord> record;
+  uint64_t revision = 0;
+};
+
+std::string_view ClassifyRefusal(natsStatus s, jsErrCode jerr) {
+  if (jerr == JSInsufficientResourcesErr || jerr == JSStorageResourcesExceededErr ||
+      jerr == JSMemoryResourcesExceededErr || jerr == JSStreamStoreFailedErr) {
+    return "out_of_storage";
+  }
+  if (jerr == JSClusterNoPeersErr || jerr == JSClusterNotAvailErr || s == NATS_NO_RESPONDERS) {
+    return "no_quorum";
+  }
+  if (s == NATS_TIMEOUT) return "timeout";
+  if (s == NATS_CONNECTION_DISCONNECTED || s == NATS_CONNECTION_CLOSED ||
+      s == NATS_NOT_YET_CONNECTED || s == NATS_STALE_CONNECTION || s == NATS_IO_ERROR ||
+      s == NATS_NO_SERVER || s == NATS_INSUFFICIENT_BUFFER) {
+    return "disconnected";
+  }
+  return "other";
+}
+
+void RefusalLog::Note(std::string_view reason, std::string_view detail) {
+  const absl::Time now = absl::Now();
+  uint64_t suppressed = 0;
+  {
+    MutexLock lock(&mu_);
+    Reason& r = reasons_[std::string(reason)];
+    ++r.count;
+    if (r.logged != absl::InfinitePast() && now - r.logged < kLogInterval) {
+      ++r.unlogged;
+      return;
+    }
+    r.logged = now;
+    suppressed = r.unlogged;
+    r.unlogged = 0;
+  }
+  log::Warn("the event store refused a write",
+            {{"reason", std::string(reason)},
+             {"error", std::string(detail)},
+             {"refusals_not_logged", suppressed}});
+}
+
+std::map<std::string, uint64_t> RefusalLog::Counts() const {
+  MutexLock lock(&mu_);
+  std::map<std::string, uint64_t> counts;
+  for (const auto& [reason, r] : reasons_) counts[reason] = r.count;
+  return counts;
+}
+
+std::map<std::string, uint64_t> NatsEventLog::RefusalCounts() const { return refusals_.Counts(); }
 
 NatsEventLog::NatsEventLog(NatsConnection* connection) : connection_(connection) {}
 
@@ -296,7 +370,9 @@ void NatsEventLog::NoteLast(uint64_t seq) {
   }
 }
 
-absl::StatusOr<uint64_t> NatsEventLog::PublishOne(v1::Event& event) {
+absl::StatusOr<uint64_t> NatsEventLog::PublishOne(v1::Event& event, absl::Time deadline,
+                                                  bool* certainly_not_stored) {
+  *certainly_not_stored = false;
   if (event.type().find_first_of("*> \t") != std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat("event type \"", event.type(), "\" is not a NATS subject token list"));
@@ -306,7 +382,11 @@ absl::StatusOr<uint64_t> NatsEventLog::PublishOne(v1::Event& event) {
   std::string subject = connection_->SubjectForType(event.type());
   // While disconnected nats.c would queue the publish and send it after a
   // reconnect, storing an event whose append already failed.
-  if (!connection_->connected()) return absl::UnavailableError("not connected to NATS");
+  if (!connection_->connected()) {
+    *certainly_not_stored = true;
+    return Refused(NATS_CONNECTION_DISCONNECTED, static_cast<jsErrCode>(0),
+                   absl::StrCat("publishing event ", event.id()));
+  }
   OwnedMsg msg;
   natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), nullptr, data.data(),
                                 static_cast<int>(data.size()));
@@ -314,7 +394,7 @@ absl::StatusOr<uint64_t> NatsEventLog::PublishOne(v1::Event& event) {
   jsPubOptions options;
   jsPubOptions_Init(&options);
   options.MsgId = event.id().c_str();
-  options.MaxWait = connection_->timeout_ms();
+  options.MaxWait = MillisLeft(deadline);
   options.ExpectStream = connection_->options().stream.c_str();
   OwnedPubAck ack;
   jsErrCode jerr = static_cast<jsErrCode>(0);
@@ -323,7 +403,14 @@ absl::StatusOr<uint64_t> NatsEventLog::PublishOne(v1::Event& event) {
     return absl::InvalidArgumentError(absl::StrCat(
         "event ", event.id(), " (", data.size(), " bytes) exceeds the NATS server's max_payload"));
   }
-  RETURN_IF_ERROR(NatsStatus(s, jerr, absl::StrCat("publishing event ", event.id())));
+  if (s != NATS_OK) {
+    // An error reply from JetStream, or a message nats.c never sent, was
+    // not stored; a timeout may have been (the acknowledgement lost).
+    *certainly_not_stored = jerr != 0 || s == NATS_NO_RESPONDERS ||
+                            s == NATS_CONNECTION_DISCONNECTED ||
+                            s == NATS_INSUFFICIENT_BUFFER || s == NATS_CONNECTION_CLOSED;
+    return Refused(s, jerr, absl::StrCat("publishing event ", event.id()));
+  }
   if (ack->Duplicate) return AlreadyStored(event.id());
   event.set_sequence(ack->Sequence);
   NoteLast(ack->Sequence);
@@ -334,12 +421,14 @@ absl::Status NatsEventLog::Append(absl::Span<v1::Event> events) {
   RETURN_IF_ERROR(Opened());
   RETURN_IF_ERROR(ValidateBatch(events));
   if (events.empty()) return absl::OkStatus();
+  const absl::Time deadline = absl::Now() + connection_->options().request_timeout;
+  bool not_stored = false;
   if (events.size() == 1) {
     {
       std::shared_lock lock(publish_mu_);
-      RETURN_IF_ERROR(PublishOne(events[0]).status());
+      RETURN_IF_ERROR(PublishOne(events[0], deadline, &not_stored).status());
     }
-    WaitForTail(events[0].sequence());
+    WaitForTail(events[0].sequence(), deadline);
     return absl::OkStatus();
   }
   std::set<std::string_view> ids;
@@ -352,18 +441,92 @@ absl::Status NatsEventLog::Append(absl::Span<v1::Event> events) {
     if (found.ok()) return AlreadyStored(e.id());
     if (!absl::IsNotFound(found.status())) return found.status();
   }
-  for (v1::Event& e : events) RETURN_IF_ERROR(PublishOne(e).status());
+  for (v1::Event& e : events) RETURN_IF_ERROR(PublishOne(e, deadline, &not_stored).status());
   lock.unlock();
-  WaitForTail(events.back().sequence());
+  WaitForTail(events.back().sequence(), deadline);
   return absl::OkStatus();
 }
 
-void NatsEventLog::WaitForTail(uint64_t seq) {
+void NatsEventLog::WaitForTail(uint64_t seq, absl::Time deadline) {
   MutexLock lock(&tail_mu_);
   auto passed = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(tail_mu_) {
     return tail_passed_ >= seq || stop_.HasBeenNotified();
   };
-  tail_mu_.AwaitWithTimeout(absl::Condition(&passed), connection_->options().request_timeout);
+  tail_mu_.AwaitWithDeadline(absl::Condition(&passed), deadline);
+}
+
+absl::StatusOr<NatsEventLog::DedupEntry> NatsEventLog::ReadDedup(const std::string& key,
+                                                                absl::Time deadline) {
+  jsOptions options;
+  jsOptions_Init(&options);
+  options.Wait = MillisLeft(deadline);
+  const std::string stream = absl::StrCat("KV_", connection_->options().stream, "_DEDUP");
+  const std::string subject =
+      absl::StrCat("$KV.", connection_->options().stream, "_DEDUP.", key);
+  OwnedMsg msg;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetLastMsg(msg.out(), connection_->js(), stream.c_str(), subject.c_str(),
+                               &options, &jerr);
+  if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
+    nats_GetLastError(nullptr);
+    return DedupEntry{};
+  }
+  if (s != NATS_OK) return Refused(s, jerr, "reading a dedup key");
+  DedupEntry entry;
+  entry.revision = natsMsg_GetSequence(msg.get());
+  // A delete or purge marker (KV-Operation header, no data) or a record of
+  // another format leaves `record` empty: the key is free.
+  entry.record = DedupRecord::Decode(
+      absl::string_view(natsMsg_GetData(msg.get()), natsMsg_GetDataLength(msg.get())));
+  return entry;
+}
+
+absl::StatusOr<uint64_t> NatsEventLog::WriteDedup(const std::string& key, const DedupRecord& record,
+                                                  uint64_t revision, absl::Time deadline,
+                                                  bool* lost_race) {
+  *lost_race = false;
+  if (!connection_->connected()) {
+    return Refused(NATS_CONNECTION_DISCONNECTED, static_cast<jsErrCode>(0),
+                   "writing a dedup key");
+  }
+  const std::string subject =
+      absl::StrCat("$KV.", connection_->options().stream, "_DEDUP.", key);
+  const std::string value = record.Encode();
+  OwnedMsg msg;
+  natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), nullptr, value.data(),
+                                static_cast<int>(value.size()));
+  if (s != NATS_OK) return NatsStatus(s, static_cast<jsErrCode>(0), "building a message");
+  jsPubOptions options;
+  jsPubOptions_Init(&options);
+  options.MaxWait = MillisLeft(deadline);
+  // nats.c sends ExpectLastSubjectSeq only when > 0; "must not exist" is
+  // the header with 0, as KV's own Create sends it.
+  if (revision == 0) {
+    s = natsMsgHeader_Set(msg.get(), "Nats-Expected-Last-Subject-Sequence", "0");
+    if (s != NATS_OK) return NatsStatus(s, static_cast<jsErrCode>(0), "building a message");
+  } else {
+    options.ExpectLastSubjectSeq = revision;
+  }
+  OwnedPubAck ack;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  s = js_PublishMsg(ack.out(), connection_->js(), msg.get(), &options, &jerr);
+  if (s != NATS_OK && jerr == JSStreamWrongLastSequenceErr) {
+    nats_GetLastError(nullptr);
+    *lost_race = true;
+    return uint64_t{0};
+  }
+  if (s != NATS_OK) return Refused(s, jerr, "writing a dedup key");
+  return ack->Sequence;
+}
+
+absl::Status NatsEventLog::Refused(natsStatus s, jsErrCode jerr, absl::string_view what) {
+  absl::Status status = NatsStatus(s, jerr, what);
+  nats_GetLastError(nullptr);  // the text is in `status`
+  if (absl::IsUnavailable(status)) {
+    refusals_.Note(ClassifyRefusal(s, jerr),
+                   std::string_view(status.message().data(), status.message().size()));
+  }
+  return status;
 }
 
 absl::StatusOr<AppendOnceResult> NatsEventLog::AppendOnce(v1::Event event,
@@ -374,31 +537,32 @@ absl::StatusOr<AppendOnceResult> NatsEventLog::AppendOnce(v1::Event event,
   const std::string key = BucketKey(absl::string_view(dedup_key.data(), dedup_key.size()));
   const absl::Time time = EventTime(event);
   window = std::min(window, connection_->options().dedup_max_age);
-  const std::string claim =
-      DedupRecord{.claim = true, .id = event.id(), .time = absl::Now()}.Encode();
+  // One deadline bounds every wait of this append, so that the webhook
+  // behind it is answered within the store timeout.
   const absl::Time deadline = absl::Now() + connection_->options().request_timeout;
+  // The claim carries its holder's deadline: past it (and kClaimMargin),
+  // the holder's publish has happened or never will, so another appender
+  // may look the event up and take the key over.
+  const DedupRecord claim{.kind = DedupRecord::kClaim, .id = event.id(), .time = deadline};
 
-  // Claim the key (create it, or replace an expired record or a stale claim
-  // at the revision read), append, then record the event under the key.
-  // Of concurrent appenders exactly one claim succeeds; the others wait for
-  // its record.
+  // Claim the key (create it, or replace an expired record, a released or
+  // an expired claim at the revision read), append, then record the event
+  // under the key. Of concurrent appenders exactly one claim succeeds; the
+  // others wait for its record. A refused read or write returns at once:
+  // retrying a JetStream that refuses writes only adds load.
   uint64_t revision = 0;
+  absl::Duration pause = absl::Milliseconds(2);
   while (true) {
-    if (absl::Now() > deadline) {
-      return absl::UnavailableError("timed out waiting for a concurrent append of the same key");
+    if (absl::Now() >= deadline) {
+      return Refused(NATS_TIMEOUT, static_cast<jsErrCode>(0),
+                     "waiting for a concurrent append of the same key");
     }
-    natsStatus s = kvStore_Create(&revision, dedup_, key.c_str(), claim.data(),
-                                  static_cast<int>(claim.size()));
-    if (s == NATS_OK) break;
-    nats_GetLastError(nullptr);
-    OwnedKvEntry entry;
-    s = kvStore_Get(entry.out(), dedup_, key.c_str());
-    if (s == NATS_NOT_FOUND) continue;  // removed meanwhile: create again
-    RETURN_IF_ERROR(NatsStatus(s, static_cast<jsErrCode>(0), "reading a dedup key"));
-    std::optional<DedupRecord> record = DedupRecord::Decode(absl::string_view(
-        static_cast<const char*>(kvEntry_Value(entry.get())), kvEntry_ValueLen(entry.get())));
-    if (record.has_value() && record->claim && absl::Now() - record->time > kStaleClaim) {
-      // The claimant died or lost NATS mid-append: its event may be stored.
+    ASSIGN_OR_RETURN(DedupEntry entry, ReadDedup(key, deadline));
+    const std::optional<DedupRecord>& record = entry.record;
+    const bool expired_claim = record.has_value() && record->kind == DedupRecord::kClaim &&
+                               absl::Now() > record->time + kClaimMargin;
+    if (expired_claim) {
+      // The claimant died, or its publish timed out: its event may be stored.
       absl::StatusOr<EventPtr> claimed = GetById(record->id);
       if (claimed.ok() && time - EventTime((*claimed)->event) < window) {
         return AppendOnceResult{.id = record->id,
@@ -407,49 +571,60 @@ absl::StatusOr<AppendOnceResult> NatsEventLog::AppendOnce(v1::Event event,
       }
       if (!claimed.ok() && !absl::IsNotFound(claimed.status())) return claimed.status();
     }
-    bool take_over = !record.has_value() ||
-                     (record->claim && absl::Now() - record->time > kStaleClaim) ||
-                     (!record->claim && time - record->time >= window);
-    if (!take_over && !record->claim) {
+    const bool take_over = !record.has_value() || record->kind == DedupRecord::kReleased ||
+                           expired_claim ||
+                           (record->kind == DedupRecord::kEvent && time - record->time >= window);
+    if (!take_over && record->kind == DedupRecord::kEvent) {
       return AppendOnceResult{.id = record->id, .sequence = record->sequence, .duplicate = true};
     }
     if (!take_over) {  // another appender is between claim and record
-      absl::SleepFor(absl::Milliseconds(2));
+      absl::SleepFor(std::min(pause, deadline - absl::Now()));
+      pause = std::min(pause * 2, absl::Milliseconds(100));
       continue;
     }
-    s = kvStore_Update(&revision, dedup_, key.c_str(), claim.data(),
-                       static_cast<int>(claim.size()), kvEntry_Revision(entry.get()));
-    if (s == NATS_OK) break;
-    nats_GetLastError(nullptr);  // lost a race: look again
+    bool lost_race = false;
+    ASSIGN_OR_RETURN(revision, WriteDedup(key, claim, entry.revision, deadline, &lost_race));
+    if (!lost_race) break;  // else another appender wrote first: look again
   }
 
   absl::StatusOr<uint64_t> sequence;
+  bool certainly_not_stored = false;
   {
     std::shared_lock lock(publish_mu_);
-    sequence = PublishOne(event);
+    sequence = PublishOne(event, deadline, &certainly_not_stored);
   }
   if (!sequence.ok()) {
-    // Refused: release the claim so that a retry can append. Unavailable:
-    // the event may be stored all the same (a lost acknowledgement), so the
-    // claim stays; once stale, the next appender looks the event up.
-    if (!absl::IsUnavailable(sequence.status()) &&
-        kvStore_Delete(dedup_, key.c_str()) != NATS_OK) {
-      nats_GetLastError(nullptr);
+    // Not stored for certain (JetStream refused it, or it was never sent):
+    // release the claim so that the identical retry is taken at once. Maybe
+    // stored (a lost acknowledgement): the claim stays until its deadline
+    // passes; the next appender then looks the event up.
+    if (certainly_not_stored) {
+      bool lost_race = false;
+      const DedupRecord released{.kind = DedupRecord::kReleased, .id = event.id(),
+                                 .time = absl::Now()};
+      // A failed release is logged and counted as a refusal; the retry then
+      // waits for the claim's deadline.
+      WriteDedup(key, released, revision, std::max(deadline, absl::Now() + kReleaseTimeout),
+                 &lost_race)
+          .IgnoreError();
     }
     return sequence.status();
   }
-  std::string stored =
-      DedupRecord{.id = event.id(), .sequence = *sequence, .time = time}.Encode();
-  natsStatus s = kvStore_Update(&revision, dedup_, key.c_str(), stored.data(),
-                                static_cast<int>(stored.size()), revision);
-  if (s != NATS_OK) {
-    // The event is stored; only its key is not. A retry after kStaleClaim
-    // could be stored twice (at-least-once), so say so.
+  const DedupRecord stored{.kind = DedupRecord::kEvent, .id = event.id(), .sequence = *sequence,
+                           .time = time};
+  bool lost_race = false;
+  absl::StatusOr<uint64_t> recorded =
+      WriteDedup(key, stored, revision, std::max(deadline, absl::Now() + kReleaseTimeout),
+                 &lost_race);
+  if (!recorded.ok() || lost_race) {
+    // The event is stored; only its key is not. Past the claim's deadline
+    // the next appender finds the event by its id, within JetStream's limits.
     log::Warn("could not record an idempotency key",
-              {{"event_id", event.id()}, {"error", natsStatus_GetText(s)}});
-    nats_GetLastError(nullptr);
+              {{"event_id", event.id()},
+               {"error", lost_race ? std::string("the key was taken over")
+                                   : std::string(recorded.status().message())}});
   }
-  WaitForTail(*sequence);
+  WaitForTail(*sequence, deadline);
   return AppendOnceResult{.id = event.id(), .sequence = *sequence, .duplicate = false};
 }
 

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <memory>
 #include <shared_mutex>
 #include <string>
@@ -18,6 +20,33 @@
 #include "common/sync.h"
 
 namespace hookfan::broker {
+
+struct DedupRecord;  // an AppendOnce key's record (nats_event_log.cc)
+
+// The reason JetStream or nats.c refused a write, for logs and metrics:
+// "out_of_storage", "no_quorum" (also no responders), "timeout",
+// "disconnected" or "other".
+std::string_view ClassifyRefusal(natsStatus s, jsErrCode jerr);
+
+// Counts refused writes per reason and logs them: the first of a reason at
+// once, then at most once per kLogInterval with how many went unlogged, so
+// that an outage under load does not write one line per webhook.
+// Thread-safe.
+class RefusalLog {
+ public:
+  static constexpr absl::Duration kLogInterval = absl::Seconds(10);
+  void Note(std::string_view reason, std::string_view detail);
+  std::map<std::string, uint64_t> Counts() const;
+
+ private:
+  struct Reason {
+    uint64_t count = 0;
+    uint64_t unlogged = 0;
+    absl::Time logged = absl::InfinitePast();
+  };
+  mutable Mutex mu_;
+  std::map<std::string, Reason> reasons_ ABSL_GUARDED_BY(mu_);
+};
 
 // NatsEventLog keeps the event log in a NATS JetStream stream, so that
 // several hookfan replicas share one log: a webhook stored by any replica
@@ -89,6 +118,7 @@ class NatsEventLog : public EventLog {
   void SetCommitListener(CommitListener* listener) override;
   absl::Status Ready() const override;
   absl::Status Opened() const override;
+  std::map<std::string, uint64_t> RefusalCounts() const override;
 
  private:
   explicit NatsEventLog(NatsConnection* connection);
@@ -99,7 +129,23 @@ class NatsEventLog : public EventLog {
   // One write to the dedup bucket, bounded by kProbeTimeout.
   absl::Status Probe();
   void ProbeLoop();
-  absl::StatusOr<uint64_t> PublishOne(v1::Event& event);
+  // Publishes one event, waiting for its acknowledgement until `deadline`.
+  // On failure `certainly_not_stored` says whether the event is surely not
+  // in the stream (JetStream refused it or it was never sent) rather than
+  // maybe stored (the acknowledgement timed out).
+  absl::StatusOr<uint64_t> PublishOne(v1::Event& event, absl::Time deadline,
+                                      bool* certainly_not_stored);
+  // A dedup key's last record (empty if none or not one of ours) and the
+  // subject sequence it was written at (0 if absent).
+  struct DedupEntry;
+  absl::StatusOr<DedupEntry> ReadDedup(const std::string& key, absl::Time deadline);
+  // Writes `record` under `key` if the key is still at `revision` (0: absent);
+  // `lost_race` if it is not. Returns the new revision.
+  absl::StatusOr<uint64_t> WriteDedup(const std::string& key, const DedupRecord& record,
+                                      uint64_t revision, absl::Time deadline, bool* lost_race);
+  // NatsStatus(s, jerr, what), counted and logged as a refusal when the
+  // store is unavailable.
+  absl::Status Refused(natsStatus s, jsErrCode jerr, absl::string_view what);
   // An ordered consumer over every event from `from_time` (unless
   // InfinitePast) or else from `from_sequence`, with heartbeats if given.
   absl::Status SubscribeOrdered(uint64_t from_sequence, absl::Time from_time,
@@ -110,7 +156,7 @@ class NatsEventLog : public EventLog {
   // Waits (at most the request timeout) until the tail has passed `seq` on
   // to the listener, so that an append's own replica has fanned it out
   // when Append returns.
-  void WaitForTail(uint64_t seq);
+  void WaitForTail(uint64_t seq, absl::Time deadline);
   void TailLoop();
 
   NatsConnection* const connection_;
@@ -131,6 +177,7 @@ class NatsEventLog : public EventLog {
   mutable Mutex health_mu_;
   absl::Status waiting_ ABSL_GUARDED_BY(health_mu_);       // why not opened yet
   absl::Status write_health_ ABSL_GUARDED_BY(health_mu_);  // the last probe's outcome
+  RefusalLog refusals_;
   Notification stop_;
   std::thread tail_;
   std::thread probe_;

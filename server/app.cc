@@ -127,6 +127,18 @@ void App::RegisterMetrics() {
   metrics_.AddCallback("hookfan_store_up",
                        "1 while the event store takes appends (NATS reachable), else 0.",
                        [this, one] { return one(log_->Ready().ok() ? 1 : 0); });
+  metrics_.AddCallback(
+      "hookfan_store_refusals_total",
+      "Writes the event store refused (NATS JetStream), by reason: out_of_storage, no_quorum, "
+      "timeout, disconnected, other.",
+      [this] {
+        std::vector<metrics::Sample> samples;
+        for (const auto& [reason, count] : log_->RefusalCounts()) {
+          samples.push_back({{{"reason", reason}}, static_cast<double>(count)});
+        }
+        return samples;
+      },
+      "counter");
   metrics_.AddCallback("hookfan_subscriptions", "Open Subscribe streams and group readers.",
                        [this, one] { return one(fanout_->stats().subscriptions); });
   metrics_.AddCallback("hookfan_delivered_events_total",
@@ -309,6 +321,11 @@ absl::Status App::Start(Config config) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--grpc-send-buffer-bytes is ", config_.grpc_send_buffer_bytes,
         "; it must be at least 1048576 (1 MiB)"));
+  }
+  if (config_.nats.request_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--store-timeout is ", absl::FormatDuration(config_.nats.request_timeout),
+        "; it must be positive"));
   }
   if (config_.grpc_stall_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(

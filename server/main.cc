@@ -49,6 +49,10 @@ ABSL_FLAG(int32_t, nats_replicas, 1,
 ABSL_FLAG(absl::Duration, nats_duplicate_window, absl::Minutes(2),
           "JetStream drops a republished event id within this window. "
           "Env HOOKFAN_NATS_DUPLICATE_WINDOW.");
+ABSL_FLAG(absl::Duration, store_timeout, absl::Seconds(5),
+          "Every append to the NATS store is answered within this: a webhook gets 2xx if "
+          "stored, else 503 with Retry-After; a gRPC Publish UNAVAILABLE. Also bounds every "
+          "other JetStream request. Must be positive. Env HOOKFAN_STORE_TIMEOUT.");
 ABSL_FLAG(std::string, nats_creds, "",
           "NATS credentials file (.creds: user JWT and NKey seed). Env HOOKFAN_NATS_CREDS.");
 ABSL_FLAG(std::string, nats_tls_ca, "",
@@ -233,7 +237,8 @@ int main(int argc, char** argv) {
                .credentials_file = absl::GetFlag(FLAGS_nats_creds),
                .tls_ca_file = absl::GetFlag(FLAGS_nats_tls_ca),
                .tls_cert_file = absl::GetFlag(FLAGS_nats_tls_cert),
-               .tls_key_file = absl::GetFlag(FLAGS_nats_tls_key)},
+               .tls_key_file = absl::GetFlag(FLAGS_nats_tls_key),
+               .request_timeout = absl::GetFlag(FLAGS_store_timeout)},
       .sources_file = absl::GetFlag(FLAGS_sources),
       .applivery_token = absl::GetFlag(FLAGS_applivery_token),
       .applivery_dedup_window = absl::GetFlag(FLAGS_applivery_dedup_window),

@@ -2,6 +2,7 @@
 // overlay runs them: real binaries, a real nats-server, loopback only.
 
 #include <httplib.h>
+#include <nats/nats.h>
 
 #include <atomic>
 #include <map>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -313,6 +315,141 @@ TEST_F(NatsE2ETest, NatsOutageRefusesWebhooksAndLosesNothing) {
   std::set<std::string> unique(received.begin(), received.end());
   EXPECT_EQ(unique.size(), received.size()) << "an event was delivered twice";
   for (const std::string& id : acked) EXPECT_THAT(received, Contains(id));
+}
+
+// The enrollment fixture made distinct by `n` (the Applivery dedup key is
+// the body).
+std::string EnrollmentBody(int n) {
+  return absl::StrReplaceAll(ReadFixture("emm_device_enrolled.json"),
+                             {{"Applivery Test", absl::StrCat("Applivery Test ", n)}});
+}
+
+// Counts every message published on a nats-server (a subscriber on ">"
+// receives JetStream publishes even when JetStream refuses them, and API
+// requests and replies), as nats-server's in_msgs would.
+class NatsMessageCounter {
+ public:
+  explicit NatsMessageCounter(const std::string& url) {
+    EXPECT_EQ(natsConnection_ConnectTo(&nc_, url.c_str()), NATS_OK);
+    EXPECT_EQ(natsConnection_Subscribe(&sub_, nc_, ">", &NatsMessageCounter::OnMsg, this), NATS_OK);
+    EXPECT_EQ(natsConnection_Flush(nc_), NATS_OK);  // subscribed from here on
+  }
+  ~NatsMessageCounter() {
+    natsSubscription_Destroy(sub_);
+    natsConnection_Destroy(nc_);
+  }
+  uint64_t count() const { return count_.load(); }
+
+ private:
+  static void OnMsg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    static_cast<NatsMessageCounter*>(closure)->count_.fetch_add(1);
+    natsMsg_Destroy(msg);
+  }
+  natsConnection* nc_ = nullptr;
+  natsSubscription* sub_ = nullptr;
+  std::atomic<uint64_t> count_ = 0;
+};
+
+// #25 items 2 and 5: while NATS is frozen a webhook is answered 503 with
+// Retry-After within --store-timeout (not after nats.c's stale-connection
+// detection), and its identical retry after NATS continues is taken at
+// once (no claim left by the refused attempt blocks it).
+TEST_F(NatsE2ETest, FrozenNatsAnswersWebhooksWithinTheStoreTimeout) {
+  HookfanProcess replica({.data_dir = MakeTempDir(),
+                          .applivery_dedup = true,
+                          .extra_args = {"--store=" + nats_->url(), "--store-timeout=2s"}});
+  ASSERT_TRUE(replica.Start());
+  httplib::Client c("127.0.0.1", replica.http_port());
+  c.set_read_timeout(30, 0);
+  ASSERT_TRUE(Eventually([&] { return Get(replica, "/readyz") == 200; }, absl::Seconds(20)));
+  auto first = c.Post(replica.webhook_path(), EnrollmentBody(0), "application/json");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 202);
+
+  nats_->Pause();
+  absl::Time start = absl::Now();
+  auto frozen = c.Post(replica.webhook_path(), EnrollmentBody(1), "application/json");
+  const absl::Duration took = absl::Now() - start;
+  nats_->Resume();
+  ASSERT_TRUE(frozen);
+  EXPECT_EQ(frozen->status, 503) << frozen->body;
+  EXPECT_FALSE(frozen->get_header_value("Retry-After").empty());
+  EXPECT_LT(took, absl::Milliseconds(3000)) << "answered after " << took;
+  RecordProperty("frozen_webhook_ms", absl::ToInt64Milliseconds(took));
+
+  ASSERT_TRUE(Eventually([&] { return Get(replica, "/readyz") == 200; }, absl::Seconds(20)));
+  start = absl::Now();
+  auto retry = c.Post(replica.webhook_path(), EnrollmentBody(1), "application/json");
+  const absl::Duration retry_took = absl::Now() - start;
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(retry->status, 202) << retry->body;
+  EXPECT_LT(retry_took, absl::Seconds(1)) << "the retry was answered after " << retry_took;
+  RecordProperty("retry_after_resume_us", absl::ToInt64Microseconds(retry_took));
+  // Stored once: the same body again is the duplicate of the retry.
+  auto again = c.Post(replica.webhook_path(), EnrollmentBody(1), "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200) << again->body;
+}
+
+// #25 items 4 and 5: a JetStream out of storage refuses a webhook at once,
+// with a handful of NATS messages (no retry loop), counts it in
+// hookfan_store_refusals_total{reason="out_of_storage"}, and once storage
+// is back the identical retry is taken at once.
+TEST_F(NatsE2ETest, OutOfStorageRefusesWebhooksAtOnceAndTheirRetryIsTakenAfter) {
+  auto full = std::make_unique<NatsServer>(MakeTempDir(),
+                                           NatsServer::Options{.max_file_store = 256 << 10});
+  ASSERT_TRUE(full->Start());
+  HookfanProcess replica({.data_dir = MakeTempDir(),
+                          .applivery_dedup = true,
+                          .extra_args = {"--store=" + full->url()}});
+  ASSERT_TRUE(replica.Start());
+  httplib::Client c("127.0.0.1", replica.http_port());
+  c.set_read_timeout(30, 0);
+  int n = 0;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto res = c.Post(replica.webhook_path(), EnrollmentBody(n++), "application/json");
+        return res && res->status == 503;
+      },
+      absl::Seconds(120), [] {}))
+      << "JetStream never refused a write";
+
+  const int refused_body = n++;
+  auto counter = std::make_unique<NatsMessageCounter>(full->url());
+  absl::Time start = absl::Now();
+  auto res = c.Post(replica.webhook_path(), EnrollmentBody(refused_body), "application/json");
+  const absl::Duration took = absl::Now() - start;
+  const uint64_t sent = counter->count();
+  counter.reset();
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503) << res->body;
+  EXPECT_FALSE(res->get_header_value("Retry-After").empty());
+  EXPECT_LT(took, absl::Seconds(1)) << "refused after " << took;
+  // The refused claim write and its reply, the key read and its reply, and
+  // perhaps a readiness probe: not a loop.
+  EXPECT_LE(sent, 12u) << "one refused webhook sent " << sent << " NATS messages";
+  RecordProperty("refused_webhook_us", absl::ToInt64Microseconds(took));
+  RecordProperty("refused_webhook_nats_messages", static_cast<int>(sent));
+  httplib::Client m("127.0.0.1", replica.http_port());
+  auto metrics = m.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_THAT(metrics->body,
+              ::testing::HasSubstr("hookfan_store_refusals_total{reason=\"out_of_storage\"}"));
+
+  // Storage is back (a larger limit on the same store and port).
+  const std::string dir = full->store_dir();
+  const int port = full->port();
+  full->Stop();
+  full = std::make_unique<NatsServer>(dir, NatsServer::Options{.port = port});
+  ASSERT_TRUE(full->Start());
+  ASSERT_TRUE(Eventually([&] { return Get(replica, "/readyz") == 200; }, absl::Seconds(30)));
+  start = absl::Now();
+  auto retry = c.Post(replica.webhook_path(), EnrollmentBody(refused_body), "application/json");
+  const absl::Duration retry_took = absl::Now() - start;
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(retry->status, 202) << retry->body;
+  EXPECT_LT(retry_took, absl::Seconds(1)) << "the retry was answered after " << retry_took;
+  RecordProperty("retry_after_recovery_us", absl::ToInt64Microseconds(retry_took));
 }
 
 }  // namespace

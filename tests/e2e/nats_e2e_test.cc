@@ -4,6 +4,7 @@
 #include <httplib.h>
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -192,10 +193,14 @@ TEST_F(NatsE2ETest, ConsumerGroupIsSharedByMembersOnDifferentReplicas) {
     auto consumer = std::make_unique<GroupConsumer>(options);
     std::thread thread([&, c = consumer.get(), name] {
       c->Run([&](const v1::Delivery& d) {
-         absl::SleepFor(absl::Milliseconds(10));  // work, so both members get some
          MutexLock lock(&mu);
          ++handled[d.event().sequence()];
          ++per_member[name];
+         // Whoever gets the first deliveries holds them until the other
+         // member has one too: with max_in_flight 2 the rest must then go
+         // to the other member, however late it joined.
+         auto both = [&] { return per_member.size() == 2; };
+         mu.AwaitWithTimeout(absl::Condition(&both), absl::Seconds(30));
          return absl::OkStatus();
        }).IgnoreError();
     });
@@ -302,14 +307,17 @@ TEST_F(NatsE2ETest, NatsOutageRefusesWebhooksAndLosesNothing) {
   EXPECT_EQ(poster.missing_retry_after(), 0);
   EXPECT_EQ(Get(*a, "/readyz"), 200);
 
-  auto received_count = [&] {
+  // Wait for the acknowledged ids themselves, not a count: an append whose
+  // answer was lost in the outage is stored but was answered 503, and
+  // counts among the received without being among the acknowledged.
+  auto missing = [&] {
     std::lock_guard<std::mutex> l(received_mu);
-    return received.size();
+    std::set<std::string> got(received.begin(), received.end());
+    return std::count_if(acked.begin(), acked.end(),
+                         [&](const std::string& id) { return !got.contains(id); });
   };
   deadline = absl::Now() + absl::Seconds(30);
-  while (received_count() < acked.size() && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  while (missing() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
   subscriber.Cancel();
   reader.join();
   std::set<std::string> unique(received.begin(), received.end());

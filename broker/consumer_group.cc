@@ -195,7 +195,7 @@ absl::Status GroupManager::AddMember(const std::shared_ptr<Member>& member,
                                       const v1::ConsumerOpen& config,
                                       std::shared_ptr<Group>& created) {
   MutexLock lock(&mu_);
-  if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
+  if (shutdown_) return ShuttingDownError();
   auto it = groups_.find(config.group());
   if (it == groups_.end()) {
     if (created == nullptr) return absl::AbortedError("consumer group was deleted while joining");
@@ -330,7 +330,7 @@ absl::StatusOr<std::vector<Delivery>> GroupManager::Poll(Member* m, size_t max,
 absl::StatusOr<std::vector<Delivery>> GroupManager::PollLocked(
     Member* m, size_t max, size_t max_bytes, std::vector<std::shared_ptr<Member>>* wakes) {
   MutexLock lock(&mu_);
-  if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
+  if (shutdown_) return ShuttingDownError();
   auto it = groups_.find(m->group);
   if (it == groups_.end() || it->second->deleted) {
     return absl::AbortedError(absl::StrCat("consumer group \"", m->group, "\" was deleted"));

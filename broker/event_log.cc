@@ -11,6 +11,16 @@ EventPtr MakeStoredEvent(v1::Event event) {
   return stored;
 }
 
+namespace {
+constexpr absl::string_view kShuttingDown = "hookfan is shutting down";
+}  // namespace
+
+absl::Status ShuttingDownError() { return absl::UnavailableError(kShuttingDown); }
+
+bool IsShuttingDown(const absl::Status& status) {
+  return absl::IsUnavailable(status) && status.message() == kShuttingDown;
+}
+
 absl::Status ValidateBatch(absl::Span<const v1::Event> events) {
   for (size_t i = 0; i < events.size(); ++i) {
     if (events[i].id().empty() || events[i].type().empty()) {

@@ -25,6 +25,17 @@ struct StoredEvent {
 };
 using EventPtr = std::shared_ptr<const StoredEvent>;
 
+// What a client is told when the store cannot serve it now (a NATS outage, a
+// full disk): one routine condition, one message for every store, call and
+// edge. The store's own reason goes to hookfan's log, not to clients.
+inline constexpr char kStoreUnavailable[] = "the event store is unavailable; retry";
+
+// The error of every call into a log, fan-out or consumer groups once
+// hookfan shuts down. Any other kUnavailable from them means the store
+// cannot serve now.
+absl::Status ShuttingDownError();
+bool IsShuttingDown(const absl::Status& status);
+
 // Wraps an event (sequence already assigned) and encodes it.
 EventPtr MakeStoredEvent(v1::Event event);
 

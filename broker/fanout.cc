@@ -108,7 +108,7 @@ absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
     state->wake = std::move(wake);
   }
   MutexLock lock(&mu_);
-  if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
+  if (shutdown_) return ShuttingDownError();
   if (latest) state->cursor = last_committed_;
   states_.insert(state);
   return std::unique_ptr<Subscription>(new Subscription(this, std::move(state)));
@@ -196,7 +196,7 @@ absl::StatusOr<std::vector<EventPtr>> Fanout::Poll(State* s, size_t max_events,
     uint64_t from;
     {
       MutexLock lock(&mu_);
-      if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
+      if (shutdown_) return ShuttingDownError();
       if (!s->interrupted.ok()) return s->interrupted;
       Unpark(s);
       if (s->cursor >= last_committed_) {

@@ -294,9 +294,9 @@ class SubscribeReactor final
     if (absl::IsUnavailable(status) || absl::IsResourceExhausted(status)) {
       uint64_t resume = subscription_->cursor();
       context()->AddTrailingMetadata(kResumeAfterKey, absl::StrCat(resume));
-      return grpc::Status(
-          static_cast<grpc::StatusCode>(status.code()),
-          absl::StrCat(status.message(), "; resume after sequence ", resume));
+      grpc::Status base = ToGrpcStatus(status);
+      return grpc::Status(base.error_code(), absl::StrCat(base.error_message(),
+                                                          "; resume after sequence ", resume));
     }
     return ToGrpcStatus(status);
   }
@@ -561,6 +561,9 @@ absl::StatusOr<v1::Event> EventFromPublishRequest(
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
+  if (absl::IsUnavailable(status) && !IsShuttingDown(status)) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, kStoreUnavailable);
+  }
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
                       std::string(status.message()));
 }
@@ -694,6 +697,12 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* EventBrokerService::Subscribe(
   absl::StatusOr<std::unique_ptr<Subscription>> sub = fanout_->Subscribe(
       req.filter(), req.start(), [reactor] { reactor->Wake(); });
   if (!sub.ok()) {
+    // A re-subscribe refused while the store is away is told where to
+    // resume, as a stream it ended would be: where it asked to start.
+    if (absl::IsUnavailable(sub.status()) &&
+        req.start().position_case() == v1::StartPosition::kAfterSequence) {
+      context->AddTrailingMetadata(kResumeAfterKey, absl::StrCat(req.start().after_sequence()));
+    }
     reactor->FinishNow(ToGrpcStatus(sub.status()));
     return reactor;
   }
@@ -790,6 +799,10 @@ absl::Status EventBrokerService::Store(v1::Event event,
     if (absl::IsResourceExhausted(stored.status()) ||
         absl::IsInvalidArgument(stored.status())) {
       log::Warn("publish refused", {{"type", type}, {"error", stored.status().ToString()}});
+    } else if (absl::IsUnavailable(stored.status())) {
+      // The store logs why (once per change or reason, not once per call).
+      log::Debug("publish: the store is unavailable",
+                 {{"type", type}, {"error", stored.status().ToString()}});
     } else {
       log::Error("publish: append failed",
                  {{"type", type}, {"error", stored.status().ToString()}});

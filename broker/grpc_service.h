@@ -207,7 +207,9 @@ class EventBrokerService final
   Executor publish_executor_;  // last: its queued work finishes first
 };
 
-// Converts an absl::Status to a grpc::Status with the same code and message.
+// Converts an absl::Status to a grpc::Status with the same code and message,
+// except that a store that cannot serve (kUnavailable, not shutdown) is told
+// as kStoreUnavailable: its internals are for hookfan's log.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 }  // namespace hookfan::broker

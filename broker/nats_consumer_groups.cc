@@ -737,7 +737,7 @@ std::string NatsConsumerGroups::RedriveSubject(absl::string_view durable) const 
 
 absl::Status NatsConsumerGroups::Register(NatsGroupMember* member) {
   MutexLock lock(&mu_);
-  if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
+  if (shutdown_) return ShuttingDownError();
   members_[member->group()].insert(member);
   return absl::OkStatus();
 }
@@ -767,7 +767,7 @@ void NatsConsumerGroups::Shutdown() {
   MutexLock lock(&mu_);
   if (shutdown_) return;
   shutdown_ = true;
-  EndMembersLocked("", absl::UnavailableError("hookfan is shutting down"));
+  EndMembersLocked("", ShuttingDownError());
 }
 
 absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> NatsConsumerGroups::Join(
@@ -783,7 +783,7 @@ absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> NatsConsumerGroups::Join(
   ASSIGN_OR_RETURN(Filter filter, Filter::Create(open.filter()));
   {
     MutexLock lock(&mu_);
-    if (shutdown_) return absl::UnavailableError("hookfan is shutting down");
+    if (shutdown_) return ShuttingDownError();
   }
   RETURN_IF_ERROR(EnsureSetUp());
   v1::ConsumerOpen config = NatsGroupConfig(open);

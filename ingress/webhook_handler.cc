@@ -213,8 +213,9 @@ HttpAnswer WebhookHandler::HandleSource(Source& source, std::string_view token,
   }
   if (!stored.ok()) {
     if (store_errors_ != nullptr) store_errors_->Add();
-    log::Error("append failed", {{"source", config.name}, {"error", stored.status().ToString()}});
-    return Retryable(503, "the event log cannot take writes now; retry later", 1);
+    // The store logs why (once per change or reason, not once per webhook).
+    log::Debug("append failed", {{"source", config.name}, {"error", stored.status().ToString()}});
+    return Retryable(503, broker::kStoreUnavailable, 1);
   }
   nlohmann::json ok = {{"id", stored->id}, {"sequence", stored->sequence}, {"type", event->type()}};
   if (stored->duplicate) {

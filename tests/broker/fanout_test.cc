@@ -223,7 +223,7 @@ TEST_F(FanoutTest, ShutdownWakesEveryoneAndEndsPolls) {
   EXPECT_THAT(Drain(*sub), IsEmpty());
   fanout_->Shutdown();
   EXPECT_EQ(wakes.load(), 1);
-  EXPECT_EQ(sub->Poll(1, 1).status(), absl::UnavailableError("hookfan is shutting down"));
+  EXPECT_EQ(sub->Poll(1, 1).status(), ShuttingDownError());
   EXPECT_EQ(fanout_->Subscribe({}, {}, [] {}).status().code(), absl::StatusCode::kUnavailable);
 }
 

@@ -27,10 +27,12 @@ using ::testing::IsEmpty;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
 
-// A MemoryEventLog whose appends can be made to fail as a full disk would.
+// A MemoryEventLog whose appends can be made to fail as a full disk would,
+// and its reads as a store that lost its server would.
 class FaultyLog : public EventLog {
  public:
   void FailAppends(bool fail) { fail_ = fail; }
+  void FailReads(bool fail) { fail_reads_ = fail; }
 
   absl::Status Append(absl::Span<v1::Event> events) override {
     if (fail_) return absl::UnavailableError("disk full");
@@ -50,6 +52,7 @@ class FaultyLog : public EventLog {
     return log_.GetById(id);
   }
   absl::StatusOr<uint64_t> FirstSequence() override {
+    if (fail_reads_) return absl::UnavailableError("reading stream info: Insufficient Buffer");
     return log_.FirstSequence();
   }
   uint64_t LastSequence() const override { return log_.LastSequence(); }
@@ -63,6 +66,7 @@ class FaultyLog : public EventLog {
  private:
   MemoryEventLog log_;
   std::atomic<bool> fail_{false};
+  std::atomic<bool> fail_reads_{false};
 };
 
 // The grant of the authorization tests.
@@ -515,7 +519,7 @@ TEST_F(GrpcServiceTest, PublishWhenLogCannotWriteIsUnavailable) {
   v1::PublishResponse response;
   grpc::Status status = Publish(Request("internal.x", "retry-me"), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(status.error_message(), "disk full");
+  EXPECT_EQ(status.error_message(), kStoreUnavailable);  // the store's words are logged
   status = Publish(Request("internal.x"), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
 
@@ -526,6 +530,32 @@ TEST_F(GrpcServiceTest, PublishWhenLogCannotWriteIsUnavailable) {
   EXPECT_FALSE(first.duplicate());
   EXPECT_TRUE(retry.duplicate());
   EXPECT_EQ(log_.LastSequence(), 1u);
+}
+
+// A re-subscribe refused while the store is away gets the store's one
+// message, never its internals, and the position to resume after.
+TEST_F(GrpcServiceTest, SubscribeRefusedByAnUnavailableStoreCarriesTheResumePoint) {
+  log_.FailReads(true);
+  v1::SubscribeRequest request;
+  request.mutable_start()->set_after_sequence(41);
+  grpc::ClientContext context;
+  auto reader = stub_->Subscribe(&context, request);
+  v1::SubscribeResponse response;
+  EXPECT_FALSE(reader->Read(&response));
+  grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(status.error_message(), kStoreUnavailable);
+  auto resume = context.GetServerTrailingMetadata().find(kResumeAfterKey);
+  ASSERT_NE(resume, context.GetServerTrailingMetadata().end());
+  EXPECT_EQ(std::string(resume->second.data(), resume->second.size()), "41");
+
+  log_.FailReads(false);
+  grpc::ClientContext again;
+  auto accepted = stub_->Subscribe(&again, request);
+  accepted->WaitForInitialMetadata();
+  EXPECT_EQ(again.GetServerInitialMetadata().count(kStartAfterKey), 1u);
+  again.TryCancel();
+  accepted->Finish().IgnoreError();
 }
 
 // Without grants, calls need no credentials.

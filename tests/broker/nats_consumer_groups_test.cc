@@ -578,7 +578,7 @@ TEST_F(NatsConsumerGroupsTest, ShutdownEndsMembersWithUnavailable) {
   TestMember& m = Join(groups, Open("g"));
   groups->Shutdown();
   groups->Shutdown();  // idempotent
-  absl::Status down = absl::UnavailableError("hookfan is shutting down");
+  absl::Status down = ShuttingDownError();
   EXPECT_EQ(m.PollUntilError(absl::Seconds(1)), down);
   TestMember late;
   EXPECT_EQ(late.Join(groups, Open("g")), down);

@@ -443,6 +443,9 @@ TEST_F(NatsE2ETest, OutOfStorageRefusesWebhooksAtOnceAndTheirRetryIsTakenAfter) 
   ASSERT_TRUE(metrics);
   EXPECT_THAT(metrics->body,
               ::testing::HasSubstr("hookfan_store_refusals_total{reason=\"out_of_storage\"}"));
+  // #25 item 1: the write probe finds the store full too.
+  EXPECT_TRUE(Eventually([&] { return Get(replica, "/readyz") == 503; }, absl::Seconds(3)))
+      << "/readyz stayed ready with JetStream out of storage";
 
   // Storage is back (a larger limit on the same store and port).
   const std::string dir = full->store_dir();
@@ -458,6 +461,98 @@ TEST_F(NatsE2ETest, OutOfStorageRefusesWebhooksAtOnceAndTheirRetryIsTakenAfter) 
   EXPECT_EQ(retry->status, 202) << retry->body;
   EXPECT_LT(retry_took, absl::Seconds(1)) << "the retry was answered after " << retry_took;
   RecordProperty("retry_after_recovery_us", absl::ToInt64Microseconds(retry_took));
+}
+
+
+// #25 item 6: started before NATS answers, hookfan listens at once, is alive
+// and not ready (saying what it waits for), refuses webhooks with
+// Retry-After, and serves once NATS comes up, with no restart.
+TEST_F(NatsE2ETest, StartsBeforeNatsAndServesOnceItAnswers) {
+  nats_->Stop();  // keeps its port: hookfan is pointed at a server not up yet
+  HookfanProcess replica({.data_dir = MakeTempDir(),
+                          .extra_args = {"--store=" + nats_->url()}});
+  ASSERT_TRUE(replica.Start()) << "hookfan did not listen without NATS";
+  httplib::Client c("127.0.0.1", replica.http_port());
+  auto alive = c.Get("/healthz");
+  ASSERT_TRUE(alive);
+  EXPECT_EQ(alive->status, 200);
+  auto ready = c.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_THAT(ready->body, ::testing::HasSubstr("waiting for NATS at " + nats_->url()));
+  auto refused = c.Post(replica.webhook_path(), ReadFixture("emm_device_enrolled.json"),
+                        "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503) << refused->body;
+  EXPECT_FALSE(refused->get_header_value("Retry-After").empty());
+  // A subscriber that connects now is told to come back, not ended for good.
+  auto stub = replica.NewStub();
+  StreamCollector early(stub.get(), From(0));
+  EXPECT_EQ(early.WaitForEnd().error_code(), grpc::StatusCode::UNAVAILABLE);
+
+  // NATS comes up: the reconnect backoff (at most 2 s) bounds the wait.
+  ASSERT_TRUE(nats_->Start());
+  const absl::Time up = absl::Now();
+  ASSERT_TRUE(Eventually([&] { return Get(replica, "/readyz") == 200; }, absl::Seconds(10)));
+  RecordProperty("ready_after_nats_ms", absl::ToInt64Milliseconds(absl::Now() - up));
+  auto taken = c.Post(replica.webhook_path(), ReadFixture("emm_device_enrolled.json"),
+                      "application/json");
+  ASSERT_TRUE(taken);
+  EXPECT_EQ(taken->status, 202) << taken->body;
+  StreamCollector late(stub.get(), From(0));
+  EXPECT_TRUE(late.WaitFor(1));
+}
+
+// #25 items 1 and 3: NATS frozen under load. Every webhook worker is held
+// by a sender waiting for the store, yet /healthz and /readyz answer at
+// once; /readyz turns 503 within 3 s of the freeze and 200 within 3 s of
+// the server continuing.
+TEST_F(NatsE2ETest, HealthAnswersAtOnceAndReadinessFollowsAFrozenNats) {
+  HookfanProcess replica({.data_dir = MakeTempDir(),
+                          .extra_args = {"--store=" + nats_->url(), "--http-threads=2"}});
+  ASSERT_TRUE(replica.Start());
+  ASSERT_TRUE(Eventually([&] { return Get(replica, "/readyz") == 200; }, absl::Seconds(20)));
+  // Each health check on a new connection, as a kubelet makes them.
+  absl::Duration slowest = absl::ZeroDuration();
+  auto check = [&](const char* path) {
+    httplib::Client c("127.0.0.1", replica.http_port());
+    c.set_read_timeout(5, 0);
+    const absl::Time start = absl::Now();
+    auto res = c.Get(path);
+    slowest = std::max(slowest, absl::Now() - start);
+    return res ? res->status : 0;
+  };
+
+  Poster poster(replica, 8);  // four senders for each of the two workers
+  ASSERT_TRUE(Eventually([&] { return poster.acked() >= 20; }, absl::Seconds(20)));
+  nats_->Pause();
+  const absl::Time frozen = absl::Now();
+  ASSERT_TRUE(Eventually([&] { return check("/readyz") == 503; }, absl::Seconds(10),
+                         [] { absl::SleepFor(absl::Milliseconds(50)); }));
+  const absl::Duration not_ready_after = absl::Now() - frozen;
+  // The workers are all held now: a webhook waits for the store timeout.
+  const absl::Time probing_until = absl::Now() + absl::Seconds(2);
+  while (absl::Now() < probing_until) {
+    EXPECT_EQ(check("/healthz"), 200);
+    EXPECT_EQ(check("/readyz"), 503);
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  nats_->Resume();
+  const absl::Time resumed = absl::Now();
+  ASSERT_TRUE(Eventually([&] { return check("/readyz") == 200; }, absl::Seconds(10),
+                         [] { absl::SleepFor(absl::Milliseconds(50)); }));
+  const absl::Duration ready_after = absl::Now() - resumed;
+  const size_t acked_at_resume = poster.acked();
+  EXPECT_TRUE(Eventually([&] { return poster.acked() > acked_at_resume; }, absl::Seconds(10)));
+  poster.Stop();
+
+  EXPECT_LT(not_ready_after, absl::Seconds(3));
+  EXPECT_LT(ready_after, absl::Seconds(3));
+  EXPECT_LT(slowest, absl::Milliseconds(kUnderSanitizer ? 500 : 100))
+      << "a health check took " << slowest;
+  RecordProperty("not_ready_after_freeze_ms", absl::ToInt64Milliseconds(not_ready_after));
+  RecordProperty("ready_after_resume_ms", absl::ToInt64Milliseconds(ready_after));
+  RecordProperty("slowest_health_check_us", absl::ToInt64Microseconds(slowest));
 }
 
 }  // namespace

@@ -827,7 +827,11 @@ absl::Status NatsConsumerGroups::EnsureGroup(const v1::ConsumerOpen& open,
                                     durable.c_str(), nullptr, &jerr);
   absl::Status found = NatsStatus(s, jerr, absl::StrCat("looking up consumer group ", name));
   if (absl::IsNotFound(found)) {
-    // Left over from a group of this name whose deletion was cut short.
+    // Letters left over from a group of this name whose deletion was cut
+    // short. Its redrive consumer is kept: with its subject purged it has
+    // nothing to deliver, and another replica creating this group at the
+    // same moment may have just made it for its own members, which would
+    // end as "deleted" if it were removed here.
     for (const std::string& subject : {DeadSubjects(durable), redrive_subject}) {
       jsOptions purge;
       jsOptions_Init(&purge);
@@ -835,10 +839,6 @@ absl::Status NatsConsumerGroups::EnsureGroup(const v1::ConsumerOpen& open,
       jerr = kNoJsError;
       s = js_PurgeStream(connection_->js(), dead_stream.c_str(), &purge, &jerr);
       RETURN_IF_ERROR(NatsStatus(s, jerr, absl::StrCat("clearing dead letters of ", name)));
-    }
-    if (js_DeleteConsumer(connection_->js(), dead_stream.c_str(), durable.c_str(), nullptr,
-                          nullptr) != NATS_OK) {
-      nats_GetLastError(nullptr);
     }
     cc.FilterSubject = filter_subject.c_str();
     switch (open.start().position_case()) {

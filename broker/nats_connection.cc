@@ -234,6 +234,25 @@ std::string NatsConnection::SubjectFilter(absl::string_view type_pattern) const 
   return absl::StrCat(options_.subject_prefix, ".", type_pattern.empty() ? ">" : type_pattern);
 }
 
+absl::Status NatsConnection::LimitStreamBytes(const std::string& stream, int64_t max_bytes) {
+  jsStreamInfo* info = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&info, js_, stream.c_str(), nullptr, &jerr);
+  absl::Status status = NatsStatus(s, jerr, absl::StrCat("looking up stream ", stream));
+  if (status.ok() && info->Config->MaxBytes != max_bytes) {
+    jsStreamConfig config = *info->Config;  // its strings live in `info`
+    config.MaxBytes = max_bytes;
+    jsStreamInfo* updated = nullptr;
+    jerr = static_cast<jsErrCode>(0);
+    s = js_UpdateStream(&updated, js_, &config, nullptr, &jerr);
+    status = NatsStatus(s, jerr, absl::StrCat("limiting stream ", stream, " to ", max_bytes, " bytes"));
+    if (updated != nullptr) jsStreamInfo_Destroy(updated);
+    if (status.ok()) log::Info("set a stream's byte limit", {{"stream", stream}, {"max_bytes", max_bytes}});
+  }
+  if (info != nullptr) jsStreamInfo_Destroy(info);
+  return status;
+}
+
 absl::StatusOr<EventPtr> NatsConnection::DecodeEvent(natsMsg* msg) {
   uint64_t sequence = 0;
   jsMsgMetaData* meta = nullptr;

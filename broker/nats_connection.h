@@ -2,6 +2,7 @@
 
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -40,6 +41,18 @@ struct NatsOptions {
   std::string tls_key_file;
   absl::Duration request_timeout = absl::Seconds(5);  // of every JetStream call
   std::string name = "hookfan";  // connection name the server shows
+
+  // The byte limits of the streams hookfan keeps next to the events stream,
+  // derived from its max_bytes so that one flag bounds what hookfan puts on
+  // JetStream's disk: the AppendOnce key bucket may take a quarter of it
+  // and the dead letters an eighth (1.375 x max_bytes in all). -1 (no
+  // limit) when max_bytes has none.
+  int64_t dedup_max_bytes() const {
+    return max_bytes > 0 ? std::max<int64_t>(max_bytes / 4, 1 << 20) : -1;
+  }
+  int64_t dead_letter_max_bytes() const {
+    return max_bytes > 0 ? std::max<int64_t>(max_bytes / 8, 1 << 20) : -1;
+  }
 };
 
 // Parses a `--store` value of the form "nats://host:port[,nats://host:port…]"
@@ -96,6 +109,11 @@ class NatsConnection {
   // A JetStream subject filter for an event type pattern (filter.h syntax,
   // which is NATS' own): "<prefix>.<pattern>"; "<prefix>.>" for "".
   std::string SubjectFilter(absl::string_view type_pattern) const;
+
+  // Sets the MaxBytes of the existing stream `stream` to `max_bytes` (-1:
+  // none) unless it has that limit already: a stream created by an older
+  // hookfan or with other flags gets today's. Errors as NatsStatus.
+  absl::Status LimitStreamBytes(const std::string& stream, int64_t max_bytes);
 
   // Decodes an event message of the events stream: a JetStream delivery
   // (sequence from its metadata) or a direct-get reply (from the

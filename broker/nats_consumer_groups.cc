@@ -671,6 +671,8 @@ absl::Status NatsConsumerGroups::Setup() {
   OwnedStreamInfo info;
   natsStatus s = js_GetStreamInfo(info.out(), connection_->js(), stream.c_str(), nullptr, &jerr);
   absl::Status found = NatsStatus(s, jerr, absl::StrCat("looking up stream ", stream));
+  const int64_t max_bytes = connection_->options().dead_letter_max_bytes();
+  if (found.ok()) return connection_->LimitStreamBytes(stream, max_bytes);
   if (!absl::IsNotFound(found)) return found;
   const std::string dead = absl::StrCat(connection_->options().stream, ".dead.>");
   const std::string redrive = absl::StrCat(connection_->options().stream, ".redrive.>");
@@ -683,6 +685,8 @@ absl::Status NatsConsumerGroups::Setup() {
   config.SubjectsLen = 2;
   config.Storage = js_FileStorage;
   config.Retention = js_LimitsPolicy;
+  config.Discard = js_DiscardOld;  // a full store drops the oldest letters, never a new one
+  config.MaxBytes = max_bytes;
   config.Replicas = connection_->options().replicas;
   jerr = kNoJsError;
   s = js_AddStream(info.out(), connection_->js(), &config, nullptr, &jerr);

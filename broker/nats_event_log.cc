@@ -350,9 +350,12 @@ absl::Status NatsEventLog::Setup() {
     kv.TTL = Nanos(o.dedup_max_age);
     kv.StorageType = js_FileStorage;
     kv.Replicas = o.replicas;
+    kv.MaxBytes = o.dedup_max_bytes();
     s = js_CreateKeyValue(&dedup_, connection_->js(), &kv);
+    return NatsStatus(s, static_cast<jsErrCode>(0), absl::StrCat("creating bucket ", bucket));
   }
-  return NatsStatus(s, static_cast<jsErrCode>(0), absl::StrCat("opening bucket ", bucket));
+  RETURN_IF_ERROR(NatsStatus(s, static_cast<jsErrCode>(0), absl::StrCat("opening bucket ", bucket)));
+  return connection_->LimitStreamBytes(absl::StrCat("KV_", bucket), o.dedup_max_bytes());
 }
 
 NatsEventLog::~NatsEventLog() {

@@ -530,6 +530,13 @@ absl::Status App::OpenStore(std::string* store) {
     config_.nats.max_age = config_.retention.max_age;
     config_.nats.max_bytes = config_.retention.max_bytes > 0 ? config_.retention.max_bytes : -1;
     config_.nats.max_events = config_.retention.max_events > 0 ? config_.retention.max_events : -1;
+    if (config_.nats.max_bytes < 0) {
+      // nats-server 2.9 with a full store stops answering, and freeing
+      // space does not bring it back: only a restart does.
+      log::Warn("the NATS store has no byte limit; set --retention-max-bytes so that hookfan's "
+                "streams (1.375 times it) stay under JetStream's max_file_store",
+                {{"stream", config_.nats.stream}});
+    }
     ASSIGN_OR_RETURN(nats_, broker::NatsConnection::Connect(config_.nats));
     ASSIGN_OR_RETURN(std::unique_ptr<broker::NatsEventLog> log,
                      broker::NatsEventLog::Open(nats_.get()));

@@ -148,11 +148,16 @@ class NatsConsumerGroupsTest : public ::testing::Test {
     return {.fetch_wait = absl::Milliseconds(250)};
   }
 
-  // Adds a replica; returns its consumer groups.
-  NatsConsumerGroups* AddReplica() {
+  // Adds a replica, with the events stream `stream` (on subjects `prefix`.>)
+  // limited to `max_bytes` (-1: no limit); returns its consumer groups.
+  NatsConsumerGroups* AddReplica(int64_t max_bytes = -1, std::string stream = "HOOKFAN",
+                                 std::string prefix = "hookfan.events") {
     NatsOptions options;
     options.servers = {server_->url()};
     options.request_timeout = absl::Seconds(2);
+    options.max_bytes = max_bytes;
+    options.stream = std::move(stream);
+    options.subject_prefix = std::move(prefix);
     absl::StatusOr<std::unique_ptr<NatsConnection>> connection = NatsConnection::Connect(options);
     EXPECT_TRUE(connection.ok()) << connection.status();
     if (!connection.ok()) return nullptr;
@@ -190,6 +195,19 @@ class NatsConsumerGroupsTest : public ::testing::Test {
     TestMember& m = *members_.emplace_back(std::make_unique<TestMember>());
     EXPECT_EQ(m.Join(groups, open), absl::OkStatus());
     return m;
+  }
+
+  // The byte limit of a stream on the test's server (-1: none).
+  int64_t MaxBytes(const std::string& stream) {
+    jsStreamInfo* info = nullptr;
+    EXPECT_EQ(js_GetStreamInfo(&info, replicas_.at(0).connection->js(), stream.c_str(), nullptr,
+                               nullptr),
+              NATS_OK)
+        << stream;
+    if (info == nullptr) return 0;
+    const int64_t limit = info->Config->MaxBytes;
+    jsStreamInfo_Destroy(info);
+    return limit;
   }
 
   std::optional<v1::GroupInfo> Info(NatsConsumerGroups* groups, const std::string& name) {
@@ -561,6 +579,25 @@ TEST_F(NatsConsumerGroupsTest, ExtendKeepsTheLease) {
 }
 
 // When NATS goes away, members end with kUnavailable (their clients
+// #25 item 7: what hookfan keeps next to the events (the AppendOnce key
+// bucket, the dead letters) is bounded by the events' byte limit: a
+// quarter and an eighth of it, set at creation and applied to streams
+// that exist without it; no limit when the events have none.
+TEST_F(NatsConsumerGroupsTest, SideStreamsAreBoundedByTheEventsByteLimit) {
+  ASSERT_NE(AddReplica(), nullptr);
+  EXPECT_EQ(MaxBytes("KV_HOOKFAN_DEDUP"), -1);
+  EXPECT_EQ(MaxBytes("HOOKFAN_DEAD"), -1);
+
+  ASSERT_NE(AddReplica(int64_t{64} << 20), nullptr);  // the same streams, now limited
+  EXPECT_EQ(MaxBytes("HOOKFAN"), int64_t{64} << 20);
+  EXPECT_EQ(MaxBytes("KV_HOOKFAN_DEDUP"), int64_t{16} << 20);
+  EXPECT_EQ(MaxBytes("HOOKFAN_DEAD"), int64_t{8} << 20);
+
+  ASSERT_NE(AddReplica(int64_t{64} << 20, "FRESH", "fresh.events"), nullptr);  // created limited
+  EXPECT_EQ(MaxBytes("KV_FRESH_DEDUP"), int64_t{16} << 20);
+  EXPECT_EQ(MaxBytes("FRESH_DEAD"), int64_t{8} << 20);
+}
+
 // reconnect, here or elsewhere) and joining fails alike.
 TEST_F(NatsConsumerGroupsTest, LostNatsEndsMembersWithUnavailable) {
   NatsConsumerGroups* groups = AddReplica();

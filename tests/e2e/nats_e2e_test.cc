@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/sync.h"
@@ -308,7 +309,20 @@ TEST_F(NatsE2ETest, NatsOutageRefusesWebhooksAndLosesNothing) {
   nats_->Stop();
   grpc::Status ended = raw.WaitForEnd();
   EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
-  EXPECT_FALSE(raw.Trailer("hookfan-resume-after").empty());
+  const std::string resume = raw.Trailer("hookfan-resume-after");
+  EXPECT_FALSE(resume.empty());
+  // #25 item 8: the store's one message, not nats.c's internals.
+  EXPECT_EQ(ended.error_message(),
+            "the event store is unavailable; retry; resume after sequence " + resume);
+  // A re-subscribe refused during the outage is told where to resume too.
+  uint64_t resume_after = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(resume, &resume_after)) << resume;
+  StreamCollector again(stub.get(), From(std::max<uint64_t>(resume_after, 1)));
+  grpc::Status refused = again.WaitForEnd();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  EXPECT_EQ(refused.error_message().rfind("the event store is unavailable; retry", 0), 0u)
+      << refused.error_message();
+  EXPECT_EQ(again.Trailer("hookfan-resume-after"), absl::StrCat(std::max<uint64_t>(resume_after, 1)));
   deadline = absl::Now() + absl::Seconds(20);
   while (poster.refused(503) < 5 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
   EXPECT_GE(poster.refused(503), 5);
@@ -571,6 +585,45 @@ TEST_F(NatsE2ETest, HealthAnswersAtOnceAndReadinessFollowsAFrozenNats) {
   RecordProperty("not_ready_after_freeze_ms", absl::ToInt64Milliseconds(not_ready_after));
   RecordProperty("ready_after_resume_ms", absl::ToInt64Milliseconds(ready_after));
   RecordProperty("slowest_health_check_us", absl::ToInt64Microseconds(slowest));
+}
+
+// #25 item 7: --retention-max-bytes bounds every stream hookfan keeps on
+// JetStream (events, AppendOnce keys, dead letters); without it hookfan
+// says at start that nothing keeps JetStream's disk from filling.
+TEST_F(NatsE2ETest, RetentionMaxBytesBoundsEveryStreamHookfanKeeps) {
+  HookfanProcess unbounded({.data_dir = MakeTempDir(), .extra_args = {"--store=" + nats_->url()}});
+  ASSERT_TRUE(unbounded.Start());
+  auto warned = [](HookfanProcess& replica) {
+    for (const std::string& line : replica.Lines()) {
+      if (line.find("the NATS store has no byte limit") != std::string::npos) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(warned(unbounded));
+  EXPECT_EQ(unbounded.Terminate(), 0);
+
+  HookfanProcess bounded({.data_dir = MakeTempDir(),
+                          .extra_args = {"--store=" + nats_->url(),
+                                         "--retention-max-bytes=67108864"}});
+  ASSERT_TRUE(bounded.Start());
+  EXPECT_FALSE(warned(bounded));
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, nats_->url().c_str()), NATS_OK);
+  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  auto max_bytes = [&](const char* stream) {
+    jsStreamInfo* info = nullptr;
+    if (js_GetStreamInfo(&info, js, stream, nullptr, nullptr) != NATS_OK) return int64_t{0};
+    const int64_t limit = info->Config->MaxBytes;
+    jsStreamInfo_Destroy(info);
+    return limit;
+  };
+  // The streams the first replica created without limits get them now.
+  EXPECT_EQ(max_bytes("HOOKFAN"), int64_t{64} << 20);
+  EXPECT_EQ(max_bytes("KV_HOOKFAN_DEDUP"), int64_t{16} << 20);
+  EXPECT_EQ(max_bytes("HOOKFAN_DEAD"), int64_t{8} << 20);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
 }
 
 }  // namespace

@@ -213,8 +213,10 @@ HttpAnswer WebhookHandler::HandleSource(Source& source, std::string_view token,
   }
   if (!stored.ok()) {
     if (store_errors_ != nullptr) store_errors_->Add();
-    // The store logs why (once per change or reason, not once per webhook).
-    log::Debug("append failed", {{"source", config.name}, {"error", stored.status().ToString()}});
+    // An unavailable store logs why itself (once per change or reason, not
+    // once per webhook); anything else is news.
+    log::Write(absl::IsUnavailable(stored.status()) ? log::Level::kDebug : log::Level::kError,
+               "append failed", {{"source", config.name}, {"error", stored.status().ToString()}});
     return Retryable(503, broker::kStoreUnavailable, 1);
   }
   nlohmann::json ok = {{"id", stored->id}, {"sequence", stored->sequence}, {"type", event->type()}};

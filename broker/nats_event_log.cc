@@ -80,6 +80,14 @@ std::string BucketKey(absl::string_view dedup_key) {
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
+// The AppendOnce key bucket, the JetStream stream behind it and the subject
+// of one of its keys, named as nats.c's key-value layer names them.
+std::string DedupBucket(const NatsOptions& o) { return absl::StrCat(o.stream, "_DEDUP"); }
+std::string DedupStream(const NatsOptions& o) { return absl::StrCat("KV_", DedupBucket(o)); }
+std::string DedupSubject(const NatsOptions& o, absl::string_view key) {
+  return absl::StrCat("$KV.", DedupBucket(o), ".", key);
+}
+
 absl::Status AlreadyStored(absl::string_view id) {
   return absl::InvalidArgumentError(absl::StrCat("event id ", id, " already stored"));
 }
@@ -338,7 +346,7 @@ absl::Status NatsEventLog::Setup() {
     tail_passed_ = info->State.LastSeq;
   }
 
-  std::string bucket = absl::StrCat(o.stream, "_DEDUP");
+  const std::string bucket = DedupBucket(o);
   s = js_KeyValue(&dedup_, connection_->js(), bucket.c_str());
   if (s == NATS_NOT_FOUND) {
     nats_GetLastError(nullptr);
@@ -355,7 +363,7 @@ absl::Status NatsEventLog::Setup() {
     return NatsStatus(s, static_cast<jsErrCode>(0), absl::StrCat("creating bucket ", bucket));
   }
   RETURN_IF_ERROR(NatsStatus(s, static_cast<jsErrCode>(0), absl::StrCat("opening bucket ", bucket)));
-  return connection_->LimitStreamBytes(absl::StrCat("KV_", bucket), o.dedup_max_bytes());
+  return connection_->LimitStreamBytes(DedupStream(o), o.dedup_max_bytes());
 }
 
 NatsEventLog::~NatsEventLog() {
@@ -463,9 +471,8 @@ absl::StatusOr<NatsEventLog::DedupEntry> NatsEventLog::ReadDedup(const std::stri
   jsOptions options;
   jsOptions_Init(&options);
   options.Wait = MillisLeft(deadline);
-  const std::string stream = absl::StrCat("KV_", connection_->options().stream, "_DEDUP");
-  const std::string subject =
-      absl::StrCat("$KV.", connection_->options().stream, "_DEDUP.", key);
+  const std::string stream = DedupStream(connection_->options());
+  const std::string subject = DedupSubject(connection_->options(), key);
   OwnedMsg msg;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_GetLastMsg(msg.out(), connection_->js(), stream.c_str(), subject.c_str(),
@@ -492,8 +499,7 @@ absl::StatusOr<uint64_t> NatsEventLog::WriteDedup(const std::string& key, const 
     return Refused(NATS_CONNECTION_DISCONNECTED, static_cast<jsErrCode>(0),
                    "writing a dedup key");
   }
-  const std::string subject =
-      absl::StrCat("$KV.", connection_->options().stream, "_DEDUP.", key);
+  const std::string subject = DedupSubject(connection_->options(), key);
   const std::string value = record.Encode();
   OwnedMsg msg;
   natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), nullptr, value.data(),
@@ -766,8 +772,8 @@ absl::Status NatsEventLog::Ready() const {
 absl::Status NatsEventLog::Probe() {
   // A KV put of the key "probe": one message replacing the last one
   // (History 1), written by the bucket's leader and quorum like an event.
-  const std::string subject = absl::StrCat("$KV.", connection_->options().stream, "_DEDUP.probe");
-  const std::string stream = absl::StrCat("KV_", connection_->options().stream, "_DEDUP");
+  const std::string subject = DedupSubject(connection_->options(), "probe");
+  const std::string stream = DedupStream(connection_->options());
   jsPubOptions options;
   jsPubOptions_Init(&options);
   options.MaxWait = absl::ToInt64Milliseconds(kProbeTimeout);

@@ -153,7 +153,7 @@ class NatsEventLog : public EventLog {
   // The first event with sequence >= seq, nullptr past the end.
   absl::StatusOr<EventPtr> NextAt(uint64_t seq);
   void NoteLast(uint64_t seq);
-  // Waits (at most the request timeout) until the tail has passed `seq` on
+  // Waits (until `deadline` at most) until the tail has passed `seq` on
   // to the listener, so that an append's own replica has fanned it out
   // when Append returns.
   void WaitForTail(uint64_t seq, absl::Time deadline);

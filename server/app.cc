@@ -35,6 +35,7 @@
 #include "server/grpc_listener.h"
 #include "server/grpc_tls.h"
 #include "server/memory_trimmer.h"
+#include "server/request_guard.h"
 
 namespace hookfan::server {
 
@@ -431,7 +432,11 @@ absl::Status App::Start(Config config) {
   grpc::ResourceQuota quota("hookfan-grpc");
   quota.Resize(static_cast<size_t>(config_.grpc_memory_limit));
   builder.SetResourceQuota(quota);
-  builder.SetMaxReceiveMessageSize(4 << 20);  // requests are small; events go out
+  // Requests are small but for Publish, which carries one event: gRPC's
+  // limit sits above --max-event-bytes, so hookfan's refusal (naming the
+  // flag) answers events a little over it.
+  const size_t max_request_bytes = MaxGrpcRequestBytes(rules.max_event_bytes);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(max_request_bytes));
   builder.SetMaxSendMessageSize(64 << 20);
   // A connection that has not finished TLS and sent its HTTP/2 preface and
   // SETTINGS by then is closed (gRPC's default: 120 s, so silent
@@ -468,6 +473,9 @@ absl::Status App::Start(Config config) {
                     {{"peer", peer}});
         }
       }));
+  // A call whose request never arrived whole is answered with what was
+  // missing and the limit, not gRPC's bare UNIMPLEMENTED.
+  guards.push_back(std::make_unique<RequestGuard>(max_request_bytes));
   builder.experimental().SetInterceptorCreators(std::move(guards));
   std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor =
       builder.experimental().AddExternalConnectionAcceptor(

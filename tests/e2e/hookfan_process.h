@@ -28,6 +28,10 @@ inline constexpr bool kUnderSanitizer = true;
 #else
 inline constexpr bool kUnderSanitizer = false;
 #endif
+// The scales: ASan's quarantine and shadow memory hold freed memory back
+// (RSS); TSan runs the server 5-15 times slower (time and CPU).
+inline constexpr int kMemoryFactor = kUnderSanitizer ? 4 : 1;
+inline constexpr int kTimeFactor = kUnderSanitizer ? 5 : 1;
 
 // HookfanProcess runs the real `hookfan` binary on loopback ports chosen by
 // the OS and a data dir the test owns, and captures its log lines.

@@ -37,6 +37,7 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 
 import h2.config
 import h2.connection
@@ -320,7 +321,9 @@ def huge_prefix(args):
         out["seconds_after_end"] = round(time.monotonic() - start, 2)
     trailers = conn.trailers.get(1, {})
     out.update({"grpc_status": trailers.get("grpc-status"),
-                "grpc_message": trailers.get("grpc-message")})
+                # gRPC percent-encodes the message (PROTOCOL-HTTP2.md)
+                "grpc_message": urllib.parse.unquote(trailers.get("grpc-message") or "")
+                or None})
     out.update(conn.report())
     conn.close()
     print(json.dumps(out), flush=True)

@@ -10,9 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/e2e/hookfan_process.h"
@@ -72,6 +75,48 @@ TEST_F(IngestLimitsTest, HugePublishIsRefusedAndNothingStored) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   EXPECT_THAT(status.error_message(), HasSubstr("the limit is 1048576 (--max-event-bytes)"));
 
+  ASSERT_TRUE(Publish(PublishOf("internal.small", 10), &response).ok());
+  EXPECT_EQ(response.sequence(), 1u);
+}
+
+// A Publish larger than any event could be is refused by gRPC once it has
+// arrived, naming the limit: --max-event-bytes (1 MiB here) plus 4 MiB.
+TEST_F(IngestLimitsTest, PublishOverTheRequestLimitIsRefusedNamingIt) {
+  v1::PublishResponse response;
+  grpc::Status status = Publish(PublishOf("internal.huge", (5 << 20) + 1), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("vs. 5242880"));
+}
+
+// A request message that does not parse is INVALID_ARGUMENT naming the
+// method and the limit (gRPC 1.51 alone answers UNIMPLEMENTED, no message).
+TEST_F(IngestLimitsTest, MalformedRequestMessageIsInvalidArgumentNamingTheLimit) {
+  grpc::GenericStub generic(grpc::CreateChannel(absl::StrCat("127.0.0.1:", hookfan_->grpc_port()),
+                                                grpc::InsecureChannelCredentials()));
+  for (const char* method : {"/hookfan.v1.EventBroker/Publish", "/hookfan.v1.EventBroker/GetEvent"}) {
+    // A field tag whose varint never ends.
+    const std::string garbage(16, '\xff');
+    grpc::Slice slice(garbage);
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    grpc::CompletionQueue cq;
+    std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
+        generic.PrepareUnaryCall(&context, method, request, &cq);
+    call->StartCall();
+    grpc::Status status;
+    call->Finish(&response, &status, &cq);
+    void* tag;
+    bool ok;
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
+    EXPECT_THAT(status.error_message(), HasSubstr(method));
+    EXPECT_THAT(status.error_message(),
+                HasSubstr("at most 5242880 bytes (--max-event-bytes plus 4 MiB)"));
+  }
+  // Nothing was stored: the next event takes sequence 1.
+  v1::PublishResponse response;
   ASSERT_TRUE(Publish(PublishOf("internal.small", 10), &response).ok());
   EXPECT_EQ(response.sequence(), 1u);
 }

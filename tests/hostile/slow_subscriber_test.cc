@@ -143,22 +143,19 @@ TEST_F(SlowSubscriberTest, NonReadingSubscribersHoldBoundedMemory) {
     const absl::Time posted = absl::Now();
     ASSERT_EQ(hookfan_->PostWebhook(ReadFixture("emm_device_enrolled.json")), 202);
     EXPECT_TRUE(live.WaitFor(2 + i, absl::Seconds(5)));
-    EXPECT_LT(absl::Now() - posted, absl::Seconds(kUnderSanitizer ? 5 : 1)) << "webhook " << i;
+    EXPECT_LT(absl::Now() - posted, absl::Seconds(1) * kTimeFactor) << "webhook " << i;
     sample();
   }
-  // ASan's shadow memory and quarantine inflate every allocation's cost
-  // about threefold; the bound scales by that, and only under a sanitizer.
-  const long long scale = kUnderSanitizer ? 3 : 1;
-  EXPECT_LE(rss_peak - rss_start, 128 * kMiB * scale)
+  EXPECT_LE(rss_peak - rss_start, 128 * kMiB * kMemoryFactor)
       << "RSS " << rss_start / kMiB << " MiB before, peak " << rss_peak / kMiB << " MiB";
 
   EXPECT_EQ(stalled.Close(), 0);
   const absl::Time closed = absl::Now();
   long long rss_after = 0;
   EXPECT_TRUE(Eventually([&] { return Metric("hookfan_subscriptions") == 1; },
-                         absl::Seconds(kUnderSanitizer ? 30 : 8)));
+                         absl::Seconds(8) * kTimeFactor));
   EXPECT_TRUE(Eventually(
-      [&] { return (rss_after = Rss()) - rss_start <= 64 * kMiB * scale; },
+      [&] { return (rss_after = Rss()) - rss_start <= 64 * kMiB * kMemoryFactor; },
       absl::Seconds(8) - (absl::Now() - closed), [] { absl::SleepFor(absl::Milliseconds(200)); }))
       << "RSS " << rss_start / kMiB << " MiB before, " << rss_after / kMiB
       << " MiB after the stalled streams closed (peak " << rss_peak / kMiB << " MiB)";

@@ -41,9 +41,9 @@ namespace hookfan::server {
 
 namespace {
 // How long new connections from an address are closed at accept after one
-// of its connections went over --grpc-max-call-rate: a client that
+// of its connections went over --grpc-max-reset-rate: a client that
 // reconnects at once would otherwise cost a burst of calls each time.
-constexpr absl::Duration kCallRatePenalty = absl::Seconds(10);
+constexpr absl::Duration kResetRatePenalty = absl::Seconds(10);
 }  // namespace
 
 absl::Status SplitHostPort(const std::string& address, std::string* host, int* port) {
@@ -309,9 +309,9 @@ absl::Status App::Start(Config config) {
         "--grpc-max-concurrent-streams is ", config_.grpc_max_concurrent_streams,
         "; it must be at least 1"));
   }
-  if (config_.grpc_max_call_rate < 0) {
+  if (config_.grpc_max_reset_rate < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--grpc-max-call-rate is ", config_.grpc_max_call_rate, "; it must be 0 (no limit) or more"));
+        "--grpc-max-reset-rate is ", config_.grpc_max_reset_rate, "; it must be 0 (no limit) or more"));
   }
   if (config_.grpc_memory_limit < kMinGrpcMemoryLimit) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -459,20 +459,23 @@ absl::Status App::Start(Config config) {
                                                        .port = grpc_port,
                                                        .max_connections = grpc_max_connections}));
   grpc_port_ = grpc_listener_->port();
-  // A connection starting calls faster than --grpc-max-call-rate is closed
-  // (rapid reset; see CallRate). The listener owns the descriptors.
-  grpc_call_rate_ = std::make_unique<CallRate>(config_.grpc_max_call_rate);
+  // A connection whose client cancels calls faster than
+  // --grpc-max-reset-rate is closed (rapid reset; see ResetRateGuard). The
+  // listener owns the descriptors.
+  grpc_reset_rate_ = std::make_unique<CallRate>(config_.grpc_max_reset_rate);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> guards;
-  guards.push_back(std::make_unique<CallRateGuard>(
-      grpc_call_rate_.get(), [listener = grpc_listener_.get()](const std::string& peer) {
-        if (listener->Disconnect(peer, kCallRatePenalty)) {
-          log::Warn(absl::StrCat("gRPC connection closed: it started calls faster than "
-                                 "--grpc-max-call-rate; new connections from its address are "
-                                 "closed for ",
-                                 absl::FormatDuration(kCallRatePenalty)),
-                    {{"peer", peer}});
-        }
-      }));
+  if (config_.grpc_max_reset_rate > 0) {
+    guards.push_back(std::make_unique<ResetRateGuard>(
+        grpc_reset_rate_.get(), [listener = grpc_listener_.get()](const std::string& peer) {
+          if (listener->Disconnect(peer, kResetRatePenalty)) {
+            log::Warn(absl::StrCat("gRPC connection closed: its client cancelled calls faster "
+                                   "than --grpc-max-reset-rate; new connections from its "
+                                   "address are closed for ",
+                                   absl::FormatDuration(kResetRatePenalty)),
+                      {{"peer", peer}});
+          }
+        }));
+  }
   // A call whose request never arrived whole is answered with what was
   // missing and the limit, not gRPC's bare UNIMPLEMENTED.
   guards.push_back(std::make_unique<RequestGuard>(max_request_bytes));

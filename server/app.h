@@ -103,9 +103,10 @@ struct Config {
   // Memory gRPC may take for its connections' reads and calls
   // (grpc::ResourceQuota); at the limit it stops reading from sockets.
   int64_t grpc_memory_limit = int64_t{256} << 20;
-  // Calls one gRPC connection may start per second; a connection starting
-  // more is closed (see CallRate). 0: no limit.
-  int grpc_max_call_rate = 2000;
+  // Calls the client of one gRPC connection may cancel per second; a
+  // connection whose client cancels more is closed (see ResetRateGuard).
+  // 0: no limit.
+  int grpc_max_reset_rate = 2000;
 };
 
 // Splits "host:port" (IPv6 as "[::1]:port"). Errors: kInvalidArgument.
@@ -173,7 +174,7 @@ class App {
   std::unique_ptr<GrpcTls> grpc_tls_;  // outlives grpc_server_, which asks it
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<GrpcListener> grpc_listener_;  // hands connections to grpc_server_
-  std::unique_ptr<CallRate> grpc_call_rate_;      // counted by grpc_server_'s calls
+  std::unique_ptr<CallRate> grpc_reset_rate_;     // counted by grpc_server_'s calls
   std::unique_ptr<ingress::TlsCertificate> http_tls_;
   std::unique_ptr<ingress::WebhookHandler> webhooks_;
   std::unique_ptr<ingress::HttpServer> http_;

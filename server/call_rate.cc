@@ -35,11 +35,38 @@ void CallRate::Prune(absl::Time now) {
   }
 }
 
-grpc::experimental::Interceptor* CallRateGuard::CreateServerInterceptor(
+namespace {
+
+// Watches one call's end: gRPC reports the close to interceptors with the
+// call's cancelled flag already final.
+class CancelWatcher : public grpc::experimental::Interceptor {
+ public:
+  CancelWatcher(grpc::experimental::ServerRpcInfo* info, ResetRateGuard* guard)
+      : info_(info), guard_(guard) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::POST_RECV_CLOSE) &&
+        info_->server_context()->IsCancelled()) {
+      guard_->CountCancelled(info_->server_context()->peer());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  grpc::experimental::ServerRpcInfo* const info_;
+  ResetRateGuard* const guard_;
+};
+
+}  // namespace
+
+grpc::experimental::Interceptor* ResetRateGuard::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  const std::string peer = info->server_context()->peer();
+  return new CancelWatcher(info, this);
+}
+
+void ResetRateGuard::CountCancelled(const std::string& peer) {
   if (!rate_->Admit(peer)) close_connection_(peer);
-  return nullptr;
 }
 
 }  // namespace hookfan::server

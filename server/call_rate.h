@@ -12,12 +12,14 @@
 
 namespace hookfan::server {
 
-// CallRate counts the calls each gRPC connection starts, per second, and
-// says when one starts more than allowed. Rapid reset (CVE-2023-44487)
-// opens and cancels streams as fast as one connection goes; gRPC 1.51 frees
-// each stream's HTTP/2 slot at its RST_STREAM, so --grpc-max-concurrent-
-// streams never bounds it, and it builds every call (~10 KB, tens of µs of
-// CPU) faster than one is served. A connection over the rate is closed.
+// CallRate counts calls of one kind on each gRPC connection, per second,
+// and says when a connection goes over its allowance. ResetRateGuard counts
+// the calls a client cancels: rapid reset (CVE-2023-44487) opens and resets
+// streams as fast as one connection goes; gRPC 1.51 frees each stream's
+// HTTP/2 slot at its RST_STREAM, so --grpc-max-concurrent-streams never
+// bounds it, and it builds every call (~10 KB, tens of µs of CPU) faster
+// than one is served. A client that lets its calls finish is never counted,
+// however many it makes.
 //
 // Thread-safe.
 class CallRate {
@@ -47,17 +49,22 @@ class CallRate {
   absl::Time last_prune_ ABSL_GUARDED_BY(mu_);
 };
 
-// A gRPC server interceptor factory that counts every call's start (every
-// service of the server: EventBroker, health, reflection) with a CallRate,
-// and calls `close_connection` with the peer once a connection goes over.
-// It adds no interceptor to the call itself.
-class CallRateGuard : public grpc::experimental::ServerInterceptorFactoryInterface {
+// A gRPC server interceptor factory that counts, with a CallRate, every
+// call the client cancels before the server answered it (RST_STREAM, or a
+// deadline that passed), in every service of the server (EventBroker,
+// health, reflection), and calls `close_connection` with the peer once a
+// connection goes over. Upstream gRPC bounds rapid reset the same way
+// ("premature resets").
+class ResetRateGuard : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  CallRateGuard(CallRate* rate, std::function<void(const std::string& peer)> close_connection)
+  ResetRateGuard(CallRate* rate, std::function<void(const std::string& peer)> close_connection)
       : rate_(rate), close_connection_(std::move(close_connection)) {}
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override;
+
+  // Counts a cancelled call on `peer`'s connection.
+  void CountCancelled(const std::string& peer);
 
  private:
   CallRate* const rate_;

@@ -142,9 +142,10 @@ ABSL_FLAG(int32_t, grpc_max_concurrent_streams, 100,
 ABSL_FLAG(int64_t, grpc_memory_limit, int64_t{256} << 20,
           "Bytes gRPC may take for reads and calls on all its connections; at the limit it stops "
           "reading from clients until memory is freed. Env HOOKFAN_GRPC_MEMORY_LIMIT.");
-ABSL_FLAG(int32_t, grpc_max_call_rate, 2000,
-          "Calls one gRPC connection may start per second; a connection starting more is closed "
-          "(rapid reset). 0: no limit. Env HOOKFAN_GRPC_MAX_CALL_RATE.");
+ABSL_FLAG(int32_t, grpc_max_reset_rate, 2000,
+          "Calls the client of one gRPC connection may cancel (reset) per second; a connection "
+          "whose client cancels more is closed (rapid reset). 0: no limit. Env "
+          "HOOKFAN_GRPC_MAX_RESET_RATE.");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log level written: debug, info, warn, error. Env HOOKFAN_LOG_LEVEL.");
 
@@ -265,7 +266,7 @@ int main(int argc, char** argv) {
       .grpc_stall_timeout = absl::GetFlag(FLAGS_grpc_stall_timeout),
       .grpc_max_concurrent_streams = absl::GetFlag(FLAGS_grpc_max_concurrent_streams),
       .grpc_memory_limit = absl::GetFlag(FLAGS_grpc_memory_limit),
-      .grpc_max_call_rate = absl::GetFlag(FLAGS_grpc_max_call_rate),
+      .grpc_max_reset_rate = absl::GetFlag(FLAGS_grpc_max_reset_rate),
   };
   hookfan::server::App app;
   if (absl::Status s = app.Start(config); !s.ok()) {

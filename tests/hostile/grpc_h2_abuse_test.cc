@@ -128,8 +128,8 @@ class GrpcH2AbuseTest : public ::testing::Test {
 
 // Issue: 10 s of rapid reset (HEADERS + request + RST_STREAM, CVE-2023-44487)
 // took RSS +2.2 GB that stayed, both cores for ~30 s after the client left,
-// and delayed a live subscriber by 33 s. Now a connection starting calls
-// faster than --grpc-max-call-rate is closed (the attacker reconnects at
+// and delayed a live subscriber by 33 s. Now a connection whose client
+// cancels calls faster than --grpc-max-reset-rate is closed (the attacker reconnects at
 // once, for 10 s): every webhook reaches a live subscriber within 1 s, the
 // CPU is idle within 2 s of the client leaving, and 7 s after, RSS is
 // within 64 MB of where it started.
@@ -174,7 +174,7 @@ TEST_F(GrpcH2AbuseTest, RapidResetLeavesLiveSubscribersServedAndMemoryReturned) 
   EXPECT_GT(attack["streams"].get<int64_t>(), 10000) << "the attack did not get going";
   EXPECT_GT(delivered, 5u);
   EXPECT_LT(worst, absl::Seconds(1) * kTimeFactor);
-  EXPECT_TRUE(Logged("--grpc-max-call-rate"));
+  EXPECT_TRUE(Logged("--grpc-max-reset-rate"));
 
   // Idle within 2 s of the client leaving: a quiet window that ends by then
   // (give or take the window).
@@ -191,6 +191,27 @@ TEST_F(GrpcH2AbuseTest, RapidResetLeavesLiveSubscribersServedAndMemoryReturned) 
   // The port still serves.
   ASSERT_EQ(hookfan_->PostWebhook(webhook), 202);
   EXPECT_TRUE(subscriber.WaitFor(delivered + 1, absl::Seconds(5)));
+}
+
+// Only cancelled calls count toward --grpc-max-reset-rate: a producer that
+// publishes far faster on one connection, each call answered, is never cut.
+TEST_F(GrpcH2AbuseTest, CallsThatFinishAreNotCountedAsResets) {
+  Start({"--grpc-max-reset-rate=20"});
+  auto stub = hookfan_->NewStub();
+  const absl::Time start = absl::Now();
+  constexpr int kCalls = 400;
+  for (int i = 0; i < kCalls; ++i) {
+    v1::PublishRequest request;
+    request.set_type("internal.burst");
+    v1::PublishResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    grpc::Status status = stub->Publish(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << "call " << i << ": " << status.error_message();
+  }
+  // Far over 20 a second, or the test proved nothing.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(kCalls / 20) / 2);
+  EXPECT_FALSE(Logged("--grpc-max-reset-rate"));
 }
 
 // Issue: streams with HEADERS but no request message were not counted by

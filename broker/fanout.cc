@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/status_macros.h"
-#include "google/protobuf/util/time_util.h"
+#include "broker/event_rules.h"
 
 namespace hookfan::broker {
 namespace {
@@ -93,9 +93,7 @@ absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
     }
     case v1::StartPosition::kAtTime: {
       const auto& ts = start.at_time();
-      if (ts.seconds() < google::protobuf::util::TimeUtil::kTimestampMinSeconds ||
-          ts.seconds() > google::protobuf::util::TimeUtil::kTimestampMaxSeconds ||
-          ts.nanos() < 0 || ts.nanos() > 999999999) {
+      if (!IsValidTimestamp(ts)) {
         return absl::InvalidArgumentError("start.at_time is not a valid timestamp");
       }
       ASSIGN_OR_RETURN(uint64_t seq, log_->SequenceAtTime(ToTime(ts)));

@@ -9,11 +9,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "broker/event_rules.h"
 #include "broker/ingest.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
-#include "google/protobuf/util/time_util.h"
 #include "grpc/grpc_security_constants.h"
 
 namespace hookfan::broker {
@@ -458,7 +458,6 @@ std::vector<std::string> PeerIdentities(
 constexpr size_t kMaxAttributeLength = 1024;
 constexpr size_t kMaxContentTypeLength = 255;
 constexpr size_t kMaxExtensions = 64;
-constexpr size_t kMaxExtensionNameLength = 20;
 
 // `s` quoted for an error message, cut short if long.
 std::string Quote(absl::string_view s) {
@@ -475,28 +474,17 @@ absl::Status CheckLength(absl::string_view field, absl::string_view value,
       field, " is ", value.size(), " characters; the limit is ", max));
 }
 
-// CloudEvents attributes, which an extension may not be named after.
-bool IsCloudEventsAttribute(absl::string_view name) {
-  for (absl::string_view attribute :
-       {"id", "source", "specversion", "type", "datacontenttype", "dataschema",
-        "subject", "time", "data"}) {
-    if (name == attribute) return true;
-  }
-  return false;
-}
-
 absl::Status ValidateExtension(absl::string_view name,
                                absl::string_view value) {
-  bool ok = !name.empty() && name.size() <= kMaxExtensionNameLength;
-  for (char c : name)
-    ok = ok && (absl::ascii_islower(c) || absl::ascii_isdigit(c));
   const std::string field = absl::StrCat("extensions[", Quote(name), "]");
-  if (!ok) {
+  // Debian's abseil has its own string_view type.
+  const std::string_view std_name(name.data(), name.size());
+  if (!IsExtensionName(std_name)) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": a name must be 1 to ", kMaxExtensionNameLength,
                      " lowercase letters and digits"));
   }
-  if (IsCloudEventsAttribute(name)) {
+  if (IsCloudEventsAttribute(std_name)) {
     return absl::InvalidArgumentError(absl::StrCat(
         field, ": a CloudEvents attribute, not an extension; use the field"));
   }
@@ -519,10 +507,7 @@ absl::StatusOr<v1::Event> EventFromPublishRequest(
   RETURN_IF_ERROR(CheckLength("data_content_type", request.data_content_type(),
                               kMaxContentTypeLength));
   if (request.has_time()) {
-    const google::protobuf::Timestamp& ts = request.time();
-    if (ts.seconds() < google::protobuf::util::TimeUtil::kTimestampMinSeconds ||
-        ts.seconds() > google::protobuf::util::TimeUtil::kTimestampMaxSeconds ||
-        ts.nanos() < 0 || ts.nanos() > 999999999) {
+    if (!IsValidTimestamp(request.time())) {
       return absl::InvalidArgumentError("time is not a valid timestamp");
     }
   }

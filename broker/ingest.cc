@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "broker/event_type.h"
+#include "broker/event_rules.h"
 
 namespace hookfan::broker {
 namespace {

@@ -47,12 +47,12 @@ struct IngestRules {
 
 // ValidateType returns OK when `type` may name a stored event, else
 // kInvalidArgument "type \"X\" is not a valid event type: <reason>"
-// (CheckEventType in broker/event_type.h; X cut after 64 characters).
+// (CheckEventType in broker/event_rules.h; X cut after 64 characters).
 absl::Status ValidateType(std::string_view type);
 
 // CheckEvent returns OK when `event` may be stored under `rules`:
 //   kInvalidArgument "type \"X\" is not a valid event type: <reason>"
-//     (CheckEventType in broker/event_type.h)
+//     (CheckEventType in broker/event_rules.h)
 //   kResourceExhausted "the event is N bytes; the limit is M
 //     (--max-event-bytes)"
 // Pure and thread-safe.

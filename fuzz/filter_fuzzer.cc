@@ -105,7 +105,7 @@ bool IsWildcard(const std::string& token) {
 }
 
 // Event types never hold a wildcard token (CheckEventType in
-// broker/event_type.h, ValidatePublishType in broker/grpc_service.cc), and
+// broker/event_rules.h, ValidatePublishType in broker/grpc_service.cc), and
 // TypeIndex counts on it: a type token "*" would reach a "*" child both as
 // itself and as a wildcard.
 bool CouldBeEventType(const std::string& type) {

@@ -17,7 +17,7 @@
 #include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "google/protobuf/timestamp.pb.h"
-#include "broker/event_type.h"
+#include "broker/event_rules.h"
 #include "ingress/json_normalizer.h"
 #include "nlohmann/json.hpp"
 
@@ -31,7 +31,6 @@ using HeaderLookup =
     std::function<std::optional<std::string_view>(std::string_view)>;
 
 constexpr std::string_view kStructuredJson = "application/cloudevents+json";
-constexpr size_t kMaxExtensionNameLength = 20;
 
 // Debian's abseil has its own string_view type.
 absl::string_view ToAbsl(std::string_view s) { return {s.data(), s.size()}; }
@@ -54,15 +53,6 @@ bool IsJsonMediaType(std::string_view content_type) {
   const std::string_view subtype =
       std::string_view(media_type).substr(slash + 1);
   return subtype == "json" || subtype.ends_with("+json");
-}
-
-// [a-z0-9]{1,20}: the CloudEvents rule for attribute names.
-bool IsValidAttributeName(std::string_view name) {
-  if (name.empty() || name.size() > kMaxExtensionNameLength) return false;
-  for (const char c : name) {
-    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c)) return false;
-  }
-  return true;
 }
 
 // Whether `text` is well-formed UTF-8 (no overlong forms, no surrogates,
@@ -141,10 +131,6 @@ absl::StatusOr<std::string> PercentDecode(std::string_view where,
   return out;
 }
 
-// Years 0001 to 9999 in UTC: what google.protobuf.Timestamp can hold.
-constexpr int64_t kMinTimestampSeconds = -62135596800;
-constexpr int64_t kMaxTimestampSeconds = 253402300799;
-
 // Whether `text` has the shape of an RFC 3339 date-time:
 // YYYY-MM-DDThh:mm:ss[.fraction](Z|+hh:mm|-hh:mm), "T" and "Z" in either
 // case. absl::ParseTime alone would also take surrounding whitespace,
@@ -186,7 +172,7 @@ absl::StatusOr<google::protobuf::Timestamp> ParseTimestamp(
         "got \"", PrintableForError(text), "\""));
   }
   const int64_t seconds = absl::ToUnixSeconds(time);
-  if (seconds < kMinTimestampSeconds || seconds > kMaxTimestampSeconds) {
+  if (seconds < broker::kMinTimestampSeconds || seconds > broker::kMaxTimestampSeconds) {
     return absl::InvalidArgumentError(
         absl::StrCat(ToAbsl(where), " is outside years 0001 to 9999 in UTC"));
   }
@@ -381,7 +367,7 @@ absl::StatusOr<Event> ParseStructured(std::string_view body) {
 
   for (const auto& [name, value] : root.items()) {
     if (IsReservedStructuredMember(name)) continue;
-    if (!IsValidAttributeName(name)) {
+    if (!broker::IsExtensionName(name)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "attribute name \"", PrintableForError(name),
           "\" is not allowed: extension attribute names are 1 to 20 "
@@ -464,7 +450,7 @@ absl::StatusOr<Event> ParseBinary(std::string_view content_type,
     if (!lowercase.starts_with("ce-")) continue;
     const std::string_view name = std::string_view(lowercase).substr(3);
     if (IsBinaryModeAttribute(name)) continue;
-    if (!IsValidAttributeName(name)) {
+    if (!broker::IsExtensionName(name)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "header ", PrintableForError(lowercase),
           ": extension attribute names are 1 to 20 lowercase letters or "

@@ -1,4 +1,4 @@
-#include "broker/event_type.h"
+#include "broker/event_rules.h"
 
 #include <cstddef>
 #include <string>
@@ -58,6 +58,27 @@ bool IsValidEventType(std::string_view type) {
 
 std::string LowercaseEventType(std::string_view type) {
   return absl::AsciiStrToLower(absl::string_view(type.data(), type.size()));
+}
+
+bool IsExtensionName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxExtensionNameLength) return false;
+  for (const char c : name) {
+    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c)) return false;
+  }
+  return true;
+}
+
+bool IsCloudEventsAttribute(std::string_view name) {
+  for (std::string_view attribute : {"id", "source", "specversion", "type", "datacontenttype",
+                                     "dataschema", "subject", "time", "data"}) {
+    if (name == attribute) return true;
+  }
+  return false;
+}
+
+bool IsValidTimestamp(const google::protobuf::Timestamp& ts) {
+  return ts.seconds() >= kMinTimestampSeconds && ts.seconds() <= kMaxTimestampSeconds &&
+         ts.nanos() >= 0 && ts.nanos() <= 999999999;
 }
 
 }  // namespace hookfan::broker

@@ -1,13 +1,18 @@
 #pragma once
 
-// The rule every Event.type obeys, whichever ingest path (a webhook's
-// normalizer, EventBroker.Publish) produced it: the one grammar of types.
+// The rules every stored event's envelope obeys, whichever ingest path (a
+// webhook's normalizer, EventBroker.Publish) produced it, each written
+// once: the grammar of types, the names an extension attribute may have,
+// and the range of a timestamp. What checks a whole event before it is
+// stored is broker/ingest.h.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "google/protobuf/timestamp.pb.h"
 
 namespace hookfan::broker {
 
@@ -41,5 +46,26 @@ bool IsValidEventType(std::string_view type);
 // ("Invoice.Paid" is stored as "invoice.paid"); a Publish caller chooses,
 // so Publish refuses an upper-case type instead.
 std::string LowercaseEventType(std::string_view type);
+
+// The longest extension attribute name (CloudEvents: 1 to 20 lowercase
+// letters or digits).
+inline constexpr size_t kMaxExtensionNameLength = 20;
+
+// Whether `name` may name an extension attribute: [a-z0-9]{1,20}. The
+// CloudEvents attributes themselves (IsCloudEventsAttribute) pass this too;
+// callers refuse them where an extension is meant.
+bool IsExtensionName(std::string_view name);
+
+// Whether `name` is a CloudEvents context attribute or "data", which no
+// extension may be named after: id, source, specversion, type,
+// datacontenttype, dataschema, subject, time, data.
+bool IsCloudEventsAttribute(std::string_view name);
+
+// Years 0001 to 9999 in UTC, what google.protobuf.Timestamp can hold.
+inline constexpr int64_t kMinTimestampSeconds = -62135596800;
+inline constexpr int64_t kMaxTimestampSeconds = 253402300799;
+
+// Whether `ts` is within that range with nanos in [0, 999999999].
+bool IsValidTimestamp(const google::protobuf::Timestamp& ts);
 
 }  // namespace hookfan::broker

@@ -580,7 +580,11 @@ EventBrokerService::EventBrokerService(EventLog* log, Fanout* fanout,
       options_(options),
       authorizer_(options.authorizer != nullptr ? options.authorizer
                                                 : &open_authorizer_),
-      ids_(options.clock),
+      own_ingestor_(options.ingestor != nullptr
+                        ? nullptr
+                        : std::make_unique<Ingestor>(
+                              log, Ingestor::Options{.clock = options.clock, .rules = options.rules})),
+      ingestor_(options.ingestor != nullptr ? options.ingestor : own_ingestor_.get()),
       // Stalls are measured in real time, like the network they happen
       // on: tests that move options.clock by hours must not stall streams.
       send_budget_({.total_bytes = options.send_buffer_bytes,
@@ -758,8 +762,7 @@ grpc::ServerUnaryReactor* EventBrokerService::Publish(
     return Reply(context, s);
   }
   // The receive time is taken now, not when the executor gets to it.
-  event->set_id(ids_.Next());
-  SetTimestamp(options_.clock->Now(), event->mutable_time());
+  ingestor_->Stamp(&*event);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   publishing_.Add();
   publish_executor_.Schedule(
@@ -778,8 +781,8 @@ absl::Status EventBrokerService::Store(v1::Event event,
       event.source_event_id().empty()
           ? ""
           : absl::StrCat("publish:", source, "\n", event.source_event_id());
-  absl::StatusOr<AppendOnceResult> stored = Ingest(
-      log_, std::move(event), key, options_.publish_dedup_window, options_.rules);
+  absl::StatusOr<AppendOnceResult> stored =
+      ingestor_->Ingest(std::move(event), key, options_.publish_dedup_window);
   if (!stored.ok()) {
     if (absl::IsResourceExhausted(stored.status()) ||
         absl::IsInvalidArgument(stored.status())) {

@@ -125,6 +125,10 @@ class EventBrokerService final
     absl::Duration stall_timeout = absl::Seconds(30);
     // What every published event obeys (the same for webhooks).
     IngestRules rules;
+    // Where published events enter the log: the one ingest path, shared
+    // with webhooks (its metrics count both). Null: the service makes its
+    // own over `log`, with `clock` and `rules`.
+    Ingestor* ingestor = nullptr;
   };
 
   EventBrokerService(EventLog* log, Fanout* fanout, ConsumerGroups* groups,
@@ -196,7 +200,8 @@ class EventBrokerService final
   const Authorizer open_authorizer_{{}};
   const Authorizer* const
       authorizer_;  // options_.authorizer or open_authorizer_
-  UuidV7Generator ids_;
+  std::unique_ptr<Ingestor> own_ingestor_;  // when Options::ingestor is null
+  Ingestor* const ingestor_;
   std::shared_ptr<CallCount> open_streams_ = std::make_shared<CallCount>();
   CallCount publishing_;  // Publish calls not answered yet
   SendBudget send_budget_;

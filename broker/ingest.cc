@@ -37,13 +37,43 @@ absl::Status CheckEvent(const v1::Event& event, const IngestRules& rules) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<AppendOnceResult> Ingest(EventLog* log, v1::Event event,
-                                        std::string_view dedup_key, absl::Duration window,
-                                        const IngestRules& rules) {
-  if (absl::Status s = CheckEvent(event, rules); !s.ok()) return s;
-  if (!dedup_key.empty()) return log->AppendOnce(std::move(event), dedup_key, window);
-  if (absl::Status s = log->Append(absl::MakeSpan(&event, 1)); !s.ok()) return s;
-  return AppendOnceResult{.id = event.id(), .sequence = event.sequence()};
+Ingestor::Ingestor(EventLog* log, Options options)
+    : log_(log), options_(options), ids_(options_.clock) {
+  if (options_.metrics != nullptr) {
+    append_seconds_ = options_.metrics->AddHistogram(
+        "hookfan_append_duration_seconds",
+        "Time from an event being ready (a webhook's or a Publish's) to it being durable in "
+        "the log.",
+        metrics::LatencyBuckets());
+    store_errors_ = options_.metrics->AddCounter(
+        "hookfan_store_errors_total",
+        "Appends the event log refused (a webhook answered 503, a Publish UNAVAILABLE).");
+  }
+}
+
+void Ingestor::Stamp(v1::Event* event) {
+  event->set_id(ids_.Next());
+  SetTimestamp(options_.clock->Now(), event->mutable_time());
+}
+
+absl::StatusOr<AppendOnceResult> Ingestor::Ingest(v1::Event event, std::string_view dedup_key,
+                                                  absl::Duration window) {
+  if (event.id().empty()) Stamp(&event);
+  if (absl::Status s = CheckEvent(event, options_.rules); !s.ok()) return s;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<AppendOnceResult> stored;
+  if (!dedup_key.empty()) {
+    stored = log_->AppendOnce(std::move(event), dedup_key, window);
+  } else if (absl::Status s = log_->Append(absl::MakeSpan(&event, 1)); !s.ok()) {
+    stored = s;
+  } else {
+    stored = AppendOnceResult{.id = event.id(), .sequence = event.sequence()};
+  }
+  if (append_seconds_ != nullptr) {
+    append_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  }
+  if (!stored.ok() && store_errors_ != nullptr) store_errors_->Add();
+  return stored;
 }
 
 }  // namespace hookfan::broker

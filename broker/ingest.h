@@ -11,6 +11,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "broker/event_log.h"
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "common/uuid.h"
 #include "hookfan/v1/event.pb.h"
 
 namespace hookfan::broker {
@@ -58,14 +61,58 @@ absl::Status ValidateType(std::string_view type);
 // Pure and thread-safe.
 absl::Status CheckEvent(const v1::Event& event, const IngestRules& rules);
 
-// Ingest checks `event` (CheckEvent) and appends it to `log`: with
-// AppendOnce(event, dedup_key, window) when `dedup_key` is non-empty, else
-// with Append. On OK the event (or, for a duplicate, the original) is
-// durable. Errors: CheckEvent's (nothing stored); else the log's (see
-// EventLog::Append: kUnavailable when the store cannot take writes).
-// Thread-safe; `log` must be.
-absl::StatusOr<AppendOnceResult> Ingest(EventLog* log, v1::Event event,
-                                        std::string_view dedup_key, absl::Duration window,
-                                        const IngestRules& rules);
+// Where a normalized event goes to become durable: all the ingress needs of
+// the broker. Implementations are thread-safe.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+
+  // Stores `event` (its id and receive time are the sink's to set) and
+  // returns where it went: with dedup when `dedup_key` is non-empty (an
+  // event stored under the same key less than `window` before makes this
+  // one a duplicate: the original is returned, nothing new stored). On OK
+  // the event, or the original, is durable. Errors, nothing stored:
+  //   kInvalidArgument, kResourceExhausted  the event breaks CheckEvent
+  //   kUnavailable  the store cannot take writes now (retry)
+  //   anything else the store said
+  virtual absl::StatusOr<AppendOnceResult> Ingest(v1::Event event, std::string_view dedup_key,
+                                                  absl::Duration window) = 0;
+};
+
+// Ingestor is the one path by which events enter the log, for webhooks and
+// EventBroker.Publish alike: it mints the id (UUIDv7) and receive time from
+// the injected clock, checks the event (CheckEvent), chooses Append or
+// AppendOnce, and counts append latency and store errors. Thread-safe;
+// `log` must be, and outlive it.
+class Ingestor final : public EventSink {
+ public:
+  struct Options {
+    Clock* clock = Clock::Real();
+    IngestRules rules;
+    // Where to count append latency and store errors; null: not counted.
+    // Must outlive the ingestor.
+    metrics::Registry* metrics = nullptr;
+  };
+
+  Ingestor(EventLog* log, Options options);
+
+  // Gives `event` a new id and now as its receive time. For a path that
+  // receives an event before it can store it (Publish appends on its own
+  // executor): the time is the receipt's. Ingest keeps an id set here.
+  void Stamp(v1::Event* event);
+
+  // EventSink. An event with no id is stamped first.
+  absl::StatusOr<AppendOnceResult> Ingest(v1::Event event, std::string_view dedup_key,
+                                          absl::Duration window) override;
+
+  const IngestRules& rules() const { return options_.rules; }
+
+ private:
+  EventLog* const log_;
+  const Options options_;
+  UuidV7Generator ids_;
+  metrics::Histogram* append_seconds_ = nullptr;
+  metrics::Counter* store_errors_ = nullptr;
+};
 
 }  // namespace hookfan::broker

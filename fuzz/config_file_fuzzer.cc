@@ -112,7 +112,7 @@ void CheckConfig(const ConfigFile& config) {
     for (const std::string& secret : source.auth.secrets) {
       Check(IsResolvedSecret(secret), "secret is not a resolved value", secret);
     }
-    if (source.normalizer == hookfan::ingress::NormalizerKind::kJson) {
+    if (source.normalizer == hookfan::ingress::kJsonNormalizer.name) {
       Check(hookfan::ingress::CheckJsonNormalizerConfig(source.json).ok(),
             "json normalizer config", source.name);
     }

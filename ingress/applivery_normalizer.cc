@@ -404,4 +404,33 @@ absl::StatusOr<Event> NormalizeApplivery(std::string_view body) {
   return event;
 }
 
+namespace {
+
+class AppliveryNormalizer final : public Normalizer {
+ public:
+  explicit AppliveryNormalizer(std::string source) : source_(std::move(source)) {}
+
+  absl::StatusOr<v1::Event> Normalize(const NormalizerInput& input) const override {
+    RETURN_IF_ERROR(RequireJsonContentType(input.content_type));
+    ASSIGN_OR_RETURN(v1::Event event, NormalizeApplivery(input.body));
+    event.set_source(source_);
+    return event;
+  }
+
+ private:
+  const std::string source_;
+};
+
+}  // namespace
+
+const NormalizerKind kAppliveryNormalizer = {
+    .name = "applivery",
+    .create = [](const SourceConfig& source) -> std::unique_ptr<Normalizer> {
+      return std::make_unique<AppliveryNormalizer>(source.path);
+    },
+    .default_dedup = [](const SourceConfig&) {
+      return DedupConfig{DedupKey::kBodyHash, absl::Minutes(10)};
+    },
+};
+
 }  // namespace hookfan::ingress

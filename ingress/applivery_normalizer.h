@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "hookfan/v1/event.pb.h"
 #include "ingress/json_body.h"
+#include "ingress/normalizer.h"
 
 namespace hookfan::ingress {
 
@@ -44,5 +45,12 @@ inline constexpr int kAppliveryMaxJsonDepth = kMaxJsonDepth;
 //   "field \"action\" must be a string, got number" (…)
 //   "field \"action\" must not be empty"
 absl::StatusOr<hookfan::v1::Event> NormalizeApplivery(std::string_view body);
+
+// The "applivery" kind: a JSON body (else 415) normalized by
+// NormalizeApplivery, with the source's path as the event's source. Dedup
+// unless configured: body hash for 10 minutes. Applivery sends no id or
+// timestamp, so a retry is byte-identical, but so is a genuinely repeated
+// event (a device enrolled twice), hence the short window.
+extern const NormalizerKind kAppliveryNormalizer;
 
 }  // namespace hookfan::ingress

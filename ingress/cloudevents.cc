@@ -506,4 +506,25 @@ absl::StatusOr<Event> ParseCloudEvent(
                          "\"")));
 }
 
+namespace {
+
+class CloudEventsNormalizer final : public Normalizer {
+ public:
+  absl::StatusOr<v1::Event> Normalize(const NormalizerInput& input) const override {
+    return ParseCloudEvent(input.content_type, input.header, input.body, input.header_names);
+  }
+};
+
+}  // namespace
+
+const NormalizerKind kCloudEventsNormalizer = {
+    .name = "cloudevents",
+    .create = [](const SourceConfig&) -> std::unique_ptr<Normalizer> {
+      return std::make_unique<CloudEventsNormalizer>();
+    },
+    .default_dedup = [](const SourceConfig&) {
+      return DedupConfig{DedupKey::kEventId, absl::Hours(24)};
+    },
+};
+
 }  // namespace hookfan::ingress

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "hookfan/v1/event.pb.h"
+#include "ingress/normalizer.h"
 
 namespace hookfan::ingress {
 
@@ -95,5 +96,10 @@ absl::StatusOr<hookfan::v1::Event> ParseCloudEvent(
     const std::function<std::optional<std::string_view>(
         std::string_view lowercase_name)>& header,
     std::string_view body, std::span<const std::string_view> header_names = {});
+
+// The "cloudevents" kind: a CloudEvent in the structured or binary HTTP
+// binding (ParseCloudEvent); its own source attribute is kept. Dedup unless
+// configured: the event id for 24 hours.
+extern const NormalizerKind kCloudEventsNormalizer;
 
 }  // namespace hookfan::ingress

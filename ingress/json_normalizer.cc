@@ -189,4 +189,34 @@ absl::StatusOr<Event> NormalizeJson(
   return event;
 }
 
+namespace {
+
+class JsonNormalizer final : public Normalizer {
+ public:
+  JsonNormalizer(JsonNormalizerConfig config, std::string source)
+      : config_(std::move(config)), source_(std::move(source)) {}
+
+  absl::StatusOr<v1::Event> Normalize(const NormalizerInput& input) const override {
+    RETURN_IF_ERROR(RequireJsonContentType(input.content_type));
+    return NormalizeJson(config_, source_, input.header, input.body);
+  }
+
+ private:
+  const JsonNormalizerConfig config_;
+  const std::string source_;
+};
+
+}  // namespace
+
+const NormalizerKind kJsonNormalizer = {
+    .name = "json",
+    .create = [](const SourceConfig& source) -> std::unique_ptr<Normalizer> {
+      return std::make_unique<JsonNormalizer>(source.json, source.path);
+    },
+    .default_dedup = [](const SourceConfig& source) {
+      return source.json.id_pointer.empty() ? DedupConfig{DedupKey::kNone, absl::Hours(24)}
+                                            : DedupConfig{DedupKey::kEventId, absl::Hours(24)};
+    },
+};
+
 }  // namespace hookfan::ingress

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "hookfan/v1/event.pb.h"
 #include "ingress/json_body.h"
+#include "ingress/normalizer.h"
 #include "ingress/source_config.h"
 #include "nlohmann/json.hpp"
 
@@ -64,5 +65,11 @@ absl::StatusOr<hookfan::v1::Event> NormalizeJson(
     const std::function<std::optional<std::string_view>(
         std::string_view lowercase_name)>& header,
     std::string_view body);
+
+// The "json" kind: a JSON body (else 415) normalized by NormalizeJson with
+// the source's `json` settings and its path as the event's source. Dedup
+// unless configured: the event id for 24 hours when json.id_pointer is set,
+// else none.
+extern const NormalizerKind kJsonNormalizer;
 
 }  // namespace hookfan::ingress

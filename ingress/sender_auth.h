@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "ingress/header_lookup.h"
 #include "ingress/source_config.h"
 
 namespace hookfan::ingress {
@@ -28,10 +29,6 @@ struct AuthRequest {
 // Compares two secrets in time that does not depend on where they differ
 // (nor on their lengths beyond a SHA-256 of each).
 bool SecretEquals(std::string_view a, std::string_view b);
-
-// Looks up a request header by its lowercase name; nullopt if absent.
-using HeaderLookup =
-    std::function<std::optional<std::string_view>(std::string_view lowercase_name)>;
 
 // What to do with a request.
 struct AuthDecision {

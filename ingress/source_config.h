@@ -17,13 +17,6 @@
 
 namespace hookfan::ingress {
 
-// How a source's JSON body becomes an Event.
-enum class NormalizerKind {
-  kApplivery,  // Applivery's webhook payloads (ingress/applivery_normalizer.h)
-  kCloudEvents,  // a CloudEvent, structured or binary HTTP binding
-  kJson,         // any JSON object, typed as JsonNormalizerConfig says
-};
-
 // Settings of the generic JSON normalizer. Exactly one of type_pointer and
 // type_header is set.
 struct JsonNormalizerConfig {
@@ -103,40 +96,20 @@ struct DedupConfig {
 
 // One webhook source: where it posts, how it authenticates, what limits
 // apply and how its payloads become events.
-struct SourceConfig;
-// The dedup a source gets unless its config says otherwise:
-// - applivery: body hash for 10 minutes. Applivery sends no id or
-//   timestamp, so a retry is byte-identical — but so is a genuinely
-//   repeated event (a device enrolled twice), hence the short window.
-// - cloudevents, and json with an id_pointer: the event id for 24 hours.
-// - otherwise none.
-DedupConfig DefaultDedup(const SourceConfig& source);
-
 struct SourceConfig {
   std::string name = {};  // [a-z0-9_-]+, unique among sources
   // URL path, unique; "/webhooks/<name>" by default. With kPathToken the
   // token is the one path segment after it.
   std::string path = {};
-  NormalizerKind normalizer = NormalizerKind::kApplivery;
-  JsonNormalizerConfig json = {};  // kJson only
+  // The kind of normalizer (ingress/normalizer.h): "applivery",
+  // "cloudevents", "json".
+  std::string normalizer = "applivery";
+  JsonNormalizerConfig json = {};  // "json" only
   AuthConfig auth = {};
   std::vector<Cidr> allowed_cidrs = {};  // peers allowed to post; empty: any
   size_t max_body_bytes = 1 << 20;
   RateLimitConfig rate_limit = {};
   DedupConfig dedup = {};
 };
-
-inline DedupConfig DefaultDedup(const SourceConfig& source) {
-  switch (source.normalizer) {
-    case NormalizerKind::kApplivery:
-      return {DedupKey::kBodyHash, absl::Minutes(10)};
-    case NormalizerKind::kCloudEvents:
-      return {DedupKey::kEventId, absl::Hours(24)};
-    case NormalizerKind::kJson:
-      if (!source.json.id_pointer.empty()) return {DedupKey::kEventId, absl::Hours(24)};
-      break;
-  }
-  return {DedupKey::kNone, absl::Hours(24)};
-}
 
 }  // namespace hookfan::ingress

@@ -11,9 +11,6 @@
 #include "absl/time/time.h"
 #include "broker/ingest.h"
 #include "common/log.h"
-#include "ingress/applivery_normalizer.h"
-#include "ingress/cloudevents.h"
-#include "ingress/json_normalizer.h"
 #include "nlohmann/json.hpp"
 
 namespace hookfan::ingress {
@@ -21,6 +18,7 @@ namespace hookfan::ingress {
 // A configured source with what it needs at run time.
 struct WebhookHandler::Source {
   SourceConfig config;
+  std::unique_ptr<Normalizer> normalizer;
   std::unique_ptr<SenderAuth> auth;
   std::unique_ptr<RateLimiter> limiter;
   std::map<int, metrics::Counter*> answers;  // by HTTP status; empty without metrics
@@ -32,8 +30,6 @@ namespace {
 constexpr int kStatuses[] = {200, 202, 400, 401, 403, 404, 413, 415, 429, 503};
 constexpr char kWebhooksMetric[] = "hookfan_webhooks_total";
 constexpr char kWebhooksHelp[] = "Webhook requests answered, by source and HTTP status.";
-
-absl::string_view View(std::string_view s) { return {s.data(), s.size()}; }
 
 HttpAnswer Retryable(int status, absl::string_view message, int64_t retry_after_seconds) {
   HttpAnswer answer = ErrorAnswer(status, message);
@@ -55,16 +51,9 @@ HttpAnswer ErrorAnswer(int status, absl::string_view message) {
   return HttpAnswer{status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), {}};
 }
 
-bool IsJsonContentType(std::string_view content_type) {
-  std::string_view type = content_type.substr(0, content_type.find(';'));
-  std::string media = absl::AsciiStrToLower(absl::StripAsciiWhitespace(View(type)));
-  if (media == "application/json") return true;
-  return media.starts_with("application/") && media.ends_with("+json");
-}
-
 absl::StatusOr<std::unique_ptr<WebhookHandler>> WebhookHandler::Create(
-    broker::EventLog* log, std::vector<SourceConfig> sources, Options options) {
-  std::unique_ptr<WebhookHandler> handler(new WebhookHandler(log, options));
+    broker::EventSink* sink, std::vector<SourceConfig> sources, Options options) {
+  std::unique_ptr<WebhookHandler> handler(new WebhookHandler(sink, options));
   for (SourceConfig& config : sources) {
     if (config.path.empty()) config.path = absl::StrCat("/webhooks/", config.name);
     for (const auto& other : handler->sources_) {
@@ -74,7 +63,14 @@ absl::StatusOr<std::unique_ptr<WebhookHandler>> WebhookHandler::Create(
                                                        config.path));
       }
     }
+    const NormalizerKind* kind = FindNormalizerKind(config.normalizer);
+    if (kind == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("source ", config.name,
+                                                     ": unknown normalizer \"", config.normalizer,
+                                                     "\" (want ", NormalizerKindNames(), ")"));
+    }
     auto source = std::make_unique<Source>();
+    source->normalizer = kind->create(config);
     absl::StatusOr<std::unique_ptr<SenderAuth>> auth =
         SenderAuth::Create(config.auth, options.clock);
     if (!auth.ok()) {
@@ -96,20 +92,14 @@ absl::StatusOr<std::unique_ptr<WebhookHandler>> WebhookHandler::Create(
   if (options.metrics != nullptr) {
     handler->unrouted_ = options.metrics->AddCounter(kWebhooksMetric, kWebhooksHelp,
                                                      {{"source", ""}, {"code", "404"}});
-    handler->append_seconds_ = options.metrics->AddHistogram(
-        "hookfan_append_duration_seconds",
-        "Time from a webhook's event being ready to it being durable in the log.",
-        metrics::LatencyBuckets());
-    handler->store_errors_ = options.metrics->AddCounter(
-        "hookfan_store_errors_total", "Appends the event log refused (answered 503).");
   }
   std::sort(handler->sources_.begin(), handler->sources_.end(),
             [](const auto& a, const auto& b) { return a->config.path.size() > b->config.path.size(); });
   return handler;
 }
 
-WebhookHandler::WebhookHandler(broker::EventLog* log, Options options)
-    : log_(log), options_(options), ids_(options_.clock) {}
+WebhookHandler::WebhookHandler(broker::EventSink* sink, Options options)
+    : sink_(sink), options_(options) {}
 
 WebhookHandler::~WebhookHandler() = default;
 
@@ -190,21 +180,19 @@ HttpAnswer WebhookHandler::HandleSource(Source& source, std::string_view token,
                      RetryAfterSeconds(*wait));
   }
 
-  absl::StatusOr<v1::Event> event = Normalize(source, request);
+  absl::StatusOr<v1::Event> event = source.normalizer->Normalize(
+      {.content_type = request.content_type,
+       .header = request.header,
+       .header_names = request.header_names,
+       .body = request.body});
   if (!event.ok()) {
     int status = absl::IsFailedPrecondition(event.status()) ? 415 : 400;
     return ErrorAnswer(status, event.status().message());
   }
-  event->set_id(ids_.Next());
-  SetTimestamp(options_.clock->Now(), event->mutable_time());
-
-  absl::Time append_start = absl::Now();
+  const std::string dedup_key = DedupKeyOf(source, request, *event);
+  const std::string type = event->type();
   absl::StatusOr<broker::AppendOnceResult> stored =
-      broker::Ingest(log_, *event, DedupKeyOf(source, request, *event), config.dedup.window,
-                     options_.rules);
-  if (append_seconds_ != nullptr) {
-    append_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - append_start));
-  }
+      sink_->Ingest(*std::move(event), dedup_key, config.dedup.window);
   if (absl::IsResourceExhausted(stored.status())) {
     return refuse(413, "event over --max-event-bytes", stored.status().message());
   }
@@ -212,40 +200,18 @@ HttpAnswer WebhookHandler::HandleSource(Source& source, std::string_view token,
     return ErrorAnswer(400, stored.status().message());
   }
   if (!stored.ok()) {
-    if (store_errors_ != nullptr) store_errors_->Add();
     // An unavailable store logs why itself (once per change or reason, not
     // once per webhook); anything else is news.
     log::Write(absl::IsUnavailable(stored.status()) ? log::Level::kDebug : log::Level::kError,
                "append failed", {{"source", config.name}, {"error", stored.status().ToString()}});
     return Retryable(503, broker::kStoreUnavailable, 1);
   }
-  nlohmann::json ok = {{"id", stored->id}, {"sequence", stored->sequence}, {"type", event->type()}};
+  nlohmann::json ok = {{"id", stored->id}, {"sequence", stored->sequence}, {"type", type}};
   if (stored->duplicate) {
     ok["duplicate"] = true;
     return HttpAnswer{200, ok.dump(), {}};
   }
   return HttpAnswer{202, ok.dump(), {}};
-}
-
-absl::StatusOr<v1::Event> WebhookHandler::Normalize(const Source& source,
-                                                    const IngressRequest& request) const {
-  const SourceConfig& config = source.config;
-  if (config.normalizer == NormalizerKind::kCloudEvents) {
-    return ParseCloudEvent(request.content_type, request.header, request.body,
-                           request.header_names);
-  }
-  if (!IsJsonContentType(request.content_type)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "Content-Type must be application/json, got ",
-        request.content_type.empty() ? "none"
-                                     : absl::StrCat("\"", View(request.content_type), "\"")));
-  }
-  if (config.normalizer == NormalizerKind::kJson) {
-    return NormalizeJson(config.json, config.path, request.header, request.body);
-  }
-  absl::StatusOr<v1::Event> event = NormalizeApplivery(request.body);
-  if (event.ok()) event->set_source(config.path);
-  return event;
 }
 
 std::string WebhookHandler::DedupKeyOf(const Source& source, const IngressRequest& request,

@@ -9,11 +9,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "broker/event_log.h"
 #include "broker/ingest.h"
 #include "common/clock.h"
 #include "common/metrics.h"
-#include "common/uuid.h"
+#include "ingress/normalizer.h"
 #include "ingress/rate_limiter.h"
 #include "ingress/sender_auth.h"
 #include "ingress/source_config.h"
@@ -42,9 +41,9 @@ struct IngressRequest {
   std::string_view body;
 };
 
-// WebhookHandler turns one request to a configured source into a stored
-// event and the answer for the sender. It knows no HTTP library. Thread-
-// safe; `log` must outlive it.
+// WebhookHandler turns one request to a configured source into an event,
+// hands it to an EventSink (which stores it) and answers the sender. It
+// knows no HTTP library and no store. Thread-safe; `sink` must outlive it.
 //
 // Answers, in the order they are checked:
 //   404  no source has this path, or a wrong/missing path token (the two
@@ -55,10 +54,10 @@ struct IngressRequest {
 //   429  over the source's rate limit (Retry-After set)
 //   415  a content type the source's normalizer does not take
 //   400  a body the normalizer rejects (the message says why)
-//   413  the event the body makes is larger than Options::rules
-//        .max_event_bytes (envelope, typed payload and the raw body; see
+//   413  the event the body makes is larger than the sink's
+//        --max-event-bytes (envelope, typed payload and the raw body; see
 //        broker::CheckEvent): nothing stored
-//   503  the log cannot take the write now (Retry-After set): nothing stored
+//   503  the sink cannot take the write now (Retry-After set): nothing stored
 //   200  {id, sequence, type, duplicate: true}: a duplicate of an event
 //        stored within the source's dedup window; nothing new is stored
 //   202  {id, sequence, type}: only after the event is durable
@@ -66,17 +65,15 @@ class WebhookHandler {
  public:
   struct Options {
     Clock* clock = Clock::Real();
-    // Where to count webhooks by source and status, append latency and
-    // store errors; null: not counted. Must outlive the handler.
+    // Where to count webhooks by source and status; null: not counted.
+    // Must outlive the handler.
     metrics::Registry* metrics = nullptr;
-    // What every stored event obeys (the same for Publish).
-    broker::IngestRules rules;
   };
 
-  // Errors: kInvalidArgument when two sources share a path or a source's
-  // auth cannot work (see SenderAuth::Create).
+  // Errors: kInvalidArgument when two sources share a path, a source names
+  // an unknown normalizer, or its auth cannot work (see SenderAuth::Create).
   static absl::StatusOr<std::unique_ptr<WebhookHandler>> Create(
-      broker::EventLog* log, std::vector<SourceConfig> sources, Options options);
+      broker::EventSink* sink, std::vector<SourceConfig> sources, Options options);
   ~WebhookHandler();
   WebhookHandler(const WebhookHandler&) = delete;
   WebhookHandler& operator=(const WebhookHandler&) = delete;
@@ -89,31 +86,22 @@ class WebhookHandler {
  private:
   struct Source;
 
-  WebhookHandler(broker::EventLog* log, Options options);
+  WebhookHandler(broker::EventSink* sink, Options options);
   // The source for `path` and the path token after it ("" if none).
   Source* Route(std::string_view path, std::string_view* token) const;
   // Everything after routing.
   HttpAnswer HandleSource(Source& source, std::string_view token, const IngressRequest& request);
   // Counts an answer for `source` (null: no source matched).
   void Count(Source* source, int status);
-  // Parses the body into an event with the source's normalizer.
-  absl::StatusOr<v1::Event> Normalize(const Source& source, const IngressRequest& request) const;
   // The dedup key of a request, "" when it has none.
   std::string DedupKeyOf(const Source& source, const IngressRequest& request,
                        const v1::Event& event) const;
 
-  broker::EventLog* const log_;
+  broker::EventSink* const sink_;
   const Options options_;
-  UuidV7Generator ids_;
   std::vector<std::unique_ptr<Source>> sources_;  // longest path first
   size_t max_body_bytes_ = 0;
-  metrics::Counter* unrouted_ = nullptr;       // 404s for paths no source has
-  metrics::Histogram* append_seconds_ = nullptr;
-  metrics::Counter* store_errors_ = nullptr;
+  metrics::Counter* unrouted_ = nullptr;  // 404s for paths no source has
 };
-
-// True if the media type of `content_type` is application/json or
-// application/<something>+json (parameters such as charset are ignored).
-bool IsJsonContentType(std::string_view content_type);
 
 }  // namespace hookfan::ingress

@@ -27,6 +27,7 @@
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "ingress/applivery_normalizer.h"
 #include "ingress/http_server.h"
 #include "ingress/tls_certificate.h"
 #include "ingress/webhook_handler.h"
@@ -104,7 +105,7 @@ ingress::SourceConfig AppliveryShorthand(const Config& config) {
   ingress::SourceConfig source{
       .name = "applivery",
       .path = "/webhooks/applivery",
-      .normalizer = ingress::NormalizerKind::kApplivery,
+      .normalizer = std::string(ingress::kAppliveryNormalizer.name),
       .auth = {.mode = ingress::AuthMode::kPathToken, .secrets = {config.applivery_token}},
       .max_body_bytes = config.max_body_bytes,
   };
@@ -391,6 +392,8 @@ absl::Status App::Start(Config config) {
     log::Warn("no subscriber grants configured: any client that reaches the gRPC port may "
               "subscribe to and publish every event type (add subscribers to --sources)");
   }
+  ingestor_ = std::make_unique<broker::Ingestor>(
+      log_.get(), broker::Ingestor::Options{.rules = rules, .metrics = &metrics_});
   service_ = std::make_unique<broker::EventBrokerService>(
       log_.get(), fanout_.get(), groups_.get(),
       broker::EventBrokerService::Options{.authorizer = authorizer_.get(),
@@ -398,7 +401,8 @@ absl::Status App::Start(Config config) {
                                           .send_buffer_bytes = static_cast<size_t>(
                                               config_.grpc_send_buffer_bytes),
                                           .stall_timeout = config_.grpc_stall_timeout,
-                                          .rules = rules});
+                                          .rules = rules,
+                                          .ingestor = ingestor_.get()});
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -495,9 +499,8 @@ absl::Status App::Start(Config config) {
     ASSIGN_OR_RETURN(http_tls_,
                      ingress::TlsCertificate::Load(config_.http_tls_cert, config_.http_tls_key));
   }
-  ASSIGN_OR_RETURN(webhooks_, ingress::WebhookHandler::Create(
-                                  log_.get(), std::move(sources),
-                                  {.metrics = &metrics_, .rules = rules}));
+  ASSIGN_OR_RETURN(webhooks_, ingress::WebhookHandler::Create(ingestor_.get(), std::move(sources),
+                                                              {.metrics = &metrics_}));
   RegisterMetrics();
   http_ = std::make_unique<ingress::HttpServer>(
       webhooks_.get(), [this] { return Ready(); },

@@ -21,6 +21,7 @@ namespace broker {
 class ConsumerGroups;
 class EventBrokerService;
 class EventLog;
+class Ingestor;
 class Fanout;
 class GroupStore;
 }  // namespace broker
@@ -167,6 +168,7 @@ class App {
   std::atomic<bool> draining_{false};
   std::unique_ptr<broker::NatsConnection> nats_;  // with a nats:// store
   std::unique_ptr<broker::EventLog> log_;
+  std::unique_ptr<broker::Ingestor> ingestor_;  // into log_: webhooks and Publish
   std::unique_ptr<broker::Fanout> fanout_;
   std::unique_ptr<broker::GroupStore> group_store_;  // with an sqlite:// store
   std::unique_ptr<broker::ConsumerGroups> groups_;

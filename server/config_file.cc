@@ -33,7 +33,6 @@ namespace {
 using ingress::AuthConfig;
 using ingress::AuthMode;
 using ingress::DedupKey;
-using ingress::NormalizerKind;
 using ingress::SourceConfig;
 
 // Paths the server answers itself; no source may take them.
@@ -46,11 +45,6 @@ struct EnumName {
   E value;
 };
 
-constexpr EnumName<NormalizerKind> kNormalizers[] = {
-    {"applivery", NormalizerKind::kApplivery},
-    {"cloudevents", NormalizerKind::kCloudEvents},
-    {"json", NormalizerKind::kJson},
-};
 constexpr EnumName<AuthMode> kAuthModes[] = {
     {"none", AuthMode::kNone},
     {"path_token", AuthMode::kPathToken},
@@ -504,16 +498,18 @@ class Parser {
 
     const Field* normalizer = fields.Find("normalizer");
     if (normalizer == nullptr) {
-      return Error(
-          node, sub("normalizer"),
-          absl::StrCat("missing (want ", EnumChoices(kNormalizers), ")"));
+      return Error(node, sub("normalizer"),
+                   absl::StrCat("missing (want ", ingress::NormalizerKindNames(), ")"));
     }
-    ASSIGN_OR_RETURN(
-        source.normalizer,
-        Enum(normalizer->value, sub("normalizer"), "normalizer", kNormalizers));
+    ASSIGN_OR_RETURN(source.normalizer, String(normalizer->value, sub("normalizer")));
+    if (ingress::FindNormalizerKind(source.normalizer) == nullptr) {
+      return Error(normalizer->value, sub("normalizer"),
+                   absl::StrCat("unknown normalizer ", Quote(source.normalizer), " (want ",
+                                ingress::NormalizerKindNames(), ")"));
+    }
 
     const Field* json = fields.Find("json");
-    if (source.normalizer == NormalizerKind::kJson) {
+    if (source.normalizer == ingress::kJsonNormalizer.name) {
       if (json == nullptr) {
         return Error(node, sub("json"),
                      "missing (normalizer json needs type_pointer or "

@@ -394,7 +394,7 @@ TEST_F(GrpcServiceTest, PublishWithoutIdStoresEveryCall) {
 }
 
 // A malformed type is refused with the rule webhook types obey
-// (broker/event_type.h), naming the field.
+// (broker/event_rules.h), naming the field.
 TEST_F(GrpcServiceTest, PublishInvalidTypeIsInvalidArgument) {
   const std::string kNot = " is not a valid event type: ";
   const std::string kWildcards =

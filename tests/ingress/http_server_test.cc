@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "broker/ingest.h"
 #include "broker/memory_event_log.h"
 #include "common/sync.h"
 #include "gmock/gmock.h"
@@ -80,11 +81,11 @@ class HttpServerTest : public ::testing::Test {
     SourceConfig source{
         .name = "applivery",
         .path = "/webhooks/applivery",
-        .normalizer = NormalizerKind::kApplivery,
+        .normalizer = "applivery",
         .auth = {.mode = AuthMode::kPathToken, .secrets = {"tok"}},
         .max_body_bytes = 64 * 1024,
     };
-    auto handler = WebhookHandler::Create(&log_, {source}, {});
+    auto handler = WebhookHandler::Create(&sink_, {source}, {});
     ASSERT_TRUE(handler.ok()) << handler.status();
     handler_ = std::move(*handler);
     options.host = "127.0.0.1";
@@ -117,6 +118,7 @@ class HttpServerTest : public ::testing::Test {
   }
 
   StallableLog log_;
+  broker::Ingestor sink_{&log_, {}};
   std::unique_ptr<WebhookHandler> handler_;
   std::unique_ptr<HttpServer> server_;
   std::thread thread_;

@@ -17,7 +17,6 @@ namespace {
 using ::hookfan::ingress::AuthConfig;
 using ::hookfan::ingress::AuthMode;
 using ::hookfan::ingress::DedupKey;
-using ::hookfan::ingress::NormalizerKind;
 using ::hookfan::ingress::SourceConfig;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -127,7 +126,7 @@ subscribers:
   const SourceConfig& applivery = config.sources[0];
   EXPECT_EQ(applivery.name, "applivery");
   EXPECT_EQ(applivery.path, "/webhooks/applivery");
-  EXPECT_EQ(applivery.normalizer, NormalizerKind::kApplivery);
+  EXPECT_EQ(applivery.normalizer, "applivery");
   EXPECT_EQ(applivery.auth.mode, AuthMode::kPathToken);
   // The file secret lost its trailing newline.
   EXPECT_THAT(applivery.auth.secrets,
@@ -143,7 +142,7 @@ subscribers:
 
   const SourceConfig& acme = config.sources[1];
   EXPECT_EQ(acme.path, "/webhooks/acme");
-  EXPECT_EQ(acme.normalizer, NormalizerKind::kJson);
+  EXPECT_EQ(acme.normalizer, "json");
   EXPECT_EQ(acme.json.type_pointer, "/event/type");
   EXPECT_EQ(acme.json.type_header, "");
   EXPECT_EQ(acme.json.type_prefix, "acme.");
@@ -161,7 +160,7 @@ subscribers:
 
   const SourceConfig& billing = config.sources[2];
   EXPECT_EQ(billing.path, "/hooks/billing-v2");
-  EXPECT_EQ(billing.normalizer, NormalizerKind::kCloudEvents);
+  EXPECT_EQ(billing.normalizer, "cloudevents");
   EXPECT_EQ(billing.auth.mode, AuthMode::kStandardWebhooks);
   EXPECT_THAT(billing.auth.secrets, ElementsAre("whsec_c2VjcmV0LWtleQ=="));
   EXPECT_EQ(billing.auth.tolerance, absl::Seconds(90));

@@ -1,0 +1,213 @@
+#include "ingress/webhook_handler.h"
+
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "broker/ingest.h"
+#include "broker/memory_event_log.h"
+#include "common/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+// WebhookHandler's whole status table (webhook_handler.h), in the order it
+// is checked, with a real ingest path into the memory log and a fake clock:
+// the contract the binary's e2e tests exercise only in part.
+
+namespace hookfan::ingress {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+std::string Fixture(const std::string& name) {
+  std::ifstream in(HOOKFAN_FIXTURES_DIR "/applivery/" + name);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The one ingest path into a memory log, and a store that can be made to
+// refuse writes (the injected fault behind 503).
+class FailableSink final : public broker::EventSink {
+ public:
+  FailableSink(broker::EventLog* log, Clock* clock)
+      : ingestor_(log, {.clock = clock, .rules = {.max_event_bytes = 4096}}) {}
+
+  absl::StatusOr<broker::AppendOnceResult> Ingest(v1::Event event, std::string_view dedup_key,
+                                                  absl::Duration window) override {
+    if (down) return absl::UnavailableError("store down");
+    return ingestor_.Ingest(std::move(event), dedup_key, window);
+  }
+
+  bool down = false;
+
+ private:
+  broker::Ingestor ingestor_;
+};
+
+class WebhookHandlerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::vector<SourceConfig> sources = {
+        {.name = "applivery",
+         .path = "/webhooks/applivery",
+         .normalizer = "applivery",
+         .auth = {.mode = AuthMode::kPathToken, .secrets = {"tok"}},
+         .max_body_bytes = 8192,
+         .dedup = {DedupKey::kBodyHash, absl::Minutes(10)}},
+        {.name = "fenced",
+         .normalizer = "applivery",
+         .allowed_cidrs = {*Cidr::Parse("10.0.0.0/8")}},
+        {.name = "bearer",
+         .normalizer = "json",
+         .json = {.type_pointer = "/type"},
+         .auth = {.mode = AuthMode::kBearer, .secrets = {"s3cret"}}},
+        {.name = "limited",
+         .normalizer = "cloudevents",
+         .rate_limit = {.per_second = 1, .burst = 1}},
+    };
+    auto handler = WebhookHandler::Create(&sink_, sources, {.clock = &clock_});
+    ASSERT_TRUE(handler.ok()) << handler.status();
+    handler_ = *std::move(handler);
+  }
+
+  HttpAnswer Post(const std::string& path, const std::string& body,
+                  std::map<std::string, std::string> headers = {
+                      {"content-type", "application/json"}}) {
+    const std::string content_type = headers["content-type"];
+    std::vector<std::string_view> names;
+    for (const auto& [name, value] : headers) names.push_back(name);
+    IngressRequest request{
+        .path = path,
+        .remote_ip = "127.0.0.1",
+        .content_type = content_type,
+        .header = [&](std::string_view name) -> std::optional<std::string_view> {
+          auto it = headers.find(absl::AsciiStrToLower(std::string(name)));
+          if (it == headers.end()) return std::nullopt;
+          return it->second;
+        },
+        .header_names = names,
+        .body = body,
+    };
+    return handler_->Handle(request);
+  }
+
+  static std::string Message(const HttpAnswer& answer) {
+    auto body = nlohmann::json::parse(answer.body, nullptr, false);
+    return body.is_object() && body.contains("error") ? body["error"].value("message", "") : "";
+  }
+
+  FakeClock clock_;
+  broker::MemoryEventLog log_;
+  FailableSink sink_{&log_, &clock_};
+  std::unique_ptr<WebhookHandler> handler_;
+};
+
+TEST_F(WebhookHandlerTest, UnknownPathAndWrongTokenAre404) {
+  EXPECT_EQ(Post("/webhooks/nobody", "{}").status, 404);
+  EXPECT_EQ(Post("/webhooks/applivery/wrong", Fixture("emm_device_enrolled.json")).status, 404);
+  EXPECT_EQ(Post("/webhooks/applivery", Fixture("emm_device_enrolled.json")).status, 404);
+  EXPECT_EQ(log_.LastSequence(), 0u);
+}
+
+TEST_F(WebhookHandlerTest, PeerOutsideAllowedCidrsIs403) {
+  EXPECT_EQ(Post("/webhooks/fenced", Fixture("emm_device_enrolled.json")).status, 403);
+}
+
+TEST_F(WebhookHandlerTest, FailedBearerAuthIs401WithAChallenge) {
+  HttpAnswer answer = Post("/webhooks/bearer", R"({"type":"a.b"})",
+                           {{"content-type", "application/json"}, {"authorization", "Bearer no"}});
+  EXPECT_EQ(answer.status, 401);
+  EXPECT_THAT(answer.headers, Contains(Pair("WWW-Authenticate", "Bearer realm=\"hookfan\"")));
+}
+
+TEST_F(WebhookHandlerTest, BodyOverTheSourceLimitIs413) {
+  HttpAnswer answer = Post("/webhooks/applivery/tok", std::string(8193, ' '));
+  EXPECT_EQ(answer.status, 413);
+  EXPECT_THAT(Message(answer), HasSubstr("the limit is 8192"));
+}
+
+TEST_F(WebhookHandlerTest, OverTheRateLimitIs429WithRetryAfter) {
+  const std::string event =
+      R"({"specversion":"1.0","id":"1","source":"/s","type":"a.b"})";
+  const std::map<std::string, std::string> ce = {{"content-type", "application/cloudevents+json"}};
+  EXPECT_EQ(Post("/webhooks/limited", event, ce).status, 202);
+  HttpAnswer answer = Post("/webhooks/limited", event, ce);
+  EXPECT_EQ(answer.status, 429);
+  EXPECT_THAT(answer.headers, Contains(Pair("Retry-After", "1")));
+}
+
+TEST_F(WebhookHandlerTest, ContentTypeTheNormalizerDoesNotTakeIs415) {
+  HttpAnswer answer = Post("/webhooks/applivery/tok", Fixture("emm_device_enrolled.json"),
+                           {{"content-type", "text/plain"}});
+  EXPECT_EQ(answer.status, 415);
+  EXPECT_THAT(Message(answer), HasSubstr("Content-Type must be application/json"));
+}
+
+TEST_F(WebhookHandlerTest, BodyTheNormalizerRejectsIs400) {
+  HttpAnswer answer = Post("/webhooks/applivery/tok", "{not json");
+  EXPECT_EQ(answer.status, 400);
+  EXPECT_THAT(Message(answer), HasSubstr("not valid JSON"));
+}
+
+TEST_F(WebhookHandlerTest, EventOverMaxEventBytesIs413AndNothingStored) {
+  // Within the source's 8 KiB body limit, over the sink's 4 KiB events.
+  nlohmann::json body = nlohmann::json::parse(Fixture("emm_device_enrolled.json"));
+  body["padding"] = std::string(5000, 'x');
+  HttpAnswer answer = Post("/webhooks/applivery/tok", body.dump());
+  EXPECT_EQ(answer.status, 413);
+  EXPECT_THAT(Message(answer), HasSubstr("the limit is 4096 (--max-event-bytes)"));
+  EXPECT_EQ(log_.LastSequence(), 0u);
+}
+
+TEST_F(WebhookHandlerTest, StoreThatCannotWriteIs503WithRetryAfter) {
+  sink_.down = true;
+  HttpAnswer answer = Post("/webhooks/applivery/tok", Fixture("emm_device_enrolled.json"));
+  EXPECT_EQ(answer.status, 503);
+  EXPECT_THAT(answer.headers, Contains(Pair("Retry-After", "1")));
+  EXPECT_EQ(Message(answer), broker::kStoreUnavailable);
+}
+
+// 202 once durable, with an id and receive time the ingest path minted from
+// the injected clock; the same body again within the window is 200
+// duplicate with the original's id, and nothing new is stored.
+TEST_F(WebhookHandlerTest, StoredIs202AndARedeliveryIs200Duplicate) {
+  const std::string body = Fixture("emm_device_enrolled.json");
+  HttpAnswer first = Post("/webhooks/applivery/tok", body);
+  ASSERT_EQ(first.status, 202) << first.body;
+  auto stored = nlohmann::json::parse(first.body);
+  EXPECT_EQ(stored["sequence"], 1);
+  EXPECT_EQ(stored["type"], "applivery.device.enrolled");
+  absl::StatusOr<broker::EventPtr> event = log_.GetById(stored["id"].get<std::string>());
+  ASSERT_TRUE(event.ok()) << event.status();
+  EXPECT_EQ((*event)->event.time().seconds(), absl::ToUnixSeconds(clock_.Now()));
+  EXPECT_EQ((*event)->event.source(), "/webhooks/applivery");
+
+  clock_.Advance(absl::Minutes(5));
+  HttpAnswer again = Post("/webhooks/applivery/tok", body);
+  EXPECT_EQ(again.status, 200);
+  auto duplicate = nlohmann::json::parse(again.body);
+  EXPECT_EQ(duplicate["id"], stored["id"]);
+  EXPECT_EQ(duplicate["duplicate"], true);
+  EXPECT_EQ(log_.LastSequence(), 1u);
+}
+
+// A source naming a kind no normalizer has is refused when the handler is
+// built, naming the kinds there are.
+TEST(WebhookHandlerCreateTest, UnknownNormalizerIsRefused) {
+  broker::MemoryEventLog log;
+  broker::Ingestor sink(&log, {});
+  auto handler = WebhookHandler::Create(&sink, {{.name = "x", .normalizer = "nope"}}, {});
+  ASSERT_FALSE(handler.ok());
+  EXPECT_THAT(handler.status().message(),
+              HasSubstr("source x: unknown normalizer \"nope\" (want applivery|cloudevents|json)"));
+}
+
+}  // namespace
+}  // namespace hookfan::ingress

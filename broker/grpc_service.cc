@@ -14,28 +14,12 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "grpc/grpc_security_constants.h"
 
 namespace hookfan::broker {
 namespace {
-
-size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-char* PutVarint(char* p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<char>(v);
-  return p;
-}
 
 // StreamPump drives the writing side of a server stream, for Subscribe and
 // Consume alike: Wake() (from the broker) or a completed write schedules one
@@ -554,16 +538,20 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 }
 
 grpc::ByteBuffer EncodeSubscribeResponse(const std::vector<EventPtr>& events) {
-  constexpr char kEventsTag = (1 << 3) | 2;  // field 1, length-delimited
+  using google::protobuf::io::CodedOutputStream;
+  using google::protobuf::internal::WireFormatLite;
+  constexpr uint32_t kEventsTag = WireFormatLite::MakeTag(
+      v1::SubscribeResponse::kEventsFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
   size_t total = 0;
   for (const EventPtr& e : events) {
-    total += 1 + VarintSize(e->wire.size()) + e->wire.size();
+    total += CodedOutputStream::VarintSize32(kEventsTag) +
+             CodedOutputStream::VarintSize64(e->wire.size()) + e->wire.size();
   }
   auto* bytes = new std::string(total, '\0');
-  char* p = bytes->data();
+  uint8_t* p = reinterpret_cast<uint8_t*>(bytes->data());
   for (const EventPtr& e : events) {
-    *p++ = kEventsTag;
-    p = PutVarint(p, e->wire.size());
+    p = CodedOutputStream::WriteTagToArray(kEventsTag, p);
+    p = CodedOutputStream::WriteVarint64ToArray(e->wire.size(), p);
     p = std::copy(e->wire.begin(), e->wire.end(), p);
   }
   grpc::Slice slice(

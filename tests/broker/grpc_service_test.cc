@@ -876,3 +876,33 @@ TEST_F(GrpcServiceTest, GroupAdminIsLimitedToCoveredGroups) {
 
 }  // namespace
 }  // namespace hookfan::broker
+
+namespace hookfan::broker {
+namespace {
+
+// Subscribe responses are framed by hand from each event's stored wire
+// bytes (no re-serialization per subscriber); they must parse as the
+// SubscribeResponse the generated clients expect, whatever the events'
+// sizes (1-, 2- and 3-byte length prefixes).
+TEST(EncodeSubscribeResponseTest, ParsesAsTheGeneratedMessage) {
+  std::vector<EventPtr> events;
+  for (size_t data : {0, 200, 20000}) {
+    v1::Event event;
+    event.set_id(absl::StrCat("id-", data));
+    event.set_type("a.b");
+    event.set_sequence(events.size() + 1);
+    event.set_data(std::string(data, 'x'));
+    events.push_back(MakeStoredEvent(event));
+  }
+  grpc::ByteBuffer buffer = EncodeSubscribeResponse(events);
+  v1::SubscribeResponse response;
+  ASSERT_TRUE(grpc::SerializationTraits<v1::SubscribeResponse>::Deserialize(&buffer, &response).ok());
+  ASSERT_EQ(response.events_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(response.events(i).SerializeAsString(), events[i]->wire) << i;
+  }
+  EXPECT_EQ(EncodeSubscribeResponse({}).Length(), 0u);
+}
+
+}  // namespace
+}  // namespace hookfan::broker

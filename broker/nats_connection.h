@@ -55,6 +55,39 @@ struct NatsOptions {
   }
 };
 
+// Owns a nats.c object and destroys it with `destroy`.
+template <typename T, void (*destroy)(T*)>
+class Owned {
+ public:
+  Owned() = default;
+  Owned(const Owned&) = delete;
+  Owned& operator=(const Owned&) = delete;
+  ~Owned() { reset(); }
+  // For a nats.c call that creates the object.
+  T** out() {
+    reset();
+    return &p_;
+  }
+  T* get() const { return p_; }
+  T* operator->() const { return p_; }
+  void reset() {
+    if (p_ != nullptr) destroy(p_);
+    p_ = nullptr;
+  }
+
+ private:
+  T* p_ = nullptr;
+};
+
+// A duration as nats.c takes it in its options: nanoseconds.
+inline int64_t Nanos(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
+
+// A duration as nats.c takes it in waits: milliseconds, at least 1 (nats.c
+// reads 0 as "the default").
+inline int64_t Millis(absl::Duration d) {
+  return std::max<int64_t>(1, absl::ToInt64Milliseconds(d));
+}
+
 // Parses a `--store` value of the form "nats://host:port[,nats://host:port…]"
 // (the scheme may be given once, or "tls://") into NatsOptions::servers.
 // Errors: kInvalidArgument naming the problem.

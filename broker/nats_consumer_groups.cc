@@ -37,29 +37,6 @@ constexpr absl::Duration kDeadLetterRetry = absl::Seconds(1);
 
 constexpr jsErrCode kNoJsError = static_cast<jsErrCode>(0);
 
-// Owns a nats.c object and destroys it with `destroy`.
-template <typename T, void (*destroy)(T*)>
-class Owned {
- public:
-  Owned() = default;
-  Owned(const Owned&) = delete;
-  Owned& operator=(const Owned&) = delete;
-  ~Owned() { reset(); }
-  // For a nats.c call that creates the object.
-  T** out() {
-    reset();
-    return &p_;
-  }
-  T* get() const { return p_; }
-  T* operator->() const { return p_; }
-  void reset() {
-    if (p_ != nullptr) destroy(p_);
-    p_ = nullptr;
-  }
-
- private:
-  T* p_ = nullptr;
-};
 using OwnedConsumerInfo = Owned<jsConsumerInfo, jsConsumerInfo_Destroy>;
 using OwnedConsumerInfoList = Owned<jsConsumerInfoList, jsConsumerInfoList_Destroy>;
 using OwnedStreamInfo = Owned<jsStreamInfo, jsStreamInfo_Destroy>;
@@ -70,8 +47,6 @@ struct MsgDeleter {
 };
 using MsgPtr = std::unique_ptr<natsMsg, MsgDeleter>;
 
-int64_t Nanos(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
-int64_t Millis(absl::Duration d) { return std::max<int64_t>(1, absl::ToInt64Milliseconds(d)); }
 
 absl::Duration AckDeadline(const v1::ConsumerOpen& open) {
   return open.has_ack_deadline() ? ToDuration(open.ack_deadline()) : kDefaultAckDeadline;

@@ -30,33 +30,17 @@ constexpr absl::Duration kClaimMargin = absl::Seconds(1);
 // gets this long: a retry waits for the claim otherwise.
 constexpr absl::Duration kReleaseTimeout = absl::Milliseconds(500);
 
-// Milliseconds left until `deadline`, at least 1 (nats.c takes 0 as "the
-// default").
-int64_t MillisLeft(absl::Time deadline) {
-  return std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now()));
-}
+// Milliseconds left until `deadline` (Millis). Deadlines here bound real
+// waits on the network, so they are read off the real clock; what an event's
+// time decides (dedup windows) comes from the event, stamped by the
+// injected clock of the ingest path (broker/ingest.h).
+int64_t MillisLeft(absl::Time deadline) { return Millis(deadline - absl::Now()); }
 
-// Owns a nats.c object and destroys it with `destroy`.
-template <typename T, void (*destroy)(T*)>
-struct Owned {
-  T* p = nullptr;
-  Owned() = default;
-  Owned(const Owned&) = delete;
-  Owned& operator=(const Owned&) = delete;
-  ~Owned() {
-    if (p != nullptr) destroy(p);
-  }
-  T** out() { return &p; }
-  T* operator->() const { return p; }
-  T* get() const { return p; }
-};
 using OwnedMsg = Owned<natsMsg, natsMsg_Destroy>;
 using OwnedStreamInfo = Owned<jsStreamInfo, jsStreamInfo_Destroy>;
 using OwnedPubAck = Owned<jsPubAck, jsPubAck_Destroy>;
 using OwnedSubscription = Owned<natsSubscription, natsSubscription_Destroy>;
 using OwnedMetaData = Owned<jsMsgMetaData, jsMsgMetaData_Destroy>;
-
-int64_t Nanos(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
 
 absl::Time EventTime(const v1::Event& event) {
   return event.has_time() ? ToTime(event.time()) : absl::UnixEpoch();

@@ -9,6 +9,9 @@
 //   abuse    --http H:P --token T --grpc H:P --streams N --pid PID --seconds S --connections C
 //   fill     --db PATH --events N
 //   nats     --url URL --subscribers N --events E --payload-bytes B
+//
+// fanout, latency, idle and abuse also take --streams-per-channel N
+// (HOOKFAN_BENCH_STREAMS_PER_CHANNEL, default 10). --help lists defaults.
 
 #include <httplib.h>
 
@@ -17,14 +20,14 @@
 #include <chrono>
 #include <fstream>
 #include <latch>
+#include <limits>
 #include <iostream>
-#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
+#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "bench/nats_baseline.h"
 #include "broker/sqlite_event_log.h"
@@ -59,23 +62,25 @@ std::string Payload(uint64_t n) {
   return absl::StrCat(kPayloadPrefix, n, ",\"bench_sent_ns\":", NowNs(), "}");
 }
 
-// Parses --name value pairs.
-class Args {
- public:
-  Args(int argc, char** argv) {
-    for (int i = 2; i + 1 < argc; i += 2) values_[argv[i]] = argv[i + 1];
-  }
-  std::string Str(const std::string& name, const std::string& def = "") const {
-    auto it = values_.find("--" + name);
-    return it == values_.end() ? def : it->second;
-  }
-  int64_t Int(const std::string& name, int64_t def) const {
-    int64_t v;
-    return absl::SimpleAtoi(Str(name), &v) ? v : def;
-  }
-
- private:
-  std::map<std::string, std::string> values_;
+// A scenario's flags. Each subcommand registers those it reads, on its own
+// Flags with its own defaults (main).
+struct Flags {
+  std::string http;   // hookfan's HTTP address, HOST:PORT
+  std::string token;  // the Applivery webhook token
+  std::string grpc;   // hookfan's gRPC address, HOST:PORT
+  int connections = 16;
+  int subscribers = 10;
+  int streams = 10000;
+  // Streams per gRPC channel (one HTTP/2 connection each), as a fleet of
+  // subscribing services would spread them.
+  int streams_per_channel = 10;
+  int64_t events = 10000;
+  int64_t seconds = 10;
+  int64_t rate = 1000;  // webhooks/s offered
+  int64_t pid = 0;      // hookfan's, to sample its RSS
+  std::string db;       // fill: the SQLite store to create
+  std::string url;      // nats: the nats-server
+  int64_t payload_bytes = 0;
 };
 
 struct HostPort {
@@ -156,11 +161,10 @@ PostResult PostLoad(const std::string& http, const std::string& token, int conne
   return result;
 }
 
-int Ingress(const Args& a) {
-  PostResult r = PostLoad(a.Str("http"), a.Str("token"), a.Int("connections", 50), UINT64_MAX,
-                          a.Int("seconds", 10), 0);
+int Ingress(const Flags& f) {
+  PostResult r = PostLoad(f.http, f.token, f.connections, UINT64_MAX, f.seconds, 0);
   json out = {{"scenario", "ingress"},
-              {"connections", a.Int("connections", 50)},
+              {"connections", f.connections},
               {"webhooks_per_second", r.accepted / r.seconds},
               {"accepted", r.accepted},
               {"non_202", r.other}};
@@ -169,22 +173,15 @@ int Ingress(const Args& a) {
   return 0;
 }
 
-// Streams per gRPC channel (one HTTP/2 connection each), as a fleet of
-// subscribing services would spread them; HOOKFAN_BENCH_STREAMS_PER_CHANNEL
-// overrides it.
-int PerChannel() {
-  const char* v = std::getenv("HOOKFAN_BENCH_STREAMS_PER_CHANNEL");
-  int n = v ? std::atoi(v) : 0;
-  return n > 0 ? n : 10;
-}
-
 // A pool of Subscribe streams on a few channels, counting what arrives.
 class Subscribers {
  public:
-  // `type` (a filter pattern; empty: every event) is what each stream asks for.
-  Subscribers(const std::string& grpc, int n, bool measure_latency, const std::string& type = "")
+  // `n` streams, `per_channel` to a channel. `type` (a filter pattern;
+  // empty: every event) is what each stream asks for.
+  Subscribers(const std::string& grpc, int n, int per_channel, bool measure_latency,
+              const std::string& type = "")
       : measure_latency_(measure_latency) {
-    int channels = std::max(1, n / PerChannel());
+    int channels = std::max(1, n / per_channel);
     for (int i = 0; i < channels; ++i) {
       grpc::ChannelArguments args;
       args.SetInt("hookfan.bench.channel", i);  // distinct connections
@@ -260,13 +257,12 @@ class Subscribers {
   std::vector<int64_t> latency_ns_;
 };
 
-int Fanout(const Args& a) {
-  int n = a.Int("subscribers", 10);
-  uint64_t events = a.Int("events", 10000);
-  Subscribers subs(a.Str("grpc"), n, false);
+int Fanout(const Flags& f) {
+  int n = f.subscribers;
+  uint64_t events = f.events;
+  Subscribers subs(f.grpc, n, f.streams_per_channel, false);
   auto start = Clock::now();
-  PostResult posted = PostLoad(a.Str("http"), a.Str("token"), a.Int("connections", 16), events,
-                               3600, 0);
+  PostResult posted = PostLoad(f.http, f.token, f.connections, events, 3600, 0);
   uint64_t worst_lag = posted.accepted - std::min(posted.accepted, subs.min_received());
   auto deadline = Clock::now() + std::chrono::seconds(120);
   while (subs.total() < posted.accepted * n && Clock::now() < deadline) {
@@ -285,21 +281,20 @@ int Fanout(const Args& a) {
   return 0;
 }
 
-int Latency(const Args& a) {
-  double rate = a.Int("rate", 1000);
-  double seconds = a.Int("seconds", 10);
-  Subscribers subs(a.Str("grpc"), a.Int("subscribers", 100), true);
-  PostResult posted = PostLoad(a.Str("http"), a.Str("token"), a.Int("connections", 32),
-                               UINT64_MAX, seconds, rate);
+int Latency(const Flags& f) {
+  double rate = f.rate;
+  double seconds = f.seconds;
+  Subscribers subs(f.grpc, f.subscribers, f.streams_per_channel, true);
+  PostResult posted = PostLoad(f.http, f.token, f.connections, UINT64_MAX, seconds, rate);
   auto deadline = Clock::now() + std::chrono::seconds(30);
-  uint64_t want = posted.accepted * a.Int("subscribers", 100);
+  uint64_t want = posted.accepted * f.subscribers;
   while (subs.total() < want && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   json out = {{"scenario", "latency"},
               {"offered_per_second", rate},
               {"achieved_per_second", posted.accepted / posted.seconds},
-              {"subscribers", a.Int("subscribers", 100)},
+              {"subscribers", f.subscribers},
               {"non_202", posted.other}};
   out.update(Percentiles(subs.latencies()));
   std::cout << out.dump() << std::endl;
@@ -315,11 +310,11 @@ int64_t RssKb(int64_t pid) {
   return -1;
 }
 
-int Idle(const Args& a) {
-  int64_t pid = a.Int("pid", 0);
-  int n = a.Int("streams", 10000);
+int Idle(const Flags& f) {
+  int64_t pid = f.pid;
+  int n = f.streams;
   int64_t before = RssKb(pid);
-  Subscribers subs(a.Str("grpc"), n, false);
+  Subscribers subs(f.grpc, n, f.streams_per_channel, false);
   std::this_thread::sleep_for(std::chrono::seconds(1));
   int64_t after = RssKb(pid);
   json out = {{"scenario", "idle"},
@@ -334,16 +329,16 @@ int Idle(const Args& a) {
 // Ingest at full speed twice: alone, then with N idle streams (a type no
 // event has) and one stream that never reads; server RSS sampled
 // throughout. Memory must stay bounded and webhook latency unchanged.
-int Abuse(const Args& a) {
-  const int64_t pid = a.Int("pid", 0);
-  const int n = a.Int("streams", 10000);
-  const int connections = a.Int("connections", 16);
-  const double seconds = a.Int("seconds", 5);
-  PostResult alone = PostLoad(a.Str("http"), a.Str("token"), connections, UINT64_MAX, seconds, 0);
+int Abuse(const Flags& f) {
+  const int64_t pid = f.pid;
+  const int n = f.streams;
+  const int connections = f.connections;
+  const double seconds = f.seconds;
+  PostResult alone = PostLoad(f.http, f.token, connections, UINT64_MAX, seconds, 0);
   const int64_t rss_before = RssKb(pid);
-  Subscribers idle(a.Str("grpc"), n, false, "bench.idle.never");
+  Subscribers idle(f.grpc, n, f.streams_per_channel, false, "bench.idle.never");
   auto stub = v1::EventBroker::NewStub(
-      grpc::CreateChannel(a.Str("grpc"), grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(f.grpc, grpc::InsecureChannelCredentials()));
   grpc::ClientContext stalled_context;
   v1::SubscribeRequest everything;
   everything.mutable_start()->set_earliest(true);
@@ -358,7 +353,7 @@ int Abuse(const Args& a) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
   });
-  PostResult loaded = PostLoad(a.Str("http"), a.Str("token"), connections, UINT64_MAX, seconds, 0);
+  PostResult loaded = PostLoad(f.http, f.token, connections, UINT64_MAX, seconds, 0);
   stop = true;
   sampler.join();
   const int64_t rss_after = RssKb(pid);
@@ -381,14 +376,14 @@ int Abuse(const Args& a) {
   return 0;
 }
 
-int Fill(const Args& a) {
+int Fill(const Flags& f) {
   absl::StatusOr<std::unique_ptr<broker::SqliteEventLog>> log =
-      broker::SqliteEventLog::Open(a.Str("db"), {});
+      broker::SqliteEventLog::Open(f.db, {});
   if (!log.ok()) {
     std::cerr << log.status() << "\n";
     return 1;
   }
-  uint64_t events = a.Int("events", 1000000);
+  uint64_t events = f.events;
   auto start = Clock::now();
   constexpr size_t kBatch = 2000;
   for (uint64_t done = 0; done < events;) {
@@ -411,16 +406,15 @@ int Fill(const Args& a) {
   return 0;
 }
 
-int Nats(const Args& a) {
-  size_t payload = a.Int("payload-bytes", Payload(0).size());
-  absl::StatusOr<FanoutResult> r = RunNatsFanout(a.Str("url"), a.Int("subscribers", 10),
-                                                 a.Int("events", 10000), payload);
+int Nats(const Flags& f) {
+  absl::StatusOr<FanoutResult> r =
+      RunNatsFanout(f.url, f.subscribers, f.events, f.payload_bytes);
   if (!r.ok()) {
     std::cerr << r.status() << "\n";
     return 1;
   }
   json out = {{"scenario", "nats_fanout"},
-              {"subscribers", a.Int("subscribers", 10)},
+              {"subscribers", f.subscribers},
               {"events", r->published},
               {"deliveries", r->deliveries},
               {"dropped", r->dropped},
@@ -431,24 +425,98 @@ int Nats(const Args& a) {
   return 0;
 }
 
+// --http, --token and --connections: the webhook posters.
+void AddPosting(CLI::App* cmd, Flags& f) {
+  cmd->add_option("--http", f.http, "hookfan's HTTP address, HOST:PORT");
+  cmd->add_option("--token", f.token, "the Applivery webhook token");
+  cmd->add_option("--connections", f.connections, "keep-alive HTTP connections posting")
+      ->capture_default_str();
+}
+
+// --grpc and --streams-per-channel: the Subscribe streams.
+void AddStreaming(CLI::App* cmd, Flags& f) {
+  cmd->add_option("--grpc", f.grpc, "hookfan's gRPC address, HOST:PORT");
+  cmd->add_option("--streams-per-channel", f.streams_per_channel,
+                  "Subscribe streams per gRPC connection")
+      ->envname("HOOKFAN_BENCH_STREAMS_PER_CHANNEL")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()))
+      ->capture_default_str();
+}
+
 }  // namespace
 }  // namespace hookfan::bench
 
 int main(int argc, char** argv) {
   using namespace hookfan::bench;
-  std::string cmd = argc > 1 ? argv[1] : "";
-  Args args(argc, argv);
-  if (cmd == "ingress") return Ingress(args);
-  if (cmd == "fanout") return Fanout(args);
-  if (cmd == "latency") return Latency(args);
-  if (cmd == "idle") return Idle(args);
-  if (cmd == "abuse") return Abuse(args);
-  if (cmd == "fill") return Fill(args);
-  if (cmd == "nats") return Nats(args);
-  if (cmd == "payload-size") {
-    std::cout << Payload(0).size() << std::endl;
-    return 0;
+  CLI::App app{"hookfan-bench: load generator for hookfan. Each subcommand runs one scenario "
+               "and prints one JSON object with its results."};
+  app.require_subcommand(1);
+  int code = 0;
+  // One Flags per scenario: their defaults differ.
+  Flags ingress{.connections = 50};
+  CLI::App* cmd = app.add_subcommand("ingress", "webhooks/s posting at full speed");
+  AddPosting(cmd, ingress);
+  cmd->add_option("--seconds", ingress.seconds, "how long to post")->capture_default_str();
+  cmd->callback([&] { code = Ingress(ingress); });
+
+  Flags fanout;
+  cmd = app.add_subcommand("fanout", "deliveries/s of --events to --subscribers streams");
+  AddPosting(cmd, fanout);
+  AddStreaming(cmd, fanout);
+  cmd->add_option("--subscribers", fanout.subscribers, "Subscribe streams")->capture_default_str();
+  cmd->add_option("--events", fanout.events, "webhooks to post")->capture_default_str();
+  cmd->callback([&] { code = Fanout(fanout); });
+
+  Flags latency{.connections = 32, .subscribers = 100};
+  cmd = app.add_subcommand("latency", "webhook sent to event received, at a fixed --rate");
+  AddPosting(cmd, latency);
+  AddStreaming(cmd, latency);
+  cmd->add_option("--subscribers", latency.subscribers, "Subscribe streams")
+      ->capture_default_str();
+  cmd->add_option("--rate", latency.rate, "webhooks/s offered")->capture_default_str();
+  cmd->add_option("--seconds", latency.seconds, "how long to post")->capture_default_str();
+  cmd->callback([&] { code = Latency(latency); });
+
+  Flags idle;
+  cmd = app.add_subcommand("idle", "server memory per idle Subscribe stream");
+  AddStreaming(cmd, idle);
+  cmd->add_option("--streams", idle.streams, "idle streams to open")->capture_default_str();
+  cmd->add_option("--pid", idle.pid, "hookfan's pid, to read its RSS");
+  cmd->callback([&] { code = Idle(idle); });
+
+  Flags abuse{.seconds = 5};
+  cmd = app.add_subcommand("abuse", "ingest alone, then beside idle streams and a stalled one");
+  AddPosting(cmd, abuse);
+  AddStreaming(cmd, abuse);
+  cmd->add_option("--streams", abuse.streams, "idle streams to open")->capture_default_str();
+  cmd->add_option("--pid", abuse.pid, "hookfan's pid, to read its RSS");
+  cmd->add_option("--seconds", abuse.seconds, "how long to post, each time")
+      ->capture_default_str();
+  cmd->callback([&] { code = Abuse(abuse); });
+
+  Flags fill{.events = 1000000};
+  cmd = app.add_subcommand("fill", "writes --events events to a new SQLite store");
+  cmd->add_option("--db", fill.db, "the SQLite store to create");
+  cmd->add_option("--events", fill.events, "events to write")->capture_default_str();
+  cmd->callback([&] { code = Fill(fill); });
+
+  Flags nats{.payload_bytes = static_cast<int64_t>(Payload(0).size())};
+  cmd = app.add_subcommand("nats", "NATS core pub/sub fan-out: fanout's baseline");
+  cmd->add_option("--url", nats.url, "the nats-server, nats://HOST:PORT");
+  cmd->add_option("--subscribers", nats.subscribers, "subscribers")->capture_default_str();
+  cmd->add_option("--events", nats.events, "messages to publish")->capture_default_str();
+  cmd->add_option("--payload-bytes", nats.payload_bytes,
+                  "bytes per message (default: a webhook's)");
+  cmd->callback([&] { code = Nats(nats); });
+
+  cmd = app.add_subcommand("payload-size", "prints the bytes of one webhook body");
+  cmd->callback([] { std::cout << Payload(0).size() << std::endl; });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);  // prints the help, or the error
+    return e.get_exit_code() == 0 ? 0 : 2;
   }
-  std::cerr << "usage: hookfan-bench ingress|fanout|latency|idle|abuse|fill|nats|payload-size --flag value ...\n";
-  return 2;
+  return code;
 }

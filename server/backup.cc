@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <ostream>
 
+#include "CLI/CLI.hpp"
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -276,56 +277,50 @@ absl::StatusOr<BackupResult> BackupSqlite(const std::string& db_path,
 
 int BackupCommand(const std::vector<std::string>& args, std::ostream& out,
                   std::ostream& err) {
-  auto env = [](const char* name) {
-    const char* value = std::getenv(name);
-    return std::string(value != nullptr ? value : "");
-  };
   auto usage_error = [&err](const std::string& message) {
     err << "hookfan backup: " << message << "\n" << kUsage;
     return 2;
   };
-  std::string data_dir = env("HOOKFAN_DATA_DIR");
-  if (data_dir.empty()) data_dir = "./data";
-  std::string store = env("HOOKFAN_STORE");
+  // The store is found as the server finds it: flag, else environment
+  // (an empty variable counts as unset), else ./data.
+  std::string data_dir = "./data";
+  std::string store;
   std::string out_path;
   BackupOptions options;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "--help" || arg == "-h" || arg == "-help") {
-      out << kUsage;
-      return 0;
-    }
+  CLI::App app;
+  app.set_help_flag("-h,--help");
+  app.allow_extras();  // reported below, naming the first one
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  // The server's flags take underscores for dashes; so do these.
+  app.add_option("--data-dir,--data_dir", data_dir)
+      ->envname("HOOKFAN_DATA_DIR");
+  app.add_option("--store", store)->envname("HOOKFAN_STORE");
+  app.add_option("--out", out_path);
+  // --force=true|false as well, as the server's boolean flags take them.
+  app.add_flag("--force", options.overwrite)
+      ->check(CLI::Validator(
+          [](std::string& value) {
+            return value == "true" || value == "false" ? "" : "takes no value";
+          },
+          ""));
+  // CLI11 takes the arguments last first.
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    out << kUsage;
+    return 0;
+  } catch (const CLI::ValidationError&) {
+    return usage_error("--force takes no value");  // the only flag with a check
+  } catch (const CLI::ParseError& e) {
+    return usage_error(e.what());
+  }
+  if (!app.remaining().empty()) {
+    const std::string arg = app.remaining().front();
     if (!arg.starts_with("--")) {
       return usage_error("unexpected argument " + arg);
     }
-    std::string name = arg.substr(2);
-    std::string value;
-    size_t eq = name.find('=');
-    bool has_value = eq != std::string::npos;
-    if (has_value) {
-      value = name.substr(eq + 1);
-      name.resize(eq);
-    }
-    std::replace(name.begin(), name.end(), '_', '-');
-    if (name == "force") {
-      if (has_value && value != "true" && value != "false") {
-        return usage_error("--force takes no value");
-      }
-      options.overwrite = !has_value || value == "true";
-      continue;
-    }
-    std::string* target = name == "data-dir" ? &data_dir
-                          : name == "store"  ? &store
-                          : name == "out"    ? &out_path
-                                             : nullptr;
-    if (target == nullptr) return usage_error("unknown flag --" + name);
-    if (!has_value) {
-      if (i + 1 == args.size()) {
-        return usage_error("--" + name + " needs a value");
-      }
-      value = args[++i];
-    }
-    *target = value;
+    return usage_error("unknown flag " + arg.substr(0, arg.find('=')));
   }
   if (out_path.empty()) return usage_error("--out FILE is required");
 

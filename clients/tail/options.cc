@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
+#include <utility>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -61,99 +64,127 @@ absl::StatusOr<v1::Platform> ParsePlatform(const std::string& name) {
 absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
   Options o;
   v1::Filter* filter = o.request.mutable_filter();
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string flag = args[i];
-    std::string value;
-    bool has_value = false;
-    if (size_t eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-      has_value = true;
-    }
-    if (flag == "--help" || flag == "-h") {
-      o.help = true;
-      continue;
-    }
-    if (!has_value) {
-      if (i + 1 >= args.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(flag, ": missing value"));
+  // The first value a flag refused, with our message: CLI11 is told only
+  // that it failed, so that it stops.
+  absl::Status refused;
+  CLI::App app;
+  // A flag whose every value goes through `apply`, in the order given (so a
+  // repeated flag accumulates, or the last one wins); `apply` stores the
+  // value or returns why it refuses it.
+  auto add = [&app, &refused](const std::string& names,
+                              std::function<absl::Status(const std::string&)> apply) {
+    CLI::Validator store(
+        [apply, &refused](std::string& value) -> std::string {
+          absl::Status status = apply(value);
+          if (status.ok()) return "";
+          refused = status;
+          return std::string(status.message());
+        },
+        "");
+    return app.add_option(names)->type_name("VALUE")->check(store);
+  };
+  auto text = [](std::string& field) {
+    return [&field](const std::string& value) {
+      field = value;
+      return absl::OkStatus();
+    };
+  };
+  // Applies the setter `choices` pairs with the value, or refuses a value
+  // not among them: "--output: expected json or pretty, got \"x\"".
+  auto choice = [](const char* flag, const char* expected,
+                   std::vector<std::pair<std::string, std::function<void()>>> choices) {
+    return [=](const std::string& value) {
+      for (const auto& [name, set] : choices) {
+        if (value == name) {
+          set();
+          return absl::OkStatus();
+        }
       }
-      value = args[++i];
-    }
-    if (flag == "--server") {
-      o.server = value;
-    } else if (flag == "--token") {
-      o.token = value;
-    } else if (flag == "--output") {
-      if (value == "json") {
-        o.output = Output::kJson;
-      } else if (value == "pretty") {
-        o.output = Output::kPretty;
-      } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--output: expected json or pretty, got \"", value, "\""));
-      }
-    } else if (flag == "--body") {
-      if (value == "json") {
-        o.body = Body::kJson;
-      } else if (value == "base64") {
-        o.body = Body::kBase64;
-      } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--body: expected json or base64, got \"", value, "\""));
-      }
-    } else if (flag == "--color" || flag == "--colour") {
-      if (value == "auto") {
-        o.color = Color::kAuto;
-      } else if (value == "always") {
-        o.color = Color::kAlways;
-      } else if (value == "never") {
-        o.color = Color::kNever;
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--color: expected auto, always or never, got \"", value, "\""));
-      }
-    } else if (flag == "--group") {
-      o.group = value;
-    } else if (flag == "--type") {
-      filter->add_types(value);
-    } else if (flag == "--action") {
-      filter->add_actions(value);
-    } else if (flag == "--organization") {
-      filter->add_organization_ids(value);
-    } else if (flag == "--platform") {
-      absl::StatusOr<v1::Platform> p = ParsePlatform(value);
-      if (!p.ok()) return p.status();
-      filter->add_platforms(*p);
-    } else if (flag == "--from") {
-      v1::StartPosition* start = o.request.mutable_start();
-      uint64_t seq;
-      if (value == "earliest") {
-        start->set_earliest(true);
-      } else if (value == "latest") {
-        start->set_latest(true);
-      } else if (absl::SimpleAtoi(value, &seq) && seq > 0) {
-        start->set_after_sequence(seq - 1);
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--from: expected earliest, latest or a sequence >= 1, got \"", value, "\""));
-      }
-    } else if (flag == "--max") {
-      uint64_t n;
-      if (!absl::SimpleAtoi(value, &n) || n == 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--max: expected a positive count, got \"", value, "\""));
-      }
-      o.max_events = n;
-    } else if (flag == "--connect-timeout") {
-      if (!absl::SimpleAtoi(value, &o.connect_timeout_seconds) ||
-          o.connect_timeout_seconds <= 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--connect-timeout: expected seconds > 0, got \"", value, "\""));
-      }
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": expected ", expected, ", got \"", value, "\""));
+    };
+  };
+
+  // Help is an ordinary flag: main prints kUsage, and a bad flag beside it
+  // is still an error. Unknown flags are reported below, as before.
+  app.set_help_flag();
+  app.add_flag("-h,--help", o.help);
+  app.allow_extras();
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  add("--server", text(o.server));
+  add("--token", text(o.token));
+  add("--group", text(o.group));
+  add("--type", [filter](const std::string& v) {
+    filter->add_types(v);
+    return absl::OkStatus();
+  });
+  add("--action", [filter](const std::string& v) {
+    filter->add_actions(v);
+    return absl::OkStatus();
+  });
+  add("--organization", [filter](const std::string& v) {
+    filter->add_organization_ids(v);
+    return absl::OkStatus();
+  });
+  add("--platform", [filter](const std::string& v) {
+    absl::StatusOr<v1::Platform> p = ParsePlatform(v);
+    if (p.ok()) filter->add_platforms(*p);
+    return p.status();
+  });
+  add("--output", choice("--output", "json or pretty",
+                         {{"json", [&o] { o.output = Output::kJson; }},
+                          {"pretty", [&o] { o.output = Output::kPretty; }}}));
+  add("--body", choice("--body", "json or base64",
+                       {{"json", [&o] { o.body = Body::kJson; }},
+                        {"base64", [&o] { o.body = Body::kBase64; }}}));
+  add("--color,--colour", choice("--color", "auto, always or never",
+                                 {{"auto", [&o] { o.color = Color::kAuto; }},
+                                  {"always", [&o] { o.color = Color::kAlways; }},
+                                  {"never", [&o] { o.color = Color::kNever; }}}));
+  add("--from", [&o](const std::string& v) {
+    v1::StartPosition* start = o.request.mutable_start();
+    uint64_t seq;
+    if (v == "earliest") {
+      start->set_earliest(true);
+    } else if (v == "latest") {
+      start->set_latest(true);
+    } else if (absl::SimpleAtoi(v, &seq) && seq > 0) {
+      start->set_after_sequence(seq - 1);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag ", flag));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--from: expected earliest, latest or a sequence >= 1, got \"", v, "\""));
     }
+    return absl::OkStatus();
+  });
+  add("--max", [&o](const std::string& v) {
+    uint64_t n;
+    if (!absl::SimpleAtoi(v, &n) || n == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--max: expected a positive count, got \"", v, "\""));
+    }
+    o.max_events = n;
+    return absl::OkStatus();
+  });
+  add("--connect-timeout", [&o](const std::string& v) {
+    if (!absl::SimpleAtoi(v, &o.connect_timeout_seconds) || o.connect_timeout_seconds <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--connect-timeout: expected seconds > 0, got \"", v, "\""));
+    }
+    return absl::OkStatus();
+  });
+
+  // CLI11 takes the arguments without argv[0], last first.
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    if (!refused.ok()) return refused;
+    return absl::InvalidArgumentError(e.what());
+  }
+  if (!app.remaining().empty()) {
+    std::string flag = app.remaining().front();
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown flag ", flag.substr(0, flag.find('='))));
   }
   return o;
 }

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "clients/tail/options.h"
 #include "clients/tail/printer.h"
 #include "gmock/gmock.h"
@@ -32,6 +33,98 @@ TEST(TailOptionsTest, BodyIsJsonUnlessBase64IsAsked) {
   EXPECT_EQ(ParseOptions({"--body", "hex"}).status(),
             absl::InvalidArgumentError("--body: expected json or base64, got \"hex\""));
   EXPECT_THAT(kUsage, HasSubstr("--body json|base64"));
+}
+
+TEST(TailOptionsTest, RepeatedFilterFlagsAccumulate) {
+  // Each --type, --action, --platform and --organization adds to the filter.
+  absl::StatusOr<Options> o =
+      ParseOptions({"--type", "a.*", "--type=b.>", "--action", "emm_*", "--platform", "emm",
+                    "--platform", "PLATFORM_APPLE", "--organization", "o1", "--organization",
+                    "o2"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  const v1::Filter& f = o->request.filter();
+  EXPECT_THAT(f.types(), ::testing::ElementsAre("a.*", "b.>"));
+  EXPECT_THAT(f.actions(), ::testing::ElementsAre("emm_*"));
+  EXPECT_THAT(f.platforms(),
+              ::testing::ElementsAre(v1::PLATFORM_ANDROID, v1::PLATFORM_APPLE));
+  EXPECT_THAT(f.organization_ids(), ::testing::ElementsAre("o1", "o2"));
+}
+
+TEST(TailOptionsTest, SingleValuedFlagsTakeTheLastAndDefaultsHold) {
+  absl::StatusOr<Options> none = ParseOptions({});
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->server, "127.0.0.1:9090");
+  EXPECT_EQ(none->connect_timeout_seconds, 5);
+  EXPECT_FALSE(none->max_events.has_value());
+  EXPECT_EQ(none->output, Output::kAuto);
+  EXPECT_EQ(none->color, Color::kAuto);
+  EXPECT_FALSE(none->help);
+  absl::StatusOr<Options> o = ParseOptions(
+      {"--server", "a:1", "--server=b:2", "--token", "t", "--group", "g", "--max", "3",
+       "--connect-timeout", "9", "--output", "pretty", "--colour", "never", "--color=always"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->server, "b:2");
+  EXPECT_EQ(o->token, "t");
+  EXPECT_EQ(o->group, "g");
+  EXPECT_EQ(o->max_events, 3u);
+  EXPECT_EQ(o->connect_timeout_seconds, 9);
+  EXPECT_EQ(o->output, Output::kPretty);
+  EXPECT_EQ(o->color, Color::kAlways);
+}
+
+TEST(TailOptionsTest, FromIsEarliestLatestOrTheSequenceToStartAt) {
+  absl::StatusOr<Options> earliest = ParseOptions({"--from", "earliest"});
+  ASSERT_TRUE(earliest.ok()) << earliest.status();
+  EXPECT_TRUE(earliest->request.start().earliest());
+  absl::StatusOr<Options> latest = ParseOptions({"--from=latest"});
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_TRUE(latest->request.start().latest());
+  absl::StatusOr<Options> at = ParseOptions({"--from", "3"});
+  ASSERT_TRUE(at.ok()) << at.status();
+  EXPECT_EQ(at->request.start().after_sequence(), 2u);
+  for (const char* bad : {"0", "-5", "soon"}) {
+    EXPECT_EQ(ParseOptions({"--from", bad}).status(),
+              absl::InvalidArgumentError(absl::StrCat(
+                  "--from: expected earliest, latest or a sequence >= 1, got \"", bad, "\"")));
+  }
+}
+
+TEST(TailOptionsTest, BadValuesAreRefusedNamingTheFlag) {
+  EXPECT_EQ(ParseOptions({"--platform", "beos"}).status(),
+            absl::InvalidArgumentError(
+                "--platform: unknown platform \"beos\" (android, apple, windows, aosp, other)"));
+  EXPECT_EQ(ParseOptions({"--output", "xml"}).status(),
+            absl::InvalidArgumentError("--output: expected json or pretty, got \"xml\""));
+  EXPECT_EQ(ParseOptions({"--colour", "pink"}).status(),
+            absl::InvalidArgumentError(
+                "--color: expected auto, always or never, got \"pink\""));
+  EXPECT_EQ(ParseOptions({"--max", "0"}).status(),
+            absl::InvalidArgumentError("--max: expected a positive count, got \"0\""));
+  EXPECT_EQ(ParseOptions({"--connect-timeout", "x"}).status(),
+            absl::InvalidArgumentError("--connect-timeout: expected seconds > 0, got \"x\""));
+  // A refused value stops at the first: a later good one does not mend it.
+  EXPECT_EQ(ParseOptions({"--output", "xml", "--output", "json"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TailOptionsTest, UnknownFlagsAndMissingValuesAreErrors) {
+  EXPECT_EQ(ParseOptions({"--bogus"}).status(), absl::InvalidArgumentError("unknown flag --bogus"));
+  EXPECT_EQ(ParseOptions({"--server", "a:1", "--verbose=3"}).status(),
+            absl::InvalidArgumentError("unknown flag --verbose"));
+  absl::Status missing = ParseOptions({"--server"}).status();
+  EXPECT_EQ(missing.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(missing.message(), HasSubstr("--server"));
+}
+
+TEST(TailOptionsTest, HelpIsReportedButDoesNotHideABadFlag) {
+  // main prints the usage for --help, and the error when there is one.
+  for (const char* help : {"--help", "-h"}) {
+    absl::StatusOr<Options> o = ParseOptions({"--type", "a", help});
+    ASSERT_TRUE(o.ok()) << o.status();
+    EXPECT_TRUE(o->help);
+  }
+  EXPECT_EQ(ParseOptions({"--help", "--max", "0"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 class TailJsonOutputTest : public ::testing::Test {

@@ -30,7 +30,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "bench/nats_baseline.h"
-#include "broker/sqlite_event_log.h"
+#include "store/sqlite_event_log.h"
 #include "common/sync.h"
 #include "grpcpp/grpcpp.h"
 #include "hookfan/v1/broker.grpc.pb.h"

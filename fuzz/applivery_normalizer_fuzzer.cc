@@ -4,7 +4,7 @@
 //   the documented one for text that is no JSON and for JSON nested deeper
 //   than kAppliveryMaxJsonDepth (counted here on the text), whichever comes
 //   first in the text (fuzz_check.h, CheckJsonVerdict);
-// - an event has a valid type (broker/event_rules.h) under "applivery.",
+// - an event has a valid type (core/event_rules.h) under "applivery.",
 //   the payload its type names, the fixed source and content type, the body
 //   byte for byte as data, a non-empty action, a subject of one of the
 //   documented shapes, the key those imply, and no id, sequence or time;
@@ -28,7 +28,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "hookfan/v1/event.pb.h"
 #include "ingress/applivery_normalizer.h"
-#include "broker/event_rules.h"
+#include "core/event_rules.h"
 #include "nlohmann/json.hpp"
 
 namespace {

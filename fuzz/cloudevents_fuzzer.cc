@@ -16,7 +16,7 @@
 //   for a body that is no JSON and for JSON nested deeper than 32 levels
 //   (counted here on the text), whichever comes first in the text
 //   (fuzz_check.h, CheckJsonVerdict);
-// - an event has a valid type (broker/event_rules.h), non-empty source and
+// - an event has a valid type (core/event_rules.h), non-empty source and
 //   id, extension names of 1 to 20 [a-z0-9] that are no attribute of the
 //   mode, a source_time in years 0001 to 9999, the documented key, no id,
 //   sequence or time, and survives serialization (valid UTF-8 only);
@@ -44,7 +44,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "hookfan/v1/event.pb.h"
 #include "ingress/cloudevents.h"
-#include "broker/event_rules.h"
+#include "core/event_rules.h"
 #include "ingress/json_body.h"
 #include "nlohmann/json.hpp"
 

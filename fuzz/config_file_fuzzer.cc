@@ -25,7 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
-#include "broker/filter.h"
+#include "core/filter.h"
 #include "common/clock.h"
 #include "fuzz/fuzz_check.h"
 #include "ingress/json_normalizer.h"

@@ -1,4 +1,4 @@
-// Fuzzes the subscription filter (broker/filter.h): type patterns, action
+// Fuzzes the subscription filter (core/filter.h): type patterns, action
 // patterns and Filter::Create on a v1::Filter built from the input. The
 // input is read with FuzzedDataProvider: four strings, each ended by a
 // backslash and one more byte ("\\" is a literal backslash) -- a type
@@ -33,7 +33,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "broker/filter.h"
+#include "core/filter.h"
 #include "fuzz/fuzz_check.h"
 #include "hookfan/v1/broker.pb.h"
 #include "hookfan/v1/event.pb.h"
@@ -105,7 +105,7 @@ bool IsWildcard(const std::string& token) {
 }
 
 // Event types never hold a wildcard token (CheckEventType in
-// broker/event_rules.h, ValidatePublishType in broker/grpc_service.cc), and
+// core/event_rules.h, ValidatePublishType in rpc/event_broker_service.cc), and
 // TypeIndex counts on it: a type token "*" would reach a "*" child both as
 // itself and as a wildcard.
 bool CouldBeEventType(const std::string& type) {

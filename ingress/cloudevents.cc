@@ -17,7 +17,7 @@
 #include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "google/protobuf/timestamp.pb.h"
-#include "broker/event_rules.h"
+#include "core/event_rules.h"
 #include "ingress/json_normalizer.h"
 #include "nlohmann/json.hpp"
 

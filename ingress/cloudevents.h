@@ -72,7 +72,7 @@ namespace hookfan::ingress {
 //   "attribute \"id\" must not be empty" / "header ce-id must not be empty"
 //   "attribute \"specversion\" must be \"1.0\", got \"0.3\""
 //   "attribute \"type\" is not a valid event type: <reason>" (see
-//    CheckEventType in broker/event_rules.h)
+//    CheckEventType in core/event_rules.h)
 //   "attribute \"time\" must be an RFC 3339 timestamp like
 //    \"2018-04-05T17:31:00Z\", got \"yesterday\""
 //   "attribute \"time\" is outside years 0001 to 9999 in UTC"

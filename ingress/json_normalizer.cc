@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
-#include "broker/event_rules.h"
+#include "core/event_rules.h"
 #include "ingress/json_body.h"
 #include "nlohmann/json.hpp"
 

@@ -23,7 +23,7 @@ namespace hookfan::ingress {
 // CheckJsonNormalizerConfig returns OK when NormalizeJson can work with
 // `config`: exactly one of type_pointer and type_header set, each pointer
 // empty or valid RFC 6901 syntax ("/a/b", "~0" for "~", "~1" for "/"), and
-// a type_prefix that can begin a valid event type (broker/event_rules.h),
+// a type_prefix that can begin a valid event type (core/event_rules.h),
 // e.g. "acme." or "acme.orders". For the sources file parser: a config it
 // accepts never makes NormalizeJson fail for a reason of its own.
 //

@@ -9,7 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "broker/ingest.h"
+#include "core/ingest.h"
 #include "common/log.h"
 #include "nlohmann/json.hpp"
 

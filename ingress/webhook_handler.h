@@ -9,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "broker/ingest.h"
+#include "core/ingest.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "ingress/normalizer.h"

@@ -8,8 +8,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "broker/authz.h"
-#include "broker/nats_connection.h"
+#include "core/authz.h"
+#include "nats/nats_connection.h"
 #include "common/metrics.h"
 
 namespace grpc {
@@ -62,7 +62,7 @@ struct Config {
   std::string applivery_token;  // empty: a random one is generated and logged
   absl::Duration applivery_dedup_window = absl::Minutes(10);  // 0: no dedup
   size_t max_body_bytes = 1 << 20;  // of the one-source shorthand
-  // Largest stored event, for every ingest path (broker/ingest.h); within
+  // Largest stored event, for every ingest path (core/ingest.h); within
   // [kMinMaxEventBytes, kMaxMaxEventBytes] and at least every source's
   // max_body_bytes, else start-up fails.
   int64_t max_event_bytes = 1 << 20;

@@ -16,7 +16,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "broker/sqlite_util.h"
+#include "store/sqlite_util.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 

@@ -20,7 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "broker/filter.h"
+#include "core/filter.h"
 #include "common/clock.h"
 #include "common/status_macros.h"
 #include "ingress/cidr.h"

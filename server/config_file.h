@@ -44,7 +44,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "broker/authz.h"
+#include "core/authz.h"
 #include "ingress/source_config.h"
 
 namespace hookfan::server {

@@ -56,7 +56,7 @@ class FetchingServerCredentials final : public grpc::ServerCredentials {
   explicit FetchingServerCredentials(grpc_server_credentials* credentials)
       : credentials_(credentials) {}
   ~FetchingServerCredentials() override { grpc_server_credentials_release(credentials_); }
-  // hookfan authenticates callers in its service (broker/authz.h), never
+  // hookfan authenticates callers in its service (core/authz.h), never
   // with a metadata processor.
   void SetAuthMetadataProcessor(const std::shared_ptr<grpc::AuthMetadataProcessor>&) override {}
 

@@ -14,7 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hookfan/v1/event.pb.h"
-#include "broker/event_rules.h"
+#include "core/event_rules.h"
 #include "ingress/source_config.h"
 #include "tests/proto_matchers.h"
 
@@ -177,7 +177,7 @@ TEST_F(JsonNormalizerTest, MissingTypeHeaderIsRejected) {
 }
 
 TEST_F(JsonNormalizerTest, InvalidTypeNamesTheFullTypeAndItsOrigin) {
-  // The prefixed type must be a valid event type (broker/event_rules.h).
+  // The prefixed type must be a valid event type (core/event_rules.h).
   config_ = {.type_pointer = "/type", .type_prefix = "acme."};
   ExpectInvalid(R"({"type":"order created"})",
                 "event type \"acme.order created\" (from type pointer /type) "
@@ -287,7 +287,7 @@ TEST(CheckJsonNormalizerConfigTest, RefusesConfigsNormalizeJsonCannotUse) {
 }
 
 // ---------------------------------------------------------------------------
-// The event type rule every ingest path shares (broker/event_rules.h).
+// The event type rule every ingest path shares (core/event_rules.h).
 
 TEST(EventTypeTest, AcceptsDotSeparatedTokensUpTo255Bytes) {
   // Lowercase letters, digits, "_" and "-"; a single token is fine.

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
-#include "broker/ingest.h"
-#include "broker/memory_event_log.h"
+#include "core/ingest.h"
+#include "store/memory_event_log.h"
 #include "common/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

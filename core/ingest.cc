@@ -1,0 +1,79 @@
+#include "core/ingest.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/event_rules.h"
+
+namespace hookfan::broker {
+namespace {
+
+// `s` quoted for an error message, cut short if long.
+std::string Quote(std::string_view text) {
+  const absl::string_view s(text.data(), text.size());
+  constexpr size_t kMax = 64;
+  if (s.size() <= kMax) return absl::StrCat("\"", s, "\"");
+  return absl::StrCat("\"", s.substr(0, kMax), "...\" (", s.size(), " bytes)");
+}
+
+}  // namespace
+
+absl::Status ValidateType(std::string_view type) {
+  if (absl::Status s = CheckEventType(type); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("type ", Quote(type), " is not a valid event type: ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckEvent(const v1::Event& event, const IngestRules& rules) {
+  if (absl::Status s = ValidateType(event.type()); !s.ok()) return s;
+  if (size_t bytes = event.ByteSizeLong(); bytes > rules.max_event_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat("the event is ", bytes,
+                                                     " bytes; the limit is ",
+                                                     rules.max_event_bytes, " (--max-event-bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+Ingestor::Ingestor(EventLog* log, Options options)
+    : log_(log), options_(options), ids_(options_.clock) {
+  if (options_.metrics != nullptr) {
+    append_seconds_ = options_.metrics->AddHistogram(
+        "hookfan_append_duration_seconds",
+        "Time from an event being ready (a webhook's or a Publish's) to it being durable in "
+        "the log.",
+        metrics::LatencyBuckets());
+    store_errors_ = options_.metrics->AddCounter(
+        "hookfan_store_errors_total",
+        "Appends the event log refused (a webhook answered 503, a Publish UNAVAILABLE).");
+  }
+}
+
+void Ingestor::Stamp(v1::Event* event) {
+  event->set_id(ids_.Next());
+  SetTimestamp(options_.clock->Now(), event->mutable_time());
+}
+
+absl::StatusOr<AppendOnceResult> Ingestor::Ingest(v1::Event event, std::string_view dedup_key,
+                                                  absl::Duration window) {
+  if (event.id().empty()) Stamp(&event);
+  if (absl::Status s = CheckEvent(event, options_.rules); !s.ok()) return s;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<AppendOnceResult> stored;
+  if (!dedup_key.empty()) {
+    stored = log_->AppendOnce(std::move(event), dedup_key, window);
+  } else if (absl::Status s = log_->Append(absl::MakeSpan(&event, 1)); !s.ok()) {
+    stored = s;
+  } else {
+    stored = AppendOnceResult{.id = event.id(), .sequence = event.sequence()};
+  }
+  if (append_seconds_ != nullptr) {
+    append_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  }
+  if (!stored.ok() && store_errors_ != nullptr) store_errors_->Add();
+  return stored;
+}
+
+}  // namespace hookfan::broker

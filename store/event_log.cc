@@ -1,0 +1,34 @@
+#include "store/event_log.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace hookfan::broker {
+
+EventPtr MakeStoredEvent(v1::Event event) {
+  auto stored = std::make_shared<StoredEvent>();
+  stored->event = std::move(event);
+  stored->wire = stored->event.SerializeAsString();
+  return stored;
+}
+
+namespace {
+constexpr absl::string_view kShuttingDown = "hookfan is shutting down";
+}  // namespace
+
+absl::Status ShuttingDownError() { return absl::UnavailableError(kShuttingDown); }
+
+bool IsShuttingDown(const absl::Status& status) {
+  return absl::IsUnavailable(status) && status.message() == kShuttingDown;
+}
+
+absl::Status ValidateBatch(absl::Span<const v1::Event> events) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i].id().empty() || events[i].type().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("event ", i, " of the batch lacks an id or a type"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace hookfan::broker

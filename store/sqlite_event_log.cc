@@ -1,0 +1,564 @@
+#include "store/sqlite_event_log.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+
+namespace hookfan::broker {
+namespace sqlite_internal {
+
+// A read-only connection with its prepared statements. Parameter ?1 of each
+// is the highest published sequence: rows above it are not visible yet.
+struct ReadConnection {
+  DbPtr db;
+  StmtPtr read;   // ?2 from, ?3 limit
+  StmtPtr by_id;  // ?2 id
+  StmtPtr first;
+  StmtPtr at_time;  // ?2 time_us
+};
+
+}  // namespace sqlite_internal
+namespace {
+
+using sqlite_internal::DbPtr;
+using sqlite_internal::ExecSql;
+using sqlite_internal::InWriteTransaction;
+using sqlite_internal::OpenConnection;
+using sqlite_internal::Prepare;
+using sqlite_internal::Query;
+using sqlite_internal::QueryInt;
+using sqlite_internal::ReadConnection;
+using sqlite_internal::SqliteError;
+using sqlite_internal::StmtPtr;
+using sqlite_internal::ToSql;
+
+constexpr int64_t kSchemaVersion = 1;
+
+// auto_vacuum only takes effect before the first table is created. The
+// schema_version inserted is kSchemaVersion.
+constexpr char kSchema[] = R"sql(
+PRAGMA auto_vacuum = INCREMENTAL;
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS meta(
+  key TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', 1);
+CREATE TABLE IF NOT EXISTS events(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  time_us INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events(time_us);
+CREATE TABLE IF NOT EXISTS dedup(
+  key TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  time_us INTEGER NOT NULL,
+  expires_us INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_by_expiry ON dedup(expires_us);
+COMMIT;
+)sql";
+
+constexpr char kInsertSql[] =
+    "INSERT INTO events(seq, id, time_us, type, body) VALUES(?1, ?2, ?3, ?4, "
+    "?5)";
+constexpr char kDedupFindSql[] = "SELECT seq, id, time_us FROM dedup WHERE key = ?1";
+constexpr char kDedupPutSql[] =
+    "INSERT OR REPLACE INTO dedup(key, seq, id, time_us, expires_us) "
+    "VALUES(?1, ?2, ?3, ?4, ?5)";
+constexpr char kDedupPurgeSql[] = "DELETE FROM dedup WHERE expires_us < ?1";
+// Expired dedup keys are deleted at most this often (by event time).
+constexpr absl::Duration kDedupPurgeInterval = absl::Minutes(1);
+constexpr char kReadSql[] =
+    "SELECT seq, body FROM events WHERE seq <= ?1 AND seq >= ?2 "
+    "ORDER BY seq LIMIT ?3";
+constexpr char kByIdSql[] =
+    "SELECT seq, body FROM events WHERE seq <= ?1 AND id = ?2";
+constexpr char kFirstSql[] = "SELECT min(seq) FROM events WHERE seq <= ?1";
+// Without INDEXED BY the planner walks the whole table in seq order.
+constexpr char kAtTimeSql[] =
+    "SELECT min(seq) FROM events INDEXED BY events_by_time "
+    "WHERE seq <= ?1 AND time_us >= ?2";
+
+int64_t TimeMicros(const google::protobuf::Timestamp& time) {
+  return time.seconds() * 1'000'000 + time.nanos() / 1'000;
+}
+
+// Prepares and runs `sql` (one integer column) at open; 0 if it yields no
+// row or NULL.
+absl::StatusOr<int64_t> QueryOnce(sqlite3* db, const char* sql,
+                                  absl::string_view path) {
+  ASSIGN_OR_RETURN(StmtPtr stmt, Prepare(db, sql, path));
+  Query query(stmt.get());
+  return QueryInt(query, 0, "open", path);
+}
+
+// Builds the event of a (seq, body) row; body is the wire encoding with the
+// sequence set, kept as is.
+absl::StatusOr<EventPtr> DecodeRow(sqlite3_stmt* stmt, absl::string_view path) {
+  int64_t seq = sqlite3_column_int64(stmt, 0);
+  const void* body = sqlite3_column_blob(stmt, 1);
+  int size = sqlite3_column_bytes(stmt, 1);
+  auto stored = std::make_shared<StoredEvent>();
+  if (size > 0) stored->wire.assign(static_cast<const char*>(body), size);
+  if (!stored->event.ParseFromString(stored->wire) ||
+      stored->event.sequence() != static_cast<uint64_t>(seq)) {
+    return absl::DataLossError(
+        absl::StrCat("event ", seq, " in ", path, " does not decode"));
+  }
+  return stored;
+}
+
+absl::StatusOr<std::unique_ptr<ReadConnection>> OpenReader(
+    const std::string& path) {
+  auto reader = std::make_unique<ReadConnection>();
+  ASSIGN_OR_RETURN(reader->db, OpenConnection(path, SQLITE_OPEN_READONLY));
+  sqlite3* db = reader->db.get();
+  ASSIGN_OR_RETURN(reader->read, Prepare(db, kReadSql, path));
+  ASSIGN_OR_RETURN(reader->by_id, Prepare(db, kByIdSql, path));
+  ASSIGN_OR_RETURN(reader->first, Prepare(db, kFirstSql, path));
+  ASSIGN_OR_RETURN(reader->at_time, Prepare(db, kAtTimeSql, path));
+  return reader;
+}
+
+}  // namespace
+
+struct SqliteEventLog::Request {
+  explicit Request(absl::Span<v1::Event> e) : events(e) {}
+
+  absl::Span<v1::Event> events;
+  // AppendOnce: the key and window (events holds one event); else null.
+  std::string_view dedup_key;
+  absl::Duration dedup_window;
+  AppendOnceResult* once = nullptr;
+  // Set by the writer before `done`.
+  absl::Status status;
+  uint64_t first_sequence = 0;
+  bool done = false;  // guarded by the log's mu_
+  std::condition_variable done_cv;
+};
+
+class SqliteEventLog::ReaderLease {
+ public:
+  explicit ReaderLease(SqliteEventLog* log) : log_(log) {
+    std::unique_lock lock(log_->pool_mu_);
+    log_->reader_idle_.wait(lock,
+                            [log] { return !log->idle_readers_.empty(); });
+    reader_ = log_->idle_readers_.back();
+    log_->idle_readers_.pop_back();
+  }
+  ~ReaderLease() {
+    {
+      std::lock_guard lock(log_->pool_mu_);
+      log_->idle_readers_.push_back(reader_);
+    }
+    log_->reader_idle_.notify_one();
+  }
+  ReaderLease(const ReaderLease&) = delete;
+  ReaderLease& operator=(const ReaderLease&) = delete;
+
+  ReadConnection* operator->() const { return reader_; }
+
+ private:
+  SqliteEventLog* const log_;
+  ReadConnection* reader_;
+};
+
+SqliteEventLog::SqliteEventLog(std::string path, Options options)
+    : path_(std::move(path)), options_(options) {}
+
+absl::StatusOr<std::unique_ptr<SqliteEventLog>> SqliteEventLog::Open(
+    const std::string& path, Options options) {
+  if (options.read_connections < 1) {
+    return absl::InvalidArgumentError("read_connections must be at least 1");
+  }
+  std::unique_ptr<SqliteEventLog> log(new SqliteEventLog(path, options));
+  ASSIGN_OR_RETURN(log->db_, OpenConnection(path, SQLITE_OPEN_READWRITE |
+                                                      SQLITE_OPEN_CREATE));
+  sqlite3* db = log->db_.get();
+  RETURN_IF_ERROR(ExecSql(db, kSchema, "open", path));
+
+  ASSIGN_OR_RETURN(
+      int64_t version,
+      QueryOnce(db, "SELECT value FROM meta WHERE key = 'schema_version'",
+                path));
+  if (version != kSchemaVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " has schema version ", version, ", this build ",
+                     kSchemaVersion));
+  }
+  // The AUTOINCREMENT high-water mark survives the deletion of every row.
+  ASSIGN_OR_RETURN(
+      int64_t last,
+      QueryOnce(db, "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                path));
+  log->last_sequence_.store(last);
+  ASSIGN_OR_RETURN(log->insert_, Prepare(db, kInsertSql, path));
+  ASSIGN_OR_RETURN(log->dedup_find_, Prepare(db, kDedupFindSql, path));
+  ASSIGN_OR_RETURN(log->dedup_put_, Prepare(db, kDedupPutSql, path));
+  ASSIGN_OR_RETURN(log->dedup_purge_, Prepare(db, kDedupPurgeSql, path));
+
+  {
+    std::lock_guard lock(log->pool_mu_);
+    for (int i = 0; i < options.read_connections; ++i) {
+      ASSIGN_OR_RETURN(std::unique_ptr<ReadConnection> reader,
+                       OpenReader(path));
+      log->idle_readers_.push_back(reader.get());
+      log->readers_.push_back(std::move(reader));
+    }
+  }
+  {
+    std::lock_guard lock(log->close_mu_);
+    log->writer_ = std::thread(&SqliteEventLog::WriterLoop, log.get());
+  }
+  return log;
+}
+
+SqliteEventLog::~SqliteEventLog() { Close(); }
+
+void SqliteEventLog::Close() {
+  std::lock_guard close_lock(close_mu_);
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+  work_.notify_one();
+  if (writer_.joinable()) writer_.join();
+}
+
+absl::Status SqliteEventLog::Append(absl::Span<v1::Event> events) {
+  RETURN_IF_ERROR(ValidateBatch(events));
+  if (events.empty()) return absl::OkStatus();
+  Request request(events);
+  return Submit(request);
+}
+
+absl::StatusOr<AppendOnceResult> SqliteEventLog::AppendOnce(v1::Event event,
+                                                            std::string_view dedup_key,
+                                                            absl::Duration window) {
+  RETURN_IF_ERROR(ValidateBatch({event}));
+  AppendOnceResult result;
+  Request request(absl::MakeSpan(&event, 1));
+  request.dedup_key = dedup_key;
+  request.dedup_window = window;
+  request.once = &result;
+  RETURN_IF_ERROR(Submit(request));
+  return result;
+}
+
+absl::Status SqliteEventLog::Submit(Request& request) {
+  std::unique_lock lock(mu_);
+  if (closed_) return absl::UnavailableError("event log is closed");
+  queue_.push_back(&request);
+  work_.notify_one();
+  request.done_cv.wait(lock, [&request] { return request.done; });
+  return request.status;
+}
+
+void SqliteEventLog::WriterLoop() {
+  std::vector<Request*> group;
+  for (;;) {
+    group.clear();
+    Maintain();
+    {
+      std::unique_lock lock(mu_);
+      if (!work_.wait_for(lock, std::chrono::milliseconds(100),
+                          [this] { return !queue_.empty() || closed_; })) {
+        continue;  // idle: maintenance time
+      }
+      if (queue_.empty()) return;  // closed and drained
+      size_t events = 0;
+      do {
+        events += queue_.front()->events.size();
+        group.push_back(queue_.front());
+        queue_.pop_front();
+      } while (!queue_.empty() && events + queue_.front()->events.size() <=
+                                      options_.max_group_commit_events);
+    }
+    CommitGroup(group);
+  }
+}
+
+void SqliteEventLog::CommitGroup(absl::Span<Request* const> group) {
+  std::vector<EventPtr> committed;
+  absl::Status status = InWriteTransaction(db_.get(), "append to", path_,
+                                           [&] { return WriteGroup(group, &committed); });
+  SetWriteHealth(status);
+  if (!status.ok()) {
+    for (Request* request : group) request->status = status;
+  } else if (!committed.empty()) {
+    last_sequence_.store(committed.back()->event.sequence(),
+                         std::memory_order_release);
+    for (Request* request : group) {
+      if (!request->status.ok()) continue;
+      for (size_t i = 0; i < request->events.size(); ++i) {
+        request->events[i].set_sequence(request->first_sequence + i);
+      }
+    }
+    std::lock_guard lock(listener_mu_);
+    if (listener_ != nullptr) listener_->OnCommit(committed);
+  }
+  // Notified under mu_: a woken appender may destroy its Request at once.
+  std::lock_guard lock(mu_);
+  for (Request* request : group) {
+    request->done = true;
+    request->done_cv.notify_one();
+  }
+}
+
+void SqliteEventLog::SetWriteHealth(const absl::Status& status) {
+  std::lock_guard lock(health_mu_);
+  if (!status.ok() && write_health_.ok()) {
+    log::Error("the event log cannot write; answering 503 until it can",
+               {{"path", path_}, {"error", std::string(status.message())}});
+  } else if (status.ok() && !write_health_.ok()) {
+    log::Info("the event log writes again", {{"path", path_}});
+  }
+  write_health_ = status;
+}
+
+absl::Status SqliteEventLog::Ready() const {
+  std::lock_guard lock(health_mu_);
+  return write_health_;
+}
+
+void SqliteEventLog::Maintain() {
+  const absl::Time now = absl::Now();  // pacing is real time; retention_max_age uses the clock
+  if (!Ready().ok() && now - last_probe_ >= absl::Seconds(1)) {
+    // Nothing may be appending (readiness keeps webhooks away): find out
+    // by writing a row whether the store has recovered.
+    last_probe_ = now;
+    std::string probe = absl::StrCat(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES('write_probe', ",
+        absl::ToUnixMicros(now), ")");
+    SetWriteHealth(InWriteTransaction(db_.get(), "write to", path_, [&] {
+      return ExecSql(db_.get(), probe.c_str(), "write to", path_);
+    }));
+  }
+  const Options& o = options_;
+  bool retention = o.retention_max_events > 0 || o.retention_max_bytes > 0 ||
+                   o.retention_max_age > absl::ZeroDuration();
+  if (!retention || now - last_retention_ < absl::Milliseconds(100)) return;
+  last_retention_ = now;
+  if (absl::Status status = RetentionStep(); !status.ok()) {
+    log::Warn("retention step failed; retrying", {{"error", std::string(status.message())}});
+  }
+}
+
+absl::Status SqliteEventLog::RetentionStep() {
+  constexpr int64_t kBatch = 1000;
+  sqlite3* db = db_.get();
+  auto query_int = [&](const std::string& sql) -> absl::StatusOr<int64_t> {
+    ASSIGN_OR_RETURN(StmtPtr stmt, Prepare(db, sql.c_str(), path_));
+    Query query(stmt.get());
+    return QueryInt(query, 0, "trim", path_);
+  };
+  ASSIGN_OR_RETURN(int64_t first, query_int("SELECT MIN(seq) FROM events"));
+  if (first == 0) return absl::OkStatus();  // empty
+  const int64_t last = static_cast<int64_t>(last_sequence_.load(std::memory_order_acquire));
+  int64_t cutoff = first;  // events below it go
+  const Options& o = options_;
+  if (o.retention_max_events > 0) {
+    cutoff = std::max(cutoff, last - static_cast<int64_t>(o.retention_max_events) + 1);
+  }
+  if (o.retention_max_age > absl::ZeroDuration()) {
+    int64_t oldest_kept = absl::ToUnixMicros(o.clock->Now() - o.retention_max_age);
+    ASSIGN_OR_RETURN(int64_t young,
+                     query_int(absl::StrCat("SELECT MIN(seq) FROM events WHERE seq >= ", first,
+                                            " AND seq < ", first + kBatch,
+                                            " AND time_us >= ", oldest_kept)));
+    cutoff = std::max(cutoff, young == 0 ? first + kBatch : young);
+  }
+  if (o.retention_max_bytes > 0) {
+    ASSIGN_OR_RETURN(int64_t pages, query_int("PRAGMA page_count"));
+    ASSIGN_OR_RETURN(int64_t free_pages, query_int("PRAGMA freelist_count"));
+    ASSIGN_OR_RETURN(int64_t page_size, query_int("PRAGMA page_size"));
+    if ((pages - free_pages) * page_size > o.retention_max_bytes) {
+      cutoff = std::max(cutoff, first + kBatch / 2);
+    }
+  }
+  cutoff = std::min({cutoff, first + kBatch, last + 1});
+  if (cutoff <= first) return absl::OkStatus();
+  std::string sql = absl::StrCat("DELETE FROM events WHERE seq < ", cutoff);
+  RETURN_IF_ERROR(InWriteTransaction(
+      db, "trim", path_, [&] { return ExecSql(db, sql.c_str(), "trim", path_); }));
+  retention_deleted_.fetch_add(static_cast<uint64_t>(sqlite3_changes(db)),
+                               std::memory_order_relaxed);
+  // Give the freed pages back (auto_vacuum = INCREMENTAL).
+  return ExecSql(db, "PRAGMA incremental_vacuum", "trim", path_);
+}
+
+absl::Status SqliteEventLog::WriteGroup(absl::Span<Request* const> group,
+                                        std::vector<EventPtr>* committed) {
+  uint64_t next = last_sequence_.load(std::memory_order_relaxed) + 1;
+  for (Request* request : group) {
+    // A savepoint per batch lets a duplicate id undo its own batch only.
+    if (request->once != nullptr) {
+      ASSIGN_OR_RETURN(bool duplicate, FindDuplicate(*request));
+      if (duplicate) continue;  // nothing stored; `once` holds the original
+    }
+    RETURN_IF_ERROR(Exec("SAVEPOINT batch"));
+    size_t mark = committed->size();
+    absl::Status status = InsertBatch(request->events, next, committed);
+    if (status.ok() && request->once != nullptr) status = RememberKey(*request, next);
+    if (status.ok()) {
+      RETURN_IF_ERROR(Exec("RELEASE batch"));
+      request->first_sequence = next;
+      next += request->events.size();
+    } else if (absl::IsInvalidArgument(status)) {
+      RETURN_IF_ERROR(Exec("ROLLBACK TO batch; RELEASE batch"));
+      committed->erase(committed->begin() + mark, committed->end());
+      request->status = std::move(status);
+    } else {
+      return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> SqliteEventLog::FindDuplicate(const Request& request) {
+  const v1::Event& event = request.events[0];
+  Query find(dedup_find_.get());
+  find.BindText(1, request.dedup_key);
+  int rc = find.Step();
+  if (rc == SQLITE_DONE) return false;
+  if (rc != SQLITE_ROW) return SqliteError(rc, db_.get(), "append to", path_);
+  int64_t original_us = sqlite3_column_int64(find.stmt(), 2);
+  if (TimeMicros(event.time()) - original_us >= absl::ToInt64Microseconds(request.dedup_window)) {
+    return false;  // the key's window has passed
+  }
+  request.once->sequence = sqlite3_column_int64(find.stmt(), 0);
+  request.once->id = reinterpret_cast<const char*>(sqlite3_column_text(find.stmt(), 1));
+  request.once->duplicate = true;
+  return true;
+}
+
+absl::Status SqliteEventLog::RememberKey(const Request& request, uint64_t sequence) {
+  const v1::Event& event = request.events[0];
+  int64_t time_us = TimeMicros(event.time());
+  Query put(dedup_put_.get());
+  put.BindText(1, request.dedup_key)
+      .Bind(2, ToSql(sequence))
+      .BindText(3, event.id())
+      .Bind(4, time_us)
+      .Bind(5, time_us + absl::ToInt64Microseconds(request.dedup_window));
+  if (int rc = put.Step(); rc != SQLITE_DONE) return SqliteError(rc, db_.get(), "append to", path_);
+  request.once->id = event.id();
+  request.once->sequence = sequence;
+  if (time_us - last_dedup_purge_us_ > absl::ToInt64Microseconds(kDedupPurgeInterval)) {
+    last_dedup_purge_us_ = time_us;
+    Query purge(dedup_purge_.get());
+    purge.Bind(1, time_us);
+    if (int rc = purge.Step(); rc != SQLITE_DONE) {
+      return SqliteError(rc, db_.get(), "append to", path_);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteEventLog::InsertBatch(absl::Span<const v1::Event> events,
+                                         uint64_t first_sequence,
+                                         std::vector<EventPtr>* committed) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    v1::Event event = events[i];
+    event.set_sequence(first_sequence + i);
+    EventPtr stored = MakeStoredEvent(std::move(event));
+    const v1::Event& e = stored->event;
+    Query insert(insert_.get());
+    insert.Bind(1, ToSql(e.sequence()))
+        .BindText(2, e.id())
+        .Bind(3, TimeMicros(e.time()))
+        .BindText(4, e.type())
+        .BindBlob(5, stored->wire);
+    int rc = insert.Step();
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("event id ", e.id(), " already stored"));
+    }
+    if (rc != SQLITE_DONE) {
+      return SqliteError(rc, db_.get(), "append to", path_);
+    }
+    committed->push_back(std::move(stored));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteEventLog::Exec(const char* sql) {
+  return ExecSql(db_.get(), sql, "append to", path_);
+}
+
+absl::StatusOr<std::vector<EventPtr>> SqliteEventLog::Read(uint64_t from,
+                                                           size_t max_events,
+                                                           size_t max_bytes) {
+  ReaderLease reader(this);
+  Query query(reader->read.get());
+  query.Bind(1, ToSql(LastSequence()))
+      .Bind(2, ToSql(from))
+      .Bind(3, ToSql(max_events));
+  std::vector<EventPtr> events;
+  size_t bytes = 0;
+  int rc;
+  while ((rc = query.Step()) == SQLITE_ROW) {
+    size_t size = sqlite3_column_bytes(query.stmt(), 1);
+    if (!events.empty() && bytes + size > max_bytes) break;
+    ASSIGN_OR_RETURN(EventPtr event, DecodeRow(query.stmt(), path_));
+    bytes += size;
+    events.push_back(std::move(event));
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    return SqliteError(rc, query.db(), "read", path_);
+  }
+  return events;
+}
+
+absl::StatusOr<EventPtr> SqliteEventLog::GetById(std::string_view id) {
+  ReaderLease reader(this);
+  Query query(reader->by_id.get());
+  query.Bind(1, ToSql(LastSequence())).BindText(2, id);
+  int rc = query.Step();
+  if (rc == SQLITE_ROW) return DecodeRow(query.stmt(), path_);
+  if (rc == SQLITE_DONE) {
+    return absl::NotFoundError(
+        absl::StrCat("event id ", std::string(id), " not found"));
+  }
+  return SqliteError(rc, query.db(), "read", path_);
+}
+
+absl::StatusOr<uint64_t> SqliteEventLog::FirstSequence() {
+  ReaderLease reader(this);
+  uint64_t last = LastSequence();
+  Query query(reader->first.get());
+  query.Bind(1, ToSql(last));
+  return QueryInt(query, ToSql(last + 1), "read", path_);
+}
+
+uint64_t SqliteEventLog::LastSequence() const {
+  return last_sequence_.load(std::memory_order_acquire);
+}
+
+absl::StatusOr<uint64_t> SqliteEventLog::SequenceAtTime(absl::Time t) {
+  ReaderLease reader(this);
+  uint64_t last = LastSequence();
+  Query query(reader->at_time.get());
+  query.Bind(1, ToSql(last)).Bind(2, absl::ToUnixMicros(t));
+  return QueryInt(query, ToSql(last + 1), "read", path_);
+}
+
+void SqliteEventLog::SetCommitListener(CommitListener* listener) {
+  std::lock_guard lock(listener_mu_);
+  listener_ = listener;
+}
+
+}  // namespace hookfan::broker

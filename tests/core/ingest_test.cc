@@ -1,0 +1,88 @@
+#include "core/ingest.h"
+
+#include "store/memory_event_log.h"
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+// The one ingest path: ids and receive times from the injected clock, the
+// event rules, Append or AppendOnce, and its two metrics.
+
+namespace hookfan::broker {
+namespace {
+
+using ::testing::HasSubstr;
+
+v1::Event EventOf(const std::string& type) {
+  v1::Event event;
+  event.set_type(type);
+  event.set_source("/test");
+  return event;
+}
+
+class IngestorTest : public ::testing::Test {
+ protected:
+  FakeClock clock_;
+  MemoryEventLog log_;
+  metrics::Registry metrics_;
+  Ingestor ingestor_{&log_, {.clock = &clock_,
+                             .rules = {.max_event_bytes = kMinMaxEventBytes},
+                             .metrics = &metrics_}};
+};
+
+TEST_F(IngestorTest, MintsIdAndReceiveTimeFromTheClock) {
+  absl::StatusOr<AppendOnceResult> stored = ingestor_.Ingest(EventOf("a.b"), "", absl::Hours(1));
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->sequence, 1u);
+  EXPECT_FALSE(stored->id.empty());
+  absl::StatusOr<EventPtr> event = log_.GetById(stored->id);
+  ASSERT_TRUE(event.ok());
+  EXPECT_EQ((*event)->event.time().seconds(), absl::ToUnixSeconds(clock_.Now()));
+}
+
+// Stamp at receipt, Ingest later: the id and the time are the receipt's.
+TEST_F(IngestorTest, KeepsWhatStampGave) {
+  v1::Event event = EventOf("a.b");
+  ingestor_.Stamp(&event);
+  const std::string id = event.id();
+  const absl::Time received = clock_.Now();
+  clock_.Advance(absl::Seconds(30));
+  absl::StatusOr<AppendOnceResult> stored = ingestor_.Ingest(event, "", absl::Hours(1));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->id, id);
+  EXPECT_EQ((*log_.GetById(id))->event.time().seconds(), absl::ToUnixSeconds(received));
+}
+
+TEST_F(IngestorTest, ADedupKeyMakesARepeatADuplicateOfTheOriginal) {
+  absl::StatusOr<AppendOnceResult> first = ingestor_.Ingest(EventOf("a.b"), "k", absl::Hours(1));
+  absl::StatusOr<AppendOnceResult> again = ingestor_.Ingest(EventOf("a.b"), "k", absl::Hours(1));
+  ASSERT_TRUE(first.ok() && again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->id, first->id);
+  EXPECT_EQ(log_.LastSequence(), 1u);
+}
+
+TEST_F(IngestorTest, EventRulesRefuseBeforeTheStore) {
+  absl::StatusOr<AppendOnceResult> bad_type = ingestor_.Ingest(EventOf("A.B"), "", absl::Hours(1));
+  EXPECT_TRUE(absl::IsInvalidArgument(bad_type.status()));
+  v1::Event big = EventOf("a.b");
+  big.set_data(std::string(kMinMaxEventBytes, 'x'));
+  absl::StatusOr<AppendOnceResult> too_big = ingestor_.Ingest(big, "", absl::Hours(1));
+  EXPECT_TRUE(absl::IsResourceExhausted(too_big.status()));
+  EXPECT_THAT(too_big.status().message(), HasSubstr("(--max-event-bytes)"));
+  EXPECT_EQ(log_.LastSequence(), 0u);
+  // Refusals by rule are not store errors; the latency counts appends only.
+  const std::string text = metrics_.Render();
+  EXPECT_THAT(text, HasSubstr("hookfan_store_errors_total 0\n"));
+  EXPECT_THAT(text, HasSubstr("hookfan_append_duration_seconds_count 0\n"));
+}
+
+TEST_F(IngestorTest, CountsEveryAppendItTimes) {
+  ASSERT_TRUE(ingestor_.Ingest(EventOf("a.b"), "", absl::Hours(1)).ok());
+  ASSERT_TRUE(ingestor_.Ingest(EventOf("a.c"), "k", absl::Hours(1)).ok());
+  EXPECT_THAT(metrics_.Render(), HasSubstr("hookfan_append_duration_seconds_count 2\n"));
+}
+
+}  // namespace
+}  // namespace hookfan::broker

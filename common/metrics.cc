@@ -1,120 +1,147 @@
 #include "common/metrics.h"
 
-#include <cmath>
+#include <algorithm>
+#include <map>
+#include <stdexcept>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
+#include "prometheus/check_names.h"
+#include "prometheus/collectable.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
 
 namespace hookfan::metrics {
 
-struct Registry::Family {
-  std::string name, help, type;
-  std::vector<std::pair<Labels, std::unique_ptr<Counter>>> counters;
-  std::vector<std::pair<Labels, std::unique_ptr<Histogram>>> histograms;
-  std::vector<std::function<std::vector<Sample>()>> callbacks;
-};
-
 namespace {
 
-std::string Escape(const std::string& value) {
-  return absl::StrReplaceAll(value, {{"\\", "\\\\"}, {"\"", "\\\""}, {"\n", "\\n"}});
-}
-
-// {a="x",b="y"} with `extra` appended; "" when there are none.
-std::string LabelText(const Labels& labels, const Labels& extra = {}) {
-  std::string out;
-  for (const Labels* set : {&labels, &extra}) {
-    for (const auto& [name, value] : *set) {
-      absl::StrAppend(&out, out.empty() ? "{" : ",", name, "=\"", Escape(value), "\"");
-    }
-  }
-  return out.empty() ? out : out + "}";
-}
-
-std::string Number(double v) {
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  if (v == std::floor(v) && std::fabs(v) < 1e15) return absl::StrCat(static_cast<int64_t>(v));
-  return absl::StrCat(v);
-}
+prometheus::Labels ToMap(const Labels& labels) { return {labels.begin(), labels.end()}; }
 
 }  // namespace
 
-Histogram::Histogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)), counts_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
-  for (size_t i = 0; i <= bounds_.size(); ++i) counts_[i] = 0;
-}
+// The samples of one name's callbacks, read at each Collect. prometheus-cpp
+// has no metric read at scrape time; this is the Collectable its own
+// families are, serialized beside them.
+class Registry::CallbackFamily : public prometheus::Collectable {
+ public:
+  CallbackFamily(std::string name, std::string help, prometheus::MetricType type)
+      : name_(std::move(name)), help_(std::move(help)), type_(type) {}
 
-void Histogram::Observe(double value) {
-  size_t i = 0;
-  while (i < bounds_.size() && value > bounds_[i]) ++i;
-  counts_[i].fetch_add(1, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
-  double sum = sum_.load(std::memory_order_relaxed);
-  while (!sum_.compare_exchange_weak(sum, sum + value, std::memory_order_relaxed)) {
+  prometheus::MetricType type() const { return type_; }
+
+  // Called with the registry's mu_ held, as Collect is.
+  void Add(std::function<std::vector<Sample>()> read) { reads_.push_back(std::move(read)); }
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::MetricFamily family{name_, help_, type_, {}};
+    for (const auto& read : reads_) {
+      for (const Sample& s : read()) {
+        prometheus::ClientMetric& metric = family.metric.emplace_back();
+        for (const auto& [name, value] : s.labels) metric.label.push_back({name, value});
+        (type_ == prometheus::MetricType::Counter ? metric.counter.value : metric.gauge.value) =
+            s.value;
+      }
+    }
+    return {std::move(family)};
   }
-}
 
-Registry::Registry() = default;
+ private:
+  const std::string name_, help_;
+  const prometheus::MetricType type_;
+  std::vector<std::function<std::vector<Sample>()>> reads_;
+};
+
+void Counter::Add(uint64_t n) { counter_->Increment(static_cast<double>(n)); }
+
+uint64_t Counter::value() const { return static_cast<uint64_t>(counter_->Value()); }
+
+void Histogram::Observe(double value) { histogram_->Observe(value); }
+
+Registry::Registry() : registry_(std::make_unique<prometheus::Registry>()) {}
 Registry::~Registry() = default;
 
-Registry::Family* Registry::FamilyFor(const std::string& name, const std::string& help,
-                                      const std::string& type) {
-  for (const auto& f : families_) {
-    if (f->name == name) return f.get();
+prometheus::Collectable* Registry::Find(const std::string& name) const {
+  for (const auto& [known, family] : families_) {
+    if (known == name) return family;
   }
-  families_.push_back(std::make_unique<Family>(Family{name, help, type, {}, {}, {}}));
-  return families_.back().get();
+  return nullptr;
+}
+
+void Registry::Remember(const std::string& name, prometheus::Collectable* family) {
+  if (Find(name) == nullptr) families_.emplace_back(name, family);
 }
 
 Counter* Registry::AddCounter(const std::string& name, const std::string& help, Labels labels) {
   std::lock_guard lock(mu_);
-  Family* f = FamilyFor(name, help, "counter");
-  f->counters.emplace_back(std::move(labels), std::make_unique<Counter>());
-  return f->counters.back().second.get();
+  // prometheus::Registry refuses a name another of its types has, not one
+  // of a callback, which it does not know.
+  if (dynamic_cast<CallbackFamily*>(Find(name)) != nullptr) {
+    throw std::invalid_argument(name + " is already a metric read at scrape time");
+  }
+  auto& family = prometheus::BuildCounter().Name(name).Help(help).Register(*registry_);
+  Remember(name, &family);
+  counters_.push_back(std::unique_ptr<Counter>(new Counter(&family.Add(ToMap(labels)))));
+  return counters_.back().get();
 }
 
 Histogram* Registry::AddHistogram(const std::string& name, const std::string& help,
                                   std::vector<double> bounds, Labels labels) {
   std::lock_guard lock(mu_);
-  Family* f = FamilyFor(name, help, "histogram");
-  f->histograms.emplace_back(std::move(labels), std::make_unique<Histogram>(std::move(bounds)));
-  return f->histograms.back().second.get();
+  if (dynamic_cast<CallbackFamily*>(Find(name)) != nullptr) {
+    throw std::invalid_argument(name + " is already a metric read at scrape time");
+  }
+  auto& family = prometheus::BuildHistogram().Name(name).Help(help).Register(*registry_);
+  Remember(name, &family);
+  histograms_.push_back(std::unique_ptr<Histogram>(new Histogram(
+      &family.Add(ToMap(labels), prometheus::Histogram::BucketBoundaries(std::move(bounds))))));
+  return histograms_.back().get();
 }
 
 void Registry::AddCallback(const std::string& name, const std::string& help,
                            std::function<std::vector<Sample>()> read, const std::string& type) {
+  prometheus::MetricType metric_type;
+  if (type == "gauge") {
+    metric_type = prometheus::MetricType::Gauge;
+  } else if (type == "counter") {
+    metric_type = prometheus::MetricType::Counter;
+  } else {
+    throw std::invalid_argument(name + ": a metric read at scrape time is a gauge or a counter");
+  }
+  if (!prometheus::CheckMetricName(name)) throw std::invalid_argument("Invalid metric name");
   std::lock_guard lock(mu_);
-  FamilyFor(name, help, type)->callbacks.push_back(std::move(read));
+  prometheus::Collectable* known = Find(name);
+  auto* family = dynamic_cast<CallbackFamily*>(known);
+  if (known != nullptr && (family == nullptr || family->type() != metric_type)) {
+    throw std::invalid_argument(name + " is already a metric of another type");
+  }
+  if (family == nullptr) {
+    family =
+        callbacks_.emplace_back(std::make_unique<CallbackFamily>(name, help, metric_type)).get();
+    Remember(name, family);
+  }
+  family->Add(std::move(read));
 }
 
 std::string Registry::Render() const {
-  std::lock_guard lock(mu_);
-  std::string out;
-  for (const auto& f : families_) {
-    absl::StrAppend(&out, "# HELP ", f->name, " ", f->help, "\n# TYPE ", f->name, " ", f->type,
-                    "\n");
-    for (const auto& [labels, counter] : f->counters) {
-      absl::StrAppend(&out, f->name, LabelText(labels), " ", counter->value(), "\n");
-    }
-    for (const auto& [labels, h] : f->histograms) {
-      uint64_t cumulative = 0;
-      for (size_t i = 0; i <= h->bounds_.size(); ++i) {
-        cumulative += h->counts_[i].load(std::memory_order_relaxed);
-        double le = i < h->bounds_.size() ? h->bounds_[i] : INFINITY;
-        absl::StrAppend(&out, f->name, "_bucket", LabelText(labels, {{"le", Number(le)}}), " ",
-                        cumulative, "\n");
-      }
-      absl::StrAppend(&out, f->name, "_sum", LabelText(labels), " ",
-                      Number(h->sum_.load(std::memory_order_relaxed)), "\n", f->name, "_count",
-                      LabelText(labels), " ", h->count_.load(std::memory_order_relaxed), "\n");
-    }
-    for (const auto& read : f->callbacks) {
-      for (const Sample& s : read()) {
-        absl::StrAppend(&out, f->name, LabelText(s.labels), " ", Number(s.value), "\n");
+  std::vector<prometheus::MetricFamily> families;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, collectable] : families_) {
+      const bool hashed = dynamic_cast<const CallbackFamily*>(collectable) == nullptr;
+      for (prometheus::MetricFamily& family : collectable->Collect()) {
+        // A prometheus::Family keeps its series in a hash map: sorted, a
+        // scrape lists them in the same order every time.
+        if (hashed) {
+          std::sort(family.metric.begin(), family.metric.end(),
+                    [](const auto& a, const auto& b) { return a.label < b.label; });
+        }
+        families.push_back(std::move(family));
       }
     }
   }
-  return out;
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 std::vector<double> LatencyBuckets() {

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -11,34 +10,44 @@
 
 #include "absl/base/thread_annotations.h"
 
+namespace prometheus {
+class Collectable;
+class Counter;
+class Histogram;
+class Registry;
+}  // namespace prometheus
+
 namespace hookfan::metrics {
 
-// Label names and values of one series, in the order given.
+// Label names and values of one series. Counters and histograms are
+// rendered with their labels sorted by name (prometheus-cpp keeps them in a
+// map); gauges read by callbacks keep the order given.
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
-// A monotonically increasing count. Lock-free; any thread.
+// A monotonically increasing count. Lock-free (an atomic double, exact up to
+// 2^53); any thread.
 class Counter {
  public:
-  void Add(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
-  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+  void Add(uint64_t n = 1);
+  uint64_t value() const;
 
  private:
-  std::atomic<uint64_t> value_{0};
+  friend class Registry;
+  explicit Counter(prometheus::Counter* counter) : counter_(counter) {}
+  prometheus::Counter* const counter_;  // owned by the registry
 };
 
-// A distribution over fixed buckets (upper bounds, increasing). Lock-free;
-// any thread.
+// A distribution over fixed buckets (upper bounds, strictly increasing).
+// Any thread. An observation takes a short lock (prometheus-cpp's: a scrape
+// sees _count, _sum and the buckets agree).
 class Histogram {
  public:
-  explicit Histogram(std::vector<double> bounds);
   void Observe(double value);
 
  private:
   friend class Registry;
-  const std::vector<double> bounds_;
-  std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // per bucket, not cumulative; +Inf last
-  std::atomic<uint64_t> count_{0};
-  std::atomic<double> sum_{0};
+  explicit Histogram(prometheus::Histogram* histogram) : histogram_(histogram) {}
+  prometheus::Histogram* const histogram_;  // owned by the registry
 };
 
 // One value of a gauge read at scrape time.
@@ -48,9 +57,13 @@ struct Sample {
 };
 
 // Registry holds a process's metrics and renders them in the Prometheus
-// text exposition format (version 0.0.4). Metrics are registered once, at
-// start-up (by name + labels); the returned pointers stay valid for the
-// registry's life. Thread-safe.
+// text exposition format (version 0.0.4), by prometheus-cpp. Metrics are
+// registered once, at start-up (by name + labels: the same name and labels
+// again give the same series); the returned pointers stay valid for the
+// registry's life. A name is one kind of metric: registering it as another
+// kind, or with an invalid metric or label name, throws
+// std::invalid_argument (a programming error, fatal at start-up).
+// Thread-safe.
 class Registry {
  public:
   Registry();
@@ -66,16 +79,27 @@ class Registry {
   void AddCallback(const std::string& name, const std::string& help,
                    std::function<std::vector<Sample>()> read, const std::string& type = "gauge");
 
-  // Every metric, grouped by name in registration order.
+  // Every metric, one family per name in the order the names were first
+  // registered. A family's counters and histograms are in label order, a
+  // callback's samples in the order `read` returns them.
   std::string Render() const;
 
  private:
-  struct Family;
-  Family* FamilyFor(const std::string& name, const std::string& help, const std::string& type)
+  class CallbackFamily;
+  // The family called `name` in families_, or null.
+  prometheus::Collectable* Find(const std::string& name) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Remember(const std::string& name, prometheus::Collectable* family)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Family>> families_ ABSL_GUARDED_BY(mu_);
+  // Owns the counter and histogram families and their series.
+  std::unique_ptr<prometheus::Registry> registry_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<CallbackFamily>> callbacks_ ABSL_GUARDED_BY(mu_);
+  // Every family, by name, in registration order: Render's order (the
+  // prometheus::Registry groups them by type instead).
+  std::vector<std::pair<std::string, prometheus::Collectable*>> families_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Counter>> counters_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Histogram>> histograms_ ABSL_GUARDED_BY(mu_);
 };
 
 // Buckets for latencies in seconds: 0.5 ms … 10 s.

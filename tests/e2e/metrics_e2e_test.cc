@@ -33,8 +33,8 @@ TEST(MetricsE2ETest, ScrapeAfterTrafficCountsItAndPassesPromtool) {
   ASSERT_EQ(res->status, 200);
   EXPECT_THAT(res->get_header_value("Content-Type"), HasSubstr("text/plain; version=0.0.4"));
   const std::string& text = res->body;
-  EXPECT_THAT(text, HasSubstr("hookfan_webhooks_total{source=\"applivery\",code=\"202\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr("hookfan_webhooks_total{source=\"applivery\",code=\"404\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("hookfan_webhooks_total{code=\"202\",source=\"applivery\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("hookfan_webhooks_total{code=\"404\",source=\"applivery\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("hookfan_append_duration_seconds_count 2\n"));
   EXPECT_THAT(text, HasSubstr("hookfan_events_appended_total 2\n"));
   EXPECT_THAT(text, HasSubstr("hookfan_subscriptions 1\n"));

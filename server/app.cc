@@ -37,6 +37,7 @@
 #include "server/grpc_tls.h"
 #include "server/memory_trimmer.h"
 #include "server/request_guard.h"
+#include "server/store_location.h"
 
 namespace hookfan::server {
 
@@ -539,7 +540,9 @@ absl::Status App::Start(Config config) {
 }
 
 absl::Status App::OpenStore(std::string* store) {
-  if (absl::StartsWith(config_.store, "nats://") || absl::StartsWith(config_.store, "tls://")) {
+  ASSIGN_OR_RETURN(const StoreLocation location,
+                   ParseStoreLocation(config_.store, config_.data_dir));
+  if (location.kind == StoreLocation::Kind::kNats) {
     ASSIGN_OR_RETURN(config_.nats.servers, broker::ParseNatsServers(config_.store));
     config_.nats.max_age = config_.retention.max_age;
     config_.nats.max_bytes = config_.retention.max_bytes > 0 ? config_.retention.max_bytes : -1;
@@ -561,21 +564,14 @@ absl::Status App::OpenStore(std::string* store) {
     *store = absl::StrCat(config_.store, " stream ", config_.nats.stream);
     return absl::OkStatus();
   }
-  std::string db_path;
-  if (config_.store.empty()) {
+  const std::string& db_path = location.sqlite_path;
+  if (location.in_data_dir) {
     std::error_code ec;
     std::filesystem::create_directories(config_.data_dir, ec);
     if (ec) {
       return absl::UnavailableError(
           absl::StrCat("cannot create data dir ", config_.data_dir, ": ", ec.message()));
     }
-    db_path = (std::filesystem::path(config_.data_dir) / "hookfan.db").string();
-  } else if (absl::StartsWith(config_.store, "sqlite://")) {
-    db_path = config_.store.substr(std::string_view("sqlite://").size());
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--store \"", config_.store,
-        "\" is neither sqlite://PATH nor nats://host:port[,host:port...]"));
   }
   ASSIGN_OR_RETURN(log_, broker::SqliteEventLog::Open(
                              db_path, {.retention_max_events =

@@ -120,27 +120,50 @@ absl::StatusOr<NamedType> ReadType(
 
 }  // namespace
 
+absl::Status CheckJsonPointer(const std::string& pointer) {
+  absl::StatusOr<json::json_pointer> parsed = ParsePointer("", pointer);
+  if (parsed.ok()) return absl::OkStatus();
+  // ParsePointer's message starts with its (empty) name and a space.
+  return absl::InvalidArgumentError(parsed.status().message().substr(1));
+}
+
+absl::Status CheckTypeHeader(std::string_view header) {
+  if (IsHttpFieldName(header)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("\"", PrintableForError(header), "\" is not an HTTP field name"));
+}
+
+absl::Status CheckTypePrefix(std::string_view prefix) {
+  // Any type with this prefix ends in a token the body supplies.
+  if (const absl::Status status = broker::CheckEventType(absl::StrCat(ToAbsl(prefix), "x"));
+      !status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", PrintableForError(prefix),
+                                                   "\" is not the start of a valid event type: ",
+                                                   status.message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckJsonNormalizerConfig(const JsonNormalizerConfig& config) {
   if (config.type_pointer.empty() == config.type_header.empty()) {
     return absl::InvalidArgumentError(
         "set exactly one of type_pointer and type_header");
   }
-  for (const auto& [field, text] :
-       {std::pair<std::string_view, const std::string&>{"type_pointer",
-                                                        config.type_pointer},
-        {"id_pointer", config.id_pointer}}) {
-    if (text.empty()) continue;
-    RETURN_IF_ERROR(ParsePointer(field, text).status());
+  const auto field = [](std::string_view name, absl::Status status) {
+    if (status.ok()) return status;
+    return absl::InvalidArgumentError(absl::StrCat(ToAbsl(name), " ", status.message()));
+  };
+  if (!config.type_pointer.empty()) {
+    RETURN_IF_ERROR(field("type_pointer", CheckJsonPointer(config.type_pointer)));
+  }
+  if (!config.type_header.empty()) {
+    RETURN_IF_ERROR(field("type_header", CheckTypeHeader(config.type_header)));
+  }
+  if (!config.id_pointer.empty()) {
+    RETURN_IF_ERROR(field("id_pointer", CheckJsonPointer(config.id_pointer)));
   }
   if (!config.type_prefix.empty()) {
-    // Any type with this prefix ends in a token the body supplies.
-    if (const absl::Status status =
-            broker::CheckEventType(absl::StrCat(config.type_prefix, "x"));
-        !status.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "type_prefix \"", PrintableForError(config.type_prefix),
-          "\" is not the start of a valid event type: ", status.message()));
-    }
+    RETURN_IF_ERROR(field("type_prefix", CheckTypePrefix(config.type_prefix)));
   }
   return absl::OkStatus();
 }

@@ -33,6 +33,16 @@ namespace hookfan::ingress {
 //   "type_prefix \"a..\" is not the start of a valid event type: <reason>"
 absl::Status CheckJsonNormalizerConfig(const JsonNormalizerConfig& config);
 
+// The rules CheckJsonNormalizerConfig applies, one field at a time, for a
+// parser that points at the field. kInvalidArgument, the message naming
+// the value but not the field:
+//   "\"event.type\" is not a JSON pointer: <detail>"
+//   "\"X Type\" is not an HTTP field name"
+//   "\"a.*.\" is not the start of a valid event type: <reason>"
+absl::Status CheckJsonPointer(const std::string& pointer);
+absl::Status CheckTypeHeader(std::string_view header);
+absl::Status CheckTypePrefix(std::string_view prefix);
+
 // NormalizeJson turns one JSON body into an Event. Pure and thread-safe.
 //
 // Sets source (`source`), type (config.type_prefix + the string at

@@ -386,6 +386,9 @@ absl::StatusOr<std::unique_ptr<SenderAuth>> SenderAuth::Create(
       return std::make_unique<BearerAuth>(config.secrets);
     case AuthMode::kHmac:
       if (config.header.empty()) return invalid("needs a header");
+      if (!IsHttpFieldName(config.header)) {
+        return invalid(absl::StrCat("header \"", config.header, "\" is not an HTTP field name"));
+      }
       return std::make_unique<HmacAuth>(config);
     case AuthMode::kStandardWebhooks: {
       if (config.tolerance <= absl::ZeroDuration()) {

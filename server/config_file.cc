@@ -95,37 +95,6 @@ bool IsValidPath(absl::string_view path) {
   return true;
 }
 
-// An HTTP field name (RFC 9110 token).
-bool IsValidHeaderName(absl::string_view name) {
-  if (name.empty()) return false;
-  for (char c : name) {
-    if (!absl::ascii_isalnum(c) && !absl::StrContains("!#$%&'*+-.^_`|~", c)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// "/a/b~1c" (RFC 6901), not the empty whole-document pointer.
-bool IsValidJsonPointer(absl::string_view pointer) {
-  if (pointer.empty() || pointer[0] != '/') return false;
-  for (size_t i = 0; i < pointer.size(); ++i) {
-    if (pointer[i] == '~' &&
-        (i + 1 == pointer.size() ||
-         (pointer[i + 1] != '0' && pointer[i + 1] != '1'))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool IsValidTypePrefix(absl::string_view prefix) {
-  for (char c : prefix) {
-    if (c <= ' ' || c == 0x7f || c == '*' || c == '>') return false;
-  }
-  return true;
-}
-
 // Removes one trailing line ending ("\n" or "\r\n").
 void TrimTrailingNewline(std::string* s) {
   if (absl::EndsWith(*s, "\n")) s->pop_back();
@@ -573,35 +542,23 @@ class Parser {
                                 {"type_pointer", "type_header", "type_prefix",
                                  "id_pointer"}));
     ingress::JsonNormalizerConfig json;
-    // Reads field `name` into *out if present; `valid` checks it, else the
-    // error says "invalid <what> "<value>"<hint>".
-    const auto read = [&](absl::string_view name,
-                          bool (*valid)(absl::string_view),
-                          absl::string_view what, absl::string_view hint,
+    // Reads field `name` into *out if present; `check` is the normalizer's
+    // own rule for it (ingress/json_normalizer.h), its error put at the
+    // field. That exactly one of the type fields is set, and the rest,
+    // CheckJsonNormalizerConfig says (Source).
+    const auto read = [&](absl::string_view name, const auto& check,
                           std::string* out) -> absl::Status {
       const Field* f = fields.Find(name);
       if (f == nullptr) return absl::OkStatus();
       const std::string field_path = absl::StrCat(path, ".", name);
       ASSIGN_OR_RETURN(*out, String(f->value, field_path));
-      if (!valid(*out)) {
-        return Error(f->value, field_path,
-                     absl::StrCat("invalid ", what, " ", Quote(*out), hint));
-      }
+      if (absl::Status s = check(*out); !s.ok()) return Error(f->value, field_path, s.message());
       return absl::OkStatus();
     };
-    RETURN_IF_ERROR(read("type_pointer", IsValidJsonPointer, "JSON pointer",
-                         " (want e.g. /event/type)", &json.type_pointer));
-    RETURN_IF_ERROR(read("type_header", IsValidHeaderName, "header name", "",
-                         &json.type_header));
-    RETURN_IF_ERROR(read("type_prefix", IsValidTypePrefix, "type prefix",
-                         " (no spaces, control characters, \"*\" or \">\")",
-                         &json.type_prefix));
-    RETURN_IF_ERROR(read("id_pointer", IsValidJsonPointer, "JSON pointer",
-                         " (want e.g. /event/id)", &json.id_pointer));
-    if (json.type_pointer.empty() == json.type_header.empty()) {
-      return Error(node, path,
-                   "want exactly one of type_pointer or type_header");
-    }
+    RETURN_IF_ERROR(read("type_pointer", ingress::CheckJsonPointer, &json.type_pointer));
+    RETURN_IF_ERROR(read("type_header", ingress::CheckTypeHeader, &json.type_header));
+    RETURN_IF_ERROR(read("type_prefix", ingress::CheckTypePrefix, &json.type_prefix));
+    RETURN_IF_ERROR(read("id_pointer", ingress::CheckJsonPointer, &json.id_pointer));
     return json;
   }
 
@@ -681,9 +638,9 @@ class Parser {
         return Error(node, sub("header"), "missing (auth type hmac needs it)");
       }
       ASSIGN_OR_RETURN(auth.header, String(f->value, sub("header")));
-      if (!IsValidHeaderName(auth.header)) {
+      if (!ingress::IsHttpFieldName(auth.header)) {
         return Error(f->value, sub("header"),
-                     absl::StrCat("invalid header name ", Quote(auth.header)));
+                     absl::StrCat(Quote(auth.header), " is not an HTTP field name"));
       }
       if (const Field* e = fields.Find("encoding")) {
         ASSIGN_OR_RETURN(auth.encoding, Enum(e->value, sub("encoding"),

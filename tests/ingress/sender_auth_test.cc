@@ -106,6 +106,8 @@ TEST_F(SenderAuthTest, CreateRefusesConfigsThatCannotWork) {
       absl::InvalidArgumentError("basic auth username may not contain \":\""));
   EXPECT_EQ(error({.mode = AuthMode::kHmac, .secrets = {"s"}}),
             absl::InvalidArgumentError("hmac auth needs a header"));
+  EXPECT_EQ(error({.mode = AuthMode::kHmac, .secrets = {"s"}, .header = "X Sig"}),
+            absl::InvalidArgumentError("hmac auth header \"X Sig\" is not an HTTP field name"));
   EXPECT_EQ(error({.mode = AuthMode::kStandardWebhooks,
                    .secrets = {"whsec_c2VjcmV0", "whsec_not base64!"}}),
             absl::InvalidArgumentError(

@@ -528,22 +528,29 @@ TEST_F(ConfigFileTest, JsonNormalizerNeedsExactlyOneTypeSource) {
           "sources:\n  - {name: a, normalizer: json, auth: {type: none}}\n"),
       "sources.yaml:2:5: sources[0].json: missing (normalizer json "
       "needs type_pointer or type_header)");
+  // The rules are the JSON normalizer's (CheckJsonNormalizerConfig and its
+  // per-field checks); the parser only points at the field.
   EXPECT_EQ(ErrorOf(json_source("{type_pointer: /t, type_header: X-Type}")),
-            "sources.yaml:5:11: sources[0].json: want exactly one of "
-            "type_pointer or type_header");
+            "sources.yaml:5:11: sources[0].json: set exactly one of "
+            "type_pointer and type_header");
   EXPECT_EQ(ErrorOf(json_source("{type_prefix: acme.}")),
-            "sources.yaml:5:11: sources[0].json: want exactly one of "
-            "type_pointer or type_header");
+            "sources.yaml:5:11: sources[0].json: set exactly one of "
+            "type_pointer and type_header");
   EXPECT_EQ(ErrorOf(json_source("{type_pointer: event.type}")),
-            "sources.yaml:5:26: sources[0].json.type_pointer: invalid JSON "
-            "pointer \"event.type\" (want e.g. /event/type)");
+            "sources.yaml:5:26: sources[0].json.type_pointer: \"event.type\" is "
+            "not a JSON pointer: JSON pointer must be empty or begin with '/' - "
+            "was: 'event.type'");
   EXPECT_EQ(ErrorOf(json_source("{type_header: \"X Type\"}")),
-            "sources.yaml:5:25: sources[0].json.type_header: invalid header "
-            "name \"X Type\"");
+            "sources.yaml:5:25: sources[0].json.type_header: \"X Type\" is not "
+            "an HTTP field name");
   EXPECT_EQ(ErrorOf(json_source("{type_pointer: /t, type_prefix: \"a.*.\"}")),
-            "sources.yaml:5:43: sources[0].json.type_prefix: invalid type "
-            "prefix \"a.*.\" (no spaces, control characters, \"*\" or "
-            "\">\")");
+            "sources.yaml:5:43: sources[0].json.type_prefix: \"a.*.\" is not the "
+            "start of a valid event type: \"*\" and \">\" are subscription "
+            "wildcards, not allowed in a type");
+  EXPECT_EQ(ErrorOf(json_source("{type_pointer: /t, type_prefix: Acme.}")),
+            "sources.yaml:5:43: sources[0].json.type_prefix: \"Acme.\" is not the "
+            "start of a valid event type: 'A' at byte 0 is not allowed: tokens are "
+            "a-z 0-9 _ - (types are lowercase)");
 }
 
 TEST_F(ConfigFileTest, NamesAndPathsAreValidAndUnique) {

@@ -46,27 +46,10 @@
 #include "absl/status/statusor.h"
 #include "core/authz.h"
 #include "ingress/source_config.h"
+#include "server/yaml_reader.h"
 
 namespace hookfan::server {
 
-// SecretEnv is where the secrets a config file refers to come from: the
-// environment and files. Tests substitute a fake. Implementations are
-// thread-safe.
-class SecretEnv {
- public:
-  virtual ~SecretEnv() = default;
-
-  // The value of environment variable `name`; nullopt if it is not set.
-  virtual std::optional<std::string> GetEnv(const std::string& name) const = 0;
-
-  // The content of the file at `path`. Errors: any code, with the reason
-  // ("No such file or directory") as the message; never the content.
-  virtual absl::StatusOr<std::string> ReadFile(
-      const std::string& path) const = 0;
-
-  // The process environment and file system. Never destroyed.
-  static const SecretEnv& Real();
-};
 
 struct ConfigFile {
   std::vector<ingress::SourceConfig> sources;

@@ -60,6 +60,13 @@ std::string LowercaseEventType(std::string_view type) {
   return absl::AsciiStrToLower(absl::string_view(type.data(), type.size()));
 }
 
+std::string QuoteForError(std::string_view value) {
+  const absl::string_view s(value.data(), value.size());
+  constexpr size_t kMax = 64;
+  if (s.size() <= kMax) return absl::StrCat("\"", s, "\"");
+  return absl::StrCat("\"", s.substr(0, kMax), "...\" (", s.size(), " bytes)");
+}
+
 bool IsExtensionName(std::string_view name) {
   if (name.empty() || name.size() > kMaxExtensionNameLength) return false;
   for (const char c : name) {

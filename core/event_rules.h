@@ -47,6 +47,10 @@ bool IsValidEventType(std::string_view type);
 // so Publish refuses an upper-case type instead.
 std::string LowercaseEventType(std::string_view type);
 
+// `value` in double quotes for an error message, cut after 64 bytes
+// ("\"abc...\" (300 bytes)"): how every rule here names a bad value.
+std::string QuoteForError(std::string_view value);
+
 // The longest extension attribute name (CloudEvents: 1 to 20 lowercase
 // letters or digits).
 inline constexpr size_t kMaxExtensionNameLength = 20;

@@ -7,22 +7,11 @@
 #include "core/event_rules.h"
 
 namespace hookfan::broker {
-namespace {
-
-// `s` quoted for an error message, cut short if long.
-std::string Quote(std::string_view text) {
-  const absl::string_view s(text.data(), text.size());
-  constexpr size_t kMax = 64;
-  if (s.size() <= kMax) return absl::StrCat("\"", s, "\"");
-  return absl::StrCat("\"", s.substr(0, kMax), "...\" (", s.size(), " bytes)");
-}
-
-}  // namespace
 
 absl::Status ValidateType(std::string_view type) {
   if (absl::Status s = CheckEventType(type); !s.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("type ", Quote(type), " is not a valid event type: ", s.message()));
+        absl::StrCat("type ", QuoteForError(type), " is not a valid event type: ", s.message()));
   }
   return absl::OkStatus();
 }

@@ -14,9 +14,6 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/wire_format_lite.h"
-#include "grpc/grpc_security_constants.h"
 
 namespace hookfan::broker {
 namespace {
@@ -405,160 +402,7 @@ grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context,
   return reactor;
 }
 
-// The token of an "authorization: Bearer <token>" header; empty when the
-// call has none (or another scheme).
-absl::string_view BearerToken(const grpc::CallbackServerContext& context) {
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) return {};
-  absl::string_view value(it->second.data(), it->second.size());
-  constexpr absl::string_view kScheme = "bearer ";
-  if (value.size() <= kScheme.size() ||
-      !absl::StartsWithIgnoreCase(value, kScheme))
-    return {};
-  return absl::StripAsciiWhitespace(value.substr(kScheme.size()));
-}
-
-// The names an authenticated TLS peer goes by: its certificate's common
-// name and subject alternative names. Empty without a verified client
-// certificate.
-std::vector<std::string> PeerIdentities(
-    const grpc::CallbackServerContext& context) {
-  std::vector<std::string> out;
-  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
-  if (auth == nullptr || !auth->IsPeerAuthenticated()) return out;
-  for (const grpc::string_ref& id : auth->GetPeerIdentity())
-    out.emplace_back(id.data(), id.size());
-  for (const char* property :
-       {GRPC_X509_CN_PROPERTY_NAME, GRPC_X509_SAN_PROPERTY_NAME,
-        GRPC_PEER_URI_PROPERTY_NAME, GRPC_PEER_DNS_PROPERTY_NAME}) {
-    for (const grpc::string_ref& id : auth->FindPropertyValues(property)) {
-      out.emplace_back(id.data(), id.size());
-    }
-  }
-  return out;
-}
-
-constexpr size_t kMaxAttributeLength = 1024;
-constexpr size_t kMaxContentTypeLength = 255;
-constexpr size_t kMaxExtensions = 64;
-
-// `s` quoted for an error message, cut short if long.
-std::string Quote(absl::string_view s) {
-  constexpr size_t kMax = 64;
-  if (s.size() <= kMax) return absl::StrCat("\"", s, "\"");
-  return absl::StrCat("\"", s.substr(0, kMax), "...\" (", s.size(),
-                      " characters)");
-}
-
-absl::Status CheckLength(absl::string_view field, absl::string_view value,
-                         size_t max) {
-  if (value.size() <= max) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      field, " is ", value.size(), " characters; the limit is ", max));
-}
-
-absl::Status ValidateExtension(absl::string_view name,
-                               absl::string_view value) {
-  const std::string field = absl::StrCat("extensions[", Quote(name), "]");
-  // Debian's abseil has its own string_view type.
-  const std::string_view std_name(name.data(), name.size());
-  if (!IsExtensionName(std_name)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": a name must be 1 to ", kMaxExtensionNameLength,
-                     " lowercase letters and digits"));
-  }
-  if (IsCloudEventsAttribute(std_name)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ": a CloudEvents attribute, not an extension; use the field"));
-  }
-  return CheckLength(field, value, kMaxAttributeLength);
-}
-
 }  // namespace
-
-absl::StatusOr<v1::Event> EventFromPublishRequest(
-    const v1::PublishRequest& request) {
-  if (request.type().empty()) return absl::InvalidArgumentError("type is required");
-  RETURN_IF_ERROR(ValidateType(request.type()));
-  RETURN_IF_ERROR(CheckLength("source", request.source(), kMaxAttributeLength));
-  RETURN_IF_ERROR(CheckLength("id", request.id(), kMaxAttributeLength));
-  RETURN_IF_ERROR(
-      CheckLength("subject", request.subject(), kMaxAttributeLength));
-  RETURN_IF_ERROR(CheckLength("key", request.key(), kMaxAttributeLength));
-  RETURN_IF_ERROR(
-      CheckLength("data_schema", request.data_schema(), kMaxAttributeLength));
-  RETURN_IF_ERROR(CheckLength("data_content_type", request.data_content_type(),
-                              kMaxContentTypeLength));
-  if (request.has_time()) {
-    if (!IsValidTimestamp(request.time())) {
-      return absl::InvalidArgumentError("time is not a valid timestamp");
-    }
-  }
-  if (request.extensions_size() > static_cast<int>(kMaxExtensions)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("extensions has ", request.extensions_size(),
-                     " entries; the limit is ", kMaxExtensions));
-  }
-  // Checked in name order, so the error named is the same on every call.
-  std::map<absl::string_view, absl::string_view> extensions(
-      request.extensions().begin(), request.extensions().end());
-  for (const auto& [name, value] : extensions)
-    RETURN_IF_ERROR(ValidateExtension(name, value));
-
-  v1::Event event;
-  event.set_source(request.source().empty() ? kDefaultPublishSource
-                                            : request.source());
-  event.set_type(request.type());
-  event.set_subject(request.subject());
-  if (!request.key().empty()) {
-    event.set_key(request.key());
-  } else if (auto it = request.extensions().find("partitionkey");
-             it != request.extensions().end()) {
-    event.set_key(it->second);
-  } else {
-    event.set_key(request.subject());
-  }
-  event.set_data_content_type(request.data_content_type());
-  event.set_data(request.data());
-  event.set_data_schema(request.data_schema());
-  *event.mutable_extensions() = request.extensions();
-  event.set_source_event_id(request.id());
-  if (request.has_time()) *event.mutable_source_time() = request.time();
-  return event;
-}
-
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  if (absl::IsUnavailable(status) && !IsShuttingDown(status)) {
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE, kStoreUnavailable);
-  }
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
-
-grpc::ByteBuffer EncodeSubscribeResponse(const std::vector<EventPtr>& events) {
-  using google::protobuf::io::CodedOutputStream;
-  using google::protobuf::internal::WireFormatLite;
-  constexpr uint32_t kEventsTag = WireFormatLite::MakeTag(
-      v1::SubscribeResponse::kEventsFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
-  size_t total = 0;
-  for (const EventPtr& e : events) {
-    total += CodedOutputStream::VarintSize32(kEventsTag) +
-             CodedOutputStream::VarintSize64(e->wire.size()) + e->wire.size();
-  }
-  auto* bytes = new std::string(total, '\0');
-  uint8_t* p = reinterpret_cast<uint8_t*>(bytes->data());
-  for (const EventPtr& e : events) {
-    p = CodedOutputStream::WriteTagToArray(kEventsTag, p);
-    p = CodedOutputStream::WriteVarint64ToArray(e->wire.size(), p);
-    p = std::copy(e->wire.begin(), e->wire.end(), p);
-  }
-  grpc::Slice slice(
-      bytes->data(), bytes->size(),
-      [](void* s) { delete static_cast<std::string*>(s); }, bytes);
-  return grpc::ByteBuffer(&slice, 1);
-}
 
 EventBrokerService::EventBrokerService(EventLog* log, Fanout* fanout,
                                        ConsumerGroups* groups, Options options)
@@ -703,7 +547,7 @@ grpc::ServerUnaryReactor* EventBrokerService::GetEvent(
       // hostile one never reaches the store).
       if (!IsCanonicalUuid(request->id())) {
         found = absl::InvalidArgumentError(absl::StrCat(
-            "id ", Quote(request->id()),
+            "id ", QuoteForError(request->id()),
             " is not a hookfan event id (a UUID such as "
             "01a21a5a-5965-7000-9a6a-c7b991c35543)"));
       } else {

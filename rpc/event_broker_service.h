@@ -7,6 +7,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/authz.h"
+#include "rpc/caller_identity.h"
+#include "rpc/publish_request.h"
+#include "rpc/wire.h"
 #include "core/consumer_groups.h"
 #include "store/event_log.h"
 #include "core/fanout.h"
@@ -30,22 +33,6 @@ inline constexpr char kResumeAfterKey[] = "hookfan-resume-after";
 inline constexpr char kStartAfterKey[] = "hookfan-start-after";
 // Initial metadata of an accepted Consume: the group joined.
 inline constexpr char kGroupKey[] = "hookfan-group";
-
-// Encodes events as a SubscribeResponse (field 1, repeated Event) by
-// concatenating their stored wire encodings: no per-subscriber
-// re-serialization.
-grpc::ByteBuffer EncodeSubscribeResponse(const std::vector<EventPtr>& events);
-
-// The source of a published event whose request names none.
-inline constexpr char kDefaultPublishSource[] = "/grpc/publish";
-
-// Checks a PublishRequest and turns it into the event to store, with source
-// and key defaulted (see broker.proto) and source_event_id / source_time
-// taken from the request's id and time. The hookfan id, time and sequence
-// are left for the caller to set. Errors: kInvalidArgument naming the
-// offending field.
-absl::StatusOr<v1::Event> EventFromPublishRequest(
-    const v1::PublishRequest& request);
 
 // EventBrokerService implements hookfan.v1.EventBroker on the gRPC callback
 // API. It is transport glue only: delivery logic lives in Fanout and
@@ -212,9 +199,5 @@ class EventBrokerService final
   Executor publish_executor_;  // last: its queued work finishes first
 };
 
-// Converts an absl::Status to a grpc::Status with the same code and message,
-// except that a store that cannot serve (kUnavailable, not shutdown) is told
-// as kStoreUnavailable: its internals are for hookfan's log.
-grpc::Status ToGrpcStatus(const absl::Status& status);
 
 }  // namespace hookfan::broker

@@ -225,7 +225,7 @@ TEST_F(IngestLimitsTest, GetEventWithHugeIdIsInvalidArgumentAndShort) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(),
             "id \"" + std::string(64, 'z') +
-                "...\" (20480 characters) is not a hookfan event id (a UUID such as "
+                "...\" (20480 bytes) is not a hookfan event id (a UUID such as "
                 "01a21a5a-5965-7000-9a6a-c7b991c35543)");
 }
 

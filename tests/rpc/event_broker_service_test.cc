@@ -789,7 +789,7 @@ TEST_F(GrpcServiceTest, GetEventWithMalformedIdIsInvalidArgument) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(),
             "id \"" + std::string(64, 'a') +
-                "...\" (20000 characters) is not a hookfan event id (a UUID such as "
+                "...\" (20000 bytes) is not a hookfan event id (a UUID such as "
                 "01a21a5a-5965-7000-9a6a-c7b991c35543)");
   // A well-formed id that is not stored is NOT_FOUND.
   request.set_id("01a21a5a-5965-7000-9a6a-c7b991c35543");

@@ -9,8 +9,6 @@
 #include <stdlib.h>
 
 #include <filesystem>
-#include <map>
-#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"

@@ -143,7 +143,13 @@ TEST(HookfanTailTest, KeepsStreamingAcrossAServerRestart) {
                         address + " --from earliest --max 2 --output json");
   });
   absl::Cleanup join = [&] { tail.join(); };
-  absl::SleepFor(absl::Milliseconds(500));
+  // The drain must find the tail's stream open and event 1 handed to it.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return Metric(*p, "hookfan_subscriptions") == 1 &&
+               Metric(*p, "hookfan_delivered_events_total") >= 1;
+      },
+      absl::Seconds(30)));
   ASSERT_EQ(p->Terminate(), 0);
   p = std::make_unique<HookfanProcess>(HookfanProcess::Options{
       .data_dir = dir, .extra_args = {"--grpc-listen=" + address}});

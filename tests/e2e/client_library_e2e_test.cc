@@ -1,11 +1,14 @@
 // The C++ client library (clients/cpp) against the real binary: broker
 // restarts, drains and crashes are invisible to the caller.
 
+#include <algorithm>
 #include <thread>
 #include <vector>
 
 #include "common/sync.h"
 #include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/support/client_interceptor.h"
 #include "gtest/gtest.h"
 #include "hookfan/group_consumer.h"
 #include "hookfan/subscriber.h"
@@ -44,6 +47,17 @@ class SubscriberThread {
     mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
     return sequences_.size() >= n;
   }
+  // Waits until the event `sequence` was handed to the caller.
+  bool WaitForSequence(uint64_t sequence, absl::Duration timeout = absl::Seconds(30)) {
+    MutexLock lock(&mu_);
+    auto seen = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return std::find(sequences_.begin(), sequences_.end(), sequence) != sequences_.end();
+    };
+    auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return seen() || ended_; };
+    mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+    return seen();
+  }
+  void Cancel() { subscriber_.Cancel(); }
   absl::Status WaitForEnd() {
     MutexLock lock(&mu_);
     mu_.Await(absl::Condition(&ended_));
@@ -61,6 +75,64 @@ class SubscriberThread {
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status end_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
+};
+
+// Counts the Subscribe calls whose "hookfan-start-after" initial metadata
+// reached the client: from then on the server has registered the
+// subscription and the client library knows where it starts. Give the
+// client library Channel() instead of its own.
+class AcceptedCalls {
+ public:
+  // A channel to `options.target` like hookfan::CreateChannel's (plaintext,
+  // the same reconnect backoff), that counts here. Must not outlive this.
+  std::shared_ptr<grpc::Channel> Channel(const ConnectionOptions& options) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                static_cast<int>(absl::ToInt64Milliseconds(options.initial_backoff)));
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+                static_cast<int>(absl::ToInt64Milliseconds(options.max_backoff)));
+    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> factories;
+    factories.push_back(std::make_unique<Factory>(this));
+    return grpc::experimental::CreateCustomChannelWithInterceptors(
+        options.target, grpc::InsecureChannelCredentials(), args, std::move(factories));
+  }
+  bool WaitFor(int n, absl::Duration timeout = absl::Seconds(30)) {
+    MutexLock lock(&mu_);
+    auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return count_ >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  }
+
+ private:
+  class Interceptor : public grpc::experimental::Interceptor {
+   public:
+    explicit Interceptor(AcceptedCalls* calls) : calls_(calls) {}
+    void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+      if (methods->QueryInterceptionHookPoint(
+              grpc::experimental::InterceptionHookPoints::POST_RECV_INITIAL_METADATA) &&
+          methods->GetRecvInitialMetadata()->count("hookfan-start-after") > 0) {
+        MutexLock lock(&calls_->mu_);
+        ++calls_->count_;
+      }
+      methods->Proceed();
+    }
+
+   private:
+    AcceptedCalls* calls_;
+  };
+  class Factory : public grpc::experimental::ClientInterceptorFactoryInterface {
+   public:
+    explicit Factory(AcceptedCalls* calls) : calls_(calls) {}
+    grpc::experimental::Interceptor* CreateClientInterceptor(
+        grpc::experimental::ClientRpcInfo*) override {
+      return new Interceptor(calls_);
+    }
+
+   private:
+    AcceptedCalls* calls_;
+  };
+
+  Mutex mu_;
+  int count_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 std::vector<uint64_t> Range(uint64_t first, uint64_t last) {
@@ -142,21 +214,26 @@ TEST_F(ClientLibraryTest, SubscriberResumesAfterACrashWithNoGapOrDuplicate) {
   Start();
   PostN(5);
   ASSERT_TRUE(subscriber.WaitFor(12));
-  absl::SleepFor(absl::Milliseconds(200));  // room for a duplicate to show up
-  EXPECT_THAT(subscriber.sequences(), ElementsAreArray(Range(1, 12)));
+  // A duplicate of 1..12 would come before 13, which follows them on the
+  // stream: once 13 is handed out, any would have been.
+  PostN(1);
+  ASSERT_TRUE(subscriber.WaitForSequence(13));
+  EXPECT_THAT(subscriber.sequences(), ElementsAreArray(Range(1, 13)));
 }
 
 TEST_F(ClientLibraryTest, LatestSubscriberCutOffBeforeItsFirstEventMissesNothing) {
   // Started at "latest", crashed server, events posted while the client waits to
   // reconnect: it resumes where "latest" resolved to, not at the new latest.
   PostN(3);
+  AcceptedCalls accepted;
   Subscriber::Options options;
   options.connection = Connection();
   options.connection.initial_backoff = absl::Seconds(4);  // retry in 2–4 s
   options.connection.max_backoff = absl::Seconds(4);
   options.start.set_latest(true);
+  options.connection.channel = accepted.Channel(options.connection);
   SubscriberThread subscriber(options);
-  absl::SleepFor(absl::Milliseconds(300));  // registered at latest = 3
+  ASSERT_TRUE(accepted.WaitFor(1));  // registered at latest = 3, and the client knows it
   hookfan_->Kill();
   Start();
   PostN(2);  // 4 and 5, before the client is back
@@ -189,11 +266,16 @@ TEST_F(ClientLibraryTest, SubscriberGivesUpAfterTheConfiguredTime) {
 }
 
 TEST_F(ClientLibraryTest, CancelEndsABlockedNext) {
+  // Cancel from another thread while Next waits for an event on an accepted stream.
+  AcceptedCalls accepted;
   Subscriber::Options options;
   options.connection = Connection();
+  options.connection.channel = accepted.Channel(options.connection);
   SubscriberThread subscriber(options);
-  absl::SleepFor(absl::Milliseconds(100));
-  // ~SubscriberThread cancels and joins; reaching the end of the test is the check.
+  ASSERT_TRUE(accepted.WaitFor(1));
+  subscriber.Cancel();
+  EXPECT_EQ(subscriber.WaitForEnd().code(), absl::StatusCode::kCancelled);
+  EXPECT_THAT(subscriber.sequences(), ::testing::IsEmpty());
 }
 
 TEST_F(ClientLibraryTest, GroupConsumersShareEventsAndAckedOnesNeverReturn) {
@@ -241,7 +323,12 @@ TEST_F(ClientLibraryTest, GroupConsumersShareEventsAndAckedOnesNeverReturn) {
   Start();
   PostN(20);
   ASSERT_TRUE(wait_for(40));
-  absl::SleepFor(absl::Milliseconds(300));  // room for a redelivery to show up
+  // Once all 40 are acked nothing is due for redelivery, and the restarted
+  // server has counted every lease it handed out: 21..40 once each, none a
+  // second time.
+  ASSERT_TRUE(Eventually([&] { return ack_floor() >= 40; }, absl::Seconds(30)));
+  EXPECT_EQ(Metric(*hookfan_, "hookfan_group_deliveries_total"), 20);
+  EXPECT_EQ(Metric(*hookfan_, "hookfan_group_redeliveries_total"), 0);
   a.Cancel();
   b.Cancel();
   ta.join();

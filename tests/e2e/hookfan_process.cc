@@ -332,6 +332,12 @@ double MetricValue(const std::string& scrape, const std::string& name) {
   return -1;
 }
 
+double Metric(const HookfanProcess& hookfan, const std::string& name) {
+  httplib::Client c("127.0.0.1", hookfan.http_port());
+  auto res = c.Get("/metrics");
+  return res ? MetricValue(res->body, name) : -1;
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;

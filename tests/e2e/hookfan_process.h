@@ -180,6 +180,10 @@ std::string ReadFixture(const std::string& name);
 // absent.
 double MetricValue(const std::string& scrape, const std::string& name);
 
+// The value of the unlabelled sample `name` in a /metrics scrape of
+// `hookfan`; -1 if absent or the scrape failed.
+double Metric(const HookfanProcess& hookfan, const std::string& name);
+
 // The bytes of the file at `path` ("" if it cannot be read).
 std::string ReadFile(const std::string& path);
 

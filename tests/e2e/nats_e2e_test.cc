@@ -53,6 +53,7 @@ class Poster {
               ++missing_retry_after_;
             }
           }
+          // The sender's pace after a refusal, not a synchronization.
           if (!res || res->status != 202) absl::SleepFor(absl::Milliseconds(20));
         }
       });
@@ -207,17 +208,19 @@ TEST_F(NatsE2ETest, ConsumerGroupIsSharedByMembersOnDifferentReplicas) {
   auto [on_b, thread_b] = member(*b, "b");
   // Both members have joined before the first event: a member that joins
   // late under load would find the other one done with everything.
-  auto members_on = [](const HookfanProcess& replica) {
+  auto billing_on = [](const HookfanProcess& replica) {
     auto stub = replica.NewStub();
     grpc::ClientContext context;
     v1::ListGroupsRequest request;
     v1::ListGroupsResponse response;
-    if (!stub->ListGroups(&context, request, &response).ok()) return 0u;
+    v1::GroupInfo billing;
+    if (!stub->ListGroups(&context, request, &response).ok()) return billing;
     for (const v1::GroupInfo& group : response.groups()) {
-      if (group.name() == "billing") return group.members();
+      if (group.name() == "billing") billing = group;
     }
-    return 0u;
+    return billing;
   };
+  auto members_on = [&](const HookfanProcess& replica) { return billing_on(replica).members(); };
   const bool joined = Eventually(
       [&] { return members_on(*a) == 1 && members_on(*b) == 1; }, absl::Seconds(30));
   if (!joined) {
@@ -236,7 +239,16 @@ TEST_F(NatsE2ETest, ConsumerGroupIsSharedByMembersOnDifferentReplicas) {
     auto all = [&] { return handled.size() >= kEvents; };
     ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all), absl::Seconds(60)));
   }
-  absl::SleepFor(absl::Milliseconds(500));  // room for a redelivery to show up
+  // Once all are acked nothing is due for redelivery, and the replicas have
+  // counted every lease they handed out: one per event, none a second time.
+  EXPECT_TRUE(
+      Eventually([&] { return billing_on(*a).ack_floor() >= kEvents; }, absl::Seconds(30)));
+  EXPECT_EQ(
+      Metric(*a, "hookfan_group_deliveries_total") + Metric(*b, "hookfan_group_deliveries_total"),
+      kEvents);
+  EXPECT_EQ(Metric(*a, "hookfan_group_redeliveries_total") +
+                Metric(*b, "hookfan_group_redeliveries_total"),
+            0);
   on_a->Cancel();
   on_b->Cancel();
   thread_a.join();
@@ -567,7 +579,7 @@ TEST_F(NatsE2ETest, HealthAnswersAtOnceAndReadinessFollowsAFrozenNats) {
   while (absl::Now() < probing_until) {
     EXPECT_EQ(check("/healthz"), 200);
     EXPECT_EQ(check("/readyz"), 503);
-    absl::SleepFor(absl::Milliseconds(50));
+    absl::SleepFor(absl::Milliseconds(50));  // the probes' pace
   }
   nats_->Resume();
   const absl::Time resumed = absl::Now();

@@ -39,13 +39,6 @@ void PostN(const HookfanProcess& hookfan, int n) {
   EXPECT_EQ(failed.load(), 0);
 }
 
-// The value of an unlabelled metric in a /metrics scrape, -1 if absent.
-double Metric(const HookfanProcess& hookfan, const std::string& name) {
-  httplib::Client c("127.0.0.1", hookfan.http_port());
-  auto res = c.Get("/metrics");
-  return res ? MetricValue(res->body, name) : -1;
-}
-
 uint64_t DiskUse(const std::string& dir) {
   uint64_t bytes = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) bytes += entry.file_size();

@@ -4,6 +4,7 @@
 #include <httplib.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -116,18 +117,18 @@ subscribers:
   static nlohmann::json Json(const httplib::Result& res) {
     return nlohmann::json::parse(res->body, nullptr, false);
   }
-  // Every event stored so far, oldest first.
-  // Every stored event, once `expected` have arrived (a slow machine may
-  // take a while), plus any more that come within 300 ms after: a test
-  // asserting the count sees extras too.
+  // Every stored event, oldest first, once `expected` have arrived (a slow
+  // machine may take a while) and so have all the log holds (its last sequence, as
+  // /metrics tells it): a test asserting the count sees extras too.
   std::vector<v1::Event> Stored(size_t expected) {
+    const double stored = Metric(*hookfan_, "hookfan_events_appended_total");
+    EXPECT_GE(stored, 0) << "no /metrics";
     auto stub = hookfan_->NewStub();
     v1::SubscribeRequest request;
     request.mutable_start()->set_earliest(true);
     request.mutable_filter()->add_types(">");
     StreamCollector collector(stub.get(), request, "admin-token");
-    collector.WaitFor(expected);
-    absl::SleepFor(absl::Milliseconds(300));
+    collector.WaitFor(std::max(expected, static_cast<size_t>(std::max(stored, 0.0))));
     return collector.events();
   }
 

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -21,6 +22,13 @@ class TlsE2ETest : public ::testing::Test {
   void SetUp() override {
     dir_ = MakeTempDir();
     certs_ = std::make_unique<Certificates>(dir_);
+  }
+  // Whether hookfan logged a line holding `text`.
+  bool Logged(const std::string& text) {
+    for (const std::string& line : hookfan_->Lines()) {
+      if (absl::StrContains(line, text)) return true;
+    }
+    return false;
   }
   void Start(std::vector<std::string> args) {
     hookfan_ = std::make_unique<HookfanProcess>(
@@ -142,13 +150,19 @@ TEST_F(TlsE2ETest, RenewedHttpsCertificateIsServedWithoutARestart) {
          "--http-tls-key=" + certs_->path("server.key")});
   EXPECT_THAT(ServedSubject(), HasSubstr("CN = localhost"));
   certs_->Issue("server", "renewed.localhost", "subjectAltName=DNS:localhost");
-  absl::SleepFor(absl::Milliseconds(1100));  // changes are noticed at most once a second
-  ServedSubject();                           // this handshake notices the change
-  EXPECT_THAT(ServedSubject(), HasSubstr("CN = renewed.localhost"));
-  // SIGHUP reloads at once as well, and keeps serving.
+  // Handshakes look for a change at most once a second.
+  const absl::Time renewed = absl::Now();
+  EXPECT_TRUE(
+      Eventually([&] { return absl::StrContains(ServedSubject(), "CN = renewed.localhost"); },
+                 absl::Seconds(10)));
+  EXPECT_LT(absl::Now() - renewed, absl::Seconds(2) * kTimeFactor) << "the change went unnoticed";
+  // SIGHUP reloads at once as well, and keeps serving. No handshake comes
+  // between the new files and the reload: only the signal can load them.
   certs_->Issue("server", "again.localhost", "subjectAltName=DNS:localhost");
+  const absl::Time signalled = absl::Now();
   kill(hookfan_->pid(), SIGHUP);
-  absl::SleepFor(absl::Milliseconds(200));
+  ASSERT_TRUE(Eventually([&] { return Logged("HTTPS certificate reloaded"); }, absl::Seconds(10)));
+  EXPECT_LT(absl::Now() - signalled, absl::Seconds(1) * kTimeFactor) << "SIGHUP is not at once";
   EXPECT_THAT(ServedSubject(), HasSubstr("CN = again.localhost"));
 }
 

@@ -1,9 +1,13 @@
 // The EventLog contract, run against every store.
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <latch>
 #include <mutex>
 #include <numeric>
@@ -237,6 +241,18 @@ TEST_P(EventLogContractTest, GetByIdOfUnknownIdIsNotFound) {
   EXPECT_EQ(log_->GetById("zzz").status().code(), absl::StatusCode::kNotFound);
 }
 
+// Whether thread `tid` of this process is off the CPU waiting (for a lock,
+// a condition or I/O: not state R in /proc), or has ended.
+bool Waiting(pid_t tid) {
+  std::ifstream in(absl::StrCat("/proc/self/task/", tid, "/stat"));
+  const std::string stat((std::istreambuf_iterator<char>(in)),
+                         std::istreambuf_iterator<char>());
+  // The state follows the command name, which ends at the last ')'.
+  const size_t end = stat.rfind(')');
+  return end == std::string::npos || end + 2 >= stat.size() ||
+         stat[end + 2] != 'R';
+}
+
 // Holds the first commit inside OnCommit until released, so batches appended
 // meanwhile queue up behind it (and share a group commit where there is one).
 class GateListener : public CommitListener {
@@ -259,16 +275,29 @@ TEST_P(EventLogContractTest, DuplicateIdFailsOnlyItsOwnBatch) {
   std::vector<v1::Event> bad = {NewEvent("b"), NewEvent("a"), NewEvent("c")};
   std::vector<v1::Event> good = {NewEvent("d"), NewEvent("e")};
   absl::Status first_status, bad_status, good_status;
+  std::atomic<pid_t> bad_tid = 0, good_tid = 0;
   std::thread first_thread(
       [&] { first_status = log_->Append(absl::MakeSpan(first)); });
   gate.entered.wait();
-  std::thread bad_thread(
-      [&] { bad_status = log_->Append(absl::MakeSpan(bad)); });
-  std::thread good_thread(
-      [&] { good_status = log_->Append(absl::MakeSpan(good)); });
-  // Only makes it likely both batches queue behind the gate; the assertions
-  // hold either way.
-  absl::SleepFor(absl::Milliseconds(50));
+  std::thread bad_thread([&] {
+    bad_tid = gettid();
+    bad_status = log_->Append(absl::MakeSpan(bad));
+  });
+  std::thread good_thread([&] {
+    good_tid = gettid();
+    good_status = log_->Append(absl::MakeSpan(good));
+  });
+  // Both batches queue behind the gate: each appender waits inside Append
+  // (or is done, where a store does not make it wait). The assertions hold
+  // either way; this makes the shared commit the case tested.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  auto queued = [&] {
+    return bad_tid != 0 && good_tid != 0 && Waiting(bad_tid) &&
+           Waiting(good_tid);
+  };
+  while (!queued() && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_TRUE(queued()) << "the appenders never waited";
   gate.release.count_down();
   first_thread.join();
   bad_thread.join();

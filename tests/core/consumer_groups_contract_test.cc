@@ -41,6 +41,7 @@ namespace hookfan::broker {
 namespace {
 
 using ::hookfan::broker::group_test::Attempts;
+using ::hookfan::broker::group_test::Open;
 using ::hookfan::broker::group_test::Seqs;
 using ::hookfan::broker::group_test::TestMember;
 using ::testing::ElementsAre;
@@ -216,16 +217,6 @@ struct Impl {
 // Names the parameter in test output and in ctest's test names (which
 // would otherwise hold its bytes, pointers that change from run to run).
 void PrintTo(const Impl& impl, std::ostream* os) { *os << impl.name; }
-
-v1::ConsumerOpen Open(const std::string& group, uint32_t max_in_flight = 0,
-                      absl::Duration ack_deadline = absl::Seconds(30)) {
-  v1::ConsumerOpen open;
-  open.set_group(group);
-  open.mutable_start()->set_earliest(true);
-  open.set_max_in_flight(max_in_flight);
-  open.mutable_ack_deadline()->set_seconds(absl::ToInt64Seconds(ack_deadline));
-  return open;
-}
 
 class ConsumerGroupsContractTest : public ::testing::TestWithParam<Impl> {
  protected:

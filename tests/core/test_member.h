@@ -6,6 +6,7 @@
 // share it.
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -17,6 +18,18 @@
 #include "gtest/gtest.h"
 
 namespace hookfan::broker::group_test {
+
+// A group from the earliest event, with `max_in_flight` (0: the default)
+// and `ack_deadline`.
+inline v1::ConsumerOpen Open(const std::string& group, uint32_t max_in_flight = 0,
+                             absl::Duration ack_deadline = absl::Seconds(30)) {
+  v1::ConsumerOpen open;
+  open.set_group(group);
+  open.mutable_start()->set_earliest(true);
+  open.set_max_in_flight(max_in_flight);
+  open.mutable_ack_deadline()->set_seconds(absl::ToInt64Seconds(ack_deadline));
+  return open;
+}
 
 inline std::vector<uint64_t> Seqs(const std::vector<Delivery>& deliveries) {
   std::vector<uint64_t> out;

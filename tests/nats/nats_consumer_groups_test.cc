@@ -23,6 +23,7 @@
 namespace hookfan::broker {
 namespace {
 
+using ::hookfan::broker::group_test::Open;
 using ::hookfan::broker::group_test::Seqs;
 using ::hookfan::broker::group_test::TestMember;
 using ::testing::ElementsAre;
@@ -36,16 +37,6 @@ v1::Event NewEvent(const std::string& id, const std::string& type = "device.enro
   event.set_type(type);
   event.set_action(action);
   return event;
-}
-
-v1::ConsumerOpen Open(const std::string& group, uint32_t max_in_flight = 0,
-                      absl::Duration ack_deadline = absl::Seconds(30)) {
-  v1::ConsumerOpen open;
-  open.set_group(group);
-  open.mutable_start()->set_earliest(true);
-  open.set_max_in_flight(max_in_flight);
-  open.mutable_ack_deadline()->set_seconds(absl::ToInt64Seconds(ack_deadline));
-  return open;
 }
 
 class NatsConsumerGroupsTest : public ::testing::Test {

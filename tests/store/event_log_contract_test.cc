@@ -12,6 +12,7 @@
 #include <mutex>
 #include <numeric>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -67,6 +68,10 @@ struct Store {
   const char* name;
   std::unique_ptr<EventLog> (*open)(const std::string& dir);
 };
+
+// Names the parameter in ctest's test names (else its bytes: pointers that
+// change from build to build).
+void PrintTo(const Store& store, std::ostream* os) { *os << store.name; }
 
 std::unique_ptr<EventLog> OpenMemory(const std::string&) {
   return std::make_unique<MemoryEventLog>();

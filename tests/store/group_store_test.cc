@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -75,6 +76,10 @@ struct StoreFactory {
   const char* name;
   std::unique_ptr<GroupStore> (*open)(const std::string& dir);
 };
+
+// Names the parameter in ctest's test names (else its bytes: pointers that
+// change from build to build).
+void PrintTo(const StoreFactory& store, std::ostream* os) { *os << store.name; }
 
 std::unique_ptr<GroupStore> OpenMemory(const std::string&) {
   return std::make_unique<MemoryGroupStore>();

@@ -285,6 +285,10 @@ Fanout::Stats Fanout::stats() const {
   MutexLock lock(&mu_);
   stats.subscriptions = states_.size();
   for (const auto& state : states_) {
+    // A parked subscription is caught up: every event committed since it
+    // parked failed its filter (a match would have unparked it), however
+    // far behind its cursor sits.
+    if (state->parked) continue;
     stats.max_lag = std::max(stats.max_lag, last_committed_ - std::min(state->cursor, last_committed_));
   }
   return stats;

@@ -82,6 +82,7 @@ class Fanout : public CommitListener {
     uint64_t bytes = 0;           // their wire encoding
     uint64_t catchup_reads = 0;   // store reads for cursors behind the window
     uint64_t max_lag = 0;         // most committed events any subscription has not examined
+                                  // (a parked one has: none matched it)
   };
   Stats stats() const;
 

@@ -132,6 +132,28 @@ TEST_F(FanoutTest, NonMatchingSubscriberIsNeverWokenAndSkipsAhead) {
   EXPECT_EQ(sub->cursor(), 4u);
 }
 
+// Lag counts what a subscription has yet to examine. A selective one that
+// is parked has examined everything (nothing since matched it), however far
+// its cursor is; one woken by a match lags until it polls.
+TEST_F(FanoutTest, LagIsWhatASubscriptionHasYetToExamine) {
+  MakeFanout();
+  v1::Filter filter;
+  filter.add_types("applivery.device.*");
+  auto selective = Subscribe(filter);
+  auto all = Subscribe();
+  EXPECT_THAT(Drain(*selective), IsEmpty());
+  EXPECT_THAT(Drain(*all), IsEmpty());
+  Append({"applivery.build.created", "applivery.unrecognized"});
+  EXPECT_EQ(fanout_->stats().max_lag, 2u);  // `all` was woken and has not polled
+  EXPECT_THAT(Drain(*all), ElementsAre(1, 2));
+  EXPECT_EQ(fanout_->stats().max_lag, 0u);  // `selective` is parked behind, caught up
+  Append({"applivery.build.created", "applivery.device.enrolled"});
+  EXPECT_THAT(Drain(*all), ElementsAre(3, 4));
+  EXPECT_EQ(fanout_->stats().max_lag, 1u);  // `selective` woken for 4, not polled yet
+  EXPECT_THAT(Drain(*selective), ElementsAre(4));
+  EXPECT_EQ(fanout_->stats().max_lag, 0u);
+}
+
 TEST_F(FanoutTest, EarliestCatchesUpFromStoreThenRejoinsWindow) {
   // Events older than the window come from the store, newer ones from memory, with no gap.
   MakeFanout({.window_events = 8, .window_bytes = 1 << 20, .catchup_batch = 5});

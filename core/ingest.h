@@ -50,7 +50,7 @@ struct IngestRules {
 
 // ValidateType returns OK when `type` may name a stored event, else
 // kInvalidArgument "type \"X\" is not a valid event type: <reason>"
-// (CheckEventType in core/event_rules.h; X cut after 64 characters).
+// (CheckEventType in core/event_rules.h; X quoted by QuoteForError).
 absl::Status ValidateType(std::string_view type);
 
 // CheckEvent returns OK when `event` may be stored under `rules`:

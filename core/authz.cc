@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <optional>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -82,25 +83,45 @@ bool PatternCovers(absl::string_view granted, absl::string_view requested) {
   return g.size() == r.size();
 }
 
-Authorizer::Authorizer(std::vector<SubscriberGrant> grants)
-    : grants_(std::move(grants)) {
-  for (size_t i = 0; i < grants_.size(); ++i) {
-    const SubscriberGrant& grant = grants_[i];
+std::optional<GrantClash> FindGrantClash(absl::Span<const SubscriberGrant> grants) {
+  using What = GrantClash::What;
+  for (size_t i = 0; i < grants.size(); ++i) {
+    const SubscriberGrant& grant = grants[i];
     for (size_t j = 0; j < i; ++j) {
-      if (grants_[j].name == grant.name) {
-        BadGrants(
-            absl::StrCat("duplicate subscriber name \"", grant.name, "\""));
+      const SubscriberGrant& other = grants[j];
+      if (other.name == grant.name) return GrantClash{What::kName, i, j, 0};
+      for (size_t t = 0; t < grant.tokens.size(); ++t) {
+        if (absl::c_linear_search(other.tokens, grant.tokens[t])) {
+          return GrantClash{What::kToken, i, j, t};
+        }
       }
-      for (const std::string& identity : grant.identities) {
-        for (const std::string& other : grants_[j].identities) {
-          if (identity == other) {
-            BadGrants(absl::StrCat("subscribers \"", grants_[j].name,
-                                   "\" and \"", grant.name,
-                                   "\" share the identity \"", identity, "\""));
-          }
+      for (size_t k = 0; k < grant.identities.size(); ++k) {
+        if (absl::c_linear_search(other.identities, grant.identities[k])) {
+          return GrantClash{What::kIdentity, i, j, k};
         }
       }
     }
+  }
+  return std::nullopt;
+}
+
+Authorizer::Authorizer(std::vector<SubscriberGrant> grants)
+    : grants_(std::move(grants)) {
+  if (std::optional<GrantClash> clash = FindGrantClash(grants_)) {
+    const std::string& a = grants_[clash->other].name;
+    const std::string& b = grants_[clash->grant].name;
+    switch (clash->what) {
+      case GrantClash::What::kName:
+        BadGrants(absl::StrCat("duplicate subscriber name \"", b, "\""));
+      case GrantClash::What::kToken:  // never log the token itself
+        BadGrants(absl::StrCat("subscribers \"", a, "\" and \"", b, "\" share a token"));
+      case GrantClash::What::kIdentity:
+        BadGrants(absl::StrCat("subscribers \"", a, "\" and \"", b, "\" share the identity \"",
+                               grants_[clash->grant].identities[clash->item], "\""));
+    }
+  }
+  for (size_t i = 0; i < grants_.size(); ++i) {
+    const SubscriberGrant& grant = grants_[i];
     for (const std::vector<std::string>* list :
          {&grant.types, &grant.publish}) {
       for (const std::string& pattern : *list) {
@@ -111,14 +132,7 @@ Authorizer::Authorizer(std::vector<SubscriberGrant> grants)
       }
     }
     for (const std::string& token : grant.tokens) {
-      Digest digest = Sha256(token);
-      for (const auto& [other, index] : token_digests_) {
-        if (other == digest) {
-          // Never log the token itself.
-          BadGrants(absl::StrCat("subscribers \"", grants_[index].name,
-                                 "\" and \"", grant.name, "\" share a token"));
-        }
-      }
+      const Digest digest = Sha256(token);
       token_digests_.emplace_back(digest, i);
     }
   }

@@ -6,7 +6,9 @@
 // peer identities from a call and maps the statuses returned here.
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,6 +41,21 @@ struct SubscriberGrant {
   std::vector<std::string> publish = {};
 };
 
+// Two grants that claim the same name, bearer token or TLS identity: a
+// name, token or identity belongs to one grant only.
+struct GrantClash {
+  enum class What { kName, kToken, kIdentity };
+  What what;
+  size_t grant;  // the later grant's index
+  size_t other;  // the earlier grant's index
+  size_t item;   // kToken, kIdentity: the index in the later grant's list
+};
+
+// The first clash in `grants` (each grant against those before it, in
+// order: name, tokens, identities); nullopt if there is none. Tokens are
+// compared as they are (the caller must not log them).
+std::optional<GrantClash> FindGrantClash(absl::Span<const SubscriberGrant> grants);
+
 // True if every type the pattern `requested` matches is also matched by the
 // pattern `granted`: "*" matches one token, ">" (last token only) one or
 // more. Both must be valid (ValidateTypePattern); a literal type is a
@@ -68,8 +85,8 @@ class Authorizer {
   static constexpr const SubscriberGrant* kAnyone = nullptr;
 
   // Preconditions (the config parser checks them; violating one is a
-  // start-up bug and aborts): every pattern is valid, names are unique, and
-  // a token or identity belongs to one grant only.
+  // start-up bug and aborts): every pattern is valid, and FindGrantClash
+  // finds nothing.
   explicit Authorizer(std::vector<SubscriberGrant> grants);
   Authorizer(const Authorizer&) = delete;
   Authorizer& operator=(const Authorizer&) = delete;

@@ -464,35 +464,27 @@ class Parser : public YamlReader {
       const std::string path = absl::StrCat("subscribers[", i, "]");
       ASSIGN_OR_RETURN(broker::SubscriberGrant grant,
                        Subscriber(items[i], path));
-      // A token or identity names one subscriber only.
-      for (size_t j = 0; j < grants.size(); ++j) {
-        const std::string other = absl::StrCat("subscribers[", j, "]");
-        if (grants[j].name == grant.name) {
-          return Error(items[i]["name"], path + ".name",
-                       absl::StrCat("duplicate name ", Quote(grant.name),
-                                    " (also ", other, ")"));
-        }
-        for (size_t t = 0; t < grant.tokens.size(); ++t) {
-          for (const std::string& token : grants[j].tokens) {
-            if (token == grant.tokens[t]) {
-              return Error(items[i]["tokens"][t],
-                           absl::StrCat(path, ".tokens[", t, "]"),
-                           absl::StrCat("same token as ", other));
-            }
-          }
-        }
-        for (size_t k = 0; k < grant.identities.size(); ++k) {
-          for (const std::string& identity : grants[j].identities) {
-            if (identity == grant.identities[k]) {
-              return Error(items[i]["identities"][k],
-                           absl::StrCat(path, ".identities[", k, "]"),
-                           absl::StrCat("identity ", Quote(identity),
-                                        " also belongs to ", other));
-            }
-          }
+      grants.push_back(std::move(grant));
+      // A name, token or identity names one subscriber only (the broker's
+      // rule); the error points at the later one.
+      if (std::optional<broker::GrantClash> clash = broker::FindGrantClash(grants)) {
+        const std::string other = absl::StrCat("subscribers[", clash->other, "]");
+        const broker::SubscriberGrant& later = grants[clash->grant];
+        switch (clash->what) {
+          case broker::GrantClash::What::kName:
+            return Error(items[i]["name"], path + ".name",
+                         absl::StrCat("duplicate name ", Quote(later.name), " (also ", other, ")"));
+          case broker::GrantClash::What::kToken:
+            return Error(items[i]["tokens"][clash->item],
+                         absl::StrCat(path, ".tokens[", clash->item, "]"),
+                         absl::StrCat("same token as ", other));
+          case broker::GrantClash::What::kIdentity:
+            return Error(items[i]["identities"][clash->item],
+                         absl::StrCat(path, ".identities[", clash->item, "]"),
+                         absl::StrCat("identity ", Quote(later.identities[clash->item]),
+                                      " also belongs to ", other));
         }
       }
-      grants.push_back(std::move(grant));
     }
     return grants;
   }

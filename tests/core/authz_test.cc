@@ -302,6 +302,33 @@ TEST_F(AuthorizerTest, ManageGroupNeedsItsFilterCovered) {
       absl::StatusCode::kPermissionDenied);
 }
 
+// The one rule both the sources parser and the Authorizer apply: a name,
+// token or identity belongs to one grant; the later grant is the culprit.
+TEST(GrantClashTest, FindsTheFirstLaterGrantRepeatingAnEarlierOnesClaim) {
+  using What = GrantClash::What;
+  EXPECT_FALSE(FindGrantClash(std::vector<SubscriberGrant>{
+                                  {.name = "a", .tokens = {"x"}, .identities = {"i"}},
+                                  {.name = "b", .tokens = {"y"}, .identities = {"j"}}})
+                   .has_value());
+  std::optional<GrantClash> token = FindGrantClash(std::vector<SubscriberGrant>{
+      {.name = "a", .tokens = {"x"}}, {.name = "b", .tokens = {"y", "x"}}});
+  ASSERT_TRUE(token.has_value());
+  EXPECT_EQ(token->what, What::kToken);
+  EXPECT_EQ(token->grant, 1u);
+  EXPECT_EQ(token->other, 0u);
+  EXPECT_EQ(token->item, 1u);
+  std::optional<GrantClash> identity = FindGrantClash(std::vector<SubscriberGrant>{
+      {.name = "a", .identities = {"i"}}, {.name = "b"}, {.name = "c", .identities = {"i"}}});
+  ASSERT_TRUE(identity.has_value());
+  EXPECT_EQ(identity->what, What::kIdentity);
+  EXPECT_EQ(identity->grant, 2u);
+  EXPECT_EQ(identity->other, 0u);
+  std::optional<GrantClash> name =
+      FindGrantClash(std::vector<SubscriberGrant>{{.name = "a"}, {.name = "a"}});
+  ASSERT_TRUE(name.has_value());
+  EXPECT_EQ(name->what, What::kName);
+}
+
 // Broken start-up config is a bug upstream (the parser rejects it): crash.
 TEST(AuthorizerDeathTest, InvalidGrantsAbort) {
   EXPECT_DEATH(Authorizer({{.name = "a", .tokens = {"x"}, .types = {"a.>.b"}}}),

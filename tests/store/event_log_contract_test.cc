@@ -292,17 +292,19 @@ TEST_P(EventLogContractTest, DuplicateIdFailsOnlyItsOwnBatch) {
     good_tid = gettid();
     good_status = log_->Append(absl::MakeSpan(good));
   });
-  // Both batches queue behind the gate: each appender waits inside Append
-  // (or is done, where a store does not make it wait). The assertions hold
-  // either way; this makes the shared commit the case tested.
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  // Let both batches queue behind the gate: each appender waits inside
+  // Append (or is done, where a store does not make it wait). The
+  // assertions below hold either way; this only makes the shared commit the
+  // likely case. Not asserted: the NATS log hands commits to the listener
+  // from its own thread, and an appender there may still be running (seen
+  // in 1 of ~40 runs) when the deadline passes.
+  const absl::Time deadline = absl::Now() + absl::Seconds(2);
   auto queued = [&] {
     return bad_tid != 0 && good_tid != 0 && Waiting(bad_tid) &&
            Waiting(good_tid);
   };
   while (!queued() && absl::Now() < deadline)
     absl::SleepFor(absl::Milliseconds(1));
-  EXPECT_TRUE(queued()) << "the appenders never waited";
   gate.release.count_down();
   first_thread.join();
   bad_thread.join();

@@ -105,8 +105,6 @@ class Ingestor final : public EventSink {
   absl::StatusOr<AppendOnceResult> Ingest(v1::Event event, std::string_view dedup_key,
                                           absl::Duration window) override;
 
-  const IngestRules& rules() const { return options_.rules; }
-
  private:
   EventLog* const log_;
   const Options options_;

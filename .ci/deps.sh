@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev
   libsqlite3-dev sqlite3 libssl-dev zlib1g-dev
   libyaml-cpp-dev libnats-dev nats-server libcli11-dev prometheus-cpp-dev
+  libhiredis-dev redis-server
   python3 python3-yaml gnuplot-nox prometheus
   python3-grpcio python3-protobuf python3-h2 nodejs
 )

@@ -23,16 +23,20 @@
 #include <limits>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "bench/cpu.h"
 #include "bench/nats_baseline.h"
+#include "bench/redis_baseline.h"
 #include "store/sqlite_event_log.h"
 #include "common/sync.h"
 #include "grpcpp/grpcpp.h"
+#include "hookfan/subscriber.h"
 #include "hookfan/v1/broker.grpc.pb.h"
 #include "ingress/applivery_normalizer.h"
 #include "nlohmann/json.hpp"
@@ -62,6 +66,46 @@ std::string Payload(uint64_t n) {
   return absl::StrCat(kPayloadPrefix, n, ",\"bench_sent_ns\":", NowNs(), "}");
 }
 
+// The CPU the server processes (--server-pid, repeatable) spend from
+// construction to Stop(): what a scenario divides by its events.
+class ServerCpu {
+ public:
+  explicit ServerCpu(const std::vector<int64_t>& pids) : pids_(pids) {
+    for (int64_t pid : pids_) start_.push_back(ProcessCpuSeconds(pid));
+  }
+  // Adds "server_cpu_us_per_<unit>" (all servers) and, per server,
+  // "server_cpu_us_per_<unit>_by_pid" to `out`, dividing by `count`.
+  void Stop(uint64_t count, const std::string& unit, nlohmann::json& out) const {
+    double total = 0;
+    nlohmann::json by_pid = nlohmann::json::object();
+    for (size_t i = 0; i < pids_.size(); ++i) {
+      double used = ProcessCpuSeconds(pids_[i]) - start_[i];
+      total += used;
+      by_pid[std::to_string(pids_[i])] = count == 0 ? 0.0 : used * 1e6 / count;
+    }
+    if (pids_.empty()) return;
+    out["server_cpu_us_per_" + unit] = count == 0 ? 0.0 : total * 1e6 / count;
+    out["server_cpu_us_per_" + unit + "_by_pid"] = by_pid;
+  }
+
+ private:
+  std::vector<int64_t> pids_;
+  std::vector<double> start_;
+};
+
+// The latency a webhook body carried from its sending (Payload) to now;
+// -1 when it carries no send time.
+int64_t SinceSent(std::string_view body, int64_t now) {
+  constexpr std::string_view kKey = "\"bench_sent_ns\":";
+  size_t p = body.find(kKey);
+  if (p == std::string_view::npos) return -1;
+  int64_t sent = 0;
+  for (p += kKey.size(); p < body.size() && body[p] >= '0' && body[p] <= '9'; ++p) {
+    sent = sent * 10 + (body[p] - '0');
+  }
+  return now - sent;
+}
+
 // A scenario's flags. Each subcommand registers those it reads, on its own
 // Flags with its own defaults (main).
 struct Flags {
@@ -80,7 +124,9 @@ struct Flags {
   int64_t pid = 0;      // hookfan's, to sample its RSS
   std::string db;       // fill: the SQLite store to create
   std::string url;      // nats: the nats-server
+  int redis_port = 0;   // redis-*: the redis-server on 127.0.0.1
   int64_t payload_bytes = 0;
+  std::vector<int64_t> server_pids;  // whose CPU per event to report
 };
 
 struct HostPort {
@@ -108,6 +154,7 @@ struct PostResult {
   uint64_t accepted = 0, other = 0;
   std::vector<int64_t> latency_ns;
   double seconds = 0;
+  double poster_cpu_seconds = 0;  // the posting threads' own CPU
 };
 PostResult PostLoad(const std::string& http, const std::string& token, int connections,
                     uint64_t limit, double seconds, double rate) {
@@ -131,6 +178,7 @@ PostResult PostLoad(const std::string& http, const std::string& token, int conne
       client.Get("/healthz");
       connected.count_down();
       go.WaitForNotification();
+      const double cpu_start = ThreadCpuSeconds();
       std::vector<int64_t> lat;
       uint64_t ok = 0, bad = 0;
       auto slot = start + std::chrono::duration<double>(rate > 0 ? c / rate : 0);
@@ -144,9 +192,11 @@ PostResult PostLoad(const std::string& http, const std::string& token, int conne
         auto t0 = Clock::now();
         auto res = client.Post(path, Payload(n), "application/json");
         lat.push_back((Clock::now() - t0).count());
-        (res && res->status == 202) ? ++ok : ++bad;
+        (res && (res->status == 202 || res->status == 204)) ? ++ok : ++bad;
       }
+      const double cpu = ThreadCpuSeconds() - cpu_start;
       std::lock_guard<std::mutex> l(mu);
+      result.poster_cpu_seconds += cpu;
       result.accepted += ok;
       result.other += bad;
       result.latency_ns.insert(result.latency_ns.end(), lat.begin(), lat.end());
@@ -162,12 +212,14 @@ PostResult PostLoad(const std::string& http, const std::string& token, int conne
 }
 
 int Ingress(const Flags& f) {
+  ServerCpu cpu(f.server_pids);
   PostResult r = PostLoad(f.http, f.token, f.connections, UINT64_MAX, f.seconds, 0);
   json out = {{"scenario", "ingress"},
               {"connections", f.connections},
               {"webhooks_per_second", r.accepted / r.seconds},
               {"accepted", r.accepted},
               {"non_202", r.other}};
+  cpu.Stop(r.accepted + r.other, "request", out);
   out.update(Percentiles(r.latency_ns));
   std::cout << out.dump() << std::endl;
   return 0;
@@ -230,8 +282,7 @@ class Subscribers {
       if (owner->measure_latency_) {
         std::vector<int64_t> lat;
         for (const v1::Event& e : response.events()) {
-          size_t p = e.data().find("\"bench_sent_ns\":");
-          if (p != std::string::npos) lat.push_back(now - std::stoll(e.data().substr(p + 16)));
+          if (int64_t ns = SinceSent(e.data(), now); ns >= 0) lat.push_back(ns);
         }
         std::lock_guard<std::mutex> l(owner->mu_);
         owner->latency_ns_.insert(owner->latency_ns_.end(), lat.begin(), lat.end());
@@ -261,6 +312,8 @@ int Fanout(const Flags& f) {
   int n = f.subscribers;
   uint64_t events = f.events;
   Subscribers subs(f.grpc, n, f.streams_per_channel, false);
+  ServerCpu server(f.server_pids);
+  const double self_start = SelfCpuSeconds(), main_start = ThreadCpuSeconds();
   auto start = Clock::now();
   PostResult posted = PostLoad(f.http, f.token, f.connections, events, 3600, 0);
   uint64_t worst_lag = posted.accepted - std::min(posted.accepted, subs.min_received());
@@ -269,14 +322,22 @@ int Fanout(const Flags& f) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  // What the Subscribe streams cost this process: all of its CPU but the
+  // posters' and this thread's.
+  const double subscriber_cpu = SelfCpuSeconds() - self_start - posted.poster_cpu_seconds -
+                                (ThreadCpuSeconds() - main_start);
+  const uint64_t deliveries = subs.total();
   json out = {{"scenario", "fanout"},
               {"subscribers", n},
               {"events", posted.accepted},
-              {"deliveries", subs.total()},
+              {"deliveries", deliveries},
               {"seconds", seconds},
-              {"deliveries_per_second", subs.total() / seconds},
+              {"deliveries_per_second", deliveries / seconds},
               {"worst_lag_events", worst_lag},
-              {"complete", subs.total() == posted.accepted * n}};
+              {"complete", deliveries == posted.accepted * n},
+              {"subscriber_cpu_us_per_delivery",
+               deliveries == 0 ? 0.0 : subscriber_cpu * 1e6 / deliveries}};
+  server.Stop(deliveries, "delivery", out);
   std::cout << out.dump() << std::endl;
   return 0;
 }
@@ -285,6 +346,7 @@ int Latency(const Flags& f) {
   double rate = f.rate;
   double seconds = f.seconds;
   Subscribers subs(f.grpc, f.subscribers, f.streams_per_channel, true);
+  ServerCpu server(f.server_pids);
   PostResult posted = PostLoad(f.http, f.token, f.connections, UINT64_MAX, seconds, rate);
   auto deadline = Clock::now() + std::chrono::seconds(30);
   uint64_t want = posted.accepted * f.subscribers;
@@ -295,10 +357,101 @@ int Latency(const Flags& f) {
               {"offered_per_second", rate},
               {"achieved_per_second", posted.accepted / posted.seconds},
               {"subscribers", f.subscribers},
+              {"delivered", subs.total()},
               {"non_202", posted.other}};
+  server.Stop(posted.accepted, "event", out);
   out.update(Percentiles(subs.latencies()));
   std::cout << out.dump() << std::endl;
   return 0;
+}
+
+// Subscriber-side cost of the C++ client library: `subscribers` threads,
+// each with a hookfan::Subscriber (one channel for all) counting events.
+// One webhook first shows every stream live; then --events webhooks, and
+// the CPU this process spent outside the posters and the main thread
+// until every subscriber has them, per event received.
+int Client(const Flags& f) {
+  const int n = f.subscribers;
+  const uint64_t events = f.events;
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(f.grpc, grpc::InsecureChannelCredentials());
+  std::vector<std::unique_ptr<Subscriber>> subs;
+  std::vector<std::atomic<uint64_t>> received(n);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    Subscriber::Options options;
+    options.connection.channel = channel;
+    subs.push_back(std::make_unique<Subscriber>(options));
+    threads.emplace_back([&, i] {
+      (void)subs[i]->Run([&](const v1::Event&) {
+        received[i].fetch_add(1, std::memory_order_relaxed);
+        return true;
+      });
+    });
+  }
+  // Each subscriber's count from `base` on; done once all have `want`.
+  std::vector<uint64_t> base(n, 0);
+  auto wait_for = [&](uint64_t want, std::chrono::seconds limit) {
+    auto all = [&] {
+      for (int i = 0; i < n; ++i) {
+        if (received[i].load(std::memory_order_relaxed) - base[i] < want) return false;
+      }
+      return true;
+    };
+    auto deadline = Clock::now() + limit;
+    while (!all() && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return all();
+  };
+  // Streams start at the latest event: post one until all have it.
+  bool live = false;
+  for (int attempt = 0; attempt < 100 && !live; ++attempt) {
+    PostLoad(f.http, f.token, 1, 1, 60, 0);
+    live = wait_for(1, std::chrono::seconds(1));
+  }
+  uint64_t before = 0;
+  for (int i = 0; i < n; ++i) before += base[i] = received[i].load();
+  const double self_start = SelfCpuSeconds(), main_start = ThreadCpuSeconds();
+  PostResult posted = PostLoad(f.http, f.token, f.connections, events, 3600, 0);
+  const bool complete = wait_for(posted.accepted, std::chrono::seconds(120));
+  const double cpu = SelfCpuSeconds() - self_start - posted.poster_cpu_seconds -
+                     (ThreadCpuSeconds() - main_start);
+  uint64_t delivered = 0;
+  for (const auto& r : received) delivered += r.load();
+  delivered -= before;
+  for (auto& s : subs) s->Cancel();
+  for (auto& t : threads) t.join();
+  json out = {{"scenario", "client"},
+              {"subscribers", n},
+              {"live", live},
+              {"events", posted.accepted},
+              {"delivered", delivered},
+              {"complete", complete},
+              {"client_cpu_us_per_event", delivered == 0 ? 0.0 : cpu * 1e6 / delivered}};
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
+// The ingress baseline: a bare cpp-httplib server that parses each POST's
+// body as JSON and answers 204 (400 when it does not parse), with a worker
+// per connection so 50 keep-alive connections are all served. Prints
+// {"port": P} once listening; runs until killed.
+int BareServer(const Flags& f) {
+  httplib::Server server;
+  server.new_task_queue = [] { return new httplib::ThreadPool(128); };
+  server.set_keep_alive_max_count(std::numeric_limits<int>::max());
+  server.Post(".*", [](const httplib::Request& request, httplib::Response& response) {
+    json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+    response.status = body.is_discarded() ? 400 : 204;
+  });
+  int port = server.bind_to_any_port(f.http.empty() ? "127.0.0.1" : f.http);
+  if (port < 0) {
+    std::cerr << "cannot listen\n";
+    return 1;
+  }
+  std::cout << json{{"port", port}}.dump() << std::endl;
+  return server.listen_after_bind() ? 0 : 1;
 }
 
 int64_t RssKb(int64_t pid) {
@@ -407,8 +560,9 @@ int Fill(const Flags& f) {
 }
 
 int Nats(const Flags& f) {
-  absl::StatusOr<FanoutResult> r =
-      RunNatsFanout(f.url, f.subscribers, f.events, f.payload_bytes);
+  std::optional<ServerCpu> server;
+  absl::StatusOr<FanoutResult> r = RunNatsFanout(f.url, f.subscribers, f.events, f.payload_bytes,
+                                                 [&] { server.emplace(f.server_pids); });
   if (!r.ok()) {
     std::cerr << r.status() << "\n";
     return 1;
@@ -420,7 +574,74 @@ int Nats(const Flags& f) {
               {"dropped", r->dropped},
               {"seconds", r->seconds},
               {"deliveries_per_second", r->deliveries_per_second},
-              {"worst_lag_events", r->worst_lag}};
+              {"worst_lag_events", r->worst_lag},
+              {"subscriber_cpu_us_per_delivery",
+               r->deliveries == 0 ? 0.0 : r->subscriber_cpu_seconds * 1e6 / r->deliveries}};
+  server->Stop(r->deliveries, "delivery", out);
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
+// Redis Streams, the durable baseline: XADDs of the same webhook bodies
+// from --connections connections at full speed, as `ingress` posts them.
+int RedisIngest(const Flags& f) {
+  ServerCpu server(f.server_pids);
+  absl::StatusOr<RedisIngestResult> r = RunRedisIngest(
+      "127.0.0.1", f.redis_port, "bench-ingest", f.connections, f.seconds, UINT64_MAX, 0, Payload);
+  if (!r.ok()) {
+    std::cerr << r.status() << "\n";
+    return 1;
+  }
+  json out = {{"scenario", "redis_ingest"},
+              {"connections", f.connections},
+              {"events_per_second", r->added / r->seconds},
+              {"added", r->added},
+              {"errors", r->errors}};
+  server.Stop(r->added + r->errors, "request", out);
+  out.update(Percentiles(std::move(r->latency_ns)));
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
+// Redis Streams end to end: XADDs at --rate, --subscribers consumers on
+// XREAD BLOCK, latency from XADD sent to entry read.
+int RedisLatency(const Flags& f) {
+  std::mutex mu;
+  std::vector<int64_t> latency_ns;
+  const std::string stream = absl::StrCat("bench-latency-", NowNs());
+  absl::StatusOr<std::unique_ptr<RedisConsumers>> consumers = RedisConsumers::Start(
+      "127.0.0.1", f.redis_port, stream, f.subscribers, [&](std::string_view data) {
+        int64_t ns = SinceSent(data, NowNs());
+        if (ns < 0) return;
+        std::lock_guard<std::mutex> l(mu);
+        latency_ns.push_back(ns);
+      });
+  if (!consumers.ok()) {
+    std::cerr << consumers.status() << "\n";
+    return 1;
+  }
+  ServerCpu server(f.server_pids);
+  absl::StatusOr<RedisIngestResult> r =
+      RunRedisIngest("127.0.0.1", f.redis_port, stream, f.connections, f.seconds, UINT64_MAX,
+                     f.rate, Payload);
+  if (!r.ok()) {
+    std::cerr << r.status() << "\n";
+    return 1;
+  }
+  auto deadline = Clock::now() + std::chrono::seconds(30);
+  while ((*consumers)->total() < r->added * f.subscribers && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  json out = {{"scenario", "redis_latency"},
+              {"offered_per_second", f.rate},
+              {"achieved_per_second", r->added / r->seconds},
+              {"subscribers", f.subscribers},
+              {"delivered", (*consumers)->total()},
+              {"errors", r->errors}};
+  server.Stop(r->added, "event", out);
+  consumers->reset();
+  std::lock_guard<std::mutex> l(mu);
+  out.update(Percentiles(latency_ns));
   std::cout << out.dump() << std::endl;
   return 0;
 }
@@ -443,6 +664,12 @@ void AddStreaming(CLI::App* cmd, Flags& f) {
       ->capture_default_str();
 }
 
+// --server-pid: whose CPU per event the scenario reports.
+void AddServerPids(CLI::App* cmd, Flags& f) {
+  cmd->add_option("--server-pid", f.server_pids,
+                  "a server process whose CPU per event to report (repeatable)");
+}
+
 }  // namespace
 }  // namespace hookfan::bench
 
@@ -457,6 +684,7 @@ int main(int argc, char** argv) {
   CLI::App* cmd = app.add_subcommand("ingress", "webhooks/s posting at full speed");
   AddPosting(cmd, ingress);
   cmd->add_option("--seconds", ingress.seconds, "how long to post")->capture_default_str();
+  AddServerPids(cmd, ingress);
   cmd->callback([&] { code = Ingress(ingress); });
 
   Flags fanout;
@@ -465,6 +693,7 @@ int main(int argc, char** argv) {
   AddStreaming(cmd, fanout);
   cmd->add_option("--subscribers", fanout.subscribers, "Subscribe streams")->capture_default_str();
   cmd->add_option("--events", fanout.events, "webhooks to post")->capture_default_str();
+  AddServerPids(cmd, fanout);
   cmd->callback([&] { code = Fanout(fanout); });
 
   Flags latency{.connections = 32, .subscribers = 100};
@@ -475,7 +704,46 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cmd->add_option("--rate", latency.rate, "webhooks/s offered")->capture_default_str();
   cmd->add_option("--seconds", latency.seconds, "how long to post")->capture_default_str();
+  AddServerPids(cmd, latency);
   cmd->callback([&] { code = Latency(latency); });
+
+  Flags client{.connections = 16, .events = 20000};
+  cmd = app.add_subcommand("client", "subscriber-side CPU per event of the C++ client library");
+  AddPosting(cmd, client);
+  cmd->add_option("--grpc", client.grpc, "hookfan's gRPC address, HOST:PORT");
+  cmd->add_option("--subscribers", client.subscribers, "hookfan::Subscriber threads")
+      ->capture_default_str();
+  cmd->add_option("--events", client.events, "webhooks to post")->capture_default_str();
+  cmd->callback([&] { code = Client(client); });
+
+  Flags redis_ingest{.connections = 50};
+  cmd = app.add_subcommand("redis-ingest", "XADDs/s of webhook bodies to Redis Streams");
+  cmd->add_option("--port", redis_ingest.redis_port, "the redis-server on 127.0.0.1")->required();
+  cmd->add_option("--connections", redis_ingest.connections, "connections adding")
+      ->capture_default_str();
+  cmd->add_option("--seconds", redis_ingest.seconds, "how long to add")->capture_default_str();
+  AddServerPids(cmd, redis_ingest);
+  cmd->callback([&] { code = RedisIngest(redis_ingest); });
+
+  Flags redis_latency{.connections = 32, .subscribers = 100};
+  cmd = app.add_subcommand("redis-latency", "XADD sent to entry read, at a fixed --rate");
+  cmd->add_option("--port", redis_latency.redis_port, "the redis-server on 127.0.0.1")
+      ->required();
+  cmd->add_option("--connections", redis_latency.connections, "connections adding")
+      ->capture_default_str();
+  cmd->add_option("--subscribers", redis_latency.subscribers, "XREAD BLOCK consumers")
+      ->capture_default_str();
+  cmd->add_option("--rate", redis_latency.rate, "XADDs/s offered")->capture_default_str();
+  cmd->add_option("--seconds", redis_latency.seconds, "how long to add")->capture_default_str();
+  AddServerPids(cmd, redis_latency);
+  cmd->callback([&] { code = RedisLatency(redis_latency); });
+
+  Flags bare;
+  cmd = app.add_subcommand("bare-server",
+                           "ingress baseline: cpp-httplib parsing each POST as JSON, answering 204");
+  cmd->add_option("--http", bare.http, "the address to listen on (an OS-chosen port)")
+      ->default_str("127.0.0.1");
+  cmd->callback([&] { code = BareServer(bare); });
 
   Flags idle;
   cmd = app.add_subcommand("idle", "server memory per idle Subscribe stream");
@@ -507,6 +775,7 @@ int main(int argc, char** argv) {
   cmd->add_option("--events", nats.events, "messages to publish")->capture_default_str();
   cmd->add_option("--payload-bytes", nats.payload_bytes,
                   "bytes per message (default: a webhook's)");
+  AddServerPids(cmd, nats);
   cmd->callback([&] { code = Nats(nats); });
 
   cmd = app.add_subcommand("payload-size", "prints the bytes of one webhook body");

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bench/cpu.h"
 
 namespace hookfan::bench {
 namespace {
@@ -44,6 +45,7 @@ absl::Status Connect(natsOptions* opts, const std::string& url, natsConnection**
 
 absl::StatusOr<FanoutResult> RunNatsFanout(const std::string& url, int subscribers,
                                            uint64_t messages, size_t payload_bytes,
+                                           const std::function<void()>& before_publishing,
                                            absl::Duration timeout) {
   nats_SetMessageDeliveryPoolSize(2);
   natsOptions* opts = nullptr;
@@ -72,6 +74,8 @@ absl::StatusOr<FanoutResult> RunNatsFanout(const std::string& url, int subscribe
   };
   std::string payload(payload_bytes, 'x');
   FanoutResult result;
+  if (before_publishing) before_publishing();
+  const double self_start = SelfCpuSeconds(), main_start = ThreadCpuSeconds();
   auto start = std::chrono::steady_clock::now();
   for (uint64_t i = 0; i < messages; ++i) {
     if (natsConnection_Publish(pub, kSubject, payload.data(), payload.size()) == NATS_OK) {
@@ -89,6 +93,8 @@ absl::StatusOr<FanoutResult> RunNatsFanout(const std::string& url, int subscribe
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.subscriber_cpu_seconds =
+      SelfCpuSeconds() - self_start - (ThreadCpuSeconds() - main_start);
   result.deliveries = received();
   result.deliveries_per_second = result.deliveries / result.seconds;
   for (const auto& s : subs) {

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -17,6 +18,9 @@ struct FanoutResult {
   double seconds = 0;       // first publish to last delivery (or timeout)
   double deliveries_per_second = 0;
   uint64_t worst_lag = 0;   // when publishing ended: max over subscribers of published - received
+  // The CPU this process spent on the subscribers (all of it but the
+  // publishing thread's), from the first publish to the last delivery.
+  double subscriber_cpu_seconds = 0;
 };
 
 // The NATS core pub/sub baseline for hookfan's fan-out: `subscribers`
@@ -26,8 +30,11 @@ struct FanoutResult {
 // `timeout`. Pending limits are lifted so NATS drops nothing it can hold.
 // Message delivery uses the library's global pool (not a thread per
 // connection). Errors: kUnavailable when it cannot connect to `url`.
+// `before_publishing` runs once every subscriber is subscribed, right
+// before the first publish (where a caller starts its CPU clocks).
 absl::StatusOr<FanoutResult> RunNatsFanout(const std::string& url, int subscribers,
                                            uint64_t messages, size_t payload_bytes,
+                                           const std::function<void()>& before_publishing,
                                            absl::Duration timeout = absl::Seconds(60));
 
 }  // namespace hookfan::bench

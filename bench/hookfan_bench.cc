@@ -73,19 +73,20 @@ class ServerCpu {
   explicit ServerCpu(const std::vector<int64_t>& pids) : pids_(pids) {
     for (int64_t pid : pids_) start_.push_back(ProcessCpuSeconds(pid));
   }
-  // Adds "server_cpu_us_per_<unit>" (all servers) and, per server,
-  // "server_cpu_us_per_<unit>_by_pid" to `out`, dividing by `count`.
+  // Adds "server_cpu_us_per_<unit>" (all servers) and, per server in
+  // --server-pid order, "server_cpu_us_per_<unit>_each" to `out`,
+  // dividing by `count`.
   void Stop(uint64_t count, const std::string& unit, nlohmann::json& out) const {
+    if (pids_.empty()) return;
     double total = 0;
-    nlohmann::json by_pid = nlohmann::json::object();
+    nlohmann::json each = nlohmann::json::array();
     for (size_t i = 0; i < pids_.size(); ++i) {
       double used = ProcessCpuSeconds(pids_[i]) - start_[i];
       total += used;
-      by_pid[std::to_string(pids_[i])] = count == 0 ? 0.0 : used * 1e6 / count;
+      each.push_back(count == 0 ? 0.0 : used * 1e6 / count);
     }
-    if (pids_.empty()) return;
     out["server_cpu_us_per_" + unit] = count == 0 ? 0.0 : total * 1e6 / count;
-    out["server_cpu_us_per_" + unit + "_by_pid"] = by_pid;
+    out["server_cpu_us_per_" + unit + "_each"] = each;
   }
 
  private:

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -545,12 +546,19 @@ absl::StatusOr<AppendOnceResult> NatsEventLog::AppendOnce(v1::Event event,
   // retrying a JetStream that refuses writes only adds load.
   uint64_t revision = 0;
   absl::Duration pause = absl::Milliseconds(2);
+  // A key is new far more often than not: the first attempt creates the
+  // claim without reading the key (one round trip fewer); when the key
+  // exists the create is refused and the loop reads it.
+  bool assume_new = true;
   while (true) {
     if (absl::Now() >= deadline) {
       return Refused(NATS_TIMEOUT, static_cast<jsErrCode>(0),
                      "waiting for a concurrent append of the same key");
     }
-    ASSIGN_OR_RETURN(DedupEntry entry, ReadDedup(key, deadline));
+    DedupEntry entry;
+    if (!std::exchange(assume_new, false)) {
+      ASSIGN_OR_RETURN(entry, ReadDedup(key, deadline));
+    }
     const std::optional<DedupRecord>& record = entry.record;
     const bool expired_claim = record.has_value() && record->kind == DedupRecord::kClaim &&
                                absl::Now() > record->time + kClaimMargin;

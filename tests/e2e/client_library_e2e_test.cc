@@ -241,6 +241,32 @@ TEST_F(ClientLibraryTest, LatestSubscriberCutOffBeforeItsFirstEventMissesNothing
   EXPECT_THAT(subscriber.sequences(), ElementsAreArray(Range(4, 5)));
 }
 
+TEST_F(ClientLibraryTest, RunStoppedMidResponseLeavesTheRestForNextAndRun) {
+  // Six stored events arrive in one response: Run hands them over in place,
+  // and what it did not hand over when told to stop is not lost.
+  PostN(6);
+  Subscriber::Options options;
+  options.connection = Connection();
+  options.start.set_earliest(true);
+  Subscriber subscriber(options);
+  std::vector<uint64_t> seen;
+  auto until = [&](uint64_t last) {
+    return [&seen, last](const v1::Event& event) {
+      seen.push_back(event.sequence());
+      return event.sequence() < last;
+    };
+  };
+  ASSERT_TRUE(subscriber.Run(until(2)).ok());
+  EXPECT_THAT(seen, ElementsAreArray(Range(1, 2)));
+  absl::StatusOr<v1::Event> third = subscriber.Next();
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->sequence(), 3u);
+  seen.clear();
+  ASSERT_TRUE(subscriber.Run(until(6)).ok());
+  EXPECT_THAT(seen, ElementsAreArray(Range(4, 6)));
+  EXPECT_EQ(subscriber.last_sequence(), 6u);
+}
+
 TEST_F(ClientLibraryTest, SubscriberReturnsTheServersRefusalWithoutRetrying) {
   // A malformed filter is the caller's bug: Next fails with INVALID_ARGUMENT at once.
   Subscriber::Options options;

@@ -58,15 +58,8 @@ static bool ReadSequence(const std::multimap<grpc::string_ref, grpc::string_ref>
          absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), sequence);
 }
 
-absl::StatusOr<v1::Event> Subscriber::Next() {
+absl::Status Subscriber::ReadResponse() {
   while (true) {
-    while (!buffered_.empty()) {
-      v1::Event event = std::move(buffered_.front());
-      buffered_.pop_front();
-      if (event.sequence() <= last_sequence_) continue;  // overlap after a resume
-      last_sequence_ = event.sequence();
-      return event;
-    }
     if (stream_ == nullptr && !Open()) return absl::CancelledError("cancelled");
 
     if (!stream_->accepted) {
@@ -79,14 +72,12 @@ absl::StatusOr<v1::Event> Subscriber::Next() {
         resume_after_ = std::max(resume_after_, start_after);
       }
     }
-    v1::SubscribeResponse response;
-    if (stream_->reader->Read(&response)) {
+    if (stream_->reader->Read(&response_)) {
       if (!stream_->accepted) {  // a server that sends no start metadata
         stream_->accepted = true;
         reconnect_->Accepted();
       }
-      for (v1::Event& event : *response.mutable_events()) buffered_.push_back(std::move(event));
-      continue;
+      return absl::OkStatus();
     }
     grpc::Status status = stream_->reader->Finish();
     uint64_t resume_after = 0;
@@ -103,11 +94,41 @@ absl::StatusOr<v1::Event> Subscriber::Next() {
   }
 }
 
-absl::Status Subscriber::Run(const std::function<bool(const v1::Event&)>& handler) {
+absl::StatusOr<v1::Event> Subscriber::Next() {
   while (true) {
+    while (!buffered_.empty()) {
+      v1::Event event = std::move(buffered_.front());
+      buffered_.pop_front();
+      if (event.sequence() <= last_sequence_) continue;  // overlap after a resume
+      last_sequence_ = event.sequence();
+      return event;
+    }
+    if (absl::Status read = ReadResponse(); !read.ok()) return read;
+    for (v1::Event& event : *response_.mutable_events()) buffered_.push_back(std::move(event));
+  }
+}
+
+// Hands each event to `handler` where it was parsed, in the reused
+// response: no copy or allocation per event (Next moves each out).
+absl::Status Subscriber::Run(const std::function<bool(const v1::Event&)>& handler) {
+  while (!buffered_.empty()) {  // what an earlier Next read
     absl::StatusOr<v1::Event> event = Next();
     if (!event.ok()) return event.status();
     if (!handler(*event)) return absl::OkStatus();
+  }
+  while (true) {
+    if (absl::Status read = ReadResponse(); !read.ok()) return read;
+    auto& events = *response_.mutable_events();
+    for (int i = 0; i < events.size(); ++i) {
+      const v1::Event& event = events[i];
+      if (event.sequence() <= last_sequence_) continue;  // overlap after a resume
+      last_sequence_ = event.sequence();
+      if (!handler(event)) {
+        // The rest of the response stays for the next Next or Run.
+        for (int j = i + 1; j < events.size(); ++j) buffered_.push_back(std::move(events[j]));
+        return absl::OkStatus();
+      }
+    }
   }
 }
 

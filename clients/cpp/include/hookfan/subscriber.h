@@ -59,7 +59,9 @@ class Subscriber {
   absl::StatusOr<v1::Event> Next();
 
   // Calls `handler` for each event until it returns false (then OK) or Next
-  // fails (then that error).
+  // fails (then that error). The event is valid during the call only (copy
+  // what you keep): it is handed over where it was parsed, which makes Run
+  // cheaper per event than Next.
   absl::Status Run(const std::function<bool(const v1::Event&)>& handler);
 
   // Ends the stream; a blocked Next returns kCancelled. Any thread.
@@ -77,7 +79,13 @@ class Subscriber {
   const Options options_;
   std::unique_ptr<client_internal::Reconnect> reconnect_;
   std::unique_ptr<Stream> stream_;
-  std::deque<v1::Event> buffered_;
+  // Waits for the next response into response_, reconnecting as needed.
+  // Errors: those of Next.
+  absl::Status ReadResponse();
+
+  // The last response read: reused, so its events' storage is too.
+  v1::SubscribeResponse response_;
+  std::deque<v1::Event> buffered_;  // events Next has read but not returned
   uint64_t last_sequence_ = 0;
   uint64_t resume_after_ = 0;  // from the server's trailer; 0: none
 };

@@ -1,17 +1,24 @@
 // hookfan-bench: load generator for hookfan. Each subcommand runs one
-// scenario against a running hookfan (or nats-server) and prints one JSON
-// object with its results; bench/run orchestrates them into a table.
+// scenario against a running hookfan (or an anchor: nats-server,
+// redis-server, the bare HTTP server) and prints one JSON object with its
+// results; bench/run orchestrates them into tables.
 //
 //   ingress  --http H:P --token T --connections N --seconds S
 //   fanout   --http H:P --token T --grpc H:P --subscribers N --events E --connections C
 //   latency  --http H:P --token T --grpc H:P --subscribers N --rate R --seconds S --connections C
 //   idle     --grpc H:P --streams N --pid PID
 //   abuse    --http H:P --token T --grpc H:P --streams N --pid PID --seconds S --connections C
+//   client   --http H:P --token T --grpc H:P --subscribers N --events E
 //   fill     --db PATH --events N
 //   nats     --url URL --subscribers N --events E --payload-bytes B
+//   bare-server                       (the ingress baseline; prints its port)
+//   redis-ingest   --port P --connections N --seconds S
+//   redis-latency  --port P --subscribers N --rate R --seconds S --connections C
 //
 // fanout, latency, idle and abuse also take --streams-per-channel N
-// (HOOKFAN_BENCH_STREAMS_PER_CHANNEL, default 10). --help lists defaults.
+// (HOOKFAN_BENCH_STREAMS_PER_CHANNEL, default 10). ingress, fanout, latency,
+// nats and redis-* take --server-pid PID (repeatable) and then report the
+// CPU those processes spent per event. --help lists defaults.
 
 #include <httplib.h>
 

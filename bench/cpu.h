@@ -13,4 +13,19 @@ double ProcessCpuSeconds(int64_t pid);
 double SelfCpuSeconds();
 double ThreadCpuSeconds();
 
+// The CPU this process spends, from construction on, on every thread but
+// the constructing one: what a scenario's subscribers cost while that
+// thread publishes and waits. Seconds() must be called on that thread.
+class OtherThreadsCpu {
+ public:
+  OtherThreadsCpu() : self_start_(SelfCpuSeconds()), thread_start_(ThreadCpuSeconds()) {}
+  double Seconds() const {
+    return SelfCpuSeconds() - self_start_ - (ThreadCpuSeconds() - thread_start_);
+  }
+
+ private:
+  const double self_start_;
+  const double thread_start_;
+};
+
 }  // namespace hookfan::bench

@@ -321,7 +321,7 @@ int Fanout(const Flags& f) {
   uint64_t events = f.events;
   Subscribers subs(f.grpc, n, f.streams_per_channel, false);
   ServerCpu server(f.server_pids);
-  const double self_start = SelfCpuSeconds(), main_start = ThreadCpuSeconds();
+  const OtherThreadsCpu others;
   auto start = Clock::now();
   PostResult posted = PostLoad(f.http, f.token, f.connections, events, 3600, 0);
   uint64_t worst_lag = posted.accepted - std::min(posted.accepted, subs.min_received());
@@ -332,8 +332,7 @@ int Fanout(const Flags& f) {
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   // What the Subscribe streams cost this process: all of its CPU but the
   // posters' and this thread's.
-  const double subscriber_cpu = SelfCpuSeconds() - self_start - posted.poster_cpu_seconds -
-                                (ThreadCpuSeconds() - main_start);
+  const double subscriber_cpu = others.Seconds() - posted.poster_cpu_seconds;
   const uint64_t deliveries = subs.total();
   json out = {{"scenario", "fanout"},
               {"subscribers", n},
@@ -420,11 +419,10 @@ int Client(const Flags& f) {
   }
   uint64_t before = 0;
   for (int i = 0; i < n; ++i) before += base[i] = received[i].load();
-  const double self_start = SelfCpuSeconds(), main_start = ThreadCpuSeconds();
+  const OtherThreadsCpu others;
   PostResult posted = PostLoad(f.http, f.token, f.connections, events, 3600, 0);
   const bool complete = wait_for(posted.accepted, std::chrono::seconds(120));
-  const double cpu = SelfCpuSeconds() - self_start - posted.poster_cpu_seconds -
-                     (ThreadCpuSeconds() - main_start);
+  const double cpu = others.Seconds() - posted.poster_cpu_seconds;
   uint64_t delivered = 0;
   for (const auto& r : received) delivered += r.load();
   delivered -= before;

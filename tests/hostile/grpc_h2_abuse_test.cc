@@ -130,9 +130,10 @@ class GrpcH2AbuseTest : public ::testing::Test {
 // took RSS +2.2 GB that stayed, both cores for ~30 s after the client left,
 // and delayed a live subscriber by 33 s. Now a connection whose client
 // cancels calls faster than --grpc-max-reset-rate is closed (the attacker reconnects at
-// once, for 10 s): every webhook reaches a live subscriber within 1 s, the
-// CPU is idle within 2 s of the client leaving, and 7 s after, RSS is
-// within 64 MB of where it started.
+// once, for 10 s): every webhook reaches a live subscriber within 1 s (3 s
+// in the attack's first second, see below), the CPU is idle within 2 s of
+// the client leaving, and 7 s after, RSS is within 64 MB of where it
+// started.
 TEST_F(GrpcH2AbuseTest, RapidResetLeavesLiveSubscribersServedAndMemoryReturned) {
   Start();
   const std::string webhook = ReadFixture("emm_device_enrolled.json");
@@ -156,24 +157,33 @@ TEST_F(GrpcH2AbuseTest, RapidResetLeavesLiveSubscribersServedAndMemoryReturned) 
   // Webhooks while the attack lasts, each timed to the subscriber. They
   // are paced at about 20 a second, a busy MDM's rate: this is load, not
   // a wait for anything (two cores hold the server, the attacker and us).
-  absl::Duration worst;
+  // The first second is timed apart: until the first connection trips the
+  // reset rate, gRPC 1.51's transport parses whole reads of streams ahead
+  // of the count and a delivery can wait behind them (up to 1.6 s measured
+  // in about 1 run in 6; docs/security.md). From then on, each is bounded.
+  absl::Duration worst, worst_first_second;
   size_t delivered = 1;
+  const absl::Time attack_start = absl::Now();
   while (attacking) {
     const absl::Time posted = absl::Now();
     ASSERT_EQ(hookfan_->PostWebhook(webhook), 202);
     ++delivered;
     EXPECT_TRUE(subscriber.WaitFor(delivered, absl::Seconds(5)));
-    worst = std::max(worst, absl::Now() - posted);
+    absl::Duration& slowest =
+        posted - attack_start < absl::Seconds(1) ? worst_first_second : worst;
+    slowest = std::max(slowest, absl::Now() - posted);
     absl::SleepFor(posted + absl::Milliseconds(50) - absl::Now());
   }
   attacker.join();
   std::cerr << "attack: " << attack.dump() << "; " << delivered - 1
             << " webhooks during it, the slowest delivered in " << absl::FormatDuration(worst)
-            << "\n";
+            << " (in the attack's first second: " << absl::FormatDuration(worst_first_second)
+            << ")\n";
   ASSERT_TRUE(attack.is_object());
   EXPECT_GT(attack["streams"].get<int64_t>(), 10000) << "the attack did not get going";
   EXPECT_GT(delivered, 5u);
   EXPECT_LT(worst, absl::Seconds(1) * kTimeFactor);
+  EXPECT_LT(worst_first_second, absl::Seconds(3) * kTimeFactor);
   EXPECT_TRUE(Logged("--grpc-max-reset-rate"));
 
   // Idle within 2 s of the client leaving: a quiet window that ends by then

@@ -75,6 +75,13 @@ absl::StatusOr<Filter> Filter::Create(const v1::Filter& proto) {
   if (proto.organization_ids_size() > static_cast<int>(kMaxFilterEntries)) {
     return too_many("organization_ids");
   }
+  if (proto.serial_numbers_size() > static_cast<int>(kMaxFilterEntries)) {
+    return too_many("serial_numbers");
+  }
+  if (proto.udids_size() > static_cast<int>(kMaxFilterEntries)) return too_many("udids");
+  if (proto.device_ids_size() > static_cast<int>(kMaxFilterEntries)) {
+    return too_many("device_ids");
+  }
   Filter f;
   for (const std::string& t : proto.types()) {
     if (absl::Status s = ValidateTypePattern(t); !s.ok()) return s;
@@ -95,7 +102,42 @@ absl::StatusOr<Filter> Filter::Create(const v1::Filter& proto) {
     f.platforms_.insert(p);
   }
   for (const std::string& o : proto.organization_ids()) f.organization_ids_.insert(o);
+  // An empty identifier would match every event that lacks one.
+  auto add_identifiers = [](absl::string_view list, const auto& from,
+                            absl::flat_hash_set<std::string>* to) -> absl::Status {
+    for (const std::string& id : from) {
+      if (id.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("filter.", list, " has an empty entry"));
+      }
+      to->insert(id);
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status s = add_identifiers("serial_numbers", proto.serial_numbers(), &f.serial_numbers_);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = add_identifiers("udids", proto.udids(), &f.udids_); !s.ok()) return s;
+  for (const std::string& id : proto.device_ids()) {
+    const size_t colon = id.find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == id.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "filter.device_ids entry \"", id.substr(0, kMaxPatternLength),
+          "\" must be written <provider>:<id>, e.g. \"applivery:5f634c11\""));
+    }
+    f.device_ids_.insert(id);
+  }
+  f.has_device_ = !f.serial_numbers_.empty() || !f.udids_.empty() || !f.device_ids_.empty();
   return f;
+}
+
+bool Filter::MatchesDevice(const v1::DeviceIdentity& device) const {
+  if (!device.serial_number().empty() && serial_numbers_.contains(device.serial_number())) {
+    return true;
+  }
+  if (!device.udid().empty() && udids_.contains(device.udid())) return true;
+  return !device.provider().empty() && !device.id().empty() &&
+         device_ids_.contains(absl::StrCat(device.provider(), ":", device.id()));
 }
 
 bool Filter::Matches(const v1::Event& event) const {
@@ -116,6 +158,7 @@ bool Filter::Matches(const v1::Event& event) const {
       !organization_ids_.contains(event.organization().id())) {
     return false;
   }
+  if (has_device_ && !MatchesDevice(event.device())) return false;
   return true;
 }
 

@@ -36,11 +36,17 @@ bool TypePatternMatches(absl::string_view pattern, absl::string_view type);
 bool ActionPatternMatches(absl::string_view pattern, absl::string_view action);
 
 // Filter is a validated, immutable v1::Filter: AND across its lists, OR
-// within one; an empty list matches everything. Thread-compatible.
+// within one; an empty list matches everything. The three device lists
+// (serial_numbers, udids, device_ids) are one criterion: an event matches
+// when its device matches an entry of any of them, so a subscriber that
+// names one device by each identifier it has sees that device's events from
+// every provider, whichever identifiers each provider sends.
+// Thread-compatible.
 class Filter {
  public:
   // Errors: kInvalidArgument naming the offending entry (bad pattern, more
-  // than kMaxFilterEntries entries, unknown platform value).
+  // than kMaxFilterEntries entries, unknown platform value, an empty device
+  // identifier or a device id not written "<provider>:<id>").
   static absl::StatusOr<Filter> Create(const v1::Filter& proto);
 
   bool Matches(const v1::Event& event) const;
@@ -50,11 +56,17 @@ class Filter {
 
  private:
   Filter() = default;
+  // Whether `device` matches an entry of the device lists.
+  bool MatchesDevice(const v1::DeviceIdentity& device) const;
 
   std::vector<std::string> types_;
   std::vector<std::string> actions_;
   absl::flat_hash_set<int> platforms_;
   absl::flat_hash_set<std::string> organization_ids_;
+  bool has_device_ = false;  // any of the three device lists is non-empty
+  absl::flat_hash_set<std::string> serial_numbers_;
+  absl::flat_hash_set<std::string> udids_;
+  absl::flat_hash_set<std::string> device_ids_;  // "<provider>:<id>"
 };
 
 // TypeIndex maps type patterns to values so that finding the values whose

@@ -183,7 +183,7 @@ void CheckTypePattern(const std::string& pattern, const std::string& type) {
 hookfan::v1::Filter ReadFilter(FuzzedDataProvider& in) {
   hookfan::v1::Filter filter;
   while (in.remaining_bytes() > 0) {
-    switch (in.ConsumeIntegralInRange<int>(0, 4)) {
+    switch (in.ConsumeIntegralInRange<int>(0, 7)) {
       case 0:
         filter.add_types(in.ConsumeRandomLengthString(kMaxPatternLength + 2));
         break;
@@ -204,8 +204,18 @@ hookfan::v1::Filter ReadFilter(FuzzedDataProvider& in) {
         if (!entry.empty()) {
           for (int k = 0; k < copies; ++k) filter.add_types(entry);
         }
+        for (int k = 0; k < copies; ++k) filter.add_udids(entry);
         break;
       }
+      case 5:
+        filter.add_serial_numbers(in.ConsumeRandomLengthString(8));
+        break;
+      case 6:
+        filter.add_udids(in.ConsumeRandomLengthString(8));
+        break;
+      case 7:
+        filter.add_device_ids(in.ConsumeRandomLengthString(12));
+        break;
     }
   }
   return filter;
@@ -214,8 +224,20 @@ hookfan::v1::Filter ReadFilter(FuzzedDataProvider& in) {
 bool ReferenceCreates(const hookfan::v1::Filter& filter) {
   const int max = static_cast<int>(kMaxFilterEntries);
   if (filter.types_size() > max || filter.actions_size() > max ||
-      filter.platforms_size() > max || filter.organization_ids_size() > max) {
+      filter.platforms_size() > max || filter.organization_ids_size() > max ||
+      filter.serial_numbers_size() > max || filter.udids_size() > max ||
+      filter.device_ids_size() > max) {
     return false;
+  }
+  for (const std::string& s : filter.serial_numbers()) {
+    if (s.empty()) return false;
+  }
+  for (const std::string& u : filter.udids()) {
+    if (u.empty()) return false;
+  }
+  for (const std::string& d : filter.device_ids()) {  // "<provider>:<id>"
+    const size_t colon = d.find(':');
+    if (colon == std::string::npos || colon == 0 || colon == d.size() - 1) return false;
   }
   for (const std::string& t : filter.types()) {
     if (!ReferenceValid(t)) return false;
@@ -227,6 +249,23 @@ bool ReferenceCreates(const hookfan::v1::Filter& filter) {
     if (!hookfan::v1::Platform_IsValid(p)) return false;
   }
   return true;
+}
+
+// The three device lists are one criterion: any entry naming one of the
+// device's non-empty identifiers.
+bool ReferenceDeviceMatches(const hookfan::v1::Filter& filter,
+                            const hookfan::v1::DeviceIdentity& device) {
+  if (filter.serial_numbers().empty() && filter.udids().empty() &&
+      filter.device_ids().empty()) {
+    return true;
+  }
+  const auto has = [](const auto& list, const std::string& value) {
+    return !value.empty() && std::find(list.begin(), list.end(), value) != list.end();
+  };
+  return has(filter.serial_numbers(), device.serial_number()) ||
+         has(filter.udids(), device.udid()) ||
+         (!device.provider().empty() && !device.id().empty() &&
+          has(filter.device_ids(), device.provider() + ":" + device.id()));
 }
 
 bool ReferenceMatches(const hookfan::v1::Filter& filter,
@@ -246,7 +285,8 @@ bool ReferenceMatches(const hookfan::v1::Filter& filter,
              [&](int p) { return p == event.platform(); }) &&
          any(filter.organization_ids(), [&](const std::string& o) {
            return o == event.organization().id();
-         });
+         }) &&
+         ReferenceDeviceMatches(filter, event.device());
 }
 
 }  // namespace
@@ -272,6 +312,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   event.set_platform(
       static_cast<hookfan::v1::Platform>(in.ConsumeIntegralInRange<int>(0, 5)));
   event.mutable_organization()->set_id(in.ConsumeRandomLengthString(16));
+  hookfan::v1::DeviceIdentity* device = event.mutable_device();
+  device->set_provider(in.ConsumeRandomLengthString(4));
+  device->set_id(in.ConsumeRandomLengthString(6));
+  device->set_serial_number(in.ConsumeRandomLengthString(8));
+  device->set_udid(in.ConsumeRandomLengthString(8));
 
   const hookfan::v1::Filter proto = ReadFilter(in);
   const absl::StatusOr<Filter> filter = Filter::Create(proto);

@@ -32,31 +32,13 @@ using ::nlohmann::json;
 // Parsing.
 
 // ---------------------------------------------------------------------------
-// Type-guarded access: a missing or wrong-typed field reads as empty.
-
-// `(*j)[key]`, or null when `j` is null, not an object or lacks `key`.
-const json* Find(const json* j, std::string_view key) {
-  if (j == nullptr || !j->is_object()) return nullptr;
-  const auto it = j->find(key);
-  return it == j->end() ? nullptr : &*it;
-}
-
-// Find, keeping only an object.
-const json* FindObject(const json* j, std::string_view key) {
-  const json* found = Find(j, key);
-  return found != nullptr && found->is_object() ? found : nullptr;
-}
-
-// The string `j` holds, or "".
-std::string String(const json* j) {
-  return j != nullptr && j->is_string() ? j->get_ref<const std::string&>()
-                                        : std::string();
-}
+// Type-guarded access (JsonMember and the rest, ingress/json_body.h): a
+// missing or wrong-typed field reads as empty.
 
 // The first non-empty string among `candidates`, or "".
 std::string FirstString(std::initializer_list<const json*> candidates) {
   for (const json* candidate : candidates) {
-    if (std::string s = String(candidate); !s.empty()) return s;
+    if (std::string s = JsonString(candidate); !s.empty()) return s;
   }
   return "";
 }
@@ -65,48 +47,10 @@ std::string FirstString(std::initializer_list<const json*> candidates) {
 int32_t Int32(const json* j) {
   int32_t value = 0;
   if (j == nullptr) return value;
-  const std::string text = j->is_string()           ? String(j)
+  const std::string text = j->is_string()           ? JsonString(j)
                            : j->is_number_integer() ? j->dump()
                                                     : std::string();
   return absl::SimpleAtoi(text, &value) ? value : 0;
-}
-
-void ToStruct(const json& object, google::protobuf::Struct* out);
-
-// Recursion depth is bounded by kAppliveryMaxJsonDepth (see ParseJsonBody).
-void ToValue(const json& j, google::protobuf::Value* out) {
-  switch (j.type()) {
-    case json::value_t::boolean:
-      out->set_bool_value(j.get<bool>());
-      break;
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-    case json::value_t::number_float:
-      out->set_number_value(j.get<double>());
-      break;
-    case json::value_t::string:
-      out->set_string_value(j.get_ref<const std::string&>());
-      break;
-    case json::value_t::array: {
-      google::protobuf::ListValue* list = out->mutable_list_value();
-      for (const json& element : j) ToValue(element, list->add_values());
-      break;
-    }
-    case json::value_t::object:
-      ToStruct(j, out->mutable_struct_value());
-      break;
-    case json::value_t::null:
-    case json::value_t::binary:     // Never produced by text JSON.
-    case json::value_t::discarded:  // Never produced by a successful parse.
-      out->set_null_value(google::protobuf::NULL_VALUE);
-      break;
-  }
-}
-
-void ToStruct(const json& object, google::protobuf::Struct* out) {
-  for (const auto& [key, value] : object.items()) {
-    ToValue(value, &(*out->mutable_fields())[key]);
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -133,7 +77,7 @@ std::string UrlIdParameter(std::string_view url) {
 // the first key ending in "Device" whose value is an object.
 std::optional<Device> ParseDevice(const json& body, std::string_view prefix) {
   std::string field = std::string(prefix) + "Device";
-  const json* device = FindObject(&body, field);
+  const json* device = JsonObjectMember(&body, field);
   for (auto it = body.begin(); device == nullptr && it != body.end(); ++it) {
     if (it.key().ends_with("Device") && it->is_object()) {
       field = it.key();
@@ -142,10 +86,10 @@ std::optional<Device> ParseDevice(const json& body, std::string_view prefix) {
   }
   if (device == nullptr) return std::nullopt;
   Device out;
-  out.set_url(String(Find(device, "url")));
+  out.set_url(JsonString(JsonMember(device, "url")));
   out.set_id(UrlIdParameter(out.url()));
-  out.set_management_type(String(Find(device, "type")));
-  out.set_product_name(String(Find(device, "productName")));
+  out.set_management_type(JsonString(JsonMember(device, "type")));
+  out.set_product_name(JsonString(JsonMember(device, "productName")));
   out.set_field(field);
   return out;
 }
@@ -153,13 +97,13 @@ std::optional<Device> ParseDevice(const json& body, std::string_view prefix) {
 // "mdmUser"; its id arrives as a string or as an object {id, email}, whose
 // email stands in when the user's own is missing.
 std::optional<MdmUser> ParseMdmUser(const json& body) {
-  const json* user = FindObject(&body, "mdmUser");
+  const json* user = JsonObjectMember(&body, "mdmUser");
   if (user == nullptr) return std::nullopt;
-  const json* id = Find(user, "id");
+  const json* id = JsonMember(user, "id");
   MdmUser out;
-  out.set_id(FirstString({id, Find(id, "id")}));
-  out.set_email(FirstString({Find(user, "email"), Find(id, "email")}));
-  out.set_url(String(Find(user, "url")));
+  out.set_id(FirstString({id, JsonMember(id, "id")}));
+  out.set_email(FirstString({JsonMember(user, "email"), JsonMember(id, "email")}));
+  out.set_url(JsonString(JsonMember(user, "url")));
   return out;
 }
 
@@ -178,8 +122,8 @@ using FillPayload = void (*)(const Parsed&, Event*);
 void FillEnrollmentToken(const Parsed& in, Event* event) {
   auto* payload = event->mutable_enrollment_token_created();
   payload->set_token_type(
-      String(Find(Find(&in.body, "enrollmentToken"), "type")));
-  const json* send_email = Find(&in.body, "sendEmail");
+      JsonString(JsonMember(JsonMember(&in.body, "enrollmentToken"), "type")));
+  const json* send_email = JsonMember(&in.body, "sendEmail");
   payload->set_send_email(send_email != nullptr && send_email->is_boolean() &&
                           send_email->get<bool>());
   if (in.mdm_user) *payload->mutable_mdm_user() = *in.mdm_user;
@@ -198,22 +142,22 @@ void FillDeviceEnrolled(const Parsed& in, Event* event) {
 void FillDeviceUserAssigned(const Parsed& in, Event* event) {
   auto* payload = event->mutable_device_user_assigned();
   SetDeviceAndUser(in, payload);
-  payload->set_trigger(String(Find(&in.body, "trigger")));
+  payload->set_trigger(JsonString(JsonMember(&in.body, "trigger")));
 }
 
 void FillApnsExpiring(const Parsed& in, Event* event) {
   auto* payload = event->mutable_apns_certificate_expiring();
-  payload->set_days_left(Int32(Find(&in.body, "numDays")));
-  payload->set_apple_id(String(Find(&in.body, "appleId")));
+  payload->set_days_left(Int32(JsonMember(&in.body, "numDays")));
+  payload->set_apple_id(JsonString(JsonMember(&in.body, "appleId")));
 }
 
 // "inventoryItem"; "members" is an object, or an array whose first object
 // is taken.
 void FillInventoryItem(const Parsed& in, v1::InventoryItemChanged* payload) {
-  const json* item = FindObject(&in.body, "inventoryItem");
-  payload->set_id(String(Find(item, "id")));
-  payload->set_item_type(String(Find(item, "type")));
-  const json* member = Find(item, "members");
+  const json* item = JsonObjectMember(&in.body, "inventoryItem");
+  payload->set_id(JsonString(JsonMember(item, "id")));
+  payload->set_item_type(JsonString(JsonMember(item, "type")));
+  const json* member = JsonMember(item, "members");
   if (member != nullptr && member->is_array()) {
     const auto it = absl::c_find_if(
         *member, [](const json& element) { return element.is_object(); });
@@ -221,12 +165,12 @@ void FillInventoryItem(const Parsed& in, v1::InventoryItemChanged* payload) {
   }
   if (member != nullptr && member->is_object()) {
     v1::InventoryItemMember* out = payload->mutable_member();
-    out->set_type(String(Find(member, "type")));
-    out->set_id(String(Find(member, "memberId")));
-    out->set_email(String(Find(member, "email")));
+    out->set_type(JsonString(JsonMember(member, "type")));
+    out->set_id(JsonString(JsonMember(member, "memberId")));
+    out->set_email(JsonString(JsonMember(member, "email")));
   }
-  if (const json* metadata = FindObject(item, "metadata")) {
-    ToStruct(*metadata, payload->mutable_metadata());
+  if (const json* metadata = JsonObjectMember(item, "metadata")) {
+    JsonToStruct(*metadata, payload->mutable_metadata());
   }
 }
 
@@ -234,16 +178,16 @@ void FillAppDistribution(const Parsed& in, Event* event) {
   const json* body = &in.body;
   auto* payload = event->mutable_app_distribution();
   payload->set_application_id(FirstString(
-      {Find(body, "application"), Find(Find(body, "application"), "id"),
-       Find(Find(body, "app"), "id"), Find(body, "applicationId")}));
+      {JsonMember(body, "application"), JsonMember(JsonMember(body, "application"), "id"),
+       JsonMember(JsonMember(body, "app"), "id"), JsonMember(body, "applicationId")}));
   payload->set_build_id(
-      FirstString({Find(body, "build"), Find(Find(body, "build"), "id"),
-                   Find(body, "buildId")}));
-  ToStruct(in.body, payload->mutable_body());
+      FirstString({JsonMember(body, "build"), JsonMember(JsonMember(body, "build"), "id"),
+                   JsonMember(body, "buildId")}));
+  JsonToStruct(in.body, payload->mutable_body());
 }
 
 void FillUnrecognized(const Parsed& in, Event* event) {
-  ToStruct(in.body, event->mutable_unrecognized()->mutable_body());
+  JsonToStruct(in.body, event->mutable_unrecognized()->mutable_body());
 }
 
 // ---------------------------------------------------------------------------
@@ -352,34 +296,20 @@ Route RouteAction(std::string_view action, std::string_view sub_action) {
 }  // namespace
 
 absl::StatusOr<Event> NormalizeApplivery(std::string_view body) {
-  ASSIGN_OR_RETURN(const json root, ParseJsonBody(body));
-  if (!root.is_object()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("body must be a JSON object, got ", root.type_name()));
-  }
-  const json* action = Find(&root, "action");
-  if (action == nullptr) {
-    return absl::InvalidArgumentError("missing required field \"action\"");
-  }
-  if (!action->is_string()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "field \"action\" must be a string, got ", action->type_name()));
-  }
-  if (action->get_ref<const std::string&>().empty()) {
-    return absl::InvalidArgumentError("field \"action\" must not be empty");
-  }
+  ASSIGN_OR_RETURN(const json root, ParseJsonObjectWith(body, "action"));
+  const json* action = JsonMember(&root, "action");
 
   Event event;
   event.set_source("/webhooks/applivery");
-  event.set_action(String(action));
-  event.set_sub_action(String(Find(&root, "subAction")));
+  event.set_action(JsonString(action));
+  event.set_sub_action(JsonString(JsonMember(&root, "subAction")));
   event.set_data_content_type("application/json");
   event.set_data(body.data(), body.size());
-  if (const json* org = FindObject(&root, "organization")) {
+  if (const json* org = JsonObjectMember(&root, "organization")) {
     v1::Organization* out = event.mutable_organization();
-    out->set_id(String(Find(org, "id")));
-    out->set_name(String(Find(org, "name")));
-    out->set_url(String(Find(org, "url")));
+    out->set_id(JsonString(JsonMember(org, "id")));
+    out->set_name(JsonString(JsonMember(org, "name")));
+    out->set_url(JsonString(JsonMember(org, "url")));
   }
 
   const Route route = RouteAction(event.action(), event.sub_action());
@@ -392,7 +322,7 @@ absl::StatusOr<Event> NormalizeApplivery(std::string_view body) {
 
   const std::string device_id = parsed.device ? parsed.device->id() : "";
   const std::string user_id = parsed.mdm_user ? parsed.mdm_user->id() : "";
-  const std::string item_id = String(Find(Find(&root, "inventoryItem"), "id"));
+  const std::string item_id = JsonString(JsonMember(JsonMember(&root, "inventoryItem"), "id"));
   if (!device_id.empty()) {
     event.set_subject(absl::StrCat("devices/", device_id));
   } else if (!user_id.empty()) {
@@ -401,32 +331,20 @@ absl::StatusOr<Event> NormalizeApplivery(std::string_view body) {
     event.set_subject(absl::StrCat("inventory-items/", item_id));
   }
   event.set_key(device_id.empty() ? event.organization().id() : device_id);
+  if (parsed.device) {
+    v1::DeviceIdentity* device = event.mutable_device();
+    device->set_provider(std::string(kAppliveryNormalizer.name));
+    device->set_id(device_id);
+    device->set_platform(route.platform);
+    if (parsed.mdm_user) device->set_user(parsed.mdm_user->email());
+  }
   return event;
 }
-
-namespace {
-
-class AppliveryNormalizer final : public Normalizer {
- public:
-  explicit AppliveryNormalizer(std::string source) : source_(std::move(source)) {}
-
-  absl::StatusOr<v1::Event> Normalize(const NormalizerInput& input) const override {
-    RETURN_IF_ERROR(RequireJsonContentType(input.content_type));
-    ASSIGN_OR_RETURN(v1::Event event, NormalizeApplivery(input.body));
-    event.set_source(source_);
-    return event;
-  }
-
- private:
-  const std::string source_;
-};
-
-}  // namespace
 
 const NormalizerKind kAppliveryNormalizer = {
     .name = "applivery",
     .create = [](const SourceConfig& source) -> std::unique_ptr<Normalizer> {
-      return std::make_unique<AppliveryNormalizer>(source.path);
+      return MakeJsonBodyNormalizer(NormalizeApplivery, source.path);
     },
     .default_dedup = [](const SourceConfig&) {
       return DedupConfig{DedupKey::kBodyHash, absl::Minutes(10)};

@@ -30,7 +30,10 @@ inline constexpr int kAppliveryMaxJsonDepth = kMaxJsonDepth;
 // Leaves id, sequence and time unset: the caller mints them. The subject is
 // "devices/<id>" when the body names a device id (the "id" query parameter
 // of its URL), else "mdm-users/<id>", else "inventory-items/<id>", else
-// empty; the key is the device id, else the organization id.
+// empty; the key is the device id, else the organization id. When the body
+// names a device, device (the envelope's DeviceIdentity) is provider
+// "applivery", the device id, the platform and the user's e-mail: Applivery
+// sends no serial number, UDID, name or OS version.
 //
 // Only "action" is required. Every other field is read when present with the
 // expected JSON type and otherwise left empty; a valid object whose action is

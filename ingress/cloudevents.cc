@@ -131,58 +131,6 @@ absl::StatusOr<std::string> PercentDecode(std::string_view where,
   return out;
 }
 
-// Whether `text` has the shape of an RFC 3339 date-time:
-// YYYY-MM-DDThh:mm:ss[.fraction](Z|+hh:mm|-hh:mm), "T" and "Z" in either
-// case. absl::ParseTime alone would also take surrounding whitespace,
-// other year widths and offsets without a colon.
-bool HasRfc3339Shape(std::string_view text) {
-  constexpr std::string_view kShape = "dddd-dd-ddTdd:dd:dd";
-  if (text.size() < kShape.size()) return false;
-  for (size_t i = 0; i < kShape.size(); ++i) {
-    const char c = text[i];
-    const bool ok = kShape[i] == 'd'   ? absl::ascii_isdigit(c)
-                    : kShape[i] == 'T' ? (c == 'T' || c == 't')
-                                       : c == kShape[i];
-    if (!ok) return false;
-  }
-  std::string_view rest = text.substr(kShape.size());
-  if (rest.starts_with('.')) {
-    size_t digits = 1;
-    while (digits < rest.size() && absl::ascii_isdigit(rest[digits])) ++digits;
-    if (digits == 1) return false;
-    rest.remove_prefix(digits);
-  }
-  if (rest == "Z" || rest == "z") return true;
-  return rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') &&
-         absl::ascii_isdigit(rest[1]) && absl::ascii_isdigit(rest[2]) &&
-         rest[3] == ':' && absl::ascii_isdigit(rest[4]) &&
-         absl::ascii_isdigit(rest[5]);
-}
-
-// An RFC 3339 date-time as a Timestamp; `where` names the attribute.
-absl::StatusOr<google::protobuf::Timestamp> ParseTimestamp(
-    std::string_view where, std::string_view text) {
-  absl::Time time;
-  std::string why;
-  if (!HasRfc3339Shape(text) ||
-      !absl::ParseTime(absl::RFC3339_full, ToAbsl(text), &time, &why)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        ToAbsl(where),
-        " must be an RFC 3339 timestamp like \"2018-04-05T17:31:00Z\", ",
-        "got \"", PrintableForError(text), "\""));
-  }
-  const int64_t seconds = absl::ToUnixSeconds(time);
-  if (seconds < broker::kMinTimestampSeconds || seconds > broker::kMaxTimestampSeconds) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(ToAbsl(where), " is outside years 0001 to 9999 in UTC"));
-  }
-  google::protobuf::Timestamp out;
-  out.set_seconds(seconds);
-  out.set_nanos(static_cast<int32_t>((time - absl::FromUnixSeconds(seconds)) /
-                                     absl::Nanoseconds(1)));
-  return out;
-}
-
 std::string AttributeName(std::string_view name) {
   return absl::StrCat("attribute \"", ToAbsl(name), "\"");
 }
@@ -355,7 +303,7 @@ absl::StatusOr<Event> ParseStructured(std::string_view body) {
                    OptionalString(root, "time"));
   if (time.has_value() && !time->empty()) {
     ASSIGN_OR_RETURN(*event.mutable_source_time(),
-                     ParseTimestamp(AttributeName("time"), *time));
+                     ParseRfc3339Timestamp(AttributeName("time"), *time));
   }
   ASSIGN_OR_RETURN(const std::optional<std::string> data_schema,
                    OptionalString(root, "dataschema"));
@@ -439,7 +387,7 @@ absl::StatusOr<Event> ParseBinary(std::string_view content_type,
                    CeHeader(header, "time"));
   if (time.has_value() && !time->empty()) {
     ASSIGN_OR_RETURN(*event.mutable_source_time(),
-                     ParseTimestamp(HeaderName("time"), *time));
+                     ParseRfc3339Timestamp(HeaderName("time"), *time));
   }
   ASSIGN_OR_RETURN(const std::optional<std::string> data_schema,
                    CeHeader(header, "dataschema"));
@@ -525,6 +473,7 @@ const NormalizerKind kCloudEventsNormalizer = {
     .default_dedup = [](const SourceConfig&) {
       return DedupConfig{DedupKey::kEventId, absl::Hours(24)};
     },
+    .has_event_id = [](const SourceConfig&) { return true; },
 };
 
 }  // namespace hookfan::ingress

@@ -240,6 +240,7 @@ const NormalizerKind kJsonNormalizer = {
       return source.json.id_pointer.empty() ? DedupConfig{DedupKey::kNone, absl::Hours(24)}
                                             : DedupConfig{DedupKey::kEventId, absl::Hours(24)};
     },
+    .has_event_id = [](const SourceConfig& source) { return !source.json.id_pointer.empty(); },
 };
 
 }  // namespace hookfan::ingress

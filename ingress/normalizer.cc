@@ -3,9 +3,11 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "ingress/applivery_normalizer.h"
 #include "ingress/cloudevents.h"
 #include "ingress/json_normalizer.h"
+#include "ingress/nanomdm_normalizer.h"
 
 namespace hookfan::ingress {
 namespace {
@@ -15,11 +17,35 @@ const NormalizerKind* const kKinds[] = {
     &kAppliveryNormalizer,
     &kCloudEventsNormalizer,
     &kJsonNormalizer,
+    &kNanoMdmNormalizer,
 };
 
 absl::string_view View(std::string_view s) { return {s.data(), s.size()}; }
 
+class JsonBodyNormalizer final : public Normalizer {
+ public:
+  using NormalizeFn = absl::StatusOr<v1::Event> (*)(std::string_view body);
+  JsonBodyNormalizer(NormalizeFn normalize, std::string source)
+      : normalize_(normalize), source_(std::move(source)) {}
+
+  absl::StatusOr<v1::Event> Normalize(const NormalizerInput& input) const override {
+    RETURN_IF_ERROR(RequireJsonContentType(input.content_type));
+    ASSIGN_OR_RETURN(v1::Event event, normalize_(input.body));
+    event.set_source(source_);
+    return event;
+  }
+
+ private:
+  const NormalizeFn normalize_;
+  const std::string source_;
+};
+
 }  // namespace
+
+std::unique_ptr<Normalizer> MakeJsonBodyNormalizer(
+    absl::StatusOr<v1::Event> (*normalize)(std::string_view body), std::string source) {
+  return std::make_unique<JsonBodyNormalizer>(normalize, std::move(source));
+}
 
 const NormalizerKind* FindNormalizerKind(std::string_view name) {
   for (const NormalizerKind* kind : kKinds) {
@@ -37,6 +63,17 @@ std::string NormalizerKindNames() {
 DedupConfig DefaultDedup(const SourceConfig& source) {
   const NormalizerKind* kind = FindNormalizerKind(source.normalizer);
   return kind != nullptr ? kind->default_dedup(source) : DedupConfig{DedupKey::kNone};
+}
+
+bool HasEventId(const SourceConfig& source) {
+  const NormalizerKind* kind = FindNormalizerKind(source.normalizer);
+  return kind != nullptr && kind->has_event_id(source);
+}
+
+int SuccessStatus(const SourceConfig& source) {
+  if (source.success_status.has_value()) return *source.success_status;
+  const NormalizerKind* kind = FindNormalizerKind(source.normalizer);
+  return kind != nullptr ? kind->success_status : 202;
 }
 
 bool IsJsonContentType(std::string_view content_type) {

@@ -39,14 +39,27 @@ class Normalizer {
   virtual absl::StatusOr<v1::Event> Normalize(const NormalizerInput& input) const = 0;
 };
 
+// The normalizer of a provider whose webhooks are one JSON body: a content
+// type other than JSON is kFailedPrecondition (RequireJsonContentType),
+// else the event `normalize` makes of the body, with `source` (the
+// source's path) as its source.
+std::unique_ptr<Normalizer> MakeJsonBodyNormalizer(
+    absl::StatusOr<v1::Event> (*normalize)(std::string_view body), std::string source);
+
 // A kind of normalizer, as the sources file names it.
 struct NormalizerKind {
-  std::string_view name;  // "applivery", "cloudevents", "json"
+  std::string_view name;  // "applivery", "cloudevents", "json", "nanomdm"
   // The normalizer for `source` (its path, its settings); the sources file
   // parser has checked them.
   std::unique_ptr<Normalizer> (*create)(const SourceConfig& source);
   // The dedup a source of this kind gets when its config names none.
   DedupConfig (*default_dedup)(const SourceConfig& source);
+  // Whether events of `source` carry the sender's own event id
+  // (Event.source_event_id), which dedup key event_id needs.
+  bool (*has_event_id)(const SourceConfig& source) = [](const SourceConfig&) { return false; };
+  // The status a newly stored webhook is answered with when its source sets
+  // no success_status: 202, or what the provider's sender insists on.
+  int success_status = 202;
 };
 
 // The kind named `name`; null if none is.
@@ -58,6 +71,14 @@ std::string NormalizerKindNames();
 // The dedup `source` gets when its config names none: its kind's
 // (default_dedup); none for an unknown kind.
 DedupConfig DefaultDedup(const SourceConfig& source);
+
+// Whether events of `source` carry the sender's event id: its kind's
+// has_event_id; false for an unknown kind.
+bool HasEventId(const SourceConfig& source);
+
+// The status a newly stored webhook of `source` is answered with: its
+// success_status, else its kind's; 202 for an unknown kind.
+int SuccessStatus(const SourceConfig& source);
 
 // True if the media type of `content_type` is application/json or
 // application/<something>+json (parameters such as charset are ignored).

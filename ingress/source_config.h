@@ -8,6 +8,7 @@
 // initializers may leave them out (GCC's -Wmissing-field-initializers).
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -102,7 +103,7 @@ struct SourceConfig {
   // token is the one path segment after it.
   std::string path = {};
   // The kind of normalizer (ingress/normalizer.h): "applivery",
-  // "cloudevents", "json".
+  // "cloudevents", "json", "nanomdm".
   std::string normalizer = "applivery";
   JsonNormalizerConfig json = {};  // "json" only
   AuthConfig auth = {};
@@ -110,6 +111,9 @@ struct SourceConfig {
   size_t max_body_bytes = 1 << 20;
   RateLimitConfig rate_limit = {};
   DedupConfig dedup = {};
+  // The status a newly stored webhook is answered with (200 or 202); unset:
+  // the normalizer kind's (ingress/normalizer.h: SuccessStatus).
+  std::optional<int> success_status = {};
 };
 
 }  // namespace hookfan::ingress

@@ -21,6 +21,7 @@ struct WebhookHandler::Source {
   std::unique_ptr<Normalizer> normalizer;
   std::unique_ptr<SenderAuth> auth;
   std::unique_ptr<RateLimiter> limiter;
+  int success_status = 202;  // for a newly stored event (SuccessStatus)
   std::map<int, metrics::Counter*> answers;  // by HTTP status; empty without metrics
 };
 
@@ -71,6 +72,7 @@ absl::StatusOr<std::unique_ptr<WebhookHandler>> WebhookHandler::Create(
     }
     auto source = std::make_unique<Source>();
     source->normalizer = kind->create(config);
+    source->success_status = SuccessStatus(config);
     absl::StatusOr<std::unique_ptr<SenderAuth>> auth =
         SenderAuth::Create(config.auth, options.clock);
     if (!auth.ok()) {
@@ -211,7 +213,7 @@ HttpAnswer WebhookHandler::HandleSource(Source& source, std::string_view token,
     ok["duplicate"] = true;
     return HttpAnswer{200, ok.dump(), {}};
   }
-  return HttpAnswer{202, ok.dump(), {}};
+  return HttpAnswer{source.success_status, ok.dump(), {}};
 }
 
 std::string WebhookHandler::DedupKeyOf(const Source& source, const IngressRequest& request,

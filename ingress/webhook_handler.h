@@ -60,7 +60,8 @@ struct IngressRequest {
 //   503  the sink cannot take the write now (Retry-After set): nothing stored
 //   200  {id, sequence, type, duplicate: true}: a duplicate of an event
 //        stored within the source's dedup window; nothing new is stored
-//   202  {id, sequence, type}: only after the event is durable
+//   202  {id, sequence, type}: only after the event is durable (200 for a
+//        source whose success_status says so, e.g. every nanomdm source)
 class WebhookHandler {
  public:
   struct Options {

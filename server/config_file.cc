@@ -184,7 +184,8 @@ class Parser : public YamlReader {
         const Fields fields,
         ReadFields(node, path,
                    {"name", "path", "normalizer", "json", "auth",
-                    "allowed_cidrs", "max_body_bytes", "rate_limit", "dedup"}));
+                    "allowed_cidrs", "max_body_bytes", "rate_limit", "dedup",
+                    "success_status"}));
     const auto sub = [&](absl::string_view name) {
       return absl::StrCat(path, ".", name);
     };
@@ -275,12 +276,20 @@ class Parser : public YamlReader {
     source.dedup = DefaultDedup(source);
     if (const Field* f = fields.Find("dedup")) {
       RETURN_IF_ERROR(Dedup(f->value, sub("dedup"), &source.dedup));
-      if (source.dedup.key == DedupKey::kEventId &&
-          DefaultDedup(source).key != DedupKey::kEventId) {
+      if (source.dedup.key == DedupKey::kEventId && !ingress::HasEventId(source)) {
         return Error(f->value, sub("dedup.key"),
-                     "event_id needs an event id: normalizer cloudevents, or json "
-                     "with id_pointer");
+                     "event_id needs an event id: normalizer cloudevents, nanomdm "
+                     "(MicroMDM's event_id), or json with id_pointer");
       }
+    }
+    if (const Field* f = fields.Find("success_status")) {
+      ASSIGN_OR_RETURN(const uint64_t status,
+                       PositiveInteger(f->value, sub("success_status")));
+      if (status != 200 && status != 202) {
+        return Error(f->value, sub("success_status"),
+                     absl::StrCat("must be 200 or 202, got ", status));
+      }
+      source.success_status = static_cast<int>(status);
     }
     return source;
   }

@@ -6,7 +6,8 @@
 //   sources:
 //     - name: applivery              # [a-z0-9_-]+, unique; required
 //       path: /webhooks/applivery    # default /webhooks/<name>; unique
-//       normalizer: applivery        # applivery | cloudevents | json
+//       normalizer: applivery        # applivery | cloudevents | json |
+//                                    # nanomdm
 //       json: {type_pointer: /type, type_prefix: acme., id_pointer: /id}
 //                                    # json only: type_pointer or
 //                                    # type_header, optional type_prefix
@@ -26,9 +27,13 @@
 //       max_body_bytes: 1048576
 //       rate_limit: {per_second: 50, burst: 100} # default: unlimited
 //       dedup: {key: body_hash, window: 24h}
-//                 # none | idempotency_key | webhook_id | body_hash;
-//                 # key defaults to body_hash for applivery (which sends
-//                 # no id), none otherwise
+//                 # none | idempotency_key | webhook_id | body_hash |
+//                 # event_id; the default is the normalizer's (body_hash
+//                 # for applivery and nanomdm, event_id for cloudevents
+//                 # and json with id_pointer, else none)
+//       success_status: 202          # 200 | 202: the answer to a stored
+//                                    # webhook; default 200 for nanomdm,
+//                                    # 202 otherwise
 //   subscribers:
 //     - name: inventory-service      # [a-z0-9_-]+, unique; required
 //       tokens: [{env: INVENTORY_TOKEN}]   # tokens and/or identities

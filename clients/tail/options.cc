@@ -14,6 +14,7 @@ namespace hookfan::tail {
 const char kUsage[] =
     "Usage: hookfan-tail [--server HOST:PORT] [--type PATTERN]... [--action PATTERN]...\n"
     "                    [--platform NAME]... [--organization ID]...\n"
+    "                    [--serial SERIAL]... [--udid UDID]... [--device PROVIDER:ID]...\n"
     "                    [--from earliest|latest|SEQUENCE] [--group NAME] [--max N]\n"
     "                    [--output json|pretty] [--body json|base64]\n"
     "                    [--color auto|always|never]\n"
@@ -28,6 +29,9 @@ const char kUsage[] =
     "  --action           provider action, '*' matches any run: emm_*\n"
     "  --platform         android|apple|windows|aosp|other (or emm, adm, win, aos)\n"
     "  --organization     organization id\n"
+    "  --serial, --udid, --device\n"
+    "                     one device, by serial number, UDID or provider:id (e.g.\n"
+    "                     applivery:5f63...): events whose device matches any of them\n"
     "  --from             earliest, latest (default), or a sequence to start at\n"
     "  --group            consume as a member of this consumer group (created on\n"
     "                     first use with the filter and --from), acking each event\n"
@@ -124,6 +128,18 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
   });
   add("--organization", [filter](const std::string& v) {
     filter->add_organization_ids(v);
+    return absl::OkStatus();
+  });
+  add("--serial", [filter](const std::string& v) {
+    filter->add_serial_numbers(v);
+    return absl::OkStatus();
+  });
+  add("--udid", [filter](const std::string& v) {
+    filter->add_udids(v);
+    return absl::OkStatus();
+  });
+  add("--device", [filter](const std::string& v) {
+    filter->add_device_ids(v);
     return absl::OkStatus();
   });
   add("--platform", [filter](const std::string& v) {

@@ -50,6 +50,17 @@ TEST(TailOptionsTest, RepeatedFilterFlagsAccumulate) {
   EXPECT_THAT(f.organization_ids(), ::testing::ElementsAre("o1", "o2"));
 }
 
+TEST(TailOptionsTest, DeviceFlagsAccumulateIntoTheDeviceLists) {
+  absl::StatusOr<Options> o =
+      ParseOptions({"--serial", "C02SERIAL", "--udid", "U-1", "--udid=U-2", "--device",
+                    "applivery:5f63"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  const v1::Filter& f = o->request.filter();
+  EXPECT_THAT(f.serial_numbers(), ::testing::ElementsAre("C02SERIAL"));
+  EXPECT_THAT(f.udids(), ::testing::ElementsAre("U-1", "U-2"));
+  EXPECT_THAT(f.device_ids(), ::testing::ElementsAre("applivery:5f63"));
+}
+
 TEST(TailOptionsTest, SingleValuedFlagsTakeTheLastAndDefaultsHold) {
   absl::StatusOr<Options> none = ParseOptions({});
   ASSERT_TRUE(none.ok()) << none.status();

@@ -134,6 +134,66 @@ TEST(FilterTest, RejectsBadEntriesWithInvalidArgument) {
   EXPECT_EQ(Filter::Create(empty_action).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// One device known by several identifiers, as different providers name it.
+v1::Event DeviceEvent(std::string provider, std::string id, std::string serial, std::string udid) {
+  v1::Event e = MakeEvent(provider + ".device.x");
+  v1::DeviceIdentity* d = e.mutable_device();
+  d->set_provider(std::move(provider));
+  d->set_id(std::move(id));
+  d->set_serial_number(std::move(serial));
+  d->set_udid(std::move(udid));
+  return e;
+}
+
+TEST(FilterTest, DeviceListsAreOneCriterionMatchingAnyIdentifier) {
+  v1::Filter proto;
+  proto.add_serial_numbers("C02SERIAL");
+  proto.add_udids("UDID-1");
+  proto.add_device_ids("applivery:5f63");
+  absl::StatusOr<Filter> f = Filter::Create(proto);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_TRUE(f->Matches(DeviceEvent("jamf_pro", "42", "C02SERIAL", "")));   // serial only
+  EXPECT_TRUE(f->Matches(DeviceEvent("nanomdm", "UDID-1", "", "UDID-1")));   // UDID only
+  EXPECT_TRUE(f->Matches(DeviceEvent("applivery", "5f63", "", "")));         // id only
+  EXPECT_FALSE(f->Matches(DeviceEvent("nanomdm", "5f63", "", "UDID-2")));    // another provider's 5f63
+  EXPECT_FALSE(f->Matches(DeviceEvent("applivery", "other", "OTHER", "UDID-2")));
+  EXPECT_FALSE(f->Matches(MakeEvent("applivery.device.x")));                 // no device
+}
+
+TEST(FilterTest, DeviceCriterionIsAndedWithTheOtherLists) {
+  v1::Filter proto;
+  proto.add_types("nanomdm.>");
+  proto.add_udids("UDID-1");
+  absl::StatusOr<Filter> f = Filter::Create(proto);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_TRUE(f->Matches(DeviceEvent("nanomdm", "UDID-1", "", "UDID-1")));
+  v1::Event other_type = DeviceEvent("nanomdm", "UDID-1", "", "UDID-1");
+  other_type.set_type("applivery.device.x");
+  EXPECT_FALSE(f->Matches(other_type));
+}
+
+TEST(FilterTest, RejectsEmptyAndMalformedDeviceIdentifiers) {
+  v1::Filter empty_serial;
+  empty_serial.add_serial_numbers("");
+  EXPECT_EQ(Filter::Create(empty_serial).status(),
+            absl::InvalidArgumentError("filter.serial_numbers has an empty entry"));
+  v1::Filter empty_udid;
+  empty_udid.add_udids("");
+  EXPECT_EQ(Filter::Create(empty_udid).status(),
+            absl::InvalidArgumentError("filter.udids has an empty entry"));
+  for (const char* bad : {"5f63", ":5f63", "applivery:", ""}) {
+    v1::Filter device_id;
+    device_id.add_device_ids(bad);
+    const absl::Status status = Filter::Create(device_id).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(status.message(), HasSubstr("must be written <provider>:<id>")) << bad;
+  }
+  v1::Filter too_many;
+  for (size_t i = 0; i <= kMaxFilterEntries; ++i) too_many.add_udids("u");
+  EXPECT_EQ(Filter::Create(too_many).status(),
+            absl::InvalidArgumentError("filter.udids has more than 256 entries"));
+}
+
 class TypeIndexTest : public ::testing::Test {
  protected:
   std::vector<int*> Match(const std::string& type) {

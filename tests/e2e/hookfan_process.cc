@@ -318,7 +318,8 @@ void Certificates::Run(const std::string& command) {
 }
 
 std::string ReadFixture(const std::string& name) {
-  std::ifstream in(std::string(HOOKFAN_FIXTURES_DIR) + "/applivery/" + name);
+  const char* folder = name.find('/') == std::string::npos ? "/applivery/" : "/";
+  std::ifstream in(std::string(HOOKFAN_FIXTURES_DIR) + folder + name);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();

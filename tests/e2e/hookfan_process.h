@@ -173,7 +173,8 @@ class Certificates {
   std::string dir_;
 };
 
-// Reads a fixture from tests/fixtures/applivery.
+// Reads a fixture from tests/fixtures/applivery, or from tests/fixtures when
+// `name` names a folder ("nanomdm/authenticate.json").
 std::string ReadFixture(const std::string& name);
 
 // The value of the unlabelled sample `name` in a /metrics scrape; -1 if

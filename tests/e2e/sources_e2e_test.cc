@@ -52,7 +52,8 @@ class SourcesE2ETest : public ::testing::Test {
                                                           {"sw-two", std::string("whsec_") + kSwKeyTwo},
                                                           {"events", "events-token"},
                                                           {"devices", "devices-token"},
-                                                          {"admin", "admin-token"}}) {
+                                                          {"admin", "admin-token"},
+                                                          {"nanomdm", "nano-pass"}}) {
       WriteFile(dir_ + "/" + name, value + "\n");
     }
     std::string yaml = absl::StrCat(R"(sources:
@@ -94,6 +95,9 @@ class SourcesE2ETest : public ::testing::Test {
     path: /events
     normalizer: cloudevents
     auth: {type: bearer, secrets: [{file: )", dir_, R"(/events}]}
+  - name: nanomdm
+    normalizer: nanomdm
+    auth: {type: basic, username: nanomdm, secrets: [{file: )", dir_, R"(/nanomdm}]}
 subscribers:
   - name: devices
     tokens: [{file: )", dir_, R"(/devices}]
@@ -281,6 +285,61 @@ TEST_F(SourcesE2ETest, CloudEventsStructuredAndBinaryReachSubscribersWithTheirAt
   EXPECT_EQ(events[1].data_content_type(), "text/plain");
   EXPECT_EQ(events[1].data(), "amount=12");
   EXPECT_EQ(events[1].extensions().at("tenant"), "blue");
+}
+
+// NanoMDM counts anything but 200 a failure: its source answers 200 (a
+// retry too, marked duplicate) behind Basic auth, which Go's client sends
+// from the webhook URL's user:password. A subscriber naming one device by
+// its UDID and by its Applivery id sees that device's events from both
+// providers, and no other device's.
+TEST_F(SourcesE2ETest, NanoMdmGets200AndADeviceFilterSeesOneDeviceAcrossProviders) {
+  constexpr char kUdid[] = "0A4C5E2B-7F31-4D8E-9B62-3C1D5A7E9F04";
+  auto stub = hookfan_->NewStub();
+  v1::SubscribeRequest request;
+  request.mutable_start()->set_earliest(true);
+  request.mutable_filter()->add_udids(kUdid);
+  request.mutable_filter()->add_device_ids("applivery:5f634c11034824062256e38c");
+  StreamCollector one_device(stub.get(), request, "admin-token");
+
+  const httplib::Headers auth = {
+      {"Authorization", "Basic " + absl::Base64Escape("nanomdm:nano-pass")}};
+  const std::string json = "application/json; charset=utf-8";  // as NanoMDM sends it
+  const std::string authenticate = ReadFixture("nanomdm/authenticate.json");
+  auto stored = Post("/webhooks/nanomdm", authenticate, auth, json);
+  ASSERT_EQ(stored->status, 200) << stored->body;
+  EXPECT_EQ(Json(stored)["type"], "nanomdm.device.authenticated");
+  EXPECT_FALSE(Json(stored).contains("duplicate"));
+  auto retry = Post("/webhooks/nanomdm", authenticate, auth, json);
+  EXPECT_EQ(retry->status, 200);
+  EXPECT_EQ(Json(retry)["duplicate"], true);
+  EXPECT_EQ(Json(retry)["sequence"], Json(stored)["sequence"]);
+  EXPECT_EQ(Post("/webhooks/nanomdm", authenticate, {}, json)->status, 401);
+  EXPECT_EQ(Post("/webhooks/nanomdm", authenticate,
+                 {{"Authorization", "Basic " + absl::Base64Escape("nanomdm:guess")}}, json)
+                ->status,
+            401);
+  // Another device, then Applivery's device (answered 202 as before), then
+  // this device again.
+  ASSERT_EQ(Post("/webhooks/nanomdm", ReadFixture("nanomdm/micromdm_command_report.json"), auth,
+                 json)->status,
+            200);
+  ASSERT_EQ(Post("/webhooks/applivery/path-secret", ReadFixture("emm_device_enrolled.json"))->status,
+            202);
+  ASSERT_EQ(Post("/webhooks/nanomdm", ReadFixture("nanomdm/token_update.json"), auth, json)->status,
+            200);
+
+  ASSERT_TRUE(one_device.WaitFor(3));
+  const std::vector<v1::Event> events = one_device.events();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].type(), "nanomdm.device.authenticated");
+  EXPECT_EQ(events[0].device().udid(), kUdid);
+  EXPECT_EQ(events[0].key(), kUdid);
+  EXPECT_EQ(events[0].source(), "/webhooks/nanomdm");
+  EXPECT_EQ(events[1].type(), "applivery.device.enrolled");
+  EXPECT_EQ(events[1].device().provider(), "applivery");
+  EXPECT_EQ(events[1].device().id(), "5f634c11034824062256e38c");
+  EXPECT_EQ(events[2].type(), "nanomdm.device.token_updated");
+  EXPECT_EQ(events[2].apple_mdm_checkin().token_update_tally(), 1);
 }
 
 TEST_F(SourcesE2ETest, SubscriberGrantLimitsWhatATokenMayReceive) {

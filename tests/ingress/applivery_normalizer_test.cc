@@ -112,6 +112,12 @@ TEST(AppliveryNormalizerTest, DeviceEnrolledSampleMapsEveryField) {
         action: "emm_device_enrolled"
         key: "5f634c11034824062256e38c"
         data_content_type: "application/json"
+        device {
+          provider: "applivery"
+          id: "5f634c11034824062256e38c"
+          platform: PLATFORM_ANDROID
+          user: "[email protected]"
+        }
         device_enrolled {
           device {
             id: "5f634c11034824062256e38c"
@@ -145,6 +151,12 @@ TEST(AppliveryNormalizerTest, DeviceUserAssignedSampleMapsEveryField) {
         action: "win_device_added_mdm_user"
         key: "66d05845114a9509d18e7266"
         data_content_type: "application/json"
+        device {
+          provider: "applivery"
+          id: "66d05845114a9509d18e7266"
+          platform: PLATFORM_WINDOWS
+          user: "[email protected]"
+        }
         device_user_assigned {
           device {
             id: "66d05845114a9509d18e7266"
@@ -479,6 +491,7 @@ TEST(AppliveryNormalizerTest, UnknownActionIsUnrecognizedWithBodyKept) {
                 action: "emm_device_wiped"
                 key: "d1"
                 data_content_type: "application/json"
+                device { provider: "applivery" id: "d1" platform: PLATFORM_ANDROID }
                 unrecognized {
                   body {
                     fields {

@@ -71,6 +71,8 @@ class WebhookHandlerTest : public ::testing::Test {
         {.name = "limited",
          .normalizer = "cloudevents",
          .rate_limit = {.per_second = 1, .burst = 1}},
+        {.name = "nanomdm", .normalizer = "nanomdm"},
+        {.name = "applivery-200", .normalizer = "applivery", .success_status = 200},
     };
     auto handler = WebhookHandler::Create(&sink_, sources, {.clock = &clock_});
     ASSERT_TRUE(handler.ok()) << handler.status();
@@ -198,6 +200,19 @@ TEST_F(WebhookHandlerTest, StoredIs202AndARedeliveryIs200Duplicate) {
   EXPECT_EQ(log_.LastSequence(), 1u);
 }
 
+// A stored webhook gets the source's success status: 200 for nanomdm (its
+// kind's), 200 for a source that says so; errors stay errors.
+TEST_F(WebhookHandlerTest, StoredIsAnsweredWithTheSourcesSuccessStatus) {
+  HttpAnswer nanomdm = Post("/webhooks/nanomdm", Fixture("../nanomdm/checkout.json"));
+  EXPECT_EQ(nanomdm.status, 200) << nanomdm.body;
+  EXPECT_EQ(nlohmann::json::parse(nanomdm.body)["type"], "nanomdm.device.checked_out");
+  EXPECT_FALSE(nlohmann::json::parse(nanomdm.body).contains("duplicate"));
+  HttpAnswer applivery = Post("/webhooks/applivery-200", Fixture("emm_device_enrolled.json"));
+  EXPECT_EQ(applivery.status, 200) << applivery.body;
+  EXPECT_EQ(Post("/webhooks/nanomdm", "{").status, 400);
+  EXPECT_EQ(log_.LastSequence(), 2u);
+}
+
 // A source naming a kind no normalizer has is refused when the handler is
 // built, naming the kinds there are.
 TEST(WebhookHandlerCreateTest, UnknownNormalizerIsRefused) {
@@ -206,7 +221,7 @@ TEST(WebhookHandlerCreateTest, UnknownNormalizerIsRefused) {
   auto handler = WebhookHandler::Create(&sink, {{.name = "x", .normalizer = "nope"}}, {});
   ASSERT_FALSE(handler.ok());
   EXPECT_THAT(handler.status().message(),
-              HasSubstr("source x: unknown normalizer \"nope\" (want applivery|cloudevents|json)"));
+              HasSubstr("source x: unknown normalizer \"nope\" (want applivery|cloudevents|json|nanomdm)"));
 }
 
 }  // namespace

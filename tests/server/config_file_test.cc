@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "ingress/normalizer.h"
 
 namespace hookfan::server {
 namespace {
@@ -212,6 +213,40 @@ sources:
   EXPECT_TRUE(config.subscribers.empty());
 }
 
+TEST_F(ConfigFileTest, NanoMdmSourceAndSuccessStatus) {
+  // nanomdm answers 200 unless told otherwise (SuccessStatus), may dedup on
+  // MicroMDM's event_id, and any source may choose 200 or 202, nothing else.
+  const ConfigFile config = MustParse(R"(
+sources:
+  - name: mdm
+    normalizer: nanomdm
+    auth: {type: none}
+    dedup: {key: event_id}
+  - name: relaxed
+    normalizer: nanomdm
+    auth: {type: none}
+    success_status: 202
+  - name: applivery
+    normalizer: applivery
+    auth: {type: none}
+    success_status: 200
+)");
+  ASSERT_EQ(config.sources.size(), 3u);
+  EXPECT_EQ(config.sources[0].dedup.key, DedupKey::kEventId);
+  EXPECT_FALSE(config.sources[0].success_status.has_value());
+  EXPECT_EQ(ingress::SuccessStatus(config.sources[0]), 200);
+  EXPECT_EQ(config.sources[1].dedup.key, DedupKey::kBodyHash);
+  EXPECT_EQ(ingress::SuccessStatus(config.sources[1]), 202);
+  EXPECT_EQ(ingress::SuccessStatus(config.sources[2]), 200);
+  EXPECT_EQ(ErrorOf(R"(sources:
+  - name: a
+    normalizer: applivery
+    auth: {type: none}
+    success_status: 204
+)"),
+            "sources.yaml:5:21: sources[0].success_status: must be 200 or 202, got 204");
+}
+
 TEST_F(ConfigFileTest, FileSecretLosesOneTrailingNewlineOnly) {
   env_.files["/s/crlf"] = "crlf-t0ken\r\n";
   env_.files["/s/two"] = "two-t0ken\n\n";
@@ -245,7 +280,7 @@ TEST_F(ConfigFileTest, UnknownEnumValuesNameTheChoices) {
   - {name: a, normalizer: xml, auth: {type: none}}
 )"),
             "sources.yaml:2:27: sources[0].normalizer: unknown normalizer "
-            "\"xml\" (want applivery|cloudevents|json)");
+            "\"xml\" (want applivery|cloudevents|json|nanomdm)");
   EXPECT_EQ(ErrorOf(R"(sources:
   - name: a
     normalizer: applivery
@@ -262,7 +297,8 @@ TEST_F(ConfigFileTest, UnknownEnumValuesNameTheChoices) {
     dedup: {key: event_id}
 )"),
             "sources.yaml:5:12: sources[0].dedup.key: event_id needs an event "
-            "id: normalizer cloudevents, or json with id_pointer");
+            "id: normalizer cloudevents, nanomdm (MicroMDM's event_id), or json "
+            "with id_pointer");
   EXPECT_EQ(ErrorOf(R"(sources:
   - name: a
     normalizer: applivery
@@ -284,7 +320,7 @@ TEST_F(ConfigFileTest, UnknownFieldsAreErrors) {
 )"),
             "sources.yaml:5:5: sources[0]: unknown field \"max_body\" (want "
             "name|path|normalizer|json|auth|allowed_cidrs|max_body_bytes|"
-            "rate_limit|dedup)");
+            "rate_limit|dedup|success_status)");
   EXPECT_EQ(ErrorOf(R"(subscribers:
   - name: a
     identities: [a]
@@ -316,7 +352,7 @@ TEST_F(ConfigFileTest, MissingRequiredFieldsAreNamed) {
     auth: {type: none}
 )"),
             "sources.yaml:2:5: sources[0].normalizer: missing (want "
-            "applivery|cloudevents|json)");
+            "applivery|cloudevents|json|nanomdm)");
   EXPECT_EQ(ErrorOf(R"(sources:
   - name: a
     normalizer: applivery

@@ -34,7 +34,8 @@ class NatsServer {
   // SIGKILL.
   void Kill();
   // SIGSTOP and SIGCONT: a frozen server keeps its connections open and
-  // answers nothing, as a stalled node or a network partition.
+  // answers nothing, as a stalled node or a network partition. Pause
+  // returns once every thread of the server is stopped.
   void Pause();
   void Resume();
   bool running() const { return pid_ > 0; }

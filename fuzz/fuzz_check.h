@@ -15,6 +15,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "hookfan/v1/event.pb.h"
 #include "nlohmann/json.hpp"
 
 namespace hookfan::fuzz {
@@ -118,6 +121,32 @@ inline void CheckJsonVerdict(std::string_view body, const absl::Status& status,
     Check(too_deep == (JsonDepth(body) > max_depth), "depth limit",
           status.ToString());
   }
+}
+
+// Checks a normalizer's refusal: kInvalidArgument with a printable-ASCII
+// message, fit to return to the sender.
+inline void CheckRefusal(const absl::Status& status) {
+  Check(status.code() == absl::StatusCode::kInvalidArgument, "error code is not kInvalidArgument",
+        status.ToString());
+  Check(!status.message().empty() && IsPrintableAscii(status.message()),
+        "error message is not printable ASCII", status.ToString());
+}
+
+// Checks that `event` serializes and parses back equal inside three
+// enclosing messages (kMaxJsonDepth's promise; so it holds valid UTF-8
+// only).
+inline void CheckSurvivesNesting(const hookfan::v1::Event& event) {
+  const std::string shown = event.ShortDebugString();
+  std::string bytes;
+  Check(event.SerializeToString(&bytes), "serialize", shown);
+  google::protobuf::io::CodedInputStream input(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                               static_cast<int>(bytes.size()));
+  input.SetRecursionLimit(100 - 3);
+  hookfan::v1::Event parsed;
+  Check(parsed.ParseFromCodedStream(&input), "does not parse back inside three enclosing messages",
+        shown);
+  Check(google::protobuf::util::MessageDifferencer::Equals(parsed, event), "parses back different",
+        shown);
 }
 
 }  // namespace hookfan::fuzz

@@ -6,6 +6,7 @@
 #include "common/status_macros.h"
 #include "ingress/applivery_normalizer.h"
 #include "ingress/cloudevents.h"
+#include "ingress/jamf_pro_normalizer.h"
 #include "ingress/json_normalizer.h"
 #include "ingress/nanomdm_normalizer.h"
 
@@ -16,6 +17,7 @@ namespace {
 const NormalizerKind* const kKinds[] = {
     &kAppliveryNormalizer,
     &kCloudEventsNormalizer,
+    &kJamfProNormalizer,
     &kJsonNormalizer,
     &kNanoMdmNormalizer,
 };
@@ -25,11 +27,14 @@ absl::string_view View(std::string_view s) { return {s.data(), s.size()}; }
 class JsonBodyNormalizer final : public Normalizer {
  public:
   using NormalizeFn = absl::StatusOr<v1::Event> (*)(std::string_view body);
-  JsonBodyNormalizer(NormalizeFn normalize, std::string source)
-      : normalize_(normalize), source_(std::move(source)) {}
+  JsonBodyNormalizer(NormalizeFn normalize, std::string source, std::string not_json_hint)
+      : normalize_(normalize), source_(std::move(source)), not_json_hint_(std::move(not_json_hint)) {}
 
   absl::StatusOr<v1::Event> Normalize(const NormalizerInput& input) const override {
-    RETURN_IF_ERROR(RequireJsonContentType(input.content_type));
+    if (absl::Status json = RequireJsonContentType(input.content_type); !json.ok()) {
+      if (not_json_hint_.empty()) return json;
+      return absl::FailedPreconditionError(absl::StrCat(json.message(), not_json_hint_));
+    }
     ASSIGN_OR_RETURN(v1::Event event, normalize_(input.body));
     event.set_source(source_);
     return event;
@@ -38,13 +43,16 @@ class JsonBodyNormalizer final : public Normalizer {
  private:
   const NormalizeFn normalize_;
   const std::string source_;
+  const std::string not_json_hint_;
 };
 
 }  // namespace
 
 std::unique_ptr<Normalizer> MakeJsonBodyNormalizer(
-    absl::StatusOr<v1::Event> (*normalize)(std::string_view body), std::string source) {
-  return std::make_unique<JsonBodyNormalizer>(normalize, std::move(source));
+    absl::StatusOr<v1::Event> (*normalize)(std::string_view body), std::string source,
+    std::string_view not_json_hint) {
+  return std::make_unique<JsonBodyNormalizer>(normalize, std::move(source),
+                                              std::string(not_json_hint));
 }
 
 const NormalizerKind* FindNormalizerKind(std::string_view name) {

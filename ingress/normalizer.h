@@ -40,15 +40,17 @@ class Normalizer {
 };
 
 // The normalizer of a provider whose webhooks are one JSON body: a content
-// type other than JSON is kFailedPrecondition (RequireJsonContentType),
-// else the event `normalize` makes of the body, with `source` (the
-// source's path) as its source.
+// type other than JSON is kFailedPrecondition (RequireJsonContentType's
+// message, then `not_json_hint` if any: what to change at the sender), else
+// the event `normalize` makes of the body, with `source` (the source's
+// path) as its source.
 std::unique_ptr<Normalizer> MakeJsonBodyNormalizer(
-    absl::StatusOr<v1::Event> (*normalize)(std::string_view body), std::string source);
+    absl::StatusOr<v1::Event> (*normalize)(std::string_view body), std::string source,
+    std::string_view not_json_hint = "");
 
 // A kind of normalizer, as the sources file names it.
 struct NormalizerKind {
-  std::string_view name;  // "applivery", "cloudevents", "json", "nanomdm"
+  std::string_view name;  // "applivery", "cloudevents", "jamf_pro", "json", "nanomdm"
   // The normalizer for `source` (its path, its settings); the sources file
   // parser has checked them.
   std::unique_ptr<Normalizer> (*create)(const SourceConfig& source);

@@ -236,6 +236,29 @@ class BearerAuth final : public SenderAuth {
   const std::vector<std::string> secrets_;
 };
 
+class HeaderAuth final : public SenderAuth {
+ public:
+  explicit HeaderAuth(const AuthConfig& config)
+      : secrets_(config.secrets),
+        header_(config.header),
+        lowercase_header_(absl::AsciiStrToLower(config.header)) {}
+
+  AuthDecision Verify(const AuthRequest& request) const override {
+    if (auto rejected = RejectPathToken(request)) return *rejected;
+    const std::optional<absl::string_view> value = Header(request, lowercase_header_);
+    if (!value.has_value()) return Unauthorized(absl::StrCat("missing ", header_, " header"));
+    if (!AnySecretEquals(secrets_, *value)) {
+      return Unauthorized(absl::StrCat(header_, " header mismatch"));
+    }
+    return Allowed();
+  }
+
+ private:
+  const std::vector<std::string> secrets_;
+  const std::string header_;  // as configured, for reasons
+  const std::string lowercase_header_;
+};
+
 class HmacAuth final : public SenderAuth {
  public:
   explicit HmacAuth(const AuthConfig& config)
@@ -385,10 +408,12 @@ absl::StatusOr<std::unique_ptr<SenderAuth>> SenderAuth::Create(
     case AuthMode::kBearer:
       return std::make_unique<BearerAuth>(config.secrets);
     case AuthMode::kHmac:
+    case AuthMode::kHeader:
       if (config.header.empty()) return invalid("needs a header");
       if (!IsHttpFieldName(config.header)) {
         return invalid(absl::StrCat("header \"", config.header, "\" is not an HTTP field name"));
       }
+      if (config.mode == AuthMode::kHeader) return std::make_unique<HeaderAuth>(config);
       return std::make_unique<HmacAuth>(config);
     case AuthMode::kStandardWebhooks: {
       if (config.tolerance <= absl::ZeroDuration()) {

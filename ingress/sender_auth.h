@@ -71,6 +71,9 @@ struct AuthDecision {
 //                      which may match; the key is the secret base64-decoded
 //                      after an optional "whsec_" prefix. Entries of other
 //                      versions are ignored.
+//   kHeader            the configured header's value equals a secret (Jamf
+//                      Pro's header authentication, whose header names and
+//                      values the admin chooses).
 // Modes other than kPathToken answer kNotFound to a non-empty path_token.
 // Authorization schemes are matched ignoring case. Everything else is
 // kUnauthorized.
@@ -84,7 +87,8 @@ class SenderAuth {
   // kInvalidArgument for a configuration that cannot work: no secrets for
   // a mode other than kNone, or secrets for kNone; an empty secret; for
   // kPathToken a secret containing "/" (a token is one segment); kBasic
-  // without a username or with ":" in it; kHmac without a header; for
+  // without a username or with ":" in it; kHmac or kHeader without a header
+// (or one that is no HTTP field name); for
   // kStandardWebhooks a secret that is not base64 after the optional
   // "whsec_" prefix, or a tolerance that is not positive. Messages name
   // secrets by position, never by value.

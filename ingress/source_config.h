@@ -38,10 +38,11 @@ enum class AuthMode {
   kBearer,            // Authorization: Bearer <secret>
   kHmac,              // HMAC-SHA256(secret, body) in a header
   kStandardWebhooks,  // https://www.standardwebhooks.com
+  kHeader,            // a configured header holds a secret (Jamf Pro's "header authentication")
 };
 
 // The name of a mode as written in the sources file: "none", "path_token",
-// "basic", "bearer", "hmac", "standard_webhooks".
+// "basic", "bearer", "hmac", "standard_webhooks", "header".
 constexpr std::string_view AuthModeName(AuthMode mode) {
   switch (mode) {
     case AuthMode::kNone:
@@ -56,6 +57,8 @@ constexpr std::string_view AuthModeName(AuthMode mode) {
       return "hmac";
     case AuthMode::kStandardWebhooks:
       return "standard_webhooks";
+    case AuthMode::kHeader:
+      return "header";
   }
   return "?";
 }
@@ -67,7 +70,7 @@ struct AuthConfig {
   // kStandardWebhooks each is "whsec_" (optional) + base64 of the key.
   std::vector<std::string> secrets = {};
   std::string username = {};  // kBasic
-  std::string header = {};    // kHmac: e.g. "X-Hub-Signature-256", any case
+  std::string header = {};    // kHmac: e.g. "X-Hub-Signature-256"; kHeader: e.g. "X-Jamf-Token"; any case
   enum class Encoding { kHex, kBase64 };
   Encoding encoding = Encoding::kHex;  // kHmac: of the MAC in the header
   std::string prefix = {};             // kHmac: before the MAC, e.g. "sha256="
@@ -103,7 +106,7 @@ struct SourceConfig {
   // token is the one path segment after it.
   std::string path = {};
   // The kind of normalizer (ingress/normalizer.h): "applivery",
-  // "cloudevents", "json", "nanomdm".
+  // "cloudevents", "jamf_pro", "json", "nanomdm".
   std::string normalizer = "applivery";
   JsonNormalizerConfig json = {};  // "json" only
   AuthConfig auth = {};

@@ -61,7 +61,8 @@ struct IngressRequest {
 //   200  {id, sequence, type, duplicate: true}: a duplicate of an event
 //        stored within the source's dedup window; nothing new is stored
 //   202  {id, sequence, type}: only after the event is durable (200 for a
-//        source whose success_status says so, e.g. every nanomdm source)
+//        source whose success_status says so, e.g. jamf_pro and nanomdm
+//        sources by default)
 class WebhookHandler {
  public:
   struct Options {

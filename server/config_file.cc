@@ -41,6 +41,7 @@ constexpr EnumName<AuthMode> kAuthModes[] = {
     {"bearer", AuthMode::kBearer},
     {"hmac", AuthMode::kHmac},
     {"standard_webhooks", AuthMode::kStandardWebhooks},
+    {"header", AuthMode::kHeader},
 };
 constexpr EnumName<AuthConfig::Encoding> kEncodings[] = {
     {"hex", AuthConfig::Encoding::kHex},
@@ -357,6 +358,8 @@ class Parser : public YamlReader {
         case AuthMode::kStandardWebhooks:
           return field == "secret" || field == "secrets" ||
                  field == "tolerance";
+        case AuthMode::kHeader:
+          return field == "secret" || field == "secrets" || field == "header";
       }
       return false;
     };
@@ -391,16 +394,19 @@ class Parser : public YamlReader {
       }
       ASSIGN_OR_RETURN(auth.username, String(f->value, sub("username")));
     }
-    if (auth.mode == AuthMode::kHmac) {
+    if (auth.mode == AuthMode::kHmac || auth.mode == AuthMode::kHeader) {
       const Field* f = fields.Find("header");
       if (f == nullptr) {
-        return Error(node, sub("header"), "missing (auth type hmac needs it)");
+        return Error(node, sub("header"),
+                     absl::StrCat("missing (auth type ", ModeName(auth.mode), " needs it)"));
       }
       ASSIGN_OR_RETURN(auth.header, String(f->value, sub("header")));
       if (!ingress::IsHttpFieldName(auth.header)) {
         return Error(f->value, sub("header"),
                      absl::StrCat(Quote(auth.header), " is not an HTTP field name"));
       }
+    }
+    if (auth.mode == AuthMode::kHmac) {
       if (const Field* e = fields.Find("encoding")) {
         ASSIGN_OR_RETURN(auth.encoding, Enum(e->value, sub("encoding"),
                                              "encoding", kEncodings));

@@ -6,20 +6,20 @@
 //   sources:
 //     - name: applivery              # [a-z0-9_-]+, unique; required
 //       path: /webhooks/applivery    # default /webhooks/<name>; unique
-//       normalizer: applivery        # applivery | cloudevents | json |
-//                                    # nanomdm
+//       normalizer: applivery        # applivery | cloudevents | jamf_pro |
+//                                    # json | nanomdm
 //       json: {type_pointer: /type, type_prefix: acme., id_pointer: /id}
 //                                    # json only: type_pointer or
 //                                    # type_header, optional type_prefix
 //                                    # and id_pointer
 //       auth:                        # required
 //         type: path_token           # none | path_token | basic | bearer |
-//                                    # hmac | standard_webhooks
+//                                    # hmac | standard_webhooks | header
 //         secrets: [{env: TOKEN}, {file: /etc/hookfan/old-token}]
 //                                    # or secret: {env: TOKEN}; never a
 //                                    # literal value; all but none need one
 //         username: hookfan          # basic only, required
-//         header: X-Signature        # hmac only, required
+//         header: X-Signature        # hmac and header only, required
 //         encoding: hex              # hmac only: hex | base64
 //         prefix: "sha256="          # hmac only
 //         tolerance: 5m              # standard_webhooks only
@@ -29,11 +29,11 @@
 //       dedup: {key: body_hash, window: 24h}
 //                 # none | idempotency_key | webhook_id | body_hash |
 //                 # event_id; the default is the normalizer's (body_hash
-//                 # for applivery and nanomdm, event_id for cloudevents
-//                 # and json with id_pointer, else none)
+//                 # for applivery, jamf_pro and nanomdm, event_id for
+//                 # cloudevents and json with id_pointer, else none)
 //       success_status: 202          # 200 | 202: the answer to a stored
-//                                    # webhook; default 200 for nanomdm,
-//                                    # 202 otherwise
+//                                    # webhook; default 200 for jamf_pro
+//                                    # and nanomdm, 202 otherwise
 //   subscribers:
 //     - name: inventory-service      # [a-z0-9_-]+, unique; required
 //       tokens: [{env: INVENTORY_TOKEN}]   # tokens and/or identities
@@ -67,7 +67,7 @@ struct ConfigFile {
 // Errors: kInvalidArgument, the message naming the place, the field and the
 // problem, e.g.
 //   sources.yaml:7:9: sources[0].auth.type: unknown auth type "token" (want
-//   none|path_token|basic|bearer|hmac|standard_webhooks)
+//   none|path_token|basic|bearer|hmac|standard_webhooks|header)
 // where `file_name` is used as given. A message names the environment
 // variable or file a secret should come from, never a secret's value.
 absl::StatusOr<ConfigFile> ParseConfigFile(std::string_view yaml,

@@ -53,7 +53,8 @@ class SourcesE2ETest : public ::testing::Test {
                                                           {"events", "events-token"},
                                                           {"devices", "devices-token"},
                                                           {"admin", "admin-token"},
-                                                          {"nanomdm", "nano-pass"}}) {
+                                                          {"nanomdm", "nano-pass"},
+                                                          {"jamf", "jamf-header-t0ken"}}) {
       WriteFile(dir_ + "/" + name, value + "\n");
     }
     std::string yaml = absl::StrCat(R"(sources:
@@ -98,6 +99,9 @@ class SourcesE2ETest : public ::testing::Test {
   - name: nanomdm
     normalizer: nanomdm
     auth: {type: basic, username: nanomdm, secrets: [{file: )", dir_, R"(/nanomdm}]}
+  - name: jamf
+    normalizer: jamf_pro
+    auth: {type: header, header: X-Jamf-Token, secrets: [{file: )", dir_, R"(/jamf}]}
 subscribers:
   - name: devices
     tokens: [{file: )", dir_, R"(/devices}]
@@ -340,6 +344,56 @@ TEST_F(SourcesE2ETest, NanoMdmGets200AndADeviceFilterSeesOneDeviceAcrossProvider
   EXPECT_EQ(events[1].device().id(), "5f634c11034824062256e38c");
   EXPECT_EQ(events[2].type(), "nanomdm.device.token_updated");
   EXPECT_EQ(events[2].apple_mdm_checkin().token_update_tally(), 1);
+}
+
+// Jamf Pro behind header authentication: its JSON webhooks get 200, XML
+// gets 415 saying to choose JSON, a wrong or missing header 401. One Mac
+// known to Jamf and to NanoMDM: a subscriber on its serial number sees the
+// Jamf events (NanoMDM sends no serial), one on its UDID sees both MDMs'.
+TEST_F(SourcesE2ETest, JamfProHeaderAuthAndOneMacAcrossTwoMdms) {
+  constexpr char kUdid[] = "0A4C5E2B-7F31-4D8E-9B62-3C1D5A7E9F04";
+  auto stub = hookfan_->NewStub();
+  v1::SubscribeRequest by_serial;
+  by_serial.mutable_start()->set_earliest(true);
+  by_serial.mutable_filter()->add_serial_numbers("C02HF1ZKQ6L4");
+  StreamCollector serial(stub.get(), by_serial, "admin-token");
+  v1::SubscribeRequest by_udid;
+  by_udid.mutable_start()->set_earliest(true);
+  by_udid.mutable_filter()->add_udids(kUdid);
+  StreamCollector udid(stub.get(), by_udid, "admin-token");
+
+  const httplib::Headers jamf = {{"X-Jamf-Token", "jamf-header-t0ken"}};
+  auto added = Post("/webhooks/jamf", ReadFixture("jamf_pro/computer_added.json"), jamf);
+  ASSERT_EQ(added->status, 200) << added->body;
+  EXPECT_EQ(Json(added)["type"], "jamf_pro.computer.added");
+  auto xml = Post("/webhooks/jamf", "<JSSEvent/>", jamf, "text/xml");
+  EXPECT_EQ(xml->status, 415);
+  EXPECT_THAT(Json(xml)["error"]["message"].get<std::string>(), HasSubstr("choose JSON"));
+  EXPECT_EQ(Post("/webhooks/jamf", ReadFixture("jamf_pro/computer_added.json"),
+                 {{"X-Jamf-Token", "guess"}})->status,
+            401);
+  EXPECT_EQ(Post("/webhooks/jamf", ReadFixture("jamf_pro/computer_added.json"))->status, 401);
+  ASSERT_EQ(Post("/webhooks/jamf", ReadFixture("jamf_pro/mobile_device_enrolled.json"), jamf)->status,
+            200);
+  ASSERT_EQ(Post("/webhooks/nanomdm", ReadFixture("nanomdm/authenticate.json"),
+                 {{"Authorization", "Basic " + absl::Base64Escape("nanomdm:nano-pass")}})
+                ->status,
+            200);
+  ASSERT_EQ(Post("/webhooks/jamf", ReadFixture("jamf_pro/computer_check_in.json"), jamf)->status,
+            200);
+
+  ASSERT_TRUE(serial.WaitFor(2));
+  ASSERT_TRUE(udid.WaitFor(3));
+  std::vector<std::string> serial_types, udid_types;
+  for (const v1::Event& e : serial.events()) serial_types.push_back(e.type());
+  for (const v1::Event& e : udid.events()) udid_types.push_back(e.type());
+  EXPECT_THAT(serial_types,
+              ::testing::ElementsAre("jamf_pro.computer.added", "jamf_pro.computer.checked_in"));
+  EXPECT_THAT(udid_types,
+              ::testing::ElementsAre("jamf_pro.computer.added", "nanomdm.device.authenticated",
+                                     "jamf_pro.computer.checked_in"));
+  EXPECT_EQ(serial.events()[0].device().id(), "217");
+  EXPECT_EQ(serial.events()[0].key(), kUdid);
 }
 
 TEST_F(SourcesE2ETest, SubscriberGrantLimitsWhatATokenMayReceive) {

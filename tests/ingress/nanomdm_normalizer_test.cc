@@ -216,11 +216,11 @@ TEST(NanoMdmNormalizerTest, KindAnswers200AndTakesJsonOnly) {
   const std::string body = ReadFixture("checkout");
   const HeaderLookup no_headers;
   absl::StatusOr<Event> event = normalizer->Normalize(
-      {.content_type = "application/json; charset=utf-8", .header = no_headers, .body = body});
+      {.content_type = "application/json; charset=utf-8", .header = no_headers, .header_names = {}, .body = body});
   ASSERT_TRUE(event.ok()) << event.status();
   EXPECT_EQ(event->source(), "/hooks/mdm");
   EXPECT_EQ(normalizer
-                ->Normalize({.content_type = "application/x-plist", .header = no_headers, .body = body})
+                ->Normalize({.content_type = "application/x-plist", .header = no_headers, .header_names = {}, .body = body})
                 .status()
                 .code(),
             absl::StatusCode::kFailedPrecondition);

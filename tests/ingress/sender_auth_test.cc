@@ -255,6 +255,32 @@ TEST_F(SenderAuthTest, BearerRotationAcceptsEitherSecret) {
             "allowed");
 }
 
+// --- header ---------------------------------------------------------------
+
+// Jamf Pro's header authentication: a header name the admin chose, its
+// value one of the secrets, whole.
+TEST_F(SenderAuthTest, HeaderAcceptsTheSecretInTheConfiguredHeader) {
+  auto auth = Make({.mode = AuthMode::kHeader, .secrets = {"new-t0ken", "old-t0ken"},
+                    .header = "X-Jamf-Token"});
+  EXPECT_EQ(Verify(*auth, {.headers = {{"x-jamf-token", "new-t0ken"}}}), "allowed");
+  EXPECT_EQ(Verify(*auth, {.headers = {{"x-jamf-token", " old-t0ken "}}}), "allowed");
+  EXPECT_EQ(Verify(*auth, {.headers = {{"x-jamf-token", "new-t0ke"}}}),
+            "unauthorized: X-Jamf-Token header mismatch");
+  EXPECT_EQ(Verify(*auth, {.headers = {{"authorization", "new-t0ken"}}}),
+            "unauthorized: missing X-Jamf-Token header");
+  EXPECT_EQ(Verify(*auth, {.path_token = "new-t0ken", .headers = {{"x-jamf-token", "new-t0ken"}}}),
+            "not found: unexpected path segment after the source path");
+}
+
+TEST_F(SenderAuthTest, HeaderNeedsAHeaderName) {
+  EXPECT_EQ(SenderAuth::Create({.mode = AuthMode::kHeader, .secrets = {"s"}}, &clock_).status(),
+            absl::InvalidArgumentError("header auth needs a header"));
+  EXPECT_EQ(SenderAuth::Create({.mode = AuthMode::kHeader, .secrets = {"s"}, .header = "X Token"},
+                               &clock_)
+                .status(),
+            absl::InvalidArgumentError("header auth header \"X Token\" is not an HTTP field name"));
+}
+
 // --- hmac -----------------------------------------------------------------
 
 AuthConfig GithubStyle(std::vector<std::string> secrets) {

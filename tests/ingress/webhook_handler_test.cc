@@ -221,7 +221,7 @@ TEST(WebhookHandlerCreateTest, UnknownNormalizerIsRefused) {
   auto handler = WebhookHandler::Create(&sink, {{.name = "x", .normalizer = "nope"}}, {});
   ASSERT_FALSE(handler.ok());
   EXPECT_THAT(handler.status().message(),
-              HasSubstr("source x: unknown normalizer \"nope\" (want applivery|cloudevents|json|nanomdm)"));
+              HasSubstr("source x: unknown normalizer \"nope\" (want applivery|cloudevents|jamf_pro|json|nanomdm)"));
 }
 
 }  // namespace

@@ -247,6 +247,33 @@ sources:
             "sources.yaml:5:21: sources[0].success_status: must be 200 or 202, got 204");
 }
 
+TEST_F(ConfigFileTest, JamfProSourceWithHeaderAuth) {
+  const ConfigFile config = MustParse(R"(
+sources:
+  - name: jamf
+    normalizer: jamf_pro
+    auth: {type: header, header: X-Jamf-Token, secrets: [{env: ACME_SECRET}]}
+)");
+  ASSERT_EQ(config.sources.size(), 1u);
+  EXPECT_EQ(config.sources[0].auth.mode, AuthMode::kHeader);
+  EXPECT_EQ(config.sources[0].auth.header, "X-Jamf-Token");
+  EXPECT_EQ(config.sources[0].dedup.key, DedupKey::kBodyHash);
+  EXPECT_EQ(config.sources[0].dedup.window, absl::Hours(24));
+  EXPECT_EQ(ingress::SuccessStatus(config.sources[0]), 200);
+  EXPECT_EQ(ErrorOf(R"(sources:
+  - name: jamf
+    normalizer: jamf_pro
+    auth: {type: header, secrets: [{env: ACME_SECRET}]}
+)"),
+            "sources.yaml:4:11: sources[0].auth.header: missing (auth type header needs it)");
+  EXPECT_EQ(ErrorOf(R"(sources:
+  - name: jamf
+    normalizer: jamf_pro
+    auth: {type: header, header: X-T, prefix: "t=", secrets: [{env: ACME_SECRET}]}
+)"),
+            "sources.yaml:4:39: sources[0].auth.prefix: not used by auth type header");
+}
+
 TEST_F(ConfigFileTest, FileSecretLosesOneTrailingNewlineOnly) {
   env_.files["/s/crlf"] = "crlf-t0ken\r\n";
   env_.files["/s/two"] = "two-t0ken\n\n";
@@ -272,7 +299,7 @@ TEST_F(ConfigFileTest, UnknownAuthTypeNamesTheChoices) {
 )"),
             "sources.yaml:7:13: sources[0].auth.type: unknown auth type "
             "\"token\" (want none|path_token|basic|bearer|hmac|"
-            "standard_webhooks)");
+            "standard_webhooks|header)");
 }
 
 TEST_F(ConfigFileTest, UnknownEnumValuesNameTheChoices) {
@@ -280,7 +307,7 @@ TEST_F(ConfigFileTest, UnknownEnumValuesNameTheChoices) {
   - {name: a, normalizer: xml, auth: {type: none}}
 )"),
             "sources.yaml:2:27: sources[0].normalizer: unknown normalizer "
-            "\"xml\" (want applivery|cloudevents|json|nanomdm)");
+            "\"xml\" (want applivery|cloudevents|jamf_pro|json|nanomdm)");
   EXPECT_EQ(ErrorOf(R"(sources:
   - name: a
     normalizer: applivery
@@ -352,7 +379,7 @@ TEST_F(ConfigFileTest, MissingRequiredFieldsAreNamed) {
     auth: {type: none}
 )"),
             "sources.yaml:2:5: sources[0].normalizer: missing (want "
-            "applivery|cloudevents|json|nanomdm)");
+            "applivery|cloudevents|jamf_pro|json|nanomdm)");
   EXPECT_EQ(ErrorOf(R"(sources:
   - name: a
     normalizer: applivery
@@ -365,7 +392,7 @@ TEST_F(ConfigFileTest, MissingRequiredFieldsAreNamed) {
     auth: {secret: {env: APPLIVERY_TOKEN}}
 )"),
             "sources.yaml:4:11: sources[0].auth.type: missing (want "
-            "none|path_token|basic|bearer|hmac|standard_webhooks)");
+            "none|path_token|basic|bearer|hmac|standard_webhooks|header)");
   EXPECT_EQ(ErrorOf(R"(sources:
   - name: a
     normalizer: applivery

@@ -9,11 +9,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
+#include "tests/proc_state.h"
 
 namespace hookfan::testing {
 namespace {
@@ -113,17 +115,14 @@ void NatsServer::Stop() {
 
 namespace {
 
-// Whether every thread of `pid` is stopped (state T in /proc/PID/task/*/stat).
+// Whether every thread of `pid` is stopped (state T in /proc/PID/task/*/stat)
+// or gone.
 bool AllThreadsStopped(pid_t pid) {
   std::error_code ec;
-  for (const auto& task :
-       std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
-    std::ifstream in(task.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const size_t paren = stat.rfind(')');  // the state follows the command's closing paren
-    if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
-    const char state = stat[paren + 2];
-    if (state != 'T' && state != 't') return false;
+  std::filesystem::directory_iterator task(absl::StrCat("/proc/", pid, "/task"), ec);
+  for (; !ec && task != std::filesystem::directory_iterator(); task.increment(ec)) {
+    const std::optional<char> state = hookfan::testing::ProcState(task->path() / "stat");
+    if (state.has_value() && *state != 'T' && *state != 't') return false;  // ended is stopped
   }
   return !ec;
 }

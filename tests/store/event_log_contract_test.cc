@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <latch>
 #include <mutex>
@@ -25,6 +24,7 @@
 #include "nats/nats_event_log.h"
 #include "store/sqlite_event_log.h"
 #include "tests/nats/nats_server.h"
+#include "tests/proc_state.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -249,13 +249,7 @@ TEST_P(EventLogContractTest, GetByIdOfUnknownIdIsNotFound) {
 // Whether thread `tid` of this process is off the CPU waiting (for a lock,
 // a condition or I/O: not state R in /proc), or has ended.
 bool Waiting(pid_t tid) {
-  std::ifstream in(absl::StrCat("/proc/self/task/", tid, "/stat"));
-  const std::string stat((std::istreambuf_iterator<char>(in)),
-                         std::istreambuf_iterator<char>());
-  // The state follows the command name, which ends at the last ')'.
-  const size_t end = stat.rfind(')');
-  return end == std::string::npos || end + 2 >= stat.size() ||
-         stat[end + 2] != 'R';
+  return hookfan::testing::ProcState(absl::StrCat("/proc/self/task/", tid, "/stat")) != 'R';
 }
 
 // Holds the first commit inside OnCommit until released, so batches appended

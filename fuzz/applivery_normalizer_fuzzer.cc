@@ -32,8 +32,6 @@
 namespace {
 
 using ::hookfan::fuzz::Check;
-using ::hookfan::fuzz::CheckJsonVerdict;
-using ::hookfan::fuzz::CheckRefusal;
 using ::hookfan::fuzz::CheckSurvivesNesting;
 using ::hookfan::v1::Event;
 
@@ -106,15 +104,6 @@ void CheckEvent(std::string_view body, const Event& event) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string_view body(reinterpret_cast<const char*>(data), size);
-  const absl::StatusOr<Event> event =
-      hookfan::ingress::NormalizeApplivery(body);
-  CheckJsonVerdict(body, event.status(),
-                   hookfan::ingress::kAppliveryMaxJsonDepth);
-  if (!event.ok()) {
-    CheckRefusal(event.status());
-    return 0;
-  }
-  CheckEvent(body, *event);
-  return 0;
+  return hookfan::fuzz::FuzzJsonNormalizer(data, size, hookfan::ingress::NormalizeApplivery,
+                                           hookfan::ingress::kAppliveryMaxJsonDepth, CheckEvent);
 }

@@ -7,6 +7,8 @@
 #include <errno.h>  // program_invocation_short_name (glibc)
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -147,6 +149,35 @@ inline void CheckSurvivesNesting(const hookfan::v1::Event& event) {
         shown);
   Check(google::protobuf::util::MessageDifferencer::Equals(parsed, event), "parses back different",
         shown);
+}
+
+// Checks an MDM event's key: its device's UDID, else the device's serial
+// number, else its subject (ingress::DeviceKey's contract).
+inline void CheckDeviceKey(const hookfan::v1::Event& event) {
+  const hookfan::v1::DeviceIdentity& d = event.device();
+  const std::string& expected = !d.udid().empty()            ? d.udid()
+                                : !d.serial_number().empty() ? d.serial_number()
+                                                             : event.subject();
+  Check(event.key() == expected, "key is not the UDID, else serial number, else subject",
+        event.ShortDebugString());
+}
+
+// The body of a JSON normalizer's fuzz target: `normalize` the input; a
+// refusal must be the JSON verdict JSON owes (CheckJsonVerdict, against
+// `max_depth`) and a proper refusal (CheckRefusal); an event must pass
+// `check_event(body, event)`.
+template <typename Normalize, typename CheckEvent>
+int FuzzJsonNormalizer(const uint8_t* data, size_t size, Normalize normalize, int max_depth,
+                       CheckEvent check_event) {
+  const std::string_view body(reinterpret_cast<const char*>(data), size);
+  const auto event = normalize(body);
+  CheckJsonVerdict(body, event.status(), max_depth);
+  if (!event.ok()) {
+    CheckRefusal(event.status());
+    return 0;
+  }
+  check_event(body, *event);
+  return 0;
 }
 
 }  // namespace hookfan::fuzz

@@ -29,8 +29,7 @@
 namespace {
 
 using ::hookfan::fuzz::Check;
-using ::hookfan::fuzz::CheckJsonVerdict;
-using ::hookfan::fuzz::CheckRefusal;
+using ::hookfan::fuzz::CheckDeviceKey;
 using ::hookfan::fuzz::CheckSurvivesNesting;
 using ::hookfan::v1::Event;
 
@@ -58,11 +57,7 @@ void CheckEvent(std::string_view body, const Event& event) {
           "device without an identifier", shown);
     Check(event.platform() == hookfan::v1::PLATFORM_APPLE, "event platform", shown);
   }
-  const std::string& expected_key = !event.device().udid().empty() ? event.device().udid()
-                                    : !event.device().serial_number().empty()
-                                        ? event.device().serial_number()
-                                        : event.subject();
-  Check(event.key() == expected_key, "key", shown);
+  CheckDeviceKey(event);
 
   CheckSurvivesNesting(event);
 }
@@ -70,13 +65,6 @@ void CheckEvent(std::string_view body, const Event& event) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string_view body(reinterpret_cast<const char*>(data), size);
-  const absl::StatusOr<Event> event = hookfan::ingress::NormalizeJamfPro(body);
-  CheckJsonVerdict(body, event.status(), hookfan::ingress::kMaxJsonDepth);
-  if (!event.ok()) {
-    CheckRefusal(event.status());
-    return 0;
-  }
-  CheckEvent(body, *event);
-  return 0;
+  return hookfan::fuzz::FuzzJsonNormalizer(data, size, hookfan::ingress::NormalizeJamfPro,
+                                           hookfan::ingress::kMaxJsonDepth, CheckEvent);
 }

@@ -96,6 +96,7 @@ struct Completion {
   uint64_t id;
   HttpAnswer answer;
   std::string content_type;
+  bool head_only = false;  // a HEAD request: the answer's head only
 };
 
 std::string ErrorJson(int status, absl::string_view message) {
@@ -707,11 +708,9 @@ void HttpServer::Loop::Route(Connection& c, HttpRequest request) {
       }
       return;
     }
-    if (request.path == "/metrics" && options_.metrics) {
-      Dispatch(c, std::move(request));
-      return;
-    }
-    AnswerError(c, 404, "not found", close);
+    // GET /metrics, and a GET on a source's path (a sender's connection
+    // test; the handler says 404 for any other path), on a worker.
+    Dispatch(c, std::move(request));
     return;
   }
   Answer(c, 405, ErrorJson(405, "method not allowed"), "application/json",
@@ -726,8 +725,11 @@ void HttpServer::Loop::Dispatch(Connection& c, HttpRequest request) {
   ++handling_;
   auto shared = std::make_shared<HttpRequest>(std::move(request));
   workers_->Schedule([this, id = c.id, peer = c.peer, req = std::move(shared)] {
-    Completion done{.id = id, .answer = {}, .content_type = "application/json"};
-    if (req->method != "POST") {  // GET /metrics
+    Completion done{.id = id,
+                    .answer = {},
+                    .content_type = "application/json",
+                    .head_only = req->method == "HEAD"};
+    if (req->method != "POST" && req->path == "/metrics" && server_->options_.metrics) {
       done.answer.body = server_->options_.metrics();
       done.content_type = "text/plain; version=0.0.4; charset=utf-8";
     } else {
@@ -745,6 +747,7 @@ void HttpServer::Loop::Dispatch(Connection& c, HttpRequest request) {
         done.answer = ErrorAnswer(status, decoding.message());
       } else {
         IngressRequest ingress{
+            .method = req->method,
             .path = req->path,
             .remote_ip = peer,
             .content_type = req->Header("Content-Type").value_or(std::string_view()),
@@ -773,7 +776,7 @@ void HttpServer::Loop::OnCompletions() {
     Connection* c = Find(d.id);
     if (c == nullptr) continue;  // the sender hung up
     Answer(*c, d.answer.status, std::move(d.answer.body), d.content_type, d.answer.headers,
-           c->close_after_write);
+           c->close_after_write, d.head_only);
     Drive(*c);
   }
 }

@@ -28,6 +28,9 @@ namespace hookfan::ingress {
 //   GET  /healthz            → 200 while the process serves
 //   GET  /readyz             → 200 when `ready` returns OK, else 503
 //   GET  /metrics            → Options::metrics, Prometheus text format
+//   GET  <any other path>    → WebhookHandler::Handle, on a worker thread
+//                              (a sender's connection test; 404 elsewhere)
+// HEAD is GET without the body; other methods get 405.
 //
 // One event-loop thread (the one that calls Serve) owns every connection:
 // it accepts, does TLS handshakes, and reads each request whole, without

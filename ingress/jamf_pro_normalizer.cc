@@ -8,7 +8,6 @@
 
 #include "absl/algorithm/container.h"
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "core/event_rules.h"
@@ -79,14 +78,6 @@ constexpr JamfEvent kEvents[] = {
 
 constexpr JamfEvent kUnrecognized = {"", "jamf_pro.unrecognized", DeviceAt::kNone, ""};
 
-// An integer sent as a JSON integer or as a decimal string; else 0.
-int64_t Int64(const json* j) {
-  if (j == nullptr) return 0;
-  if (j->is_number_integer()) return j->get<int64_t>();
-  int64_t value = 0;
-  return j->is_string() && absl::SimpleAtoi(j->get_ref<const std::string&>(), &value) ? value : 0;
-}
-
 // The booleans at `key`, or nullopt when absent or another type.
 std::optional<bool> Bool(const json* object, std::string_view key) {
   const json* j = JsonMember(object, key);
@@ -97,7 +88,7 @@ std::optional<bool> Bool(const json* object, std::string_view key) {
 void AddIds(const json* ids, google::protobuf::RepeatedField<int64_t>* out) {
   if (ids == nullptr || !ids->is_array()) return;
   for (const json& id : *ids) {
-    if (const int64_t value = Int64(&id); value != 0) out->Add(value);
+    if (const int64_t value = JsonInt64(&id); value != 0) out->Add(value);
   }
 }
 
@@ -141,7 +132,7 @@ std::optional<v1::DeviceIdentity> Device(const json* object) {
   if (object == nullptr || !object->is_object()) return std::nullopt;
   v1::DeviceIdentity device;
   device.set_provider(std::string(kJamfProNormalizer.name));
-  if (const int64_t jss_id = Int64(JsonMember(object, "jssID")); jss_id > 0) {
+  if (const int64_t jss_id = JsonInt64(JsonMember(object, "jssID")); jss_id > 0) {
     device.set_id(absl::StrCat(jss_id));
   }
   device.set_serial_number(JsonString(JsonMember(object, "serialNumber")));
@@ -202,7 +193,7 @@ absl::StatusOr<Event> NormalizeJamfPro(std::string_view body) {
   }
 
   v1::JamfProWebhook* payload = event.mutable_jamf_pro();
-  payload->set_webhook_id(Int64(JsonMember(webhook, "id")));
+  payload->set_webhook_id(JsonInt64(JsonMember(webhook, "id")));
   payload->set_webhook_name(JsonString(JsonMember(webhook, "name")));
   payload->set_webhook_event(webhook_event);
   if (event_object != nullptr) JsonToStruct(*event_object, payload->mutable_event());
@@ -210,26 +201,26 @@ absl::StatusOr<Event> NormalizeJamfPro(std::string_view body) {
   const json* device_object = DeviceObject(event_object, kind.device);
   if (kind.device == DeviceAt::kComputer) payload->set_computer(true);
   if (kind.device == DeviceAt::kMobile && !kind.subject.empty()) payload->set_computer(false);
-  if (device_object != nullptr) payload->set_jss_id(Int64(JsonMember(device_object, "jssID")));
+  if (device_object != nullptr) payload->set_jss_id(JsonInt64(JsonMember(device_object, "jssID")));
   // ComputerCheckIn and ComputerPolicyFinished keep these beside "computer".
   payload->set_trigger(JsonString(JsonMember(event_object, "trigger")));
-  payload->set_policy_id(Int64(JsonMember(event_object, "policyId")));
-  if (payload->policy_id() == 0) payload->set_policy_id(Int64(JsonMember(event_object, "patchPolicyId")));
+  payload->set_policy_id(JsonInt64(JsonMember(event_object, "policyId")));
+  if (payload->policy_id() == 0) payload->set_policy_id(JsonInt64(JsonMember(event_object, "patchPolicyId")));
   if (std::optional<bool> ok = Bool(event_object, "successful")) payload->set_successful(*ok);
   if (std::optional<bool> ok = Bool(event_object, "operationSuccessful")) {
     payload->set_successful(*ok);
   }
   if (kind.subject == "smart-groups") {
-    payload->set_jss_id(Int64(JsonMember(event_object, "jssid")));
+    payload->set_jss_id(JsonInt64(JsonMember(event_object, "jssid")));
     payload->set_group_name(JsonString(JsonMember(event_object, "name")));
     AddIds(JsonMember(event_object, "groupAddedDevicesIds"), payload->mutable_added_ids());
     AddIds(JsonMember(event_object, "groupAddedUserIds"), payload->mutable_added_ids());
     AddIds(JsonMember(event_object, "groupRemovedDevicesIds"), payload->mutable_removed_ids());
     AddIds(JsonMember(event_object, "groupRemovedUserIds"), payload->mutable_removed_ids());
   } else if (kind.subject == "patch-software-titles") {
-    payload->set_jss_id(Int64(JsonMember(event_object, "jssID")));
+    payload->set_jss_id(JsonInt64(JsonMember(event_object, "jssID")));
   } else if (webhook_event == "RestAPIOperation") {
-    payload->set_jss_id(Int64(JsonMember(event_object, "objectID")));
+    payload->set_jss_id(JsonInt64(JsonMember(event_object, "objectID")));
   }
 
   if (std::optional<v1::DeviceIdentity> device = Device(device_object)) {
@@ -242,9 +233,7 @@ absl::StatusOr<Event> NormalizeJamfPro(std::string_view body) {
     event.set_subject(absl::StrCat(absl::string_view(kind.subject.data(), kind.subject.size()), "/",
                                    payload->jss_id()));
   }
-  event.set_key(!event.device().udid().empty()            ? event.device().udid()
-                : !event.device().serial_number().empty() ? event.device().serial_number()
-                                                          : event.subject());
+  event.set_key(DeviceKey(event));
   return event;
 }
 

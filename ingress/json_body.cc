@@ -1,6 +1,7 @@
 #include "ingress/json_body.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "core/event_rules.h"
@@ -215,6 +216,13 @@ const json* JsonObjectMember(const json* j, std::string_view key) {
 
 std::string JsonString(const json* j) {
   return j != nullptr && j->is_string() ? j->get_ref<const std::string&>() : std::string();
+}
+
+int64_t JsonInt64(const json* j) {
+  if (j == nullptr) return 0;
+  if (j->is_number_integer()) return j->get<int64_t>();
+  int64_t value = 0;
+  return j->is_string() && absl::SimpleAtoi(j->get_ref<const std::string&>(), &value) ? value : 0;
 }
 
 absl::StatusOr<google::protobuf::Timestamp> ParseRfc3339Timestamp(

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -41,6 +42,9 @@ const nlohmann::json* JsonMember(const nlohmann::json* j, std::string_view key);
 const nlohmann::json* JsonObjectMember(const nlohmann::json* j, std::string_view key);
 // The string `j` holds, or "".
 std::string JsonString(const nlohmann::json* j);
+// The integer `j` holds, as a JSON integer or as a decimal string (some
+// senders quote their ids); else 0.
+int64_t JsonInt64(const nlohmann::json* j);
 
 // The webhook body `body` as a JSON object whose member `name` is a
 // non-empty string: what a provider's normalizer requires before reading

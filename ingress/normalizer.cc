@@ -9,6 +9,7 @@
 #include "ingress/jamf_pro_normalizer.h"
 #include "ingress/json_normalizer.h"
 #include "ingress/nanomdm_normalizer.h"
+#include "ingress/workspace_one_normalizer.h"
 
 namespace hookfan::ingress {
 namespace {
@@ -20,6 +21,7 @@ const NormalizerKind* const kKinds[] = {
     &kJamfProNormalizer,
     &kJsonNormalizer,
     &kNanoMdmNormalizer,
+    &kWorkspaceOneNormalizer,
 };
 
 absl::string_view View(std::string_view s) { return {s.data(), s.size()}; }
@@ -82,6 +84,12 @@ int SuccessStatus(const SourceConfig& source) {
   if (source.success_status.has_value()) return *source.success_status;
   const NormalizerKind* kind = FindNormalizerKind(source.normalizer);
   return kind != nullptr ? kind->success_status : 202;
+}
+
+std::string DeviceKey(const v1::Event& event) {
+  if (!event.device().udid().empty()) return event.device().udid();
+  if (!event.device().serial_number().empty()) return event.device().serial_number();
+  return event.subject();
 }
 
 bool IsJsonContentType(std::string_view content_type) {

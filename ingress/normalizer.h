@@ -50,7 +50,7 @@ std::unique_ptr<Normalizer> MakeJsonBodyNormalizer(
 
 // A kind of normalizer, as the sources file names it.
 struct NormalizerKind {
-  std::string_view name;  // "applivery", "cloudevents", "jamf_pro", "json", "nanomdm"
+  std::string_view name;  // "applivery", "cloudevents", "jamf_pro", "json", "nanomdm", "workspace_one"
   // The normalizer for `source` (its path, its settings); the sources file
   // parser has checked them.
   std::unique_ptr<Normalizer> (*create)(const SourceConfig& source);
@@ -62,6 +62,10 @@ struct NormalizerKind {
   // The status a newly stored webhook is answered with when its source sets
   // no success_status: 202, or what the provider's sender insists on.
   int success_status = 202;
+  // Whether a GET (or HEAD) on a source's path that passes its checks
+  // (allowed_cidrs, auth) is answered 200, storing nothing: the provider's
+  // console tests the URL that way. Otherwise it is answered 405.
+  bool answers_get = false;
 };
 
 // The kind named `name`; null if none is.
@@ -81,6 +85,11 @@ bool HasEventId(const SourceConfig& source);
 // The status a newly stored webhook of `source` is answered with: its
 // success_status, else its kind's; 202 for an unknown kind.
 int SuccessStatus(const SourceConfig& source);
+
+// The ordering key of an event an MDM sent: its device's UDID, else the
+// device's serial number, else its subject. So key-ordered consumer groups
+// keep one device's events in order whichever MDM sent them.
+std::string DeviceKey(const v1::Event& event);
 
 // True if the media type of `content_type` is application/json or
 // application/<something>+json (parameters such as charset are ignored).

@@ -106,7 +106,7 @@ struct SourceConfig {
   // token is the one path segment after it.
   std::string path = {};
   // The kind of normalizer (ingress/normalizer.h): "applivery",
-  // "cloudevents", "jamf_pro", "json", "nanomdm".
+  // "cloudevents", "jamf_pro", "json", "nanomdm", "workspace_one".
   std::string normalizer = "applivery";
   JsonNormalizerConfig json = {};  // "json" only
   AuthConfig auth = {};

@@ -22,13 +22,14 @@ struct WebhookHandler::Source {
   std::unique_ptr<SenderAuth> auth;
   std::unique_ptr<RateLimiter> limiter;
   int success_status = 202;  // for a newly stored event (SuccessStatus)
+  bool answers_get = false;  // NormalizerKind::answers_get
   std::map<int, metrics::Counter*> answers;  // by HTTP status; empty without metrics
 };
 
 namespace {
 
 // Every status Handle answers with.
-constexpr int kStatuses[] = {200, 202, 400, 401, 403, 404, 413, 415, 429, 503};
+constexpr int kStatuses[] = {200, 202, 400, 401, 403, 404, 405, 413, 415, 429, 503};
 constexpr char kWebhooksMetric[] = "hookfan_webhooks_total";
 constexpr char kWebhooksHelp[] = "Webhook requests answered, by source and HTTP status.";
 
@@ -73,6 +74,7 @@ absl::StatusOr<std::unique_ptr<WebhookHandler>> WebhookHandler::Create(
     auto source = std::make_unique<Source>();
     source->normalizer = kind->create(config);
     source->success_status = SuccessStatus(config);
+    source->answers_get = kind->answers_get;
     absl::StatusOr<std::unique_ptr<SenderAuth>> auth =
         SenderAuth::Create(config.auth, options.clock);
     if (!auth.ok()) {
@@ -171,6 +173,16 @@ HttpAnswer WebhookHandler::HandleSource(Source& source, std::string_view token,
       }
       return answer;
     }
+  }
+  if (request.method != "POST") {
+    // A connection test (Workspace ONE's "Test Connection" is an
+    // authenticated GET): it has passed the checks a webhook would.
+    if (source.answers_get) {
+      return HttpAnswer{200, nlohmann::json{{"status", "ok"}, {"source", config.name}}.dump(), {}};
+    }
+    HttpAnswer answer = ErrorAnswer(405, "method not allowed: webhooks are POSTed here");
+    answer.headers.emplace_back("Allow", "POST");
+    return answer;
   }
   if (request.body.size() > config.max_body_bytes) {
     return ErrorAnswer(413, absl::StrCat("body is ", request.body.size(),

@@ -30,9 +30,11 @@ struct HttpAnswer {
 //   {"error": {"code": <status>, "message": "<message>"}}
 HttpAnswer ErrorAnswer(int status, absl::string_view message);
 
-// One POST to the ingress, as the HTTP layer hands it over. Views into the
+// One request to the ingress, as the HTTP layer hands it over: a webhook
+// (POST), or a sender's connection test (GET or HEAD). Views into the
 // caller's request, valid for the duration of Handle.
 struct IngressRequest {
+  std::string_view method = "POST";  // "POST", "GET" or "HEAD"
   std::string_view path;          // e.g. "/webhooks/applivery/<token>"
   std::string_view remote_ip;     // the peer's address
   std::string_view content_type;  // the Content-Type header, "" if none
@@ -50,6 +52,10 @@ struct IngressRequest {
 //        are indistinguishable)
 //   403  the peer is outside the source's allowed_cidrs
 //   401  sender authentication failed (no detail; the log says why)
+//   200  {"status": "ok", "source": <name>}: a GET or HEAD (a sender's
+//        connection test) on a source whose kind answers it
+//        (NormalizerKind::answers_get, e.g. workspace_one): nothing stored
+//   405  a GET or HEAD on any other source (Allow: POST)
 //   413  body larger than the source's limit
 //   429  over the source's rate limit (Retry-After set)
 //   415  a content type the source's normalizer does not take
@@ -61,7 +67,8 @@ struct IngressRequest {
 //   200  {id, sequence, type, duplicate: true}: a duplicate of an event
 //        stored within the source's dedup window; nothing new is stored
 //   202  {id, sequence, type}: only after the event is durable (200 for a
-//        source whose success_status says so, e.g. jamf_pro and nanomdm
+//        source whose success_status says so, e.g. jamf_pro, nanomdm and
+//        workspace_one
 //        sources by default)
 class WebhookHandler {
  public:

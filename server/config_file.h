@@ -7,7 +7,7 @@
 //     - name: applivery              # [a-z0-9_-]+, unique; required
 //       path: /webhooks/applivery    # default /webhooks/<name>; unique
 //       normalizer: applivery        # applivery | cloudevents | jamf_pro |
-//                                    # json | nanomdm
+//                                    # json | nanomdm | workspace_one
 //       json: {type_pointer: /type, type_prefix: acme., id_pointer: /id}
 //                                    # json only: type_pointer or
 //                                    # type_header, optional type_prefix
@@ -29,11 +29,11 @@
 //       dedup: {key: body_hash, window: 24h}
 //                 # none | idempotency_key | webhook_id | body_hash |
 //                 # event_id; the default is the normalizer's (body_hash
-//                 # for applivery, jamf_pro and nanomdm, event_id for
+//                 # for applivery, jamf_pro, nanomdm and workspace_one, event_id for
 //                 # cloudevents and json with id_pointer, else none)
 //       success_status: 202          # 200 | 202: the answer to a stored
-//                                    # webhook; default 200 for jamf_pro
-//                                    # and nanomdm, 202 otherwise
+//                                    # webhook; default 200 for jamf_pro,
+//                                    # nanomdm and workspace_one, 202 otherwise
 //   subscribers:
 //     - name: inventory-service      # [a-z0-9_-]+, unique; required
 //       tokens: [{env: INVENTORY_TOKEN}]   # tokens and/or identities

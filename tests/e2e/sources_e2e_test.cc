@@ -54,7 +54,8 @@ class SourcesE2ETest : public ::testing::Test {
                                                           {"devices", "devices-token"},
                                                           {"admin", "admin-token"},
                                                           {"nanomdm", "nano-pass"},
-                                                          {"jamf", "jamf-header-t0ken"}}) {
+                                                          {"jamf", "jamf-header-t0ken"},
+                                                          {"wsone", "ws1-pass"}}) {
       WriteFile(dir_ + "/" + name, value + "\n");
     }
     std::string yaml = absl::StrCat(R"(sources:
@@ -102,6 +103,9 @@ class SourcesE2ETest : public ::testing::Test {
   - name: jamf
     normalizer: jamf_pro
     auth: {type: header, header: X-Jamf-Token, secrets: [{file: )", dir_, R"(/jamf}]}
+  - name: wsone
+    normalizer: workspace_one
+    auth: {type: basic, username: uem, secrets: [{file: )", dir_, R"(/wsone}]}
 subscribers:
   - name: devices
     tokens: [{file: )", dir_, R"(/devices}]
@@ -394,6 +398,73 @@ TEST_F(SourcesE2ETest, JamfProHeaderAuthAndOneMacAcrossTwoMdms) {
                                      "jamf_pro.computer.checked_in"));
   EXPECT_EQ(serial.events()[0].device().id(), "217");
   EXPECT_EQ(serial.events()[0].key(), kUdid);
+}
+
+// Workspace ONE behind Basic auth: the console's Test Connection (an
+// authenticated GET) gets 200 and stores nothing, a notification 200, XML
+// 415 saying to choose JSON, wrong or missing credentials 401. The Mac that
+// Jamf and NanoMDM know: a subscriber on its serial number sees Jamf's and
+// Workspace ONE's events, one on its UDID all three MDMs' (Workspace ONE
+// sends it without dashes; hookfan gives it back Apple's spelling).
+TEST_F(SourcesE2ETest, WorkspaceOneTestConnectionAndOneMacAcrossThreeMdms) {
+  constexpr char kUdid[] = "0A4C5E2B-7F31-4D8E-9B62-3C1D5A7E9F04";
+  auto stub = hookfan_->NewStub();
+  v1::SubscribeRequest by_serial;
+  by_serial.mutable_start()->set_earliest(true);
+  by_serial.mutable_filter()->add_serial_numbers("C02HF1ZKQ6L4");
+  StreamCollector serial(stub.get(), by_serial, "admin-token");
+  v1::SubscribeRequest by_udid;
+  by_udid.mutable_start()->set_earliest(true);
+  by_udid.mutable_filter()->add_udids(kUdid);
+  StreamCollector udid(stub.get(), by_udid, "admin-token");
+
+  const httplib::Headers uem = {{"Authorization", "Basic " + absl::Base64Escape("uem:ws1-pass")}};
+  httplib::Client c("127.0.0.1", hookfan_->http_port());
+  auto test_connection = c.Get("/webhooks/wsone", uem);
+  ASSERT_TRUE(test_connection);
+  EXPECT_EQ(test_connection->status, 200) << test_connection->body;
+  EXPECT_EQ(c.Get("/webhooks/wsone")->status, 401);
+  EXPECT_EQ(c.Get("/webhooks/wsone", {{"Authorization", "Basic " + absl::Base64Escape("uem:guess")}})
+                ->status,
+            401);
+  const httplib::Headers jamf = {{"X-Jamf-Token", "jamf-header-t0ken"}};
+  EXPECT_EQ(c.Get("/webhooks/jamf")->status, 401);         // checked as a webhook would be,
+  EXPECT_EQ(c.Get("/webhooks/jamf", jamf)->status, 405);   // then: Jamf never tests with a GET
+  EXPECT_EQ(Metric(*hookfan_, "hookfan_events_appended_total"), 0);
+
+  auto xml = Post("/webhooks/wsone", "<Eventlog/>", uem, "application/xml");
+  EXPECT_EQ(xml->status, 415);
+  EXPECT_THAT(Json(xml)["error"]["message"].get<std::string>(), HasSubstr("choose JSON"));
+  EXPECT_EQ(Post("/webhooks/wsone", ReadFixture("workspace_one/compliance_status_changed.json"))->status,
+            401);
+  ASSERT_EQ(Post("/webhooks/jamf", ReadFixture("jamf_pro/computer_added.json"), jamf)->status, 200);
+  ASSERT_EQ(Post("/webhooks/nanomdm", ReadFixture("nanomdm/authenticate.json"),
+                 {{"Authorization", "Basic " + absl::Base64Escape("nanomdm:nano-pass")}})
+                ->status,
+            200);
+  ASSERT_EQ(Post("/webhooks/wsone", ReadFixture("workspace_one/mdm_enrollment_complete.json"), uem)
+                ->status,
+            200);  // another device
+  auto compliance =
+      Post("/webhooks/wsone", ReadFixture("workspace_one/compliance_status_changed.json"), uem,
+           "application/json; charset=utf-8");
+  ASSERT_EQ(compliance->status, 200) << compliance->body;
+  EXPECT_EQ(Json(compliance)["type"], "workspace_one.device.compliance_status_changed");
+
+  ASSERT_TRUE(serial.WaitFor(2));
+  ASSERT_TRUE(udid.WaitFor(3));
+  std::vector<std::string> serial_types, udid_types;
+  for (const v1::Event& e : serial.events()) serial_types.push_back(e.type());
+  for (const v1::Event& e : udid.events()) udid_types.push_back(e.type());
+  EXPECT_THAT(serial_types, ::testing::ElementsAre("jamf_pro.computer.added",
+                                                   "workspace_one.device.compliance_status_changed"));
+  EXPECT_THAT(udid_types,
+              ::testing::ElementsAre("jamf_pro.computer.added", "nanomdm.device.authenticated",
+                                     "workspace_one.device.compliance_status_changed"));
+  // One key for the Mac whichever MDM sent its event: per-device order
+  // holds across them in a key-ordered group.
+  for (const v1::Event& e : udid.events()) EXPECT_EQ(e.key(), kUdid) << e.type();
+  EXPECT_EQ(udid.events()[2].device().id(), "10482");
 }
 
 TEST_F(SourcesE2ETest, SubscriberGrantLimitsWhatATokenMayReceive) {

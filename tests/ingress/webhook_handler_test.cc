@@ -73,6 +73,10 @@ class WebhookHandlerTest : public ::testing::Test {
          .rate_limit = {.per_second = 1, .burst = 1}},
         {.name = "nanomdm", .normalizer = "nanomdm"},
         {.name = "applivery-200", .normalizer = "applivery", .success_status = 200},
+        {.name = "wsone",
+         .path = "/webhooks/wsone",
+         .normalizer = "workspace_one",
+         .auth = {.mode = AuthMode::kBasic, .secrets = {"pw"}, .username = "uem"}},
     };
     auto handler = WebhookHandler::Create(&sink_, sources, {.clock = &clock_});
     ASSERT_TRUE(handler.ok()) << handler.status();
@@ -82,10 +86,16 @@ class WebhookHandlerTest : public ::testing::Test {
   HttpAnswer Post(const std::string& path, const std::string& body,
                   std::map<std::string, std::string> headers = {
                       {"content-type", "application/json"}}) {
+    return Send("POST", path, body, std::move(headers));
+  }
+
+  HttpAnswer Send(std::string_view method, const std::string& path, const std::string& body,
+                  std::map<std::string, std::string> headers) {
     const std::string content_type = headers["content-type"];
     std::vector<std::string_view> names;
     for (const auto& [name, value] : headers) names.push_back(name);
     IngressRequest request{
+        .method = method,
         .path = path,
         .remote_ip = "127.0.0.1",
         .content_type = content_type,
@@ -221,7 +231,38 @@ TEST(WebhookHandlerCreateTest, UnknownNormalizerIsRefused) {
   auto handler = WebhookHandler::Create(&sink, {{.name = "x", .normalizer = "nope"}}, {});
   ASSERT_FALSE(handler.ok());
   EXPECT_THAT(handler.status().message(),
-              HasSubstr("source x: unknown normalizer \"nope\" (want applivery|cloudevents|jamf_pro|json|nanomdm)"));
+              HasSubstr("source x: unknown normalizer \"nope\" (want applivery|cloudevents|jamf_pro|json|nanomdm|workspace_one)"));
+}
+
+// Workspace ONE's Test Connection: an authenticated GET (or HEAD) on a
+// workspace_one source is 200 and stores nothing; unauthenticated it is
+// 401 like a webhook; on a source whose sender never tests, 405.
+TEST_F(WebhookHandlerTest, ConnectionTestIsAnsweredWhereTheKindTakesIt) {
+  const std::map<std::string, std::string> basic = {
+      {"authorization", "Basic dWVtOnB3"}};  // uem:pw
+  for (const char* method : {"GET", "HEAD"}) {
+    const HttpAnswer ok = Send(method, "/webhooks/wsone", "", basic);
+    EXPECT_EQ(ok.status, 200) << method;
+    EXPECT_EQ(nlohmann::json::parse(ok.body)["source"], "wsone");
+  }
+  const HttpAnswer unauthenticated = Send("GET", "/webhooks/wsone", "", {});
+  EXPECT_EQ(unauthenticated.status, 401);
+  EXPECT_THAT(unauthenticated.headers, Contains(Pair("WWW-Authenticate", HasSubstr("Basic"))));
+  const HttpAnswer wrong = Send("GET", "/webhooks/wsone", "", {{"authorization", "Basic dWVtOng="}});
+  EXPECT_EQ(wrong.status, 401);
+  const HttpAnswer elsewhere = Send("GET", "/webhooks/nanomdm", "", {});
+  EXPECT_EQ(elsewhere.status, 405);
+  EXPECT_THAT(elsewhere.headers, Contains(Pair("Allow", "POST")));
+  EXPECT_EQ(Send("GET", "/webhooks/nobody", "", {}).status, 404);
+  EXPECT_EQ(log_.LastSequence(), 0u);
+
+  // A notification itself is a POST, answered 200 once stored.
+  const HttpAnswer stored = Send(
+      "POST", "/webhooks/wsone",
+      R"({"EventId":148,"EventType":"MDM Enrollment Complete","DeviceId":7,"SerialNumber":"S1"})",
+      {{"authorization", "Basic dWVtOnB3"}, {"content-type", "application/json"}});
+  EXPECT_EQ(stored.status, 200) << stored.body;
+  EXPECT_EQ(log_.LastSequence(), 1u);
 }
 
 }  // namespace

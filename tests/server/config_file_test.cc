@@ -307,7 +307,7 @@ TEST_F(ConfigFileTest, UnknownEnumValuesNameTheChoices) {
   - {name: a, normalizer: xml, auth: {type: none}}
 )"),
             "sources.yaml:2:27: sources[0].normalizer: unknown normalizer "
-            "\"xml\" (want applivery|cloudevents|jamf_pro|json|nanomdm)");
+            "\"xml\" (want applivery|cloudevents|jamf_pro|json|nanomdm|workspace_one)");
   EXPECT_EQ(ErrorOf(R"(sources:
   - name: a
     normalizer: applivery
@@ -379,7 +379,7 @@ TEST_F(ConfigFileTest, MissingRequiredFieldsAreNamed) {
     auth: {type: none}
 )"),
             "sources.yaml:2:5: sources[0].normalizer: missing (want "
-            "applivery|cloudevents|jamf_pro|json|nanomdm)");
+            "applivery|cloudevents|jamf_pro|json|nanomdm|workspace_one)");
   EXPECT_EQ(ErrorOf(R"(sources:
   - name: a
     normalizer: applivery

@@ -33,9 +33,13 @@ v1::Event NewEvent(std::string id, std::string type = "test.thing.happened") {
   return event;
 }
 
-// Records what a log tells its listener.
+// Records what a log tells its listener, from its construction to its
+// destruction (so that a test ending early leaves no dangling listener).
 class Recorder : public CommitListener {
  public:
+  explicit Recorder(EventLog* log) : log_(log) { log_->SetCommitListener(this); }
+  ~Recorder() override { log_->SetCommitListener(nullptr); }
+
   void OnCommit(const std::vector<EventPtr>& events) override {
     MutexLock lock(&mu_);
     for (const EventPtr& e : events) ids_.push_back(e->event.id());
@@ -58,6 +62,7 @@ class Recorder : public CommitListener {
   }
 
  private:
+  EventLog* const log_;
   Mutex mu_;
   std::vector<std::string> ids_ ABSL_GUARDED_BY(mu_);
   int unavailable_ ABSL_GUARDED_BY(mu_) = 0;
@@ -127,10 +132,9 @@ TEST(ParseNatsServersTest, RefusesWhatIsNotHostPort) {
 TEST_F(NatsEventLogTest, EveryReplicaSeesEveryAppend) {
   NatsEventLog* a = OpenLog();
   NatsEventLog* b = OpenLog();
+  ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
-  Recorder seen_by_a, seen_by_b;
-  a->SetCommitListener(&seen_by_a);
-  b->SetCommitListener(&seen_by_b);
+  Recorder seen_by_a(a), seen_by_b(b);
   std::vector<v1::Event> one = {NewEvent("from-a")};
   ASSERT_EQ(a->Append(absl::MakeSpan(one)), absl::OkStatus());
   std::vector<v1::Event> two = {NewEvent("from-b")};
@@ -138,9 +142,9 @@ TEST_F(NatsEventLogTest, EveryReplicaSeesEveryAppend) {
   EXPECT_THAT(seen_by_a.WaitForEvents(2), ElementsAre("from-a", "from-b"));
   EXPECT_THAT(seen_by_b.WaitForEvents(2), ElementsAre("from-a", "from-b"));
   EXPECT_EQ(b->LastSequence(), 2u);
-  EXPECT_EQ((*b->GetById("from-a"))->event.sequence(), 1u);
-  a->SetCommitListener(nullptr);
-  b->SetCommitListener(nullptr);
+  absl::StatusOr<EventPtr> found = b->GetById("from-a");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ((*found)->event.sequence(), 1u);
 }
 
 // A log opened on a stream that already holds events continues after them
@@ -150,14 +154,13 @@ TEST_F(NatsEventLogTest, ReopenedLogContinuesTheStream) {
   std::vector<v1::Event> old = {NewEvent("old")};
   ASSERT_EQ(first->Append(absl::MakeSpan(old)), absl::OkStatus());
   NatsEventLog* second = OpenLog();
+  ASSERT_NE(second, nullptr);
   EXPECT_EQ(second->LastSequence(), 1u);
-  Recorder seen;
-  second->SetCommitListener(&seen);
+  Recorder seen(second);
   std::vector<v1::Event> fresh = {NewEvent("new")};
   ASSERT_EQ(second->Append(absl::MakeSpan(fresh)), absl::OkStatus());
   EXPECT_EQ(fresh[0].sequence(), 2u);
   EXPECT_THAT(seen.WaitForEvents(1), ElementsAre("new"));
-  second->SetCommitListener(nullptr);
 }
 
 // Two replicas appending one key at once store it once.
@@ -275,8 +278,8 @@ TEST_F(NatsEventLogTest, AppliesStreamLimits) {
 // passes on what is appended then — nothing acknowledged is lost.
 TEST_F(NatsEventLogTest, SurvivesANatsRestart) {
   NatsEventLog* log = OpenLog();
-  Recorder seen;
-  log->SetCommitListener(&seen);
+  ASSERT_NE(log, nullptr);
+  Recorder seen(log);
   std::vector<v1::Event> before = {NewEvent("before")};
   ASSERT_EQ(log->Append(absl::MakeSpan(before)), absl::OkStatus());
 
@@ -301,7 +304,6 @@ TEST_F(NatsEventLogTest, SurvivesANatsRestart) {
   EXPECT_EQ(log->Ready(), absl::OkStatus());
   EXPECT_EQ(after[0].sequence(), 2u);
   EXPECT_THAT(seen.WaitForEvents(2), ElementsAre("before", "after"));
-  log->SetCommitListener(nullptr);
 }
 
 }  // namespace

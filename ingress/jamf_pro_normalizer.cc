@@ -100,15 +100,7 @@ std::optional<google::protobuf::Timestamp> EventTime(const json* webhook) {
   if (stamp == nullptr || !stamp->is_number_integer()) return std::nullopt;
   const int64_t value = stamp->get<int64_t>();
   if (value <= 0) return std::nullopt;
-  google::protobuf::Timestamp out;
-  if (value < 100'000'000'000) {
-    out.set_seconds(value);
-  } else {
-    out.set_seconds(value / 1000);
-    out.set_nanos(static_cast<int32_t>(value % 1000) * 1'000'000);
-  }
-  if (!broker::IsValidTimestamp(out)) return std::nullopt;
-  return out;
+  return TimestampFromUnixMillis(value < 100'000'000'000 ? value * 1000 : value);
 }
 
 // The device object of `event` for `where`; null when it has none.

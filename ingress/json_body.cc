@@ -248,4 +248,18 @@ absl::StatusOr<google::protobuf::Timestamp> ParseRfc3339Timestamp(
   return out;
 }
 
+std::optional<google::protobuf::Timestamp> TimestampFromUnixMillis(int64_t ms) {
+  int64_t seconds = ms / 1000;
+  int64_t rest = ms % 1000;
+  if (rest < 0) {  // nanos stay in [0, 1e9)
+    --seconds;
+    rest += 1000;
+  }
+  google::protobuf::Timestamp out;
+  out.set_seconds(seconds);
+  out.set_nanos(static_cast<int32_t>(rest) * 1'000'000);
+  if (!broker::IsValidTimestamp(out)) return std::nullopt;
+  return out;
+}
+
 }  // namespace hookfan::ingress

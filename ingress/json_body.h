@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -68,5 +69,9 @@ void JsonToStruct(const nlohmann::json& object, google::protobuf::Struct* out);
 //   "<where> is outside years 0001 to 9999 in UTC"
 absl::StatusOr<google::protobuf::Timestamp> ParseRfc3339Timestamp(std::string_view where,
                                                                   std::string_view text);
+
+// Epoch milliseconds (before 1970 too) as a Timestamp; nullopt outside
+// years 0001 to 9999.
+std::optional<google::protobuf::Timestamp> TimestampFromUnixMillis(int64_t ms);
 
 }  // namespace hookfan::ingress

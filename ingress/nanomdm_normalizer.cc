@@ -148,8 +148,10 @@ const NormalizerKind kNanoMdmNormalizer = {
     .create = [](const SourceConfig& source) -> std::unique_ptr<Normalizer> {
       return MakeJsonBodyNormalizer(NormalizeNanoMdm, source.path);
     },
+    // MicroMDM sends an event_id, NanoMDM none: its bodies are deduplicated
+    // on their hash.
     .default_dedup = [](const SourceConfig&) {
-      return DedupConfig{DedupKey::kBodyHash, absl::Minutes(10)};
+      return DedupConfig{DedupKey::kEventIdOrBodyHash, absl::Minutes(10)};
     },
     .has_event_id = [](const SourceConfig&) { return true; },
     .success_status = 200,

@@ -91,6 +91,7 @@ enum class DedupKey {
   kWebhookId,       // the webhook-id header (Standard Webhooks)
   kBodyHash,        // SHA-256 of the body
   kEventId,         // the id the event carries (CloudEvents id, json id_pointer)
+  kEventIdOrBodyHash,  // the event's id, else (a body carrying none) the body's hash
 };
 
 struct DedupConfig {

@@ -244,8 +244,11 @@ std::string WebhookHandler::DedupKeyOf(const Source& source, const IngressReques
       value = absl::StrCat("sha256:", Sha256Hex(request.body));
       break;
     case DedupKey::kEventId:
+    case DedupKey::kEventIdOrBodyHash:
       if (!event.source_event_id().empty()) {
         value = absl::StrCat(event.source(), "\n", event.source_event_id());
+      } else if (source.config.dedup.key == DedupKey::kEventIdOrBodyHash) {
+        value = absl::StrCat("sha256:", Sha256Hex(request.body));
       }
       break;
   }

@@ -101,11 +101,7 @@ std::optional<google::protobuf::Timestamp> Time(const json* j) {
     if (!absl::SimpleAtoi(absl::string_view(text).substr(6, text.size() - 8), &ms)) {
       return std::nullopt;
     }
-    google::protobuf::Timestamp out;
-    out.set_seconds(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
-    out.set_nanos(static_cast<int32_t>(((ms % 1000) + 1000) % 1000) * 1'000'000);
-    if (!broker::IsValidTimestamp(out)) return std::nullopt;
-    return out;
+    return TimestampFromUnixMillis(ms);
   }
   absl::StatusOr<google::protobuf::Timestamp> parsed = ParseRfc3339Timestamp("EventTime", text);
   if (!parsed.ok()) return std::nullopt;

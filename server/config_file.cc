@@ -53,6 +53,7 @@ constexpr EnumName<DedupKey> kDedupKeys[] = {
     {"webhook_id", DedupKey::kWebhookId},
     {"body_hash", DedupKey::kBodyHash},
     {"event_id", DedupKey::kEventId},
+    {"event_id_or_body_hash", DedupKey::kEventIdOrBodyHash},
 };
 
 // Names of sources and subscribers: [a-z0-9_-]+.

@@ -28,9 +28,12 @@
 //       rate_limit: {per_second: 50, burst: 100} # default: unlimited
 //       dedup: {key: body_hash, window: 24h}
 //                 # none | idempotency_key | webhook_id | body_hash |
-//                 # event_id; the default is the normalizer's (body_hash
-//                 # for applivery, jamf_pro, nanomdm and workspace_one, event_id for
-//                 # cloudevents and json with id_pointer, else none)
+//                 # event_id | event_id_or_body_hash (the event's id, the
+//                 # body's hash for a body with none); the default is the
+//                 # normalizer's (body_hash for applivery, jamf_pro and
+//                 # workspace_one, event_id_or_body_hash for nanomdm,
+//                 # event_id for cloudevents and json with id_pointer,
+//                 # else none)
 //       success_status: 202          # 200 | 202: the answer to a stored
 //                                    # webhook; default 200 for jamf_pro,
 //                                    # nanomdm and workspace_one, 202 otherwise

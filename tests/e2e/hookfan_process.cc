@@ -26,6 +26,7 @@
 #include "nlohmann/json.hpp"
 
 #include "common/sync.h"
+#include "tests/fixtures.h"
 
 namespace hookfan::testing {
 
@@ -318,11 +319,7 @@ void Certificates::Run(const std::string& command) {
 }
 
 std::string ReadFixture(const std::string& name) {
-  const char* folder = name.find('/') == std::string::npos ? "/applivery/" : "/";
-  std::ifstream in(std::string(HOOKFAN_FIXTURES_DIR) + folder + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return ReadFixtureFile(name.find('/') == std::string::npos ? "applivery/" + name : name);
 }
 
 double MetricValue(const std::string& scrape, const std::string& name) {

@@ -1,8 +1,6 @@
 #include "ingress/applivery_normalizer.h"
 
 #include <cstdint>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -16,6 +14,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "gtest/gtest.h"
 #include "hookfan/v1/event.pb.h"
+#include "tests/fixtures.h"
 #include "tests/proto_matchers.h"
 
 namespace hookfan::ingress {
@@ -28,12 +27,7 @@ using ::testing::HasSubstr;
 using ::hookfan::testing::EqualsProto;
 
 std::string ReadFixture(const std::string& name) {
-  std::ifstream in(HOOKFAN_FIXTURES_DIR "/applivery/" + name + ".json",
-                   std::ios::binary);
-  std::stringstream content;
-  content << in.rdbuf();
-  EXPECT_TRUE(in.good()) << "cannot read fixture " << name;
-  return content.str();
+  return hookfan::testing::ReadFixtureFile("applivery/" + name + ".json");
 }
 
 // Normalizes `body`, failing the test on error.

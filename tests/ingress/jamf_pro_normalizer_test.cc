@@ -1,8 +1,6 @@
 #include "ingress/jamf_pro_normalizer.h"
 
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <utility>
 
@@ -14,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "hookfan/v1/event.pb.h"
 #include "ingress/normalizer.h"
+#include "tests/fixtures.h"
 #include "tests/proto_matchers.h"
 
 namespace hookfan::ingress {
@@ -28,11 +27,7 @@ constexpr char kUdid[] = "0A4C5E2B-7F31-4D8E-9B62-3C1D5A7E9F04";
 constexpr char kSerial[] = "C02HF1ZKQ6L4";
 
 std::string ReadFixture(const std::string& name) {
-  std::ifstream in(HOOKFAN_FIXTURES_DIR "/jamf_pro/" + name + ".json", std::ios::binary);
-  std::stringstream content;
-  content << in.rdbuf();
-  EXPECT_TRUE(in.good()) << "cannot read fixture " << name;
-  return content.str();
+  return hookfan::testing::ReadFixtureFile("jamf_pro/" + name + ".json");
 }
 
 // Normalizes a fixture, checks data holds its bytes and the payload keeps

@@ -106,5 +106,22 @@ TEST(JsonBodyTest, NestingAtTheLimitParses) {
             absl::InvalidArgumentError(kTooDeep));
 }
 
+// Epoch milliseconds keep their milliseconds, before 1970 too (nanos stay
+// in [0, 1e9)), and are refused outside years 0001 to 9999.
+TEST(JsonBodyTest, TimestampFromUnixMillis) {
+  std::optional<google::protobuf::Timestamp> t = TimestampFromUnixMillis(1764584542512);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->seconds(), 1764584542);
+  EXPECT_EQ(t->nanos(), 512'000'000);
+  t = TimestampFromUnixMillis(-1500);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->seconds(), -2);
+  EXPECT_EQ(t->nanos(), 500'000'000);
+  EXPECT_TRUE(TimestampFromUnixMillis(253402300799999).has_value());
+  EXPECT_FALSE(TimestampFromUnixMillis(253402300800000).has_value());
+  EXPECT_FALSE(TimestampFromUnixMillis(INT64_MAX).has_value());
+  EXPECT_FALSE(TimestampFromUnixMillis(INT64_MIN).has_value());
+}
+
 }  // namespace
 }  // namespace hookfan::ingress

@@ -1,7 +1,5 @@
 #include "ingress/nanomdm_normalizer.h"
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <utility>
 
@@ -14,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "hookfan/v1/event.pb.h"
 #include "ingress/normalizer.h"
+#include "tests/fixtures.h"
 #include "tests/proto_matchers.h"
 
 namespace hookfan::ingress {
@@ -26,11 +25,7 @@ using ::testing::HasSubstr;
 constexpr char kUdid[] = "0A4C5E2B-7F31-4D8E-9B62-3C1D5A7E9F04";
 
 std::string ReadFixture(const std::string& name) {
-  std::ifstream in(HOOKFAN_FIXTURES_DIR "/nanomdm/" + name + ".json", std::ios::binary);
-  std::stringstream content;
-  content << in.rdbuf();
-  EXPECT_TRUE(in.good()) << "cannot read fixture " << name;
-  return content.str();
+  return hookfan::testing::ReadFixtureFile("nanomdm/" + name + ".json");
 }
 
 Event Normalize(const std::string& body) {
@@ -207,7 +202,7 @@ TEST(NanoMdmNormalizerTest, KindAnswers200AndTakesJsonOnly) {
   const SourceConfig config{.name = "mdm", .path = "/hooks/mdm", .normalizer = "nanomdm"};
   EXPECT_EQ(SuccessStatus(config), 200);
   EXPECT_TRUE(HasEventId(config));
-  EXPECT_EQ(DefaultDedup(config).key, DedupKey::kBodyHash);
+  EXPECT_EQ(DefaultDedup(config).key, DedupKey::kEventIdOrBodyHash);
   SourceConfig accepted = config;
   accepted.success_status = 202;
   EXPECT_EQ(SuccessStatus(accepted), 202);

@@ -1,8 +1,6 @@
 #include "ingress/webhook_handler.h"
 
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -13,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/fixtures.h"
 
 // WebhookHandler's whole status table (webhook_handler.h), in the order it
 // is checked, with a real ingest path into the memory log and a fake clock:
@@ -26,10 +25,7 @@ using ::testing::HasSubstr;
 using ::testing::Pair;
 
 std::string Fixture(const std::string& name) {
-  std::ifstream in(HOOKFAN_FIXTURES_DIR "/applivery/" + name);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return hookfan::testing::ReadFixtureFile("applivery/" + name);
 }
 
 // The one ingest path into a memory log, and a store that can be made to
@@ -72,6 +68,9 @@ class WebhookHandlerTest : public ::testing::Test {
          .normalizer = "cloudevents",
          .rate_limit = {.per_second = 1, .burst = 1}},
         {.name = "nanomdm", .normalizer = "nanomdm"},
+        {.name = "mdm-dedup",
+         .normalizer = "nanomdm",
+         .dedup = {DedupKey::kEventIdOrBodyHash, absl::Minutes(10)}},
         {.name = "applivery-200", .normalizer = "applivery", .success_status = 200},
         {.name = "wsone",
          .path = "/webhooks/wsone",
@@ -221,6 +220,35 @@ TEST_F(WebhookHandlerTest, StoredIsAnsweredWithTheSourcesSuccessStatus) {
   EXPECT_EQ(applivery.status, 200) << applivery.body;
   EXPECT_EQ(Post("/webhooks/nanomdm", "{").status, 400);
   EXPECT_EQ(log_.LastSequence(), 2u);
+}
+
+// event_id_or_body_hash (the nanomdm default): a body with an event id
+// (MicroMDM's) is one event per id, whatever else differs; a body with
+// none (NanoMDM's) is one event per body.
+TEST_F(WebhookHandlerTest, EventIdOrBodyHashDedupTakesTheIdElseTheBody) {
+  auto post = [&](const std::string& body) {
+    const HttpAnswer answer = Post("/webhooks/mdm-dedup", body);
+    EXPECT_EQ(answer.status, 200) << answer.body;
+    return nlohmann::json::parse(answer.body, nullptr, false);
+  };
+  const std::string micromdm = Fixture("../nanomdm/micromdm_command_report.json");
+  const nlohmann::json first = post(micromdm);
+  EXPECT_FALSE(first.contains("duplicate"));
+  std::string resent = micromdm;
+  resent.replace(resent.find("2026-11-30T10:02:44.5127Z"), 25, "2026-11-30T10:09:00Z");
+  EXPECT_EQ(post(resent)["duplicate"], true);
+  EXPECT_EQ(post(resent)["id"], first["id"]);
+  std::string other_id = micromdm;
+  other_id.replace(other_id.find("3f9b2c71"), 8, "00000000");
+  EXPECT_FALSE(post(other_id).contains("duplicate"));
+
+  const std::string nanomdm = Fixture("../nanomdm/checkout.json");
+  EXPECT_FALSE(post(nanomdm).contains("duplicate"));
+  EXPECT_EQ(post(nanomdm)["duplicate"], true);
+  std::string later = nanomdm;
+  later.replace(later.find("17:40:22"), 8, "17:41:00");
+  EXPECT_FALSE(post(later).contains("duplicate"));
+  EXPECT_EQ(log_.LastSequence(), 4u);
 }
 
 // A source naming a kind no normalizer has is refused when the handler is

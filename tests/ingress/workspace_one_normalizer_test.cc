@@ -1,9 +1,7 @@
 #include "ingress/workspace_one_normalizer.h"
 
-#include <fstream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "hookfan/v1/event.pb.h"
 #include "ingress/normalizer.h"
+#include "tests/fixtures.h"
 #include "tests/proto_matchers.h"
 
 namespace hookfan::ingress {
@@ -25,11 +24,7 @@ using ::hookfan::v1::Event;
 using ::testing::HasSubstr;
 
 std::string ReadFixture(const std::string& name) {
-  std::ifstream in(HOOKFAN_FIXTURES_DIR "/workspace_one/" + name + ".json", std::ios::binary);
-  std::stringstream content;
-  content << in.rdbuf();
-  EXPECT_TRUE(in.good()) << "cannot read fixture " << name;
-  return content.str();
+  return hookfan::testing::ReadFixtureFile("workspace_one/" + name + ".json");
 }
 
 // Normalizes a fixture and checks data holds its bytes, then returns the

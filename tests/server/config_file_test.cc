@@ -214,8 +214,9 @@ sources:
 }
 
 TEST_F(ConfigFileTest, NanoMdmSourceAndSuccessStatus) {
-  // nanomdm answers 200 unless told otherwise (SuccessStatus), may dedup on
-  // MicroMDM's event_id, and any source may choose 200 or 202, nothing else.
+  // nanomdm answers 200 unless told otherwise (SuccessStatus), dedups on
+  // MicroMDM's event_id or else the body by default, may dedup on the
+  // event_id alone, and any source may choose 200 or 202, nothing else.
   const ConfigFile config = MustParse(R"(
 sources:
   - name: mdm
@@ -235,7 +236,8 @@ sources:
   EXPECT_EQ(config.sources[0].dedup.key, DedupKey::kEventId);
   EXPECT_FALSE(config.sources[0].success_status.has_value());
   EXPECT_EQ(ingress::SuccessStatus(config.sources[0]), 200);
-  EXPECT_EQ(config.sources[1].dedup.key, DedupKey::kBodyHash);
+  EXPECT_EQ(config.sources[1].dedup.key, DedupKey::kEventIdOrBodyHash);
+  EXPECT_EQ(config.sources[1].dedup.window, absl::Minutes(10));
   EXPECT_EQ(ingress::SuccessStatus(config.sources[1]), 202);
   EXPECT_EQ(ingress::SuccessStatus(config.sources[2]), 200);
   EXPECT_EQ(ErrorOf(R"(sources:
@@ -316,7 +318,7 @@ TEST_F(ConfigFileTest, UnknownEnumValuesNameTheChoices) {
 )"),
             "sources.yaml:5:18: sources[0].dedup.key: unknown dedup key "
             "\"event_ids\" (want none|idempotency_key|webhook_id|body_hash|"
-            "event_id)");
+            "event_id|event_id_or_body_hash)");
   EXPECT_EQ(ErrorOf(R"(sources:
   - name: a
     normalizer: applivery

@@ -9,7 +9,7 @@ packages=(
   libcpp-httplib-dev nlohmann-json3-dev libabsl-dev
   libgtest-dev libgmock-dev
   libsqlite3-dev sqlite3 libssl-dev zlib1g-dev
-  libyaml-cpp-dev libnats-dev nats-server libcli11-dev prometheus-cpp-dev
+  libyaml-cpp-dev libnats-dev nats-server libcli11-dev prometheus-cpp-dev libplist-dev
   libhiredis-dev redis-server
   python3 python3-yaml gnuplot-nox prometheus
   python3-grpcio python3-protobuf python3-h2 nodejs

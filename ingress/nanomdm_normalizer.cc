@@ -1,5 +1,7 @@
 #include "ingress/nanomdm_normalizer.h"
 
+#include <plist/plist.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -12,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "core/event_rules.h"
+#include "google/protobuf/stubs/common.h"
 #include "ingress/json_body.h"
 #include "nlohmann/json.hpp"
 
@@ -66,6 +69,46 @@ std::string RawPayload(const json* object) {
     return "";
   }
   return decoded;
+}
+
+// The largest check-in property list read for the device's identity: an
+// Authenticate message is well under 4 KiB.
+constexpr size_t kMaxCheckinPlistBytes = 64 * 1024;
+
+// What a check-in's property list says of its device, as Apple's
+// Authenticate message carries it; empty strings for what it lacks.
+struct CheckinDevice {
+  std::string serial_number;  // SerialNumber
+  std::string name;           // DeviceName
+  std::string os_version;     // OSVersion
+};
+
+// `plist` (XML or binary) read by libplist; nothing for a payload that is
+// no property list, is not a dictionary or is over kMaxCheckinPlistBytes.
+// Only string values in valid UTF-8 are taken (they go into proto strings).
+CheckinDevice ReadCheckinDevice(std::string_view plist) {
+  CheckinDevice device;
+  if (plist.empty() || plist.size() > kMaxCheckinPlistBytes) return device;
+  plist_t root = nullptr;
+  plist_from_memory(plist.data(), static_cast<uint32_t>(plist.size()), &root);
+  if (root == nullptr) return device;
+  const std::unique_ptr<void, void (*)(plist_t)> owned(root, plist_free);
+  if (plist_get_node_type(root) != PLIST_DICT) return device;
+  auto string = [&](const char* key) -> std::string {
+    const plist_t node = plist_dict_get_item(root, key);
+    if (node == nullptr || plist_get_node_type(node) != PLIST_STRING) return "";
+    uint64_t length = 0;
+    const char* value = plist_get_string_ptr(node, &length);
+    if (value == nullptr || length > kMaxCheckinPlistBytes ||
+        !google::protobuf::internal::IsStructurallyValidUTF8(value, static_cast<int>(length))) {
+      return "";
+    }
+    return std::string(value, length);
+  };
+  device.serial_number = string("SerialNumber");
+  device.name = string("DeviceName");
+  device.os_version = string("OSVersion");
+  return device;
 }
 
 void FillCheckin(std::string_view topic, const json* object, Event* event) {
@@ -138,6 +181,12 @@ absl::StatusOr<Event> NormalizeNanoMdm(std::string_view body) {
     device->set_id(udid);
     device->set_udid(udid);
     device->set_platform(v1::PLATFORM_APPLE);
+    if (event.has_apple_mdm_checkin()) {
+      CheckinDevice checkin = ReadCheckinDevice(event.apple_mdm_checkin().raw_payload());
+      device->set_serial_number(std::move(checkin.serial_number));
+      device->set_name(std::move(checkin.name));
+      device->set_os_version(std::move(checkin.os_version));
+    }
   }
   event.set_key(udid.empty() ? enrollment_id : udid);
   return event;

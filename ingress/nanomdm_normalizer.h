@@ -3,7 +3,7 @@
 // The NanoMDM / MicroMDM normalizer: one webhook body (JSON) in, one
 // hookfan.v1.Event out. Both servers post the same shape
 // (https://github.com/micromdm/nanomdm/blob/main/docs/operations-guide.md,
-// "Webhooks"; tests/fixtures/nanomdm/README.md):
+// "-webhook-url"; tests/fixtures/nanomdm/README.md):
 //   {"topic": "mdm.Authenticate", "event_id": "...", "created_at": "<RFC 3339>",
 //    "checkin_event": {"udid", "enrollment_id", "url_params", "raw_payload",
 //                      "token_update_tally"}}
@@ -29,7 +29,9 @@ namespace hookfan::ingress {
 // (created_at, unless it is not RFC 3339 or is Go's zero time
 // 0001-01-01T00:00:00Z), platform (Apple), subject ("devices/<udid>"), key
 // (the UDID, else the enrollment id), device (provider "nanomdm", id and
-// udid the UDID, platform Apple), data_content_type ("application/json"),
+// udid the UDID, platform Apple; for a check-in whose property list names
+// them, as mdm.Authenticate's does, its SerialNumber, DeviceName and
+// OSVersion), data_content_type ("application/json"),
 // data (`body` byte for byte) and the typed payload:
 //   mdm.Authenticate           nanomdm.device.authenticated
 //   mdm.TokenUpdate            nanomdm.device.token_updated

@@ -352,8 +352,9 @@ TEST_F(SourcesE2ETest, NanoMdmGets200AndADeviceFilterSeesOneDeviceAcrossProvider
 
 // Jamf Pro behind header authentication: its JSON webhooks get 200, XML
 // gets 415 saying to choose JSON, a wrong or missing header 401. One Mac
-// known to Jamf and to NanoMDM: a subscriber on its serial number sees the
-// Jamf events (NanoMDM sends no serial), one on its UDID sees both MDMs'.
+// known to Jamf and to NanoMDM: subscribers on its serial number (NanoMDM's
+// from its Authenticate message's property list) and on its UDID see both
+// MDMs' events.
 TEST_F(SourcesE2ETest, JamfProHeaderAuthAndOneMacAcrossTwoMdms) {
   constexpr char kUdid[] = "0A4C5E2B-7F31-4D8E-9B62-3C1D5A7E9F04";
   auto stub = hookfan_->NewStub();
@@ -386,13 +387,14 @@ TEST_F(SourcesE2ETest, JamfProHeaderAuthAndOneMacAcrossTwoMdms) {
   ASSERT_EQ(Post("/webhooks/jamf", ReadFixture("jamf_pro/computer_check_in.json"), jamf)->status,
             200);
 
-  ASSERT_TRUE(serial.WaitFor(2));
+  ASSERT_TRUE(serial.WaitFor(3));
   ASSERT_TRUE(udid.WaitFor(3));
   std::vector<std::string> serial_types, udid_types;
   for (const v1::Event& e : serial.events()) serial_types.push_back(e.type());
   for (const v1::Event& e : udid.events()) udid_types.push_back(e.type());
   EXPECT_THAT(serial_types,
-              ::testing::ElementsAre("jamf_pro.computer.added", "jamf_pro.computer.checked_in"));
+              ::testing::ElementsAre("jamf_pro.computer.added", "nanomdm.device.authenticated",
+                                     "jamf_pro.computer.checked_in"));
   EXPECT_THAT(udid_types,
               ::testing::ElementsAre("jamf_pro.computer.added", "nanomdm.device.authenticated",
                                      "jamf_pro.computer.checked_in"));
@@ -403,9 +405,9 @@ TEST_F(SourcesE2ETest, JamfProHeaderAuthAndOneMacAcrossTwoMdms) {
 // Workspace ONE behind Basic auth: the console's Test Connection (an
 // authenticated GET) gets 200 and stores nothing, a notification 200, XML
 // 415 saying to choose JSON, wrong or missing credentials 401. The Mac that
-// Jamf and NanoMDM know: a subscriber on its serial number sees Jamf's and
-// Workspace ONE's events, one on its UDID all three MDMs' (Workspace ONE
-// sends it without dashes; hookfan gives it back Apple's spelling).
+// Jamf and NanoMDM know: subscribers on its serial number and on its UDID
+// see all three MDMs' events (Workspace ONE sends the UDID without dashes;
+// hookfan gives it back Apple's spelling).
 TEST_F(SourcesE2ETest, WorkspaceOneTestConnectionAndOneMacAcrossThreeMdms) {
   constexpr char kUdid[] = "0A4C5E2B-7F31-4D8E-9B62-3C1D5A7E9F04";
   auto stub = hookfan_->NewStub();
@@ -451,13 +453,14 @@ TEST_F(SourcesE2ETest, WorkspaceOneTestConnectionAndOneMacAcrossThreeMdms) {
   ASSERT_EQ(compliance->status, 200) << compliance->body;
   EXPECT_EQ(Json(compliance)["type"], "workspace_one.device.compliance_status_changed");
 
-  ASSERT_TRUE(serial.WaitFor(2));
+  ASSERT_TRUE(serial.WaitFor(3));
   ASSERT_TRUE(udid.WaitFor(3));
   std::vector<std::string> serial_types, udid_types;
   for (const v1::Event& e : serial.events()) serial_types.push_back(e.type());
   for (const v1::Event& e : udid.events()) udid_types.push_back(e.type());
-  EXPECT_THAT(serial_types, ::testing::ElementsAre("jamf_pro.computer.added",
-                                                   "workspace_one.device.compliance_status_changed"));
+  EXPECT_THAT(serial_types,
+              ::testing::ElementsAre("jamf_pro.computer.added", "nanomdm.device.authenticated",
+                                     "workspace_one.device.compliance_status_changed"));
   EXPECT_THAT(udid_types,
               ::testing::ElementsAre("jamf_pro.computer.added", "nanomdm.device.authenticated",
                                      "workspace_one.device.compliance_status_changed"));

@@ -52,7 +52,9 @@ Event NormalizeFixture(const std::string& name, const std::string& message_type)
 }
 
 TEST(NanoMdmNormalizerTest, AuthenticateMapsEveryField) {
-  // NanoMDM sends no event_id; the UDID names and keys the device.
+  // NanoMDM sends no event_id; the UDID names and keys the device, and the
+  // Authenticate message's property list gives its serial number, name and
+  // OS version.
   EXPECT_THAT(NormalizeFixture("authenticate", "<string>Authenticate</string>"),
               EqualsProto(absl::StrCat(R"pb(
                 source: "/webhooks/nanomdm"
@@ -67,7 +69,10 @@ TEST(NanoMdmNormalizerTest, AuthenticateMapsEveryField) {
                   provider: "nanomdm"
                   id: ")pb", kUdid, R"pb("
                   udid: ")pb", kUdid, R"pb("
+                  serial_number: "C02HF1ZKQ6L4"
+                  name: "Build Mac 07"
                   platform: PLATFORM_APPLE
+                  os_version: "14.4.1"
                 }
                 apple_mdm_checkin {
                   topic: "mdm.Authenticate"
@@ -83,6 +88,40 @@ TEST(NanoMdmNormalizerTest, TokenUpdateKeepsTheTallyAndUrlParams) {
   EXPECT_EQ(event.apple_mdm_checkin().token_update_tally(), 1);
   EXPECT_EQ(event.apple_mdm_checkin().url_params().at("tenant"), "emea");
   EXPECT_EQ(event.device().udid(), kUdid);
+  EXPECT_EQ(event.device().serial_number(), "");  // a TokenUpdate names none
+}
+
+// The device's identity is read from a check-in's property list when it is
+// one (XML or binary), a dictionary, within 64 KiB, and only from string
+// values in valid UTF-8; anything else leaves the UDID alone, and the event
+// is stored either way.
+TEST(NanoMdmNormalizerTest, PropertyListIdentityIsReadOnlyFromWhatParses) {
+  auto with_payload = [](const std::string& plist) {
+    absl::StatusOr<Event> event = NormalizeNanoMdm(absl::StrCat(
+        R"({"topic": "mdm.Authenticate", "checkin_event": {"udid": "U1", "raw_payload": ")",
+        absl::Base64Escape(plist), R"("}})"));
+    EXPECT_TRUE(event.ok()) << event.status();
+    return event.ok() ? *event : Event();
+  };
+  const std::string dict =
+      "<?xml version=\"1.0\"?><plist version=\"1.0\"><dict>"
+      "<key>SerialNumber</key><string>F2LXK0N1P3Q4</string>"
+      "<key>DeviceName</key><string>Ana\u2019s iPhone</string>"
+      "<key>OSVersion</key><integer>17</integer></dict></plist>";
+  const Event read = with_payload(dict);
+  EXPECT_EQ(read.device().serial_number(), "F2LXK0N1P3Q4");
+  EXPECT_EQ(read.device().name(), "Ana\u2019s iPhone");
+  EXPECT_EQ(read.device().os_version(), "");  // not a string
+  for (const std::string& junk :
+       {std::string("not a plist"), std::string("<plist><array><string>x</string></array></plist>"),
+        std::string("<plist><dict><key>SerialNumber</key>"),
+        std::string("bplist00") + std::string(40, '\xff'),
+        std::string("<plist><dict><key>SerialNumber</key><string>\xc3\x28</string></dict></plist>"),
+        dict + std::string(64 * 1024, ' ')}) {
+    const Event event = with_payload(junk);
+    EXPECT_EQ(event.device().udid(), "U1");
+    EXPECT_EQ(event.device().serial_number(), "") << junk.substr(0, 60);
+  }
 }
 
 TEST(NanoMdmNormalizerTest, CheckOutWithoutUrlParams) {

@@ -231,6 +231,32 @@ void NatsConnection::OnReconnected(natsConnection*, void* closure) {
   if (it != Registry().end()) it->second->Notify(true);
 }
 
+void NatsConnection::EndSubscription(natsSubscription* sub) {
+  if (sub == nullptr) return;
+  // Debian bookworm's libnats 3.4.1 looks up an incoming message's
+  // subscription and then locks it without holding a reference
+  // (natsConn_processMsg; nats.c issue #637, fixed in 3.6): freeing a
+  // subscription while the read loop is between the two made it lock
+  // freed memory, which crashed the process or left the connection's
+  // close waiting for the read loop forever (the NATS tests saw each about
+  // once in 2,000 runs). Unsubscribing takes `sub` out of the lookup, and
+  // the read loop takes a flush's PONG only after the messages before it:
+  // once the flush returns, no lookup still holds `sub`. (A flush that
+  // times out means the read loop is waiting on the socket, not holding
+  // it.) The unsubscribe also deletes a consumer the subscription created,
+  // as nats.c does on an explicit unsubscribe.
+  if (natsSubscription_Unsubscribe(sub) != NATS_OK) nats_GetLastError(nullptr);
+  if (natsConnection_FlushTimeout(nc_, absl::ToInt64Milliseconds(kEndFlushTimeout)) != NATS_OK) {
+    nats_GetLastError(nullptr);
+  }
+  natsSubscription_Destroy(sub);
+}
+
+void OwnedSubscription::reset() {
+  connection_->EndSubscription(sub_);
+  sub_ = nullptr;
+}
+
 std::string NatsConnection::SubjectForType(absl::string_view type) const {
   return absl::StrCat(options_.subject_prefix, ".", type);
 }

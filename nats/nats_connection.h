@@ -79,6 +79,28 @@ class Owned {
   T* p_ = nullptr;
 };
 
+// Owns a subscription on a connection and ends it with
+// NatsConnection::EndSubscription (the connection must outlive it).
+class NatsConnection;
+class OwnedSubscription {
+ public:
+  explicit OwnedSubscription(NatsConnection* connection) : connection_(connection) {}
+  OwnedSubscription(const OwnedSubscription&) = delete;
+  OwnedSubscription& operator=(const OwnedSubscription&) = delete;
+  ~OwnedSubscription() { reset(); }
+  // For a nats.c call that creates the subscription.
+  natsSubscription** out() {
+    reset();
+    return &sub_;
+  }
+  natsSubscription* get() const { return sub_; }
+  void reset();
+
+ private:
+  NatsConnection* const connection_;
+  natsSubscription* sub_ = nullptr;
+};
+
 // A duration as nats.c takes it in its options: nanoseconds.
 inline int64_t Nanos(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
 
@@ -152,6 +174,13 @@ class NatsConnection {
   // (sequence from its metadata) or a direct-get reply (from the
   // Nats-Sequence header). Errors: kDataLoss if it does not decode.
   static absl::StatusOr<EventPtr> DecodeEvent(natsMsg* msg);
+
+  // Unsubscribes `sub` (a subscription on this connection; null is a
+  // no-op) and frees it once the read loop can no longer hand it a message;
+  // every subscription hookfan makes ends here. Blocks for one round trip
+  // to NATS, kEndFlushTimeout at most.
+  static constexpr absl::Duration kEndFlushTimeout = absl::Milliseconds(500);
+  void EndSubscription(natsSubscription* sub);
 
  private:
   explicit NatsConnection(NatsOptions options) : options_(std::move(options)) {}

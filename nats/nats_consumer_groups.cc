@@ -246,8 +246,8 @@ NatsGroupMember::~NatsGroupMember() {
     wait = std::max(absl::ZeroDuration(), requests_expire_ + kRequestSlack - absl::Now());
   }
   for (Lease& lease : back) Fail(std::move(lease), wait).IgnoreError();
-  natsSubscription_Destroy(sub_);
-  natsSubscription_Destroy(redrive_sub_);
+  connection_->EndSubscription(sub_);
+  connection_->EndSubscription(redrive_sub_);
 }
 
 void NatsGroupMember::End(const absl::Status& why) {
@@ -613,7 +613,7 @@ absl::StatusOr<std::unique_ptr<NatsConsumerGroups>> NatsConsumerGroups::Create(
     log::Warn("not watching for deleted consumer groups",
               {{"subject", advisories}, {"error", natsStatus_GetText(s)}});
     nats_GetLastError(nullptr);
-    natsSubscription_Destroy(groups->deletions_);
+    connection->EndSubscription(groups->deletions_);
     groups->deletions_ = nullptr;
   }
   return groups;
@@ -677,7 +677,7 @@ NatsConsumerGroups::~NatsConsumerGroups() {
     // connection were closed: the wait is bounded).
     if (natsSubscription_Unsubscribe(deletions_) != NATS_OK) nats_GetLastError(nullptr);
     deletions_closed_.WaitForNotificationWithTimeout(absl::Seconds(1));
-    natsSubscription_Destroy(deletions_);
+    connection_->EndSubscription(deletions_);
   }
   connection_->RemoveListener(connection_listener_);
   MutexLock lock(&mu_);

@@ -40,7 +40,6 @@ int64_t MillisLeft(absl::Time deadline) { return Millis(deadline - absl::Now());
 using OwnedMsg = Owned<natsMsg, natsMsg_Destroy>;
 using OwnedStreamInfo = Owned<jsStreamInfo, jsStreamInfo_Destroy>;
 using OwnedPubAck = Owned<jsPubAck, jsPubAck_Destroy>;
-using OwnedSubscription = Owned<natsSubscription, natsSubscription_Destroy>;
 using OwnedMetaData = Owned<jsMsgMetaData, jsMsgMetaData_Destroy>;
 
 absl::Time EventTime(const v1::Event& event) {
@@ -679,7 +678,7 @@ absl::StatusOr<EventPtr> NatsEventLog::GetById(std::string_view id_view) {
   absl::Status not_found = absl::NotFoundError(absl::StrCat("no event with id ", id));
   if (info->State.Msgs == 0) return not_found;
   std::optional<absl::Time> minted = UuidV7Time(id);
-  OwnedSubscription sub;
+  OwnedSubscription sub(connection_);
   RETURN_IF_ERROR(SubscribeOrdered(
       1, minted.has_value() ? *minted - kIdTimeSlack : absl::InfinitePast(),
       absl::ZeroDuration(), sub.out()));
@@ -800,7 +799,7 @@ void NatsEventLog::TailLoop() {
   if (!opened_.HasBeenNotified() && !OpenInBackground()) return;
   while (!stop_.HasBeenNotified()) {
     resubscribe_.store(false, std::memory_order_release);
-    OwnedSubscription sub;
+    OwnedSubscription sub(connection_);
     if (!SubscribeOrdered(tail_next_, absl::InfinitePast(), absl::Seconds(1), sub.out()).ok()) {
       stop_.WaitForNotificationWithTimeout(absl::Milliseconds(250));
       continue;

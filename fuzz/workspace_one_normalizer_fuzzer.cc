@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/algorithm/container.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
@@ -65,8 +66,24 @@ void CheckEvent(std::string_view body, const Event& event) {
     Check(!d.id().empty() || !d.serial_number().empty() || !d.udid().empty(),
           "device without an identifier", shown);
     Check(d.id().empty() == (device_id <= 0), "device id is not the DeviceId", shown);
-    if (d.platform() == hookfan::v1::PLATFORM_APPLE && d.udid().find('-') != std::string::npos) {
-      Check(absl::AsciiStrToUpper(d.udid()) == d.udid(), "Apple UDID not in uppercase", shown);
+    if (d.platform() == hookfan::v1::PLATFORM_APPLE) {
+      // 32 or 24 hex digits, with any dashes: Apple's spelling.
+      std::string digits;
+      for (char c : d.udid()) {
+        if (c != '-') digits += c;
+      }
+      const bool hex = absl::c_all_of(digits, [](char c) {
+        return absl::ascii_isxdigit(static_cast<unsigned char>(c));
+      });
+      if (hex && (digits.size() == 32 || digits.size() == 24)) {
+        const std::string upper = absl::AsciiStrToUpper(digits);
+        const std::string apple =
+            digits.size() == 32
+                ? absl::StrCat(upper.substr(0, 8), "-", upper.substr(8, 4), "-",
+                               upper.substr(12, 4), "-", upper.substr(16, 4), "-", upper.substr(20))
+                : absl::StrCat(upper.substr(0, 8), "-", upper.substr(8));
+        Check(d.udid() == apple, "Apple UDID not in Apple's spelling", shown);
+      }
     }
     Check(d.udid() != "System.Byte[]", "junk UDID kept", shown);
   } else {

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/status_macros.h"
 #include "core/event_rules.h"
 #include "ingress/json_body.h"
@@ -77,17 +78,19 @@ bool IsHex(std::string_view text) {
 // "System.Byte[]"; any other value as sent.
 std::string AppleUdid(std::string udid, v1::Platform platform) {
   if (udid == "System.Byte[]") return "";
-  if (platform != v1::PLATFORM_APPLE || !IsHex(udid)) return udid;
-  if (udid.size() == 32) {
-    udid = absl::StrCat(udid.substr(0, 8), "-", udid.substr(8, 4), "-", udid.substr(12, 4), "-",
-                        udid.substr(16, 4), "-", udid.substr(20));
-  } else if (udid.size() == 24) {
-    udid = absl::StrCat(udid.substr(0, 8), "-", udid.substr(8));
+  if (platform != v1::PLATFORM_APPLE) return udid;
+  std::string digits = absl::StrReplaceAll(udid, {{"-", ""}});
+  if (!IsHex(digits)) return udid;
+  if (digits.size() == 32) {
+    digits = absl::StrCat(digits.substr(0, 8), "-", digits.substr(8, 4), "-", digits.substr(12, 4),
+                          "-", digits.substr(16, 4), "-", digits.substr(20));
+  } else if (digits.size() == 24) {
+    digits = absl::StrCat(digits.substr(0, 8), "-", digits.substr(8));
   } else {
     return udid;
   }
-  absl::AsciiStrToUpper(&udid);
-  return udid;
+  absl::AsciiStrToUpper(&digits);
+  return digits;
 }
 
 // EventTime and CompromisedTimeStamp: ISO 8601 in UTC with up to seven

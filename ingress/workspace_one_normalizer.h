@@ -43,7 +43,8 @@ namespace hookfan::ingress {
 // An Apple device's UDID is given in Apple's spelling, which Jamf Pro and
 // NanoMDM send and Workspace ONE strips of its dashes: 32 hex digits (a
 // Mac) as 8-4-4-4-12, 24 (an iPhone or iPad since 2018) as 8-16, in
-// uppercase; so one device's UDID is the same from every MDM. The value
+// uppercase, whatever dashes and case it came with; so one device's UDID
+// is the same from every MDM. Any other value is kept as sent; the value
 // "System.Byte[]" (sent by old servers) is no UDID.
 //
 // Only EventType is required; every other field is read when present with

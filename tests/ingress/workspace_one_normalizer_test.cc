@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "core/event_rules.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -100,6 +101,23 @@ TEST(WorkspaceOneNormalizerTest, AnIphoneUdidGetsBackItsDashInUppercase) {
   EXPECT_EQ(event.device().udid(), "00008030-001A2B3C4D5E6F70");
   EXPECT_EQ(event.workspace_one().compromised_status(), "Compromised");
   EXPECT_EQ(event.workspace_one().phone_number(), "+34600111222");
+}
+
+// An Apple UDID sent with dashes or in lowercase gets Apple's spelling too;
+// a value that is not 32 or 24 hex digits is kept as sent.
+TEST(WorkspaceOneNormalizerTest, AppleUdidsGetApplesSpellingWhateverTheirDashesAndCase) {
+  auto udid = [](const std::string& sent) {
+    absl::StatusOr<Event> event = NormalizeWorkspaceOne(absl::StrCat(
+        R"({"EventType": "Compliance Status Changed", "Platform": "Apple", "Udid": ")", sent,
+        R"("})"));
+    EXPECT_TRUE(event.ok()) << event.status();
+    return event.ok() ? event->device().udid() : "";
+  };
+  EXPECT_EQ(udid("0a4c5e2b-7f31-4d8e-9b62-3c1d5a7e9f04"), "0A4C5E2B-7F31-4D8E-9B62-3C1D5A7E9F04");
+  EXPECT_EQ(udid("00008030-001a2b3c4d5e6f70"), "00008030-001A2B3C4D5E6F70");
+  EXPECT_EQ(udid("00008030001a2b3c4d5e6f70"), "00008030-001A2B3C4D5E6F70");
+  EXPECT_EQ(udid("not-a-udid"), "not-a-udid");
+  EXPECT_EQ(udid("0a4c5e2b-7f31-4d8e-9b62-3c1d5a7e9f0"), "0a4c5e2b-7f31-4d8e-9b62-3c1d5a7e9f0");
 }
 
 TEST(WorkspaceOneNormalizerTest, WindowsAssetNumber) {

@@ -11,6 +11,12 @@
 #include "absl/strings/strip.h"
 #include "common/log.h"
 
+// Not in nats.h, but exported by libnats 3.4 (src/sub.c): the reference
+// count that natsSubscription_Destroy drops and that frees the
+// subscription at zero (NatsConnection::EndSubscription).
+extern "C" void natsSub_retain(natsSubscription* sub);
+extern "C" void natsSub_release(natsSubscription* sub);
+
 namespace hookfan::broker {
 
 absl::StatusOr<std::vector<std::string>> ParseNatsServers(absl::string_view store) {
@@ -235,21 +241,24 @@ void NatsConnection::EndSubscription(natsSubscription* sub) {
   if (sub == nullptr) return;
   // Debian bookworm's libnats 3.4.1 looks up an incoming message's
   // subscription and then locks it without holding a reference
-  // (natsConn_processMsg; nats.c issue #637, fixed in 3.6): freeing a
-  // subscription while the read loop is between the two made it lock
-  // freed memory, which crashed the process or left the connection's
-  // close waiting for the read loop forever (the NATS tests saw each about
-  // once in 2,000 runs). Unsubscribing takes `sub` out of the lookup, and
-  // the read loop takes a flush's PONG only after the messages before it:
-  // once the flush returns, no lookup still holds `sub`. (A flush that
-  // times out means the read loop is waiting on the socket, not holding
-  // it.) The unsubscribe also deletes a consumer the subscription created,
-  // as nats.c does on an explicit unsubscribe.
-  if (natsSubscription_Unsubscribe(sub) != NATS_OK) nats_GetLastError(nullptr);
+  // (natsConn_processMsg; nats.c issue #637, fixed in 3.6 by taking one
+  // there): freeing a subscription while the read loop is between the two
+  // made it lock freed memory, which crashed the process or left the
+  // connection's close waiting for the read loop forever. So hold a
+  // reference across natsSubscription_Destroy, which takes `sub` out of
+  // the lookup, until a flush returns: the read loop takes the flush's
+  // PONG only after the messages before it, so no lookup still holds
+  // `sub` then. (A flush that times out means the read loop is waiting on
+  // the socket, not holding it.) natsSubscription_Unsubscribe would do
+  // instead of the reference but also deletes an ordered consumer, reading
+  // its name unlocked while nats.c's own thread recreates it after a
+  // reconnect: a use-after-free ASan found.
+  natsSub_retain(sub);
+  natsSubscription_Destroy(sub);
   if (natsConnection_FlushTimeout(nc_, absl::ToInt64Milliseconds(kEndFlushTimeout)) != NATS_OK) {
     nats_GetLastError(nullptr);
   }
-  natsSubscription_Destroy(sub);
+  natsSub_release(sub);
 }
 
 void OwnedSubscription::reset() {

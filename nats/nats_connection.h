@@ -175,8 +175,8 @@ class NatsConnection {
   // Nats-Sequence header). Errors: kDataLoss if it does not decode.
   static absl::StatusOr<EventPtr> DecodeEvent(natsMsg* msg);
 
-  // Unsubscribes `sub` (a subscription on this connection; null is a
-  // no-op) and frees it once the read loop can no longer hand it a message;
+  // Destroys `sub` (a subscription on this connection; null is a no-op),
+  // freeing it only once the read loop can no longer hand it a message;
   // every subscription hookfan makes ends here. Blocks for one round trip
   // to NATS, kEndFlushTimeout at most.
   static constexpr absl::Duration kEndFlushTimeout = absl::Milliseconds(500);

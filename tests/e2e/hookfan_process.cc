@@ -40,6 +40,12 @@ namespace hookfan::testing {
 HookfanProcess::HookfanProcess(Options options) : options_(std::move(options)) {}
 
 HookfanProcess::~HookfanProcess() {
+  // TSan writes a report line by line; a SIGKILL landing meanwhile cuts it
+  // short, and .ci/tsan-reports must then judge a race it sees half of
+  // (CI failed once on such a report). Under TSan, a test's process ends
+  // the way a pod's does, so every report is written whole; a test that
+  // means to crash it calls Kill itself.
+  if (kUnderThreadSanitizer) Terminate(absl::Seconds(10));
   Kill();
   if (reader_.joinable()) reader_.join();
 }

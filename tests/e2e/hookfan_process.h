@@ -23,6 +23,11 @@ namespace hookfan::testing {
 // ASan and TSan; see .ci/run). Bounds on time and memory in tests against
 // the binary may be scaled by the sanitizer's own cost, stated where they
 // are; never dropped.
+#ifdef HOOKFAN_TSAN
+inline constexpr bool kUnderThreadSanitizer = true;
+#else
+inline constexpr bool kUnderThreadSanitizer = false;
+#endif
 #if defined(__SANITIZE_ADDRESS__) || defined(HOOKFAN_TSAN)
 inline constexpr bool kUnderSanitizer = true;
 #else

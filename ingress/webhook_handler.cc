@@ -230,6 +230,7 @@ HttpAnswer WebhookHandler::HandleSource(Source& source, std::string_view token,
 
 std::string WebhookHandler::DedupKeyOf(const Source& source, const IngressRequest& request,
                                      const v1::Event& event) const {
+  const auto body_hash = [&] { return absl::StrCat("sha256:", Sha256Hex(request.body)); };
   std::string value;
   switch (source.config.dedup.key) {
     case DedupKey::kNone:
@@ -241,14 +242,14 @@ std::string WebhookHandler::DedupKeyOf(const Source& source, const IngressReques
       value = std::string(request.header("webhook-id").value_or(""));
       break;
     case DedupKey::kBodyHash:
-      value = absl::StrCat("sha256:", Sha256Hex(request.body));
+      value = body_hash();
       break;
     case DedupKey::kEventId:
     case DedupKey::kEventIdOrBodyHash:
       if (!event.source_event_id().empty()) {
         value = absl::StrCat(event.source(), "\n", event.source_event_id());
       } else if (source.config.dedup.key == DedupKey::kEventIdOrBodyHash) {
-        value = absl::StrCat("sha256:", Sha256Hex(request.body));
+        value = body_hash();
       }
       break;
   }

@@ -237,8 +237,12 @@ void NatsConnection::OnReconnected(natsConnection*, void* closure) {
   if (it != Registry().end()) it->second->Notify(true);
 }
 
-void NatsConnection::EndSubscription(natsSubscription* sub) {
-  if (sub == nullptr) return;
+void NatsConnection::EndSubscription(natsSubscription* sub) { EndSubscriptions({sub}); }
+
+void NatsConnection::EndSubscriptions(std::initializer_list<natsSubscription*> subs) {
+  if (std::all_of(subs.begin(), subs.end(), [](natsSubscription* s) { return s == nullptr; })) {
+    return;
+  }
   // Debian bookworm's libnats 3.4.1 looks up an incoming message's
   // subscription and then locks it without holding a reference
   // (natsConn_processMsg; nats.c issue #637, fixed in 3.6 by taking one
@@ -253,12 +257,18 @@ void NatsConnection::EndSubscription(natsSubscription* sub) {
   // instead of the reference but also deletes an ordered consumer, reading
   // its name unlocked while nats.c's own thread recreates it after a
   // reconnect: a use-after-free ASan found.
-  natsSub_retain(sub);
-  natsSubscription_Destroy(sub);
+  // One flush serves every subscription ended together.
+  for (natsSubscription* sub : subs) {
+    if (sub == nullptr) continue;
+    natsSub_retain(sub);
+    natsSubscription_Destroy(sub);
+  }
   if (natsConnection_FlushTimeout(nc_, absl::ToInt64Milliseconds(kEndFlushTimeout)) != NATS_OK) {
     nats_GetLastError(nullptr);
   }
-  natsSub_release(sub);
+  for (natsSubscription* sub : subs) {
+    if (sub != nullptr) natsSub_release(sub);
+  }
 }
 
 void OwnedSubscription::reset() {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include "absl/strings/string_view.h"
@@ -44,14 +45,15 @@ struct NatsOptions {
 
   // The byte limits of the streams hookfan keeps next to the events stream,
   // derived from its max_bytes so that one flag bounds what hookfan puts on
-  // JetStream's disk: the AppendOnce key bucket may take a quarter of it
-  // and the dead letters an eighth (1.375 x max_bytes in all). -1 (no
+  // JetStream's disk: the AppendOnce key bucket may take a quarter of it,
+  // the dead letters an eighth and the device directory a sixty-fourth
+  // (89/64, under 1.4 x max_bytes in all; each at least 1 MiB). -1 (no
   // limit) when max_bytes has none.
-  int64_t dedup_max_bytes() const {
-    return max_bytes > 0 ? std::max<int64_t>(max_bytes / 4, 1 << 20) : -1;
-  }
-  int64_t dead_letter_max_bytes() const {
-    return max_bytes > 0 ? std::max<int64_t>(max_bytes / 8, 1 << 20) : -1;
+  int64_t dedup_max_bytes() const { return ShareOfMaxBytes(4); }
+  int64_t dead_letter_max_bytes() const { return ShareOfMaxBytes(8); }
+  int64_t device_max_bytes() const { return ShareOfMaxBytes(64); }
+  int64_t ShareOfMaxBytes(int64_t divisor) const {
+    return max_bytes > 0 ? std::max<int64_t>(max_bytes / divisor, 1 << 20) : -1;
   }
 };
 
@@ -181,6 +183,8 @@ class NatsConnection {
   // to NATS, kEndFlushTimeout at most.
   static constexpr absl::Duration kEndFlushTimeout = absl::Milliseconds(500);
   void EndSubscription(natsSubscription* sub);
+  // Ends several at once, with one round trip for all.
+  void EndSubscriptions(std::initializer_list<natsSubscription*> subs);
 
  private:
   explicit NatsConnection(NatsOptions options) : options_(std::move(options)) {}

@@ -246,8 +246,7 @@ NatsGroupMember::~NatsGroupMember() {
     wait = std::max(absl::ZeroDuration(), requests_expire_ + kRequestSlack - absl::Now());
   }
   for (Lease& lease : back) Fail(std::move(lease), wait).IgnoreError();
-  connection_->EndSubscription(sub_);
-  connection_->EndSubscription(redrive_sub_);
+  connection_->EndSubscriptions({sub_, redrive_sub_});
 }
 
 void NatsGroupMember::End(const absl::Status& why) {

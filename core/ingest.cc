@@ -37,6 +37,24 @@ Ingestor::Ingestor(EventLog* log, Options options)
     store_errors_ = options_.metrics->AddCounter(
         "hookfan_store_errors_total",
         "Appends the event log refused (a webhook answered 503, a Publish UNAVAILABLE).");
+    device_lookup_errors_ = options_.metrics->AddCounter(
+        "hookfan_device_lookup_errors_total",
+        "Events naming their device by UDID alone stored without its serial number because "
+        "the device directory could not answer.");
+  }
+}
+
+void Ingestor::CompleteDevice(v1::Event* event) {
+  if (!event->has_device()) return;
+  const v1::DeviceIdentity& device = event->device();
+  if (device.udid().empty() || !device.serial_number().empty()) return;
+  absl::StatusOr<std::string> serial_number = log_->DeviceSerialNumber(device.udid());
+  if (!serial_number.ok()) {
+    if (device_lookup_errors_ != nullptr) device_lookup_errors_->Add();
+    return;
+  }
+  if (!serial_number->empty()) {
+    event->mutable_device()->set_serial_number(*std::move(serial_number));
   }
 }
 
@@ -48,6 +66,7 @@ void Ingestor::Stamp(v1::Event* event) {
 absl::StatusOr<AppendOnceResult> Ingestor::Ingest(v1::Event event, std::string_view dedup_key,
                                                   absl::Duration window) {
   if (event.id().empty()) Stamp(&event);
+  CompleteDevice(&event);
   if (absl::Status s = CheckEvent(event, options_.rules); !s.ok()) return s;
   const absl::Time start = absl::Now();
   absl::StatusOr<AppendOnceResult> stored;

@@ -81,9 +81,10 @@ class EventSink {
 
 // Ingestor is the one path by which events enter the log, for webhooks and
 // EventBroker.Publish alike: it mints the id (UUIDv7) and receive time from
-// the injected clock, checks the event (CheckEvent), chooses Append or
-// AppendOnce, and counts append latency and store errors. Thread-safe;
-// `log` must be, and outlive it.
+// the injected clock, gives an event naming its device by UDID alone the
+// serial number the log's device directory holds (DeviceRecord), checks
+// the event (CheckEvent), chooses Append or AppendOnce, and counts append
+// latency and store errors. Thread-safe; `log` must be, and outlive it.
 class Ingestor final : public EventSink {
  public:
   struct Options {
@@ -106,11 +107,17 @@ class Ingestor final : public EventSink {
                                           absl::Duration window) override;
 
  private:
+  // Sets the serial number of an event's device known by UDID alone, when
+  // the directory knows it. A directory that cannot answer leaves the event
+  // as it came (counted); the append decides whether the store is up.
+  void CompleteDevice(v1::Event* event);
+
   EventLog* const log_;
   const Options options_;
   UuidV7Generator ids_;
   metrics::Histogram* append_seconds_ = nullptr;
   metrics::Counter* store_errors_ = nullptr;
+  metrics::Counter* device_lookup_errors_ = nullptr;
 };
 
 }  // namespace hookfan::broker

@@ -64,12 +64,57 @@ std::string BucketKey(absl::string_view dedup_key) {
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
-// The AppendOnce key bucket, the JetStream stream behind it and the subject
-// of one of its keys, named as nats.c's key-value layer names them.
+// A key-value bucket's JetStream stream and the subject of one of its keys,
+// named as nats.c's key-value layer names them.
+std::string BucketStream(absl::string_view bucket) { return absl::StrCat("KV_", bucket); }
+std::string BucketSubject(absl::string_view bucket, absl::string_view key) {
+  return absl::StrCat("$KV.", bucket, ".", key);
+}
+
+// The AppendOnce key bucket, its stream and the subject of one of its keys.
 std::string DedupBucket(const NatsOptions& o) { return absl::StrCat(o.stream, "_DEDUP"); }
-std::string DedupStream(const NatsOptions& o) { return absl::StrCat("KV_", DedupBucket(o)); }
+std::string DedupStream(const NatsOptions& o) { return BucketStream(DedupBucket(o)); }
 std::string DedupSubject(const NatsOptions& o, absl::string_view key) {
-  return absl::StrCat("$KV.", DedupBucket(o), ".", key);
+  return BucketSubject(DedupBucket(o), key);
+}
+
+// The device directory's bucket (a UDID's BucketKey to its serial number)
+// and its stream.
+std::string DeviceBucket(const NatsOptions& o) { return absl::StrCat(o.stream, "_DEVICES"); }
+std::string DeviceStream(const NatsOptions& o) { return BucketStream(DeviceBucket(o)); }
+
+// The device directory answers from memory for this many UDIDs at most
+// (about 10 MB); past it, the cache starts over.
+constexpr size_t kMaxCachedDevices = 1 << 16;
+constexpr absl::Duration kDeviceLookupTimeout = absl::Seconds(1);
+
+using OwnedKv = Owned<kvStore, kvStore_Destroy>;
+
+// This abseil's string_view is its own type, not std::string_view.
+absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+// Opens the key-value bucket `bucket` (one value per key), creating it when
+// absent, and sets its byte limit to `max_bytes` (-1: none).
+absl::Status OpenBucket(NatsConnection* connection, const std::string& bucket,
+                        const char* description, absl::Duration ttl, int64_t max_bytes) {
+  OwnedKv kv;
+  natsStatus s = js_KeyValue(kv.out(), connection->js(), bucket.c_str());
+  if (s == NATS_NOT_FOUND) {
+    nats_GetLastError(nullptr);
+    kvConfig config;
+    kvConfig_Init(&config);
+    config.Bucket = bucket.c_str();
+    config.Description = description;
+    config.History = 1;
+    config.TTL = Nanos(ttl);
+    config.StorageType = js_FileStorage;
+    config.Replicas = connection->options().replicas;
+    config.MaxBytes = max_bytes;
+    s = js_CreateKeyValue(kv.out(), connection->js(), &config);
+    return NatsStatus(s, static_cast<jsErrCode>(0), absl::StrCat("creating bucket ", bucket));
+  }
+  RETURN_IF_ERROR(NatsStatus(s, static_cast<jsErrCode>(0), absl::StrCat("opening bucket ", bucket)));
+  return connection->LimitStreamBytes(BucketStream(bucket), max_bytes);
 }
 
 absl::Status AlreadyStored(absl::string_view id) {
@@ -330,24 +375,11 @@ absl::Status NatsEventLog::Setup() {
     tail_passed_ = info->State.LastSeq;
   }
 
-  const std::string bucket = DedupBucket(o);
-  s = js_KeyValue(&dedup_, connection_->js(), bucket.c_str());
-  if (s == NATS_NOT_FOUND) {
-    nats_GetLastError(nullptr);
-    kvConfig kv;
-    kvConfig_Init(&kv);
-    kv.Bucket = bucket.c_str();
-    kv.Description = "hookfan AppendOnce keys";
-    kv.History = 1;
-    kv.TTL = Nanos(o.dedup_max_age);
-    kv.StorageType = js_FileStorage;
-    kv.Replicas = o.replicas;
-    kv.MaxBytes = o.dedup_max_bytes();
-    s = js_CreateKeyValue(&dedup_, connection_->js(), &kv);
-    return NatsStatus(s, static_cast<jsErrCode>(0), absl::StrCat("creating bucket ", bucket));
-  }
-  RETURN_IF_ERROR(NatsStatus(s, static_cast<jsErrCode>(0), absl::StrCat("opening bucket ", bucket)));
-  return connection_->LimitStreamBytes(DedupStream(o), o.dedup_max_bytes());
+  RETURN_IF_ERROR(OpenBucket(connection_, DedupBucket(o), "hookfan AppendOnce keys",
+                             o.dedup_max_age, o.dedup_max_bytes()));
+  // No TTL: a device is remembered after its events are gone.
+  return OpenBucket(connection_, DeviceBucket(o), "hookfan device directory: UDID to serial number",
+                    absl::ZeroDuration(), o.device_max_bytes());
 }
 
 NatsEventLog::~NatsEventLog() {
@@ -355,7 +387,6 @@ NatsEventLog::~NatsEventLog() {
   if (tail_.joinable()) tail_.join();
   if (probe_.joinable()) probe_.join();
   connection_->RemoveListener(connection_listener_);
-  if (dedup_ != nullptr) kvStore_Destroy(dedup_);
 }
 
 void NatsEventLog::NoteLast(uint64_t seq) {
@@ -423,6 +454,7 @@ absl::Status NatsEventLog::Append(absl::Span<v1::Event> events) {
       std::shared_lock lock(publish_mu_);
       RETURN_IF_ERROR(PublishOne(events[0], deadline, &not_stored).status());
     }
+    LearnDevice(events[0], deadline);
     WaitForTail(events[0].sequence(), deadline);
     return absl::OkStatus();
   }
@@ -438,6 +470,7 @@ absl::Status NatsEventLog::Append(absl::Span<v1::Event> events) {
   }
   for (v1::Event& e : events) RETURN_IF_ERROR(PublishOne(e, deadline, &not_stored).status());
   lock.unlock();
+  for (const v1::Event& e : events) LearnDevice(e, deadline);
   WaitForTail(events.back().sequence(), deadline);
   return absl::OkStatus();
 }
@@ -512,6 +545,80 @@ absl::StatusOr<uint64_t> NatsEventLog::WriteDedup(const std::string& key, const 
   return ack->Sequence;
 }
 
+void NatsEventLog::CacheDevice(std::string udid, std::string serial_number) {
+  MutexLock lock(&devices_mu_);
+  if (serial_numbers_.size() >= kMaxCachedDevices) serial_numbers_.clear();
+  serial_numbers_[std::move(udid)] = std::move(serial_number);
+}
+
+void NatsEventLog::LearnDevice(const v1::Event& event, absl::Time deadline) {
+  std::optional<DeviceRecord> device = DeviceRecordOf(event);
+  if (!device.has_value()) return;
+  {
+    MutexLock lock(&devices_mu_);
+    auto known = serial_numbers_.find(AbslView(device->udid));
+    if (known != serial_numbers_.end() && known->second == device->serial_number) return;
+  }
+  // The event is stored either way; a device not written is written by the
+  // next event that names it. An unavailable store is logged (rate-limited)
+  // and counted as a refusal; anything else is news.
+  if (!connection_->connected()) {
+    Refused(NATS_CONNECTION_DISCONNECTED, static_cast<jsErrCode>(0), "writing a device")
+        .IgnoreError();
+    return;
+  }
+  const std::string subject =
+      BucketSubject(DeviceBucket(connection_->options()), BucketKey(AbslView(device->udid)));
+  jsPubOptions options;
+  jsPubOptions_Init(&options);
+  options.MaxWait = MillisLeft(deadline);
+  OwnedPubAck ack;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_Publish(ack.out(), connection_->js(), subject.c_str(),
+                            device->serial_number.data(),
+                            static_cast<int>(device->serial_number.size()), &options, &jerr);
+  if (s != NATS_OK) {
+    absl::Status refused = Refused(s, jerr, "writing a device");
+    if (!absl::IsUnavailable(refused)) {
+      log::Warn("could not record a device", {{"event_id", event.id()},
+                                              {"error", std::string(refused.message())}});
+    }
+    return;
+  }
+  CacheDevice(std::string(device->udid), std::string(device->serial_number));
+}
+
+absl::StatusOr<std::string> NatsEventLog::DeviceSerialNumber(std::string_view udid) {
+  RETURN_IF_ERROR(Opened());
+  {
+    MutexLock lock(&devices_mu_);
+    auto known = serial_numbers_.find(AbslView(udid));
+    if (known != serial_numbers_.end()) return known->second;
+  }
+  // A lookup runs before its event's append: a store that cannot take
+  // writes says so at once, and a frozen one costs at most a second more.
+  RETURN_IF_ERROR(Ready());
+  jsOptions options;
+  jsOptions_Init(&options);
+  const NatsOptions& o = connection_->options();
+  options.Wait = MillisLeft(absl::Now() + std::min(o.request_timeout, kDeviceLookupTimeout));
+  const std::string stream = DeviceStream(o);
+  const std::string subject = BucketSubject(DeviceBucket(o), BucketKey(AbslView(udid)));
+  OwnedMsg msg;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetLastMsg(msg.out(), connection_->js(), stream.c_str(), subject.c_str(),
+                               &options, &jerr);
+  if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
+    nats_GetLastError(nullptr);
+    return std::string();
+  }
+  if (s != NATS_OK) return Refused(s, jerr, "reading a device");
+  // A delete or purge marker has no data: the device is not known.
+  std::string serial_number(natsMsg_GetData(msg.get()), natsMsg_GetDataLength(msg.get()));
+  if (!serial_number.empty()) CacheDevice(std::string(udid), serial_number);
+  return serial_number;
+}
+
 absl::Status NatsEventLog::Refused(natsStatus s, jsErrCode jerr, absl::string_view what) {
   absl::Status status = NatsStatus(s, jerr, what);
   nats_GetLastError(nullptr);  // the text is in `status`
@@ -527,7 +634,7 @@ absl::StatusOr<AppendOnceResult> NatsEventLog::AppendOnce(v1::Event event,
                                                           absl::Duration window) {
   RETURN_IF_ERROR(Opened());
   RETURN_IF_ERROR(ValidateBatch(absl::MakeConstSpan(&event, 1)));
-  const std::string key = BucketKey(absl::string_view(dedup_key.data(), dedup_key.size()));
+  const std::string key = BucketKey(AbslView(dedup_key));
   const absl::Time time = EventTime(event);
   window = std::min(window, connection_->options().dedup_max_age);
   // One deadline bounds every wait of this append, so that the webhook
@@ -624,6 +731,7 @@ absl::StatusOr<AppendOnceResult> NatsEventLog::AppendOnce(v1::Event event,
                {"error", lost_race ? std::string("the key was taken over")
                                    : std::string(recorded.status().message())}});
   }
+  LearnDevice(event, deadline);
   WaitForTail(*sequence, deadline);
   return AppendOnceResult{.id = event.id(), .sequence = *sequence, .duplicate = false};
 }

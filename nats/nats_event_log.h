@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "store/event_log.h"
@@ -115,6 +116,9 @@ class NatsEventLog : public EventLog {
   absl::StatusOr<uint64_t> FirstSequence() override;
   uint64_t LastSequence() const override;
   absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override;
+  // Answers from memory for a UDID this replica wrote or read before (a
+  // UDID's serial number does not change), else from the bucket.
+  absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) override;
   void SetCommitListener(CommitListener* listener) override;
   absl::Status Ready() const override;
   absl::Status Opened() const override;
@@ -143,6 +147,10 @@ class NatsEventLog : public EventLog {
   // `lost_race` if it is not. Returns the new revision.
   absl::StatusOr<uint64_t> WriteDedup(const std::string& key, const DedupRecord& record,
                                       uint64_t revision, absl::Time deadline, bool* lost_race);
+  // Writes the device directory's record of `event` (DeviceRecordOf) unless
+  // this replica knows it already; a failure is logged and counted.
+  void LearnDevice(const v1::Event& event, absl::Time deadline);
+  void CacheDevice(std::string udid, std::string serial_number);
   // NatsStatus(s, jerr, what), counted and logged as a refusal when the
   // store is unavailable.
   absl::Status Refused(natsStatus s, jsErrCode jerr, absl::string_view what);
@@ -160,7 +168,6 @@ class NatsEventLog : public EventLog {
   void TailLoop();
 
   NatsConnection* const connection_;
-  kvStore* dedup_ = nullptr;
   std::atomic<uint64_t> last_sequence_{0};
   // Single-event appends share it; a batch of several holds it alone, so
   // its events get consecutive sequences.
@@ -178,6 +185,9 @@ class NatsEventLog : public EventLog {
   absl::Status waiting_ ABSL_GUARDED_BY(health_mu_);       // why not opened yet
   absl::Status write_health_ ABSL_GUARDED_BY(health_mu_);  // the last probe's outcome
   RefusalLog refusals_;
+  Mutex devices_mu_;
+  // What this replica knows of the device directory: UDID to serial number.
+  absl::flat_hash_map<std::string, std::string> serial_numbers_ ABSL_GUARDED_BY(devices_mu_);
   Notification stop_;
   std::thread tail_;
   std::thread probe_;

@@ -551,7 +551,7 @@ absl::Status App::OpenStore(std::string* store) {
       // nats-server 2.9 with a full store stops answering, and freeing
       // space does not bring it back: only a restart does.
       log::Warn("the NATS store has no byte limit; set --retention-max-bytes so that hookfan's "
-                "streams (1.375 times it) stay under JetStream's max_file_store",
+                "streams (under 1.4 times it) stay under JetStream's max_file_store",
                 {{"stream", config_.nats.stream}});
     }
     ASSIGN_OR_RETURN(nats_, broker::NatsConnection::Connect(config_.nats));

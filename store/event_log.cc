@@ -21,6 +21,12 @@ bool IsShuttingDown(const absl::Status& status) {
   return absl::IsUnavailable(status) && status.message() == kShuttingDown;
 }
 
+std::optional<DeviceRecord> DeviceRecordOf(const v1::Event& event) {
+  const v1::DeviceIdentity& device = event.device();
+  if (device.udid().empty() || device.serial_number().empty()) return std::nullopt;
+  return DeviceRecord{.udid = device.udid(), .serial_number = device.serial_number()};
+}
+
 absl::Status ValidateBatch(absl::Span<const v1::Event> events) {
   for (size_t i = 0; i < events.size(); ++i) {
     if (events[i].id().empty() || events[i].type().empty()) {

@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,22 @@ EventPtr MakeStoredEvent(v1::Event event);
 // The checks every store makes before appending: each event has an id and a
 // type. Errors: kInvalidArgument naming the first offending event.
 absl::Status ValidateBatch(absl::Span<const v1::Event> events);
+
+// The device directory: what the log remembers of each device so that an
+// event naming its device by UDID alone (NanoMDM's check-ins and command
+// reports after the first) still carries its serial number, and a
+// subscriber filtering on a serial number sees the device's events from
+// every MDM. An appended event whose Event.device has both a UDID and a
+// serial number teaches the pair (DeviceRecordOf); a UDID's serial number
+// is taken not to change (both are the hardware's).
+struct DeviceRecord {
+  std::string_view udid;
+  std::string_view serial_number;
+};
+
+// What `event` teaches the device directory: its device's UDID and serial
+// number when it names both, else nullopt. The views point into `event`.
+std::optional<DeviceRecord> DeviceRecordOf(const v1::Event& event);
 
 // CommitListener learns of events after they are durable, never before.
 class CommitListener {
@@ -145,6 +162,14 @@ class EventLog {
   // "out_of_storage", "timeout"), for the hookfan_store_refusals_total
   // metric. Empty for stores that do not classify their refusals.
   virtual std::map<std::string, uint64_t> RefusalCounts() const { return {}; }
+
+  // The serial number the device directory holds for `udid` (see
+  // DeviceRecord): the newest appended event naming both taught it; "" when
+  // none did. Every store learns from what it appends, as part of the
+  // append, and keeps what it learned as long as the store lasts (retention
+  // does not forget a device); a shared store answers for every replica.
+  // Errors: kUnavailable when the store cannot answer now.
+  virtual absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) = 0;
 
   // Sets the listener told of every commit from now on (nullptr: none).
   // Set it before the first Append; the listener must outlive the log or be

@@ -49,6 +49,9 @@ absl::Status MemoryEventLog::AppendLocked(absl::Span<v1::Event> events) {
       EventPtr stored = MakeStoredEvent(event);
       events_.push_back(stored);
       by_id_.emplace(event.id(), stored);
+      if (std::optional<DeviceRecord> device = DeviceRecordOf(event)) {
+        serial_numbers_[std::string(device->udid)] = std::string(device->serial_number);
+      }
       committed.push_back(std::move(stored));
     }
   }
@@ -99,6 +102,12 @@ absl::StatusOr<uint64_t> MemoryEventLog::SequenceAtTime(absl::Time t) {
       std::find_if(events_.begin(), events_.end(),
                    [t](const EventPtr& e) { return ToTime(e->event.time()) >= t; });
   return static_cast<uint64_t>(it - events_.begin()) + 1;
+}
+
+absl::StatusOr<std::string> MemoryEventLog::DeviceSerialNumber(std::string_view udid) {
+  std::lock_guard lock(mu_);
+  auto it = serial_numbers_.find(std::string(udid));
+  return it == serial_numbers_.end() ? std::string() : it->second;
 }
 
 void MemoryEventLog::SetCommitListener(CommitListener* listener) {

@@ -37,6 +37,7 @@ class MemoryEventLog final : public EventLog {
   absl::StatusOr<uint64_t> FirstSequence() override;
   uint64_t LastSequence() const override;
   absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override;
+  absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) override;
   void SetCommitListener(CommitListener* listener) override;
 
  private:
@@ -55,6 +56,7 @@ class MemoryEventLog final : public EventLog {
   mutable std::mutex mu_ ABSL_ACQUIRED_AFTER(append_mu_);
   std::vector<EventPtr> events_ ABSL_GUARDED_BY(mu_);  // events_[i]: seq i+1
   std::unordered_map<std::string, EventPtr> by_id_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<std::string, std::string> serial_numbers_ ABSL_GUARDED_BY(mu_);  // by UDID
 };
 
 }  // namespace hookfan::broker

@@ -21,6 +21,7 @@ struct ReadConnection {
   StmtPtr by_id;  // ?2 id
   StmtPtr first;
   StmtPtr at_time;  // ?2 time_us
+  StmtPtr serial_number;  // ?1 udid
 };
 
 }  // namespace sqlite_internal
@@ -68,6 +69,10 @@ CREATE TABLE IF NOT EXISTS dedup(
   expires_us INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dedup_by_expiry ON dedup(expires_us);
+CREATE TABLE IF NOT EXISTS devices(
+  udid TEXT PRIMARY KEY,
+  serial_number TEXT NOT NULL
+) WITHOUT ROWID;
 COMMIT;
 )sql";
 
@@ -79,6 +84,12 @@ constexpr char kDedupPutSql[] =
     "INSERT OR REPLACE INTO dedup(key, seq, id, time_us, expires_us) "
     "VALUES(?1, ?2, ?3, ?4, ?5)";
 constexpr char kDedupPurgeSql[] = "DELETE FROM dedup WHERE expires_us < ?1";
+// Rewrites a device's row only when its serial number changes.
+constexpr char kDevicePutSql[] =
+    "INSERT INTO devices(udid, serial_number) VALUES(?1, ?2) ON CONFLICT(udid) "
+    "DO UPDATE SET serial_number = excluded.serial_number "
+    "WHERE serial_number <> excluded.serial_number";
+constexpr char kDeviceFindSql[] = "SELECT serial_number FROM devices WHERE udid = ?1";
 // Expired dedup keys are deleted at most this often (by event time).
 constexpr absl::Duration kDedupPurgeInterval = absl::Minutes(1);
 constexpr char kReadSql[] =
@@ -130,6 +141,7 @@ absl::StatusOr<std::unique_ptr<ReadConnection>> OpenReader(
   ASSIGN_OR_RETURN(reader->by_id, Prepare(db, kByIdSql, path));
   ASSIGN_OR_RETURN(reader->first, Prepare(db, kFirstSql, path));
   ASSIGN_OR_RETURN(reader->at_time, Prepare(db, kAtTimeSql, path));
+  ASSIGN_OR_RETURN(reader->serial_number, Prepare(db, kDeviceFindSql, path));
   return reader;
 }
 
@@ -209,6 +221,7 @@ absl::StatusOr<std::unique_ptr<SqliteEventLog>> SqliteEventLog::Open(
   ASSIGN_OR_RETURN(log->dedup_find_, Prepare(db, kDedupFindSql, path));
   ASSIGN_OR_RETURN(log->dedup_put_, Prepare(db, kDedupPutSql, path));
   ASSIGN_OR_RETURN(log->dedup_purge_, Prepare(db, kDedupPurgeSql, path));
+  ASSIGN_OR_RETURN(log->device_put_, Prepare(db, kDevicePutSql, path));
 
   {
     std::lock_guard lock(log->pool_mu_);
@@ -490,6 +503,12 @@ absl::Status SqliteEventLog::InsertBatch(absl::Span<const v1::Event> events,
     if (rc != SQLITE_DONE) {
       return SqliteError(rc, db_.get(), "append to", path_);
     }
+    // In the event's own transaction: the directory knows what the log holds.
+    if (std::optional<DeviceRecord> device = DeviceRecordOf(e)) {
+      Query put(device_put_.get());
+      put.BindText(1, device->udid).BindText(2, device->serial_number);
+      if (rc = put.Step(); rc != SQLITE_DONE) return SqliteError(rc, db_.get(), "append to", path_);
+    }
     committed->push_back(std::move(stored));
   }
   return absl::OkStatus();
@@ -533,6 +552,18 @@ absl::StatusOr<EventPtr> SqliteEventLog::GetById(std::string_view id) {
     return absl::NotFoundError(
         absl::StrCat("event id ", std::string(id), " not found"));
   }
+  return SqliteError(rc, query.db(), "read", path_);
+}
+
+absl::StatusOr<std::string> SqliteEventLog::DeviceSerialNumber(std::string_view udid) {
+  ReaderLease reader(this);
+  Query query(reader->serial_number.get());
+  query.BindText(1, udid);
+  int rc = query.Step();
+  if (rc == SQLITE_ROW) {
+    return std::string(reinterpret_cast<const char*>(sqlite3_column_text(query.stmt(), 0)));
+  }
+  if (rc == SQLITE_DONE) return std::string();
   return SqliteError(rc, query.db(), "read", path_);
 }
 

@@ -96,6 +96,7 @@ class SqliteEventLog final : public EventLog {
   absl::StatusOr<uint64_t> FirstSequence() override;
   uint64_t LastSequence() const override;
   absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override;
+  absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) override;
   void SetCommitListener(CommitListener* listener) override;
   // kUnavailable from a failed append (disk full, read-only, I/O error)
   // until a write succeeds again: the writer probes once a second.
@@ -142,6 +143,7 @@ class SqliteEventLog final : public EventLog {
   sqlite_internal::StmtPtr dedup_find_;
   sqlite_internal::StmtPtr dedup_put_;
   sqlite_internal::StmtPtr dedup_purge_;
+  sqlite_internal::StmtPtr device_put_;
   int64_t last_dedup_purge_us_ = 0;  // writer thread only
   absl::Time last_probe_;      // writer thread only
   absl::Time last_retention_;  // writer thread only

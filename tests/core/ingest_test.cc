@@ -63,6 +63,76 @@ TEST_F(IngestorTest, ADedupKeyMakesARepeatADuplicateOfTheOriginal) {
   EXPECT_EQ(log_.LastSequence(), 1u);
 }
 
+// An event naming its device by UDID alone gets the serial number an
+// earlier event taught the log; one naming an unknown UDID stays as it came.
+TEST_F(IngestorTest, CompletesADeviceKnownByUdidAlone) {
+  v1::Event authenticated = EventOf("nanomdm.device.authenticated");
+  authenticated.mutable_device()->set_udid("U1");
+  authenticated.mutable_device()->set_serial_number("S1");
+  ASSERT_TRUE(ingestor_.Ingest(authenticated, "", absl::Hours(1)).ok());
+
+  v1::Event later = EventOf("nanomdm.device.token_updated");
+  later.mutable_device()->set_udid("U1");
+  later.set_key("U1");
+  absl::StatusOr<AppendOnceResult> stored = ingestor_.Ingest(later, "", absl::Hours(1));
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  const v1::Event& completed = (*log_.GetById(stored->id))->event;
+  EXPECT_EQ(completed.device().serial_number(), "S1");
+  EXPECT_EQ(completed.device().udid(), "U1");
+  EXPECT_EQ(completed.key(), "U1");
+
+  v1::Event unknown = EventOf("nanomdm.device.token_updated");
+  unknown.mutable_device()->set_udid("U2");
+  stored = ingestor_.Ingest(unknown, "", absl::Hours(1));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ((*log_.GetById(stored->id))->event.device().serial_number(), "");
+  EXPECT_TRUE((*log_.GetById(stored->id))->event.has_device());
+  v1::Event no_device = EventOf("a.b");
+  stored = ingestor_.Ingest(no_device, "", absl::Hours(1));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_FALSE((*log_.GetById(stored->id))->event.has_device());
+  EXPECT_THAT(metrics_.Render(), HasSubstr("hookfan_device_lookup_errors_total 0\n"));
+}
+
+// A log whose device directory cannot answer; everything else works.
+class NoDirectoryLog final : public EventLog {
+ public:
+  absl::Status Append(absl::Span<v1::Event> events) override { return log_.Append(events); }
+  absl::StatusOr<AppendOnceResult> AppendOnce(v1::Event event, std::string_view key,
+                                              absl::Duration window) override {
+    return log_.AppendOnce(std::move(event), key, window);
+  }
+  absl::StatusOr<std::vector<EventPtr>> Read(uint64_t from, size_t max_events,
+                                             size_t max_bytes) override {
+    return log_.Read(from, max_events, max_bytes);
+  }
+  absl::StatusOr<EventPtr> GetById(std::string_view id) override { return log_.GetById(id); }
+  absl::StatusOr<uint64_t> FirstSequence() override { return log_.FirstSequence(); }
+  uint64_t LastSequence() const override { return log_.LastSequence(); }
+  absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override { return log_.SequenceAtTime(t); }
+  absl::StatusOr<std::string> DeviceSerialNumber(std::string_view) override {
+    return absl::UnavailableError("the directory is down");
+  }
+  void SetCommitListener(CommitListener* l) override { log_.SetCommitListener(l); }
+
+ private:
+  MemoryEventLog log_;
+};
+
+// A directory that cannot answer costs the event its serial number, not
+// its storage; the miss is counted.
+TEST(IngestorDirectoryTest, AnUnansweredLookupStoresTheEventAsItCame) {
+  NoDirectoryLog log;
+  metrics::Registry metrics;
+  Ingestor ingestor(&log, {.metrics = &metrics});
+  v1::Event event = EventOf("nanomdm.device.token_updated");
+  event.mutable_device()->set_udid("U1");
+  absl::StatusOr<AppendOnceResult> stored = ingestor.Ingest(event, "", absl::Hours(1));
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ((*log.GetById(stored->id))->event.device().udid(), "U1");
+  EXPECT_THAT(metrics.Render(), HasSubstr("hookfan_device_lookup_errors_total 1\n"));
+}
+
 TEST_F(IngestorTest, EventRulesRefuseBeforeTheStore) {
   absl::StatusOr<AppendOnceResult> bad_type = ingestor_.Ingest(EventOf("A.B"), "", absl::Hours(1));
   EXPECT_TRUE(absl::IsInvalidArgument(bad_type.status()));

@@ -643,6 +643,7 @@ TEST_F(NatsE2ETest, RetentionMaxBytesBoundsEveryStreamHookfanKeeps) {
   EXPECT_EQ(max_bytes("HOOKFAN"), int64_t{64} << 20);
   EXPECT_EQ(max_bytes("KV_HOOKFAN_DEDUP"), int64_t{16} << 20);
   EXPECT_EQ(max_bytes("HOOKFAN_DEAD"), int64_t{8} << 20);
+  EXPECT_EQ(max_bytes("KV_HOOKFAN_DEVICES"), int64_t{1} << 20);
   jsCtx_Destroy(js);
   natsConnection_Destroy(nc);
 }

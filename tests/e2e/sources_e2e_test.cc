@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -27,6 +30,22 @@ std::string Hmac(const std::string& key, const std::string& message) {
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &size);
   return std::string(reinterpret_cast<char*>(mac), size);
+}
+
+// A stream of every event from the earliest on that passes the filter
+// `set_filter` fills in.
+std::unique_ptr<StreamCollector> SubscribeFromEarliest(
+    v1::EventBroker::Stub* stub, const std::function<void(v1::Filter*)>& set_filter) {
+  v1::SubscribeRequest request;
+  request.mutable_start()->set_earliest(true);
+  set_filter(request.mutable_filter());
+  return std::make_unique<StreamCollector>(stub, request, "admin-token");
+}
+
+std::vector<std::string> TypesOf(const std::vector<v1::Event>& events) {
+  std::vector<std::string> types;
+  for (const v1::Event& e : events) types.push_back(e.type());
+  return types;
 }
 
 void WriteFile(const std::string& path, const std::string& text) {
@@ -103,6 +122,9 @@ class SourcesE2ETest : public ::testing::Test {
   - name: jamf
     normalizer: jamf_pro
     auth: {type: header, header: X-Jamf-Token, secrets: [{file: )", dir_, R"(/jamf}]}
+  - name: jamf-basic
+    normalizer: jamf_pro
+    auth: {type: basic, username: jamf, secrets: [{file: )", dir_, R"(/jamf}]}
   - name: wsone
     normalizer: workspace_one
     auth: {type: basic, username: uem, secrets: [{file: )", dir_, R"(/wsone}]}
@@ -350,22 +372,19 @@ TEST_F(SourcesE2ETest, NanoMdmGets200AndADeviceFilterSeesOneDeviceAcrossProvider
   EXPECT_EQ(events[2].apple_mdm_checkin().token_update_tally(), 1);
 }
 
-// Jamf Pro behind header authentication: its JSON webhooks get 200, XML
-// gets 415 saying to choose JSON, a wrong or missing header 401. One Mac
-// known to Jamf and to NanoMDM: subscribers on its serial number (NanoMDM's
-// from its Authenticate message's property list) and on its UDID see both
-// MDMs' events.
+// Jamf Pro behind header authentication, and behind Basic: its JSON
+// webhooks get 200, XML gets 415 saying to choose JSON, wrong or missing
+// credentials 401. One Mac
+// known to Jamf and to NanoMDM: subscribers on its serial number and on its
+// UDID see both MDMs' events. NanoMDM names the serial number only in the
+// Authenticate message's property list; its later messages, by UDID alone,
+// get it from the device directory.
 TEST_F(SourcesE2ETest, JamfProHeaderAuthAndOneMacAcrossTwoMdms) {
   constexpr char kUdid[] = "0A4C5E2B-7F31-4D8E-9B62-3C1D5A7E9F04";
   auto stub = hookfan_->NewStub();
-  v1::SubscribeRequest by_serial;
-  by_serial.mutable_start()->set_earliest(true);
-  by_serial.mutable_filter()->add_serial_numbers("C02HF1ZKQ6L4");
-  StreamCollector serial(stub.get(), by_serial, "admin-token");
-  v1::SubscribeRequest by_udid;
-  by_udid.mutable_start()->set_earliest(true);
-  by_udid.mutable_filter()->add_udids(kUdid);
-  StreamCollector udid(stub.get(), by_udid, "admin-token");
+  auto serial = SubscribeFromEarliest(
+      stub.get(), [](v1::Filter* f) { f->add_serial_numbers("C02HF1ZKQ6L4"); });
+  auto udid = SubscribeFromEarliest(stub.get(), [&](v1::Filter* f) { f->add_udids(kUdid); });
 
   const httplib::Headers jamf = {{"X-Jamf-Token", "jamf-header-t0ken"}};
   auto added = Post("/webhooks/jamf", ReadFixture("jamf_pro/computer_added.json"), jamf);
@@ -378,28 +397,47 @@ TEST_F(SourcesE2ETest, JamfProHeaderAuthAndOneMacAcrossTwoMdms) {
                  {{"X-Jamf-Token", "guess"}})->status,
             401);
   EXPECT_EQ(Post("/webhooks/jamf", ReadFixture("jamf_pro/computer_added.json"))->status, 401);
-  ASSERT_EQ(Post("/webhooks/jamf", ReadFixture("jamf_pro/mobile_device_enrolled.json"), jamf)->status,
-            200);
+  // Jamf's other choice, Basic (another device's event, below): wrong
+  // credentials and the header meant for the other source fail.
+  EXPECT_EQ(Post("/webhooks/jamf-basic", ReadFixture("jamf_pro/computer_added.json"),
+                 {{"Authorization", "Basic " + absl::Base64Escape("jamf:guess")}})
+                ->status,
+            401);
+  EXPECT_EQ(Post("/webhooks/jamf-basic", ReadFixture("jamf_pro/computer_added.json"),
+                 {{"X-Jamf-Token", "jamf-header-t0ken"}})
+                ->status,
+            401);
+  auto enrolled = Post(
+      "/webhooks/jamf-basic", ReadFixture("jamf_pro/mobile_device_enrolled.json"),
+      {{"Authorization", "Basic " + absl::Base64Escape("jamf:jamf-header-t0ken")}});
+  ASSERT_EQ(enrolled->status, 200) << enrolled->body;
+  EXPECT_EQ(Json(enrolled)["type"], "jamf_pro.mobile_device.enrolled");
   ASSERT_EQ(Post("/webhooks/nanomdm", ReadFixture("nanomdm/authenticate.json"),
                  {{"Authorization", "Basic " + absl::Base64Escape("nanomdm:nano-pass")}})
                 ->status,
             200);
+  for (const char* fixture : {"nanomdm/token_update.json", "nanomdm/command_report.json"}) {
+    ASSERT_EQ(Post("/webhooks/nanomdm", ReadFixture(fixture),
+                   {{"Authorization", "Basic " + absl::Base64Escape("nanomdm:nano-pass")}})
+                  ->status,
+              200)
+        << fixture;
+  }
   ASSERT_EQ(Post("/webhooks/jamf", ReadFixture("jamf_pro/computer_check_in.json"), jamf)->status,
             200);
 
-  ASSERT_TRUE(serial.WaitFor(3));
-  ASSERT_TRUE(udid.WaitFor(3));
-  std::vector<std::string> serial_types, udid_types;
-  for (const v1::Event& e : serial.events()) serial_types.push_back(e.type());
-  for (const v1::Event& e : udid.events()) udid_types.push_back(e.type());
-  EXPECT_THAT(serial_types,
-              ::testing::ElementsAre("jamf_pro.computer.added", "nanomdm.device.authenticated",
-                                     "jamf_pro.computer.checked_in"));
-  EXPECT_THAT(udid_types,
-              ::testing::ElementsAre("jamf_pro.computer.added", "nanomdm.device.authenticated",
-                                     "jamf_pro.computer.checked_in"));
-  EXPECT_EQ(serial.events()[0].device().id(), "217");
-  EXPECT_EQ(serial.events()[0].key(), kUdid);
+  ASSERT_TRUE(serial->WaitFor(5));
+  ASSERT_TRUE(udid->WaitFor(5));
+  const auto both_mdms = ::testing::ElementsAre(
+      "jamf_pro.computer.added", "nanomdm.device.authenticated", "nanomdm.device.token_updated",
+      "nanomdm.command.reported", "jamf_pro.computer.checked_in");
+  EXPECT_THAT(TypesOf(serial->events()), both_mdms);
+  EXPECT_THAT(TypesOf(udid->events()), both_mdms);
+  EXPECT_EQ(serial->events()[0].device().id(), "217");
+  for (const v1::Event& e : serial->events()) {
+    EXPECT_EQ(e.key(), kUdid) << e.type();
+    EXPECT_EQ(e.device().serial_number(), "C02HF1ZKQ6L4") << e.type();
+  }
 }
 
 // Workspace ONE behind Basic auth: the console's Test Connection (an
@@ -411,14 +449,9 @@ TEST_F(SourcesE2ETest, JamfProHeaderAuthAndOneMacAcrossTwoMdms) {
 TEST_F(SourcesE2ETest, WorkspaceOneTestConnectionAndOneMacAcrossThreeMdms) {
   constexpr char kUdid[] = "0A4C5E2B-7F31-4D8E-9B62-3C1D5A7E9F04";
   auto stub = hookfan_->NewStub();
-  v1::SubscribeRequest by_serial;
-  by_serial.mutable_start()->set_earliest(true);
-  by_serial.mutable_filter()->add_serial_numbers("C02HF1ZKQ6L4");
-  StreamCollector serial(stub.get(), by_serial, "admin-token");
-  v1::SubscribeRequest by_udid;
-  by_udid.mutable_start()->set_earliest(true);
-  by_udid.mutable_filter()->add_udids(kUdid);
-  StreamCollector udid(stub.get(), by_udid, "admin-token");
+  auto serial = SubscribeFromEarliest(
+      stub.get(), [](v1::Filter* f) { f->add_serial_numbers("C02HF1ZKQ6L4"); });
+  auto udid = SubscribeFromEarliest(stub.get(), [&](v1::Filter* f) { f->add_udids(kUdid); });
 
   const httplib::Headers uem = {{"Authorization", "Basic " + absl::Base64Escape("uem:ws1-pass")}};
   httplib::Client c("127.0.0.1", hookfan_->http_port());
@@ -453,21 +486,17 @@ TEST_F(SourcesE2ETest, WorkspaceOneTestConnectionAndOneMacAcrossThreeMdms) {
   ASSERT_EQ(compliance->status, 200) << compliance->body;
   EXPECT_EQ(Json(compliance)["type"], "workspace_one.device.compliance_status_changed");
 
-  ASSERT_TRUE(serial.WaitFor(3));
-  ASSERT_TRUE(udid.WaitFor(3));
-  std::vector<std::string> serial_types, udid_types;
-  for (const v1::Event& e : serial.events()) serial_types.push_back(e.type());
-  for (const v1::Event& e : udid.events()) udid_types.push_back(e.type());
-  EXPECT_THAT(serial_types,
-              ::testing::ElementsAre("jamf_pro.computer.added", "nanomdm.device.authenticated",
-                                     "workspace_one.device.compliance_status_changed"));
-  EXPECT_THAT(udid_types,
-              ::testing::ElementsAre("jamf_pro.computer.added", "nanomdm.device.authenticated",
-                                     "workspace_one.device.compliance_status_changed"));
+  ASSERT_TRUE(serial->WaitFor(3));
+  ASSERT_TRUE(udid->WaitFor(3));
+  const auto three_mdms =
+      ::testing::ElementsAre("jamf_pro.computer.added", "nanomdm.device.authenticated",
+                             "workspace_one.device.compliance_status_changed");
+  EXPECT_THAT(TypesOf(serial->events()), three_mdms);
+  EXPECT_THAT(TypesOf(udid->events()), three_mdms);
   // One key for the Mac whichever MDM sent its event: per-device order
   // holds across them in a key-ordered group.
-  for (const v1::Event& e : udid.events()) EXPECT_EQ(e.key(), kUdid) << e.type();
-  EXPECT_EQ(udid.events()[2].device().id(), "10482");
+  for (const v1::Event& e : udid->events()) EXPECT_EQ(e.key(), kUdid) << e.type();
+  EXPECT_EQ(udid->events()[2].device().id(), "10482");
 }
 
 TEST_F(SourcesE2ETest, SubscriberGrantLimitsWhatATokenMayReceive) {

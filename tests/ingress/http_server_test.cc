@@ -57,6 +57,9 @@ class StallableLog final : public broker::EventLog {
   absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override {
     return log_.SequenceAtTime(t);
   }
+  absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) override {
+    return log_.DeviceSerialNumber(udid);
+  }
   void SetCommitListener(broker::CommitListener* l) override { log_.SetCommitListener(l); }
 
   void Hold(bool hold) {

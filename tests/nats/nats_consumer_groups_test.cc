@@ -246,22 +246,26 @@ TEST_F(NatsConsumerGroupsTest, FilterBeyondOneTypePatternIsAppliedByTheMember) {
 }
 
 // #25 item 7: what hookfan keeps next to the events (the AppendOnce key
-// bucket, the dead letters) is bounded by the events' byte limit: a
-// quarter and an eighth of it, set at creation and applied to streams
-// that exist without it; no limit when the events have none.
+// bucket, the dead letters, the device directory) is bounded by the
+// events' byte limit: a quarter, an eighth and a sixty-fourth of it (at
+// least 1 MiB), set at creation and applied to streams that exist without
+// it; no limit when the events have none.
 TEST_F(NatsConsumerGroupsTest, SideStreamsAreBoundedByTheEventsByteLimit) {
   ASSERT_NE(AddReplica(), nullptr);
   EXPECT_EQ(MaxBytes("KV_HOOKFAN_DEDUP"), -1);
   EXPECT_EQ(MaxBytes("HOOKFAN_DEAD"), -1);
+  EXPECT_EQ(MaxBytes("KV_HOOKFAN_DEVICES"), -1);
 
-  ASSERT_NE(AddReplica(int64_t{64} << 20), nullptr);  // the same streams, now limited
-  EXPECT_EQ(MaxBytes("HOOKFAN"), int64_t{64} << 20);
-  EXPECT_EQ(MaxBytes("KV_HOOKFAN_DEDUP"), int64_t{16} << 20);
-  EXPECT_EQ(MaxBytes("HOOKFAN_DEAD"), int64_t{8} << 20);
+  ASSERT_NE(AddReplica(int64_t{128} << 20), nullptr);  // the same streams, now limited
+  EXPECT_EQ(MaxBytes("HOOKFAN"), int64_t{128} << 20);
+  EXPECT_EQ(MaxBytes("KV_HOOKFAN_DEDUP"), int64_t{32} << 20);
+  EXPECT_EQ(MaxBytes("HOOKFAN_DEAD"), int64_t{16} << 20);
+  EXPECT_EQ(MaxBytes("KV_HOOKFAN_DEVICES"), int64_t{2} << 20);
 
   ASSERT_NE(AddReplica(int64_t{64} << 20, "FRESH", "fresh.events"), nullptr);  // created limited
   EXPECT_EQ(MaxBytes("KV_FRESH_DEDUP"), int64_t{16} << 20);
   EXPECT_EQ(MaxBytes("FRESH_DEAD"), int64_t{8} << 20);
+  EXPECT_EQ(MaxBytes("KV_FRESH_DEVICES"), int64_t{1} << 20);
 }
 
 // When NATS goes away, members end with kUnavailable (their clients

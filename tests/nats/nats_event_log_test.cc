@@ -147,6 +147,25 @@ TEST_F(NatsEventLogTest, EveryReplicaSeesEveryAppend) {
   EXPECT_EQ((*found)->event.sequence(), 1u);
 }
 
+// A device one replica learned is known to another (its own memory holds
+// nothing yet: the answer comes from the bucket).
+TEST_F(NatsEventLogTest, EveryReplicaKnowsTheDevicesAnotherLearned) {
+  NatsEventLog* a = OpenLog();
+  NatsEventLog* b = OpenLog();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  std::vector<v1::Event> one = {NewEvent("authenticated")};
+  one[0].mutable_device()->set_udid("00008103-000A1B2C3D4E5F60");
+  one[0].mutable_device()->set_serial_number("C02XK1JQJG5H");
+  ASSERT_EQ(a->Append(absl::MakeSpan(one)), absl::OkStatus());
+  absl::StatusOr<std::string> serial = b->DeviceSerialNumber("00008103-000A1B2C3D4E5F60");
+  ASSERT_TRUE(serial.ok()) << serial.status();
+  EXPECT_EQ(*serial, "C02XK1JQJG5H");
+  serial = b->DeviceSerialNumber("00008103-FFFFFFFFFFFFFFFF");
+  ASSERT_TRUE(serial.ok()) << serial.status();
+  EXPECT_EQ(*serial, "");
+}
+
 // A scan that finds its event ends its subscription while the rest of the
 // stream is still arriving for it. With libnats 3.4.1 freeing it then could
 // hang the connection's read loop (NatsConnection::EndSubscription): every

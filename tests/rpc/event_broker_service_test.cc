@@ -59,6 +59,9 @@ class FaultyLog : public EventLog {
   absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override {
     return log_.SequenceAtTime(t);
   }
+  absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) override {
+    return log_.DeviceSerialNumber(udid);
+  }
   void SetCommitListener(CommitListener* l) override {
     log_.SetCommitListener(l);
   }

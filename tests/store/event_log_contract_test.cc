@@ -423,6 +423,44 @@ TEST_P(EventLogContractTest, ConcurrentAppendOnceWithOneKeyStoresOne) {
   EXPECT_EQ(originals, 1);
 }
 
+v1::Event DeviceEvent(std::string id, std::string udid, std::string serial_number) {
+  v1::Event event = NewEvent(std::move(id));
+  event.mutable_device()->set_udid(std::move(udid));
+  event.mutable_device()->set_serial_number(std::move(serial_number));
+  return event;
+}
+
+// The device directory learns a UDID's serial number from the events
+// appended naming both, by Append or AppendOnce; an event naming the UDID
+// alone, a duplicate and a refused batch teach nothing; a newer serial
+// number replaces an older one.
+TEST_P(EventLogContractTest, DeviceDirectoryLearnsFromWhatIsAppended) {
+  auto serial_of = [this](std::string_view udid) {
+    return ValueOrFail(log_->DeviceSerialNumber(udid));
+  };
+  EXPECT_EQ(serial_of("U1"), "");
+  std::vector<v1::Event> batch = {DeviceEvent("a", "U1", "S1"), DeviceEvent("b", "U2", "")};
+  ASSERT_EQ(log_->Append(absl::MakeSpan(batch)), absl::OkStatus());
+  EXPECT_EQ(serial_of("U1"), "S1");
+  EXPECT_EQ(serial_of("U2"), "");
+
+  ValueOrFail(log_->AppendOnce(DeviceEvent("c", "U2", "S2"), "k", absl::Hours(1)));
+  EXPECT_EQ(serial_of("U2"), "S2");
+  EXPECT_TRUE(
+      ValueOrFail(log_->AppendOnce(DeviceEvent("d", "U3", "S3"), "k", absl::Hours(1))).duplicate);
+  std::vector<v1::Event> refused = {DeviceEvent("e", "U4", "S4"), DeviceEvent("a", "U4", "S4")};
+  EXPECT_TRUE(absl::IsInvalidArgument(log_->Append(absl::MakeSpan(refused))));
+  EXPECT_EQ(serial_of("U3"), "");
+  EXPECT_EQ(serial_of("U4"), "");
+
+  std::vector<v1::Event> udid_alone = {DeviceEvent("f", "U1", "")};
+  ASSERT_EQ(log_->Append(absl::MakeSpan(udid_alone)), absl::OkStatus());
+  EXPECT_EQ(serial_of("U1"), "S1");
+  std::vector<v1::Event> newer = {DeviceEvent("g", "U1", "S9")};
+  ASSERT_EQ(log_->Append(absl::MakeSpan(newer)), absl::OkStatus());
+  EXPECT_EQ(serial_of("U1"), "S9");
+}
+
 class RecordingListener : public CommitListener {
  public:
   explicit RecordingListener(EventLog* log) : log_(log) {}

@@ -341,6 +341,24 @@ uint64_t WaitForFirst(SqliteEventLog& log, uint64_t first) {
   return now;
 }
 
+// The device directory is kept with the events, survives a restart, and
+// outlives the events that taught it (retention deletes events only).
+TEST_F(SqliteEventLogTest, DevicesSurviveReopenAndRetention) {
+  {
+    std::unique_ptr<SqliteEventLog> log =
+        ValueOrFail(SqliteEventLog::Open(path_, {.retention_max_events = 10}));
+    v1::Event event = NewEvent("taught");
+    event.mutable_device()->set_udid("00008103-000A1B2C3D4E5F60");
+    event.mutable_device()->set_serial_number("C02XK1JQJG5H");
+    ASSERT_EQ(log->Append(absl::MakeSpan(&event, 1)), absl::OkStatus());
+    AppendMany(*log, 100, "later");
+    EXPECT_EQ(WaitForFirst(*log, 92), 92u);  // the newest 10 of 101 kept
+  }
+  std::unique_ptr<SqliteEventLog> log = Open();
+  EXPECT_TRUE(absl::IsNotFound(log->GetById("taught").status()));
+  EXPECT_EQ(ValueOrFail(log->DeviceSerialNumber("00008103-000A1B2C3D4E5F60")), "C02XK1JQJG5H");
+}
+
 // With a limit of 1,000 events the oldest go, in batches between commits;
 // the file stops growing; sequences keep counting.
 TEST_F(SqliteEventLogTest, RetentionKeepsTheNewestEventsAndTheFileStopsGrowing) {

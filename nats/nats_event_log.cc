@@ -78,10 +78,8 @@ std::string DedupSubject(const NatsOptions& o, absl::string_view key) {
   return BucketSubject(DedupBucket(o), key);
 }
 
-// The device directory's bucket (a UDID's BucketKey to its serial number)
-// and its stream.
+// The device directory's bucket: a UDID's BucketKey to its serial number.
 std::string DeviceBucket(const NatsOptions& o) { return absl::StrCat(o.stream, "_DEVICES"); }
-std::string DeviceStream(const NatsOptions& o) { return BucketStream(DeviceBucket(o)); }
 
 // The device directory answers from memory for this many UDIDs at most
 // (about 10 MB); past it, the cache starts over.
@@ -483,22 +481,32 @@ void NatsEventLog::WaitForTail(uint64_t seq, absl::Time deadline) {
   tail_mu_.AwaitWithDeadline(absl::Condition(&passed), deadline);
 }
 
-absl::StatusOr<NatsEventLog::DedupEntry> NatsEventLog::ReadDedup(const std::string& key,
-                                                                absl::Time deadline) {
+absl::Status NatsEventLog::ReadBucketKey(const std::string& bucket, absl::string_view key,
+                                         absl::Time deadline, absl::string_view what,
+                                         natsMsg** msg) {
   jsOptions options;
   jsOptions_Init(&options);
   options.Wait = MillisLeft(deadline);
-  const std::string stream = DedupStream(connection_->options());
-  const std::string subject = DedupSubject(connection_->options(), key);
-  OwnedMsg msg;
+  const std::string stream = BucketStream(bucket);
+  const std::string subject = BucketSubject(bucket, key);
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_GetLastMsg(msg.out(), connection_->js(), stream.c_str(), subject.c_str(),
-                               &options, &jerr);
+  natsStatus s =
+      js_GetLastMsg(msg, connection_->js(), stream.c_str(), subject.c_str(), &options, &jerr);
   if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
     nats_GetLastError(nullptr);
-    return DedupEntry{};
+    if (*msg != nullptr) natsMsg_Destroy(*msg);
+    *msg = nullptr;
+    return absl::OkStatus();
   }
-  if (s != NATS_OK) return Refused(s, jerr, "reading a dedup key");
+  return s == NATS_OK ? absl::OkStatus() : Refused(s, jerr, what);
+}
+
+absl::StatusOr<NatsEventLog::DedupEntry> NatsEventLog::ReadDedup(const std::string& key,
+                                                                absl::Time deadline) {
+  OwnedMsg msg;
+  RETURN_IF_ERROR(ReadBucketKey(DedupBucket(connection_->options()), key, deadline,
+                                "reading a dedup key", msg.out()));
+  if (msg.get() == nullptr) return DedupEntry{};
   DedupEntry entry;
   entry.revision = natsMsg_GetSequence(msg.get());
   // A delete or purge marker (KV-Operation header, no data) or a record of
@@ -598,21 +606,12 @@ absl::StatusOr<std::string> NatsEventLog::DeviceSerialNumber(std::string_view ud
   // A lookup runs before its event's append: a store that cannot take
   // writes says so at once, and a frozen one costs at most a second more.
   RETURN_IF_ERROR(Ready());
-  jsOptions options;
-  jsOptions_Init(&options);
   const NatsOptions& o = connection_->options();
-  options.Wait = MillisLeft(absl::Now() + std::min(o.request_timeout, kDeviceLookupTimeout));
-  const std::string stream = DeviceStream(o);
-  const std::string subject = BucketSubject(DeviceBucket(o), BucketKey(AbslView(udid)));
   OwnedMsg msg;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_GetLastMsg(msg.out(), connection_->js(), stream.c_str(), subject.c_str(),
-                               &options, &jerr);
-  if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
-    nats_GetLastError(nullptr);
-    return std::string();
-  }
-  if (s != NATS_OK) return Refused(s, jerr, "reading a device");
+  RETURN_IF_ERROR(ReadBucketKey(DeviceBucket(o), BucketKey(AbslView(udid)),
+                                absl::Now() + std::min(o.request_timeout, kDeviceLookupTimeout),
+                                "reading a device", msg.out()));
+  if (msg.get() == nullptr) return std::string();
   // A delete or purge marker has no data: the device is not known.
   std::string serial_number(natsMsg_GetData(msg.get()), natsMsg_GetDataLength(msg.get()));
   if (!serial_number.empty()) CacheDevice(std::string(udid), serial_number);

@@ -143,6 +143,11 @@ class NatsEventLog : public EventLog {
   // subject sequence it was written at (0 if absent).
   struct DedupEntry;
   absl::StatusOr<DedupEntry> ReadDedup(const std::string& key, absl::Time deadline);
+  // Reads the last value of `key` in the key-value bucket `bucket` into
+  // `msg` (null when the key has none), waiting until `deadline`. Errors:
+  // as Refused, naming `what`.
+  absl::Status ReadBucketKey(const std::string& bucket, absl::string_view key,
+                             absl::Time deadline, absl::string_view what, natsMsg** msg);
   // Writes `record` under `key` if the key is still at `revision` (0: absent);
   // `lost_race` if it is not. Returns the new revision.
   absl::StatusOr<uint64_t> WriteDedup(const std::string& key, const DedupRecord& record,

@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -177,6 +179,55 @@ TEST_F(NatsE2ETest, WebhookPostedToOneReplicaReachesSubscribersOfAnother) {
     EXPECT_EQ(ids, posted);
   }
   EXPECT_EQ(replay.events()[4].sequence(), 5u);
+}
+
+// #18: the device directory is shared by the replicas. NanoMDM's
+// Authenticate (which names the serial number) reaches one replica, its
+// later TokenUpdate (UDID alone) the other, whose memory knows nothing of
+// the device: the TokenUpdate is stored with the serial number, and a
+// subscriber on the serial number sees both.
+TEST_F(NatsE2ETest, ReplicasShareTheDeviceDirectory) {
+  const std::string dir = MakeTempDir();
+  std::ofstream(dir + "/nanomdm") << "nano-pass\n";
+  std::ofstream(dir + "/admin") << "admin-token\n";
+  std::ofstream(dir + "/sources.yaml") << absl::StrCat(R"(sources:
+  - name: nanomdm
+    normalizer: nanomdm
+    auth: {type: basic, username: nanomdm, secrets: [{file: )", dir, R"(/nanomdm}]}
+subscribers:
+  - name: admin
+    tokens: [{file: )", dir, R"(/admin}]
+    types: [">"]
+)");
+  auto start = [&] {
+    auto replica = std::make_unique<HookfanProcess>(
+        HookfanProcess::Options{.data_dir = MakeTempDir(),
+                                .sources_file = dir + "/sources.yaml",
+                                .extra_args = {"--store=" + nats_->url()}});
+    EXPECT_TRUE(replica->Start());
+    return replica;
+  };
+  auto a = start();
+  auto b = start();
+  const httplib::Headers basic = {
+      {"Authorization", "Basic " + absl::Base64Escape("nanomdm:nano-pass")}};
+  for (auto [replica, fixture] : {std::pair{a.get(), "nanomdm/authenticate.json"},
+                                  std::pair{b.get(), "nanomdm/token_update.json"}}) {
+    httplib::Client c("127.0.0.1", replica->http_port());
+    auto res = c.Post("/webhooks/nanomdm", basic, ReadFixture(fixture), "application/json");
+    ASSERT_TRUE(res) << fixture;
+    ASSERT_EQ(res->status, 200) << fixture << ": " << res->body;
+  }
+  auto stub = b->NewStub();
+  v1::SubscribeRequest by_serial = From(0);
+  by_serial.mutable_filter()->add_serial_numbers("C02HF1ZKQ6L4");
+  StreamCollector serial(stub.get(), by_serial, "admin-token");
+  ASSERT_TRUE(serial.WaitFor(2));
+  const std::vector<v1::Event> events = serial.events();
+  EXPECT_EQ(events[0].type(), "nanomdm.device.authenticated");
+  EXPECT_EQ(events[1].type(), "nanomdm.device.token_updated");
+  EXPECT_EQ(events[1].device().serial_number(), "C02HF1ZKQ6L4");
+  EXPECT_EQ(events[1].device().udid(), "0A4C5E2B-7F31-4D8E-9B62-3C1D5A7E9F04");
 }
 
 // One consumer group, a member on each replica: every event handled once.

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "store/memory_event_log.h"
+#include "tests/store/forwarding_event_log.h"
 #include "common/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -19,33 +20,18 @@ using ::testing::IsEmpty;
 
 // Hides events below `first` from reads, as retention would have deleted
 // them (an injected fault: the stores' own retention comes later).
-class RetentionLog : public EventLog {
+class RetentionLog : public ForwardingEventLog {
  public:
-  explicit RetentionLog(EventLog* log) : log_(log) {}
+  explicit RetentionLog(EventLog* log) : ForwardingEventLog(log) {}
   void DropBefore(uint64_t first) { first_ = first; }
 
-  absl::Status Append(absl::Span<v1::Event> events) override { return log_->Append(events); }
-  absl::StatusOr<AppendOnceResult> AppendOnce(v1::Event event, std::string_view key,
-                                              absl::Duration window) override {
-    return log_->AppendOnce(std::move(event), key, window);
-  }
   absl::StatusOr<std::vector<EventPtr>> Read(uint64_t from, size_t max_events,
                                              size_t max_bytes) override {
-    return log_->Read(std::max<uint64_t>(from, first_), max_events, max_bytes);
+    return ForwardingEventLog::Read(std::max<uint64_t>(from, first_), max_events, max_bytes);
   }
-  absl::StatusOr<EventPtr> GetById(std::string_view id) override { return log_->GetById(id); }
   absl::StatusOr<uint64_t> FirstSequence() override { return first_.load(); }
-  uint64_t LastSequence() const override { return log_->LastSequence(); }
-  absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override {
-    return log_->SequenceAtTime(t);
-  }
-  absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) override {
-    return log_->DeviceSerialNumber(udid);
-  }
-  void SetCommitListener(CommitListener* l) override { log_->SetCommitListener(l); }
 
  private:
-  EventLog* log_;
   std::atomic<uint64_t> first_{1};
 };
 

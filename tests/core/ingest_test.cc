@@ -1,6 +1,7 @@
 #include "core/ingest.h"
 
 #include "store/memory_event_log.h"
+#include "tests/store/forwarding_event_log.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "gmock/gmock.h"
@@ -95,28 +96,11 @@ TEST_F(IngestorTest, CompletesADeviceKnownByUdidAlone) {
 }
 
 // A log whose device directory cannot answer; everything else works.
-class NoDirectoryLog final : public EventLog {
+class NoDirectoryLog final : public ForwardingEventLog {
  public:
-  absl::Status Append(absl::Span<v1::Event> events) override { return log_.Append(events); }
-  absl::StatusOr<AppendOnceResult> AppendOnce(v1::Event event, std::string_view key,
-                                              absl::Duration window) override {
-    return log_.AppendOnce(std::move(event), key, window);
-  }
-  absl::StatusOr<std::vector<EventPtr>> Read(uint64_t from, size_t max_events,
-                                             size_t max_bytes) override {
-    return log_.Read(from, max_events, max_bytes);
-  }
-  absl::StatusOr<EventPtr> GetById(std::string_view id) override { return log_.GetById(id); }
-  absl::StatusOr<uint64_t> FirstSequence() override { return log_.FirstSequence(); }
-  uint64_t LastSequence() const override { return log_.LastSequence(); }
-  absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override { return log_.SequenceAtTime(t); }
   absl::StatusOr<std::string> DeviceSerialNumber(std::string_view) override {
     return absl::UnavailableError("the directory is down");
   }
-  void SetCommitListener(CommitListener* l) override { log_.SetCommitListener(l); }
-
- private:
-  MemoryEventLog log_;
 };
 
 // A directory that cannot answer costs the event its serial number, not

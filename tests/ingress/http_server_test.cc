@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/ingest.h"
-#include "store/memory_event_log.h"
+#include "tests/store/forwarding_event_log.h"
 #include "common/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -34,33 +34,17 @@ constexpr char kBody[] = R"({"action":"emm_device_enrolled","data":{"id":"d1"}})
 
 // An event log whose appends wait while `hold` is set (an injected stall
 // of the store), otherwise the memory log's.
-class StallableLog final : public broker::EventLog {
+class StallableLog final : public broker::ForwardingEventLog {
  public:
   absl::Status Append(absl::Span<v1::Event> events) override {
     Wait();
-    return log_.Append(events);
+    return ForwardingEventLog::Append(events);
   }
   absl::StatusOr<broker::AppendOnceResult> AppendOnce(v1::Event event, std::string_view key,
                                               absl::Duration window) override {
     Wait();
-    return log_.AppendOnce(std::move(event), key, window);
+    return ForwardingEventLog::AppendOnce(std::move(event), key, window);
   }
-  absl::StatusOr<std::vector<broker::EventPtr>> Read(uint64_t from, size_t max_events,
-                                              size_t max_bytes) override {
-    return log_.Read(from, max_events, max_bytes);
-  }
-  absl::StatusOr<broker::EventPtr> GetById(std::string_view id) override {
-    return log_.GetById(id);
-  }
-  absl::StatusOr<uint64_t> FirstSequence() override { return log_.FirstSequence(); }
-  uint64_t LastSequence() const override { return log_.LastSequence(); }
-  absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override {
-    return log_.SequenceAtTime(t);
-  }
-  absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) override {
-    return log_.DeviceSerialNumber(udid);
-  }
-  void SetCommitListener(broker::CommitListener* l) override { log_.SetCommitListener(l); }
 
   void Hold(bool hold) {
     MutexLock lock(&mu_);
@@ -73,7 +57,6 @@ class StallableLog final : public broker::EventLog {
     mu_.Await(absl::Condition(
         +[](bool* hold) { return !*hold; }, &hold_));
   }
-  broker::MemoryEventLog log_;
   Mutex mu_;
   bool hold_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -11,7 +11,7 @@
 #include "core/group_manager.h"
 #include "core/fanout.h"
 #include "core/ingest.h"
-#include "store/memory_event_log.h"
+#include "tests/store/forwarding_event_log.h"
 #include "store/memory_group_store.h"
 #include "common/clock.h"
 #include "common/uuid.h"
@@ -27,47 +27,29 @@ using ::testing::IsEmpty;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
 
-// A MemoryEventLog whose appends can be made to fail as a full disk would,
+// A memory log whose appends can be made to fail as a full disk would,
 // and its reads as a store that lost its server would.
-class FaultyLog : public EventLog {
+class FaultyLog : public ForwardingEventLog {
  public:
   void FailAppends(bool fail) { fail_ = fail; }
   void FailReads(bool fail) { fail_reads_ = fail; }
 
   absl::Status Append(absl::Span<v1::Event> events) override {
     if (fail_) return absl::UnavailableError("disk full");
-    return log_.Append(events);
+    return ForwardingEventLog::Append(events);
   }
   absl::StatusOr<AppendOnceResult> AppendOnce(v1::Event event,
                                               std::string_view key,
                                               absl::Duration window) override {
     if (fail_) return absl::UnavailableError("disk full");
-    return log_.AppendOnce(std::move(event), key, window);
-  }
-  absl::StatusOr<std::vector<EventPtr>> Read(uint64_t from, size_t max_events,
-                                             size_t max_bytes) override {
-    return log_.Read(from, max_events, max_bytes);
-  }
-  absl::StatusOr<EventPtr> GetById(std::string_view id) override {
-    return log_.GetById(id);
+    return ForwardingEventLog::AppendOnce(std::move(event), key, window);
   }
   absl::StatusOr<uint64_t> FirstSequence() override {
     if (fail_reads_) return absl::UnavailableError("reading stream info: Insufficient Buffer");
-    return log_.FirstSequence();
-  }
-  uint64_t LastSequence() const override { return log_.LastSequence(); }
-  absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override {
-    return log_.SequenceAtTime(t);
-  }
-  absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) override {
-    return log_.DeviceSerialNumber(udid);
-  }
-  void SetCommitListener(CommitListener* l) override {
-    log_.SetCommitListener(l);
+    return ForwardingEventLog::FirstSequence();
   }
 
  private:
-  MemoryEventLog log_;
   std::atomic<bool> fail_{false};
   std::atomic<bool> fail_reads_{false};
 };

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/event_rules.h"
+#include "core/trace_context.h"
 
 namespace hookfan::broker {
 
@@ -41,6 +42,21 @@ Ingestor::Ingestor(EventLog* log, Options options)
         "hookfan_device_lookup_errors_total",
         "Events naming their device by UDID alone stored without its serial number because "
         "the device directory could not answer.");
+    traces_started_ = options_.metrics->AddCounter(
+        "hookfan_traces_started_total",
+        "Events that came with no valid W3C trace context and were given a new trace.");
+    trace_values_dropped_ = options_.metrics->AddCounter(
+        "hookfan_trace_context_dropped_total",
+        "Invalid traceparent or tracestate values (or a tracestate without a traceparent) "
+        "removed from events.");
+  }
+}
+
+void Ingestor::CompleteTrace(v1::Event* event) {
+  const TraceContextChange change = CompleteTraceContext(event);
+  if (change.started && traces_started_ != nullptr) traces_started_->Add();
+  if (change.dropped > 0 && trace_values_dropped_ != nullptr) {
+    trace_values_dropped_->Add(change.dropped);
   }
 }
 
@@ -61,11 +77,13 @@ void Ingestor::CompleteDevice(v1::Event* event) {
 void Ingestor::Stamp(v1::Event* event) {
   event->set_id(ids_.Next());
   SetTimestamp(options_.clock->Now(), event->mutable_time());
+  CompleteTrace(event);
 }
 
 absl::StatusOr<AppendOnceResult> Ingestor::Ingest(v1::Event event, std::string_view dedup_key,
                                                   absl::Duration window) {
   if (event.id().empty()) Stamp(&event);
+  CompleteTrace(&event);  // nothing to do after Stamp
   CompleteDevice(&event);
   if (absl::Status s = CheckEvent(event, options_.rules); !s.ok()) return s;
   const absl::Time start = absl::Now();

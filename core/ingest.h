@@ -77,14 +77,22 @@ class EventSink {
   //   anything else the store said
   virtual absl::StatusOr<AppendOnceResult> Ingest(v1::Event event, std::string_view dedup_key,
                                                   absl::Duration window) = 0;
+
+  // Gives `event` a new id, now as its receive time and a valid trace
+  // (extensions["traceparent"], started here if it came with none), for a
+  // path that answers with them or receives an event before it can store
+  // it (Publish appends on its own executor): Ingest keeps them.
+  virtual void Stamp(v1::Event* event) = 0;
 };
 
 // Ingestor is the one path by which events enter the log, for webhooks and
 // EventBroker.Publish alike: it mints the id (UUIDv7) and receive time from
-// the injected clock, gives an event naming its device by UDID alone the
-// serial number the log's device directory holds (DeviceRecord), checks
-// the event (CheckEvent), chooses Append or AppendOnce, and counts append
-// latency and store errors. Thread-safe; `log` must be, and outlive it.
+// the injected clock, makes the event carry a valid trace
+// (CompleteTraceContext in core/trace_context.h), gives an event naming its
+// device by UDID alone the serial number the log's device directory holds
+// (DeviceRecord), checks the event (CheckEvent), chooses Append or
+// AppendOnce, and counts append latency and store errors. Thread-safe;
+// `log` must be, and outlive it.
 class Ingestor final : public EventSink {
  public:
   struct Options {
@@ -97,10 +105,8 @@ class Ingestor final : public EventSink {
 
   Ingestor(EventLog* log, Options options);
 
-  // Gives `event` a new id and now as its receive time. For a path that
-  // receives an event before it can store it (Publish appends on its own
-  // executor): the time is the receipt's. Ingest keeps an id set here.
-  void Stamp(v1::Event* event);
+  // EventSink. Ingest keeps what Stamp set.
+  void Stamp(v1::Event* event) override;
 
   // EventSink. An event with no id is stamped first.
   absl::StatusOr<AppendOnceResult> Ingest(v1::Event event, std::string_view dedup_key,
@@ -111,6 +117,8 @@ class Ingestor final : public EventSink {
   // the directory knows it. A directory that cannot answer leaves the event
   // as it came (counted); the append decides whether the store is up.
   void CompleteDevice(v1::Event* event);
+  // CompleteTraceContext, counted.
+  void CompleteTrace(v1::Event* event);
 
   EventLog* const log_;
   const Options options_;
@@ -118,6 +126,8 @@ class Ingestor final : public EventSink {
   metrics::Histogram* append_seconds_ = nullptr;
   metrics::Counter* store_errors_ = nullptr;
   metrics::Counter* device_lookup_errors_ = nullptr;
+  metrics::Counter* traces_started_ = nullptr;
+  metrics::Counter* trace_values_dropped_ = nullptr;
 };
 
 }  // namespace hookfan::broker

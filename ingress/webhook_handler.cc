@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "core/ingest.h"
+#include "core/trace_context.h"
 #include "common/log.h"
 #include "nlohmann/json.hpp"
 
@@ -203,6 +204,19 @@ HttpAnswer WebhookHandler::HandleSource(Source& source, std::string_view token,
     int status = absl::IsFailedPrecondition(event.status()) ? 415 : 400;
     return ErrorAnswer(status, event.status().message());
   }
+  // The sender's W3C trace context, unless the event carries its own (a
+  // CloudEvent's traceparent attribute); Stamp keeps it if valid and starts
+  // a trace otherwise.
+  auto& extensions = *event->mutable_extensions();
+  if (extensions.count(broker::kTraceparent) == 0) {
+    for (const char* name : {broker::kTraceparent, broker::kTracestate}) {
+      if (std::optional<std::string_view> value = request.header(name)) {
+        extensions[name] = std::string(*value);
+      }
+    }
+  }
+  sink_->Stamp(&*event);
+  const std::string traceparent = event->extensions().at(broker::kTraceparent);
   const std::string dedup_key = DedupKeyOf(source, request, *event);
   const std::string type = event->type();
   absl::StatusOr<broker::AppendOnceResult> stored =
@@ -217,14 +231,19 @@ HttpAnswer WebhookHandler::HandleSource(Source& source, std::string_view token,
     // An unavailable store logs why itself (once per change or reason, not
     // once per webhook); anything else is news.
     log::Write(absl::IsUnavailable(stored.status()) ? log::Level::kDebug : log::Level::kError,
-               "append failed", {{"source", config.name}, {"error", stored.status().ToString()}});
+               "append failed",
+               {{"source", config.name},
+                {"trace_id", std::string(broker::TraceIdOf(traceparent))},
+                {"error", stored.status().ToString()}});
     return Retryable(503, broker::kStoreUnavailable, 1);
   }
   nlohmann::json ok = {{"id", stored->id}, {"sequence", stored->sequence}, {"type", type}};
   if (stored->duplicate) {
+    // The original is stored with its own trace; this request's is not.
     ok["duplicate"] = true;
     return HttpAnswer{200, ok.dump(), {}};
   }
+  ok["traceparent"] = traceparent;
   return HttpAnswer{source.success_status, ok.dump(), {}};
 }
 

@@ -110,6 +110,12 @@ std::string FormatPretty(const v1::Event& event, bool color) {
   if (!event.action().empty()) {
     absl::StrAppend(&line, "  ", Paint(absl::StrCat("(", event.action(), ")"), kDim, color));
   }
+  // The trace id of the event's W3C traceparent ("00-<trace id>-<parent
+  // id>-<flags>"; hookfan stores only valid ones), to find it in a tracer.
+  if (auto parent = event.extensions().find("traceparent");
+      parent != event.extensions().end() && parent->second.size() >= 35) {
+    absl::StrAppend(&line, "  ", Paint(absl::StrCat("trace ", parent->second.substr(3, 32)), kDim, color));
+  }
   return line;
 }
 

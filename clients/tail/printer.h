@@ -17,8 +17,9 @@ namespace hookfan::tail {
 std::string FormatJson(const v1::Event& event, Body body = Body::kJson);
 
 // One event as an aligned, human-readable line (no trailing newline):
-//   #12  2026-11-27T03:05:26Z  applivery.device.enrolled  apple  Acme  device 1a2b  (adm_device_enrolled)
-// With `color`, ANSI colours set the sequence, type and platform apart.
+//   #12  2026-11-27T03:05:26Z  applivery.device.enrolled  apple  Acme  device 1a2b  (adm_device_enrolled)  trace 4bf9…4736
+// (the trace id of its traceparent in full). With `color`, ANSI colours set
+// the sequence, type and platform apart.
 std::string FormatPretty(const v1::Event& event, bool color);
 
 }  // namespace hookfan::tail

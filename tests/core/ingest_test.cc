@@ -1,5 +1,6 @@
 #include "core/ingest.h"
 
+#include "core/trace_context.h"
 #include "store/memory_event_log.h"
 #include "tests/store/forwarding_event_log.h"
 #include "common/clock.h"
@@ -64,6 +65,38 @@ TEST_F(IngestorTest, ADedupKeyMakesARepeatADuplicateOfTheOriginal) {
   EXPECT_EQ(log_.LastSequence(), 1u);
 }
 
+// Every stored event carries a valid trace: its own, or one started here
+// (counted once, whether Stamp or Ingest started it); invalid values are
+// dropped and counted.
+TEST_F(IngestorTest, EveryEventCarriesAValidTrace) {
+  constexpr char kParent[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  v1::Event traced = EventOf("a.b");
+  (*traced.mutable_extensions())["traceparent"] = kParent;
+  absl::StatusOr<AppendOnceResult> stored = ingestor_.Ingest(traced, "", absl::Hours(1));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ((*log_.GetById(stored->id))->event.extensions().at("traceparent"), kParent);
+
+  v1::Event stamped = EventOf("a.b");
+  ingestor_.Stamp(&stamped);
+  const std::string started = stamped.extensions().at("traceparent");
+  stored = ingestor_.Ingest(stamped, "", absl::Hours(1));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ((*log_.GetById(stored->id))->event.extensions().at("traceparent"), started);
+
+  v1::Event invalid = EventOf("a.b");
+  (*invalid.mutable_extensions())["traceparent"] = "00-zz";
+  (*invalid.mutable_extensions())["tracestate"] = "a=1";
+  stored = ingestor_.Ingest(invalid, "", absl::Hours(1));
+  ASSERT_TRUE(stored.ok());
+  const v1::Event& replaced = (*log_.GetById(stored->id))->event;
+  EXPECT_TRUE(IsValidTraceparent(replaced.extensions().at("traceparent")));
+  EXPECT_EQ(replaced.extensions().count("tracestate"), 0u);
+
+  const std::string text = metrics_.Render();
+  EXPECT_THAT(text, HasSubstr("hookfan_traces_started_total 2\n"));
+  EXPECT_THAT(text, HasSubstr("hookfan_trace_context_dropped_total 2\n"));
+}
+
 // An event naming its device by UDID alone gets the serial number an
 // earlier event taught the log; one naming an unknown UDID stays as it came.
 TEST_F(IngestorTest, CompletesADeviceKnownByUdidAlone) {
@@ -108,7 +141,9 @@ class NoDirectoryLog final : public ForwardingEventLog {
 TEST(IngestorDirectoryTest, AnUnansweredLookupStoresTheEventAsItCame) {
   NoDirectoryLog log;
   metrics::Registry metrics;
-  Ingestor ingestor(&log, {.metrics = &metrics});
+  Ingestor::Options options;
+  options.metrics = &metrics;
+  Ingestor ingestor(&log, options);
   v1::Event event = EventOf("nanomdm.device.token_updated");
   event.mutable_device()->set_udid("U1");
   absl::StatusOr<AppendOnceResult> stored = ingestor.Ingest(event, "", absl::Hours(1));

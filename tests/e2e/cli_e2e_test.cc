@@ -124,7 +124,7 @@ TEST(HookfanTailTest, PrettyOutputIsOneAlignedLinePerEventColouredOnlyWhenAsked)
   EXPECT_THAT(plain.output, ::testing::MatchesRegex(
                                 "#1 +[0-9T:-]+Z  applivery.device.enrolled +android +"
                                 "Applivery Test  devices/5f634c11034824062256e38c  "
-                                "\\(emm_device_enrolled\\)\n"));
+                                "\\(emm_device_enrolled\\)  trace [0-9a-f]{32}\n"));
   CommandResult coloured = RunCommand(tail + " --color always");
   EXPECT_THAT(coloured.output, HasSubstr("\x1b[1;36mapplivery.device.enrolled"));
 }

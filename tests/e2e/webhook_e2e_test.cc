@@ -289,6 +289,31 @@ TEST_F(WebhookE2ETest, UnknownActionIsAcceptedAsUnrecognized) {
   EXPECT_EQ(sub.events()[0].data(), body);
 }
 
+// #21: the sender's W3C trace context reaches the subscriber on the event
+// (extensions["traceparent"], ["tracestate"]) and names the trace in the
+// answer; a webhook that sends none gets a trace of its own, the same in
+// the answer and on the delivered event.
+TEST_F(WebhookE2ETest, TraceContextTravelsFromSenderToSubscriber) {
+  constexpr char kParent[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  StreamCollector sub(stub_.get(), Request({"applivery.device.enrolled"}));
+  httplib::Client c = Http();
+  auto traced = c.Post(hookfan_->webhook_path(),
+                       {{"traceparent", kParent}, {"tracestate", "congo=t61rcWkgMzE"}},
+                       ReadFixture("emm_device_enrolled.json"), "application/json");
+  ASSERT_TRUE(traced);
+  ASSERT_EQ(traced->status, 202) << traced->body;
+  EXPECT_EQ(nlohmann::json::parse(traced->body)["traceparent"], kParent);
+  Posted untraced = PostFixture("emm_device_enrolled.json");
+  ASSERT_EQ(untraced.status, 202);
+  const std::string started = untraced.body.value("traceparent", "");
+  EXPECT_THAT(started, ::testing::MatchesRegex("00-[0-9a-f]{32}-[0-9a-f]{16}-01"));
+
+  ASSERT_TRUE(sub.WaitFor(2));
+  EXPECT_EQ(sub.events()[0].extensions().at("traceparent"), kParent);
+  EXPECT_EQ(sub.events()[0].extensions().at("tracestate"), "congo=t61rcWkgMzE");
+  EXPECT_EQ(sub.events()[1].extensions().at("traceparent"), started);
+}
+
 TEST_F(WebhookE2ETest, FullDiskAnswers503AndRecoversByItselfLosingNothing) {
   // With the file size capped, appends fail: 503 with Retry-After, never a 2xx that was not
   // stored, and /readyz says not ready. Once the "disk" has room again hookfan takes webhooks

@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "core/ingest.h"
+#include "core/trace_context.h"
 #include "store/memory_event_log.h"
 #include "common/clock.h"
 #include "gmock/gmock.h"
@@ -40,6 +42,7 @@ class FailableSink final : public broker::EventSink {
     if (down) return absl::UnavailableError("store down");
     return ingestor_.Ingest(std::move(event), dedup_key, window);
   }
+  void Stamp(v1::Event* event) override { ingestor_.Stamp(event); }
 
   bool down = false;
 
@@ -119,6 +122,63 @@ class WebhookHandlerTest : public ::testing::Test {
   FailableSink sink_{&log_, &clock_};
   std::unique_ptr<WebhookHandler> handler_;
 };
+
+// W3C trace context: the sender's traceparent and tracestate headers are
+// kept and the answer names the trace; without them, or with an invalid
+// one, hookfan starts a trace; a CloudEvent's own traceparent attribute wins
+// over the request's header; a duplicate's answer names none (the original
+// keeps its own).
+TEST_F(WebhookHandlerTest, TraceContextComesFromTheSenderOrIsStartedHere) {
+  constexpr char kParent[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  constexpr char kOwn[] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  auto stored = [&](const HttpAnswer& answer) {
+    const auto body = nlohmann::json::parse(answer.body);
+    return (*log_.GetById(body["id"].get<std::string>()))->event;
+  };
+  auto traceparent = [](const HttpAnswer& answer) {
+    return nlohmann::json::parse(answer.body).value("traceparent", "");
+  };
+  auto post = [&](const std::string& body, std::map<std::string, std::string> trace) {
+    trace["content-type"] = "application/json";
+    trace["authorization"] = "Bearer s3cret";
+    return Post("/webhooks/bearer", body, trace);
+  };
+
+  HttpAnswer sent = post(R"({"type":"a.b","n":1})",
+                         {{"traceparent", kParent}, {"tracestate", "congo=t61rcWkgMzE"}});
+  ASSERT_EQ(sent.status, 202) << sent.body;
+  EXPECT_EQ(traceparent(sent), kParent);
+  EXPECT_EQ(stored(sent).extensions().at("traceparent"), kParent);
+  EXPECT_EQ(stored(sent).extensions().at("tracestate"), "congo=t61rcWkgMzE");
+
+  HttpAnswer none = post(R"({"type":"a.b","n":2})", {});
+  ASSERT_EQ(none.status, 202) << none.body;
+  EXPECT_TRUE(broker::IsValidTraceparent(traceparent(none))) << none.body;
+  EXPECT_EQ(stored(none).extensions().at("traceparent"), traceparent(none));
+
+  HttpAnswer invalid = post(R"({"type":"a.b","n":3})", {{"traceparent", "00-bad"}, {"tracestate", "a=1"}});
+  ASSERT_EQ(invalid.status, 202) << invalid.body;
+  EXPECT_TRUE(broker::IsValidTraceparent(traceparent(invalid))) << invalid.body;
+  EXPECT_EQ(stored(invalid).extensions().at("traceparent"), traceparent(invalid));
+  EXPECT_EQ(stored(invalid).extensions().count("tracestate"), 0u);
+  EXPECT_NE(traceparent(invalid), traceparent(none));
+
+  HttpAnswer cloud_event = Post(
+      "/webhooks/limited",
+      absl::StrCat(R"({"specversion":"1.0","id":"1","source":"/s","type":"a.b","traceparent":")",
+                   kOwn, R"("})"),
+      {{"content-type", "application/cloudevents+json"}, {"traceparent", kParent}});
+  ASSERT_EQ(cloud_event.status, 202) << cloud_event.body;
+  EXPECT_EQ(traceparent(cloud_event), kOwn);
+  EXPECT_EQ(stored(cloud_event).extensions().at("traceparent"), kOwn);
+
+  HttpAnswer first = Post("/webhooks/applivery/tok", Fixture("emm_device_enrolled.json"));
+  HttpAnswer again = Post("/webhooks/applivery/tok", Fixture("emm_device_enrolled.json"));
+  ASSERT_EQ(first.status, 202) << first.body;
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_FALSE(traceparent(first).empty());
+  EXPECT_EQ(traceparent(again), "");
+}
 
 TEST_F(WebhookHandlerTest, UnknownPathAndWrongTokenAre404) {
   EXPECT_EQ(Post("/webhooks/nobody", "{}").status, 404);

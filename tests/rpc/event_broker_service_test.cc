@@ -273,7 +273,7 @@ TEST_F(GrpcServiceTest, PublishedEventReachesSubscriberWithAllAttributes) {
   request.mutable_time()->set_nanos(5);
   request.set_data_content_type("application/json");
   request.set_data(R"({"device":"d1"})");
-  (*request.mutable_extensions())["traceparent"] = "00-abc-def-01";
+  (*request.mutable_extensions())["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   (*request.mutable_extensions())["tenant"] = "acme";
   request.set_key("org-7");
   request.set_data_schema("https://schemas.example/wiped.json");
@@ -300,7 +300,7 @@ TEST_F(GrpcServiceTest, PublishedEventReachesSubscriberWithAllAttributes) {
   EXPECT_EQ(e.data_content_type(), "application/json");
   EXPECT_EQ(e.data(), R"({"device":"d1"})");
   EXPECT_THAT(e.extensions(),
-              UnorderedElementsAre(Pair("traceparent", "00-abc-def-01"),
+              UnorderedElementsAre(Pair("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
                                    Pair("tenant", "acme")));
   EXPECT_EQ(e.source_event_id(), "producer-42");
   EXPECT_EQ(e.source_time().seconds(), 1700000000);

@@ -82,8 +82,14 @@ void Ingestor::Stamp(v1::Event* event) {
 
 absl::StatusOr<AppendOnceResult> Ingestor::Ingest(v1::Event event, std::string_view dedup_key,
                                                   absl::Duration window) {
-  if (event.id().empty()) Stamp(&event);
-  CompleteTrace(&event);  // nothing to do after Stamp
+  if (event.id().empty()) {
+    Stamp(&event);
+  } else {
+    CompleteTrace(&event);
+  }
+  // The type rule first, so an event it refuses costs no directory lookup;
+  // the size rule after, as the serial number adds bytes.
+  if (absl::Status s = ValidateType(event.type()); !s.ok()) return s;
   CompleteDevice(&event);
   if (absl::Status s = CheckEvent(event, options_.rules); !s.ok()) return s;
   const absl::Time start = absl::Now();

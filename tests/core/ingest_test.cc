@@ -150,6 +150,12 @@ TEST(IngestorDirectoryTest, AnUnansweredLookupStoresTheEventAsItCame) {
   ASSERT_TRUE(stored.ok()) << stored.status();
   EXPECT_EQ((*log.GetById(stored->id))->event.device().udid(), "U1");
   EXPECT_THAT(metrics.Render(), HasSubstr("hookfan_device_lookup_errors_total 1\n"));
+
+  // An event the type rule refuses is refused before any lookup.
+  v1::Event refused = EventOf("Not A Type");
+  refused.mutable_device()->set_udid("U1");
+  EXPECT_TRUE(absl::IsInvalidArgument(ingestor.Ingest(refused, "", absl::Hours(1)).status()));
+  EXPECT_THAT(metrics.Render(), HasSubstr("hookfan_device_lookup_errors_total 1\n"));
 }
 
 TEST_F(IngestorTest, EventRulesRefuseBeforeTheStore) {

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Reads deploy/Dockerfile statically (no registry here to build it).
+"""Reads deploy/Dockerfile statically (deploy/image-test, run by CI, builds
+and runs it).
 
     dockerfile_test.py [HOOKFAN_BINARY HOOKFAN_TAIL_BINARY] [unittest arguments]
 
@@ -43,13 +44,14 @@ def instructions(text):
 
 
 def stages(text):
-    """The instructions of each stage, FROM first."""
-    result = []
+    """(the instructions before the first FROM, [the instructions of each
+    stage, FROM first])."""
+    preamble, result = [], []
     for keyword, args in instructions(text):
         if keyword == "FROM":
             result.append([])
-        result[-1].append((keyword, args))
-    return result
+        (result[-1] if result else preamble).append((keyword, args))
+    return preamble, result
 
 
 def args_of(stage, keyword):
@@ -79,11 +81,26 @@ def runtime_packages(stage):
 
 class DockerfileTest(unittest.TestCase):
     def setUp(self):
-        self.build, self.runtime = stages(DOCKERFILE.read_text())
+        self.preamble, all_stages = stages(DOCKERFILE.read_text())
+        self.build, self.prebuilt, self.binaries, self.runtime = all_stages
 
-    def test_both_stages_are_debian_bookworm_slim(self):
+    def test_build_and_runtime_stages_are_debian_bookworm_slim(self):
         self.assertEqual(args_of(self.build, "FROM"), ["debian:bookworm-slim AS build"])
         self.assertEqual(args_of(self.runtime, "FROM"), ["debian:bookworm-slim"])
+
+    def test_binaries_are_built_unless_prebuilt_ones_are_given(self):
+        # BINARIES picks the stage the runtime copies from: "build" unless
+        # told otherwise, or "prebuilt", the named build context that
+        # deploy/image-test passes; both leave the two binaries in /out.
+        self.assertEqual(args_of(self.preamble, "ARG"), ["BINARIES=build"])
+        self.assertEqual(args_of(self.binaries, "FROM"), ["${BINARIES} AS binaries"])
+        self.assertIn("install -D -t /out /build/server/hookfan /build/clients/hookfan-tail",
+                      " ".join(args_of(self.build, "RUN")))
+        self.assertEqual(args_of(self.prebuilt, "FROM"), ["scratch AS prebuilt"])
+        self.assertEqual(args_of(self.prebuilt, "COPY"),
+                         ["--from=hookfan-binaries hookfan hookfan-tail /out/"])
+        image_test = (REPO / "deploy/image-test").read_text()
+        self.assertIn('"BINARIES=prebuilt", "--build-context", f"hookfan-binaries={', image_test)
 
     def test_build_stage_installs_with_the_script_ci_uses(self):
         runs = args_of(self.build, "RUN")
@@ -103,8 +120,7 @@ class DockerfileTest(unittest.TestCase):
 
     def test_runtime_stage_gets_the_binaries_and_no_build_tools(self):
         copies = args_of(self.runtime, "COPY")
-        self.assertEqual(copies, ["--from=build /build/server/hookfan "
-                                  "/build/clients/hookfan-tail /usr/local/bin/"])
+        self.assertEqual(copies, ["--from=binaries /out/hookfan /out/hookfan-tail /usr/local/bin/"])
         for package in runtime_packages(self.runtime):
             self.assertFalse(package.endswith("-dev") or package in ("build-essential", "cmake"),
                              package)

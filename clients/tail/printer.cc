@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
+#include "hookfan/trace_context.h"
 #include "nlohmann/json.hpp"
 
 namespace hookfan::tail {
@@ -110,11 +111,9 @@ std::string FormatPretty(const v1::Event& event, bool color) {
   if (!event.action().empty()) {
     absl::StrAppend(&line, "  ", Paint(absl::StrCat("(", event.action(), ")"), kDim, color));
   }
-  // The trace id of the event's W3C traceparent ("00-<trace id>-<parent
-  // id>-<flags>"; hookfan stores only valid ones), to find it in a tracer.
-  if (auto parent = event.extensions().find("traceparent");
-      parent != event.extensions().end() && parent->second.size() >= 35) {
-    absl::StrAppend(&line, "  ", Paint(absl::StrCat("trace ", parent->second.substr(3, 32)), kDim, color));
+  // The trace id, to find the event in a tracer.
+  if (std::optional<TraceContext> trace = TraceContextOf(event)) {
+    absl::StrAppend(&line, "  ", Paint(absl::StrCat("trace ", trace->trace_id()), kDim, color));
   }
   return line;
 }

@@ -113,7 +113,7 @@ std::string FormatPretty(const v1::Event& event, bool color) {
   }
   // The trace id, to find the event in a tracer.
   if (std::optional<TraceContext> trace = TraceContextOf(event)) {
-    absl::StrAppend(&line, "  ", Paint(absl::StrCat("trace ", trace->trace_id()), kDim, color));
+    absl::StrAppend(&line, "  ", Paint("trace " + std::string(trace->trace_id()), kDim, color));
   }
   return line;
 }

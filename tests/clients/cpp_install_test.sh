@@ -15,6 +15,7 @@ cmake -S "$src" -B "$work/build" -G Ninja -DHOOKFAN_BUILD_SERVER=OFF \
 cmake --build "$work/build" -j2 --target install >/dev/null
 test -f "$work/prefix/lib/cmake/hookfan/hookfanConfig.cmake"
 test -f "$work/prefix/include/hookfan/subscriber.h"
+test -f "$work/prefix/include/hookfan/trace_context.h"
 test -f "$work/prefix/include/hookfan/v1/broker.grpc.pb.h"
 
 cmake -S "$src/clients/cpp/example" -B "$work/example" -G Ninja \
@@ -31,9 +32,10 @@ done
 http=$(grep '"hookfan listening"' "$work/log" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["http"])')
 grpc=$(grep '"hookfan listening"' "$work/log" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["grpc"])')
 curl -fsS -X POST -H 'Content-Type: application/json' \
+  -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' \
   --data-binary "@$src/tests/fixtures/applivery/emm_device_enrolled.json" \
   "http://$http/webhooks/applivery/t" >/dev/null
 
 out=$(timeout 30 "$work/example/print_devices" "$grpc" 1)
 echo "print_devices printed: $out"
-[[ $out == "1 applivery.device.enrolled devices/5f634c11034824062256e38c" ]]
+[[ $out == "1 applivery.device.enrolled devices/5f634c11034824062256e38c trace 4bf92f3577b34da6a3ce929d0e0e4736" ]]

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "hookfan/group_consumer.h"
 #include "hookfan/subscriber.h"
+#include "hookfan/trace_context.h"
 #include "tests/e2e/hookfan_process.h"
 
 namespace hookfan::testing {
@@ -20,6 +21,7 @@ namespace {
 using ::testing::Contains;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
 
 // Runs a Subscriber on a background thread and records what the caller sees.
 class SubscriberThread {
@@ -200,6 +202,28 @@ TEST_F(ClientLibraryTest, SubscriberResumesAcrossGracefulRestartWithNoGapOrDupli
   ASSERT_TRUE(subscriber.WaitFor(20)) << subscriber.WaitForEnd();
   EXPECT_THAT(subscriber.sequences(), ElementsAreArray(Range(1, 20)));
   EXPECT_THAT(log(), Contains(HasSubstr("UNAVAILABLE")));  // the one visible trace
+}
+
+TEST_F(ClientLibraryTest, EveryEventNamesItsTrace) {
+  // The webhook brings no trace context, so hookfan starts one per event:
+  // the client reads a sampled trace, a different one for each.
+  PostN(2);
+  Subscriber::Options options;
+  options.connection = Connection();
+  options.start.set_earliest(true);
+  Subscriber subscriber(options);
+  std::vector<std::string> trace_ids;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<v1::Event> event = subscriber.Next();
+    ASSERT_TRUE(event.ok()) << event.status();
+    std::optional<TraceContext> trace = TraceContextOf(*event);
+    ASSERT_TRUE(trace.has_value());
+    EXPECT_EQ(trace->traceparent, event->extensions().at("traceparent"));
+    EXPECT_THAT(std::string(trace->trace_id()), MatchesRegex("[0-9a-f]{32}"));
+    EXPECT_TRUE(trace->sampled());
+    trace_ids.emplace_back(trace->trace_id());
+  }
+  EXPECT_NE(trace_ids[0], trace_ids[1]);
 }
 
 TEST_F(ClientLibraryTest, SubscriberResumesAfterACrashWithNoGapOrDuplicate) {

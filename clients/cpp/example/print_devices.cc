@@ -1,9 +1,11 @@
-// Prints device events from hookfan until stopped:
+// Prints device events from hookfan until stopped, each with its trace id
+// (to find it in a tracer):
 //   print_devices [TARGET] [MAX]
 #include <cstdlib>
 #include <iostream>
 
 #include "hookfan/subscriber.h"
+#include "hookfan/trace_context.h"
 
 int main(int argc, char** argv) {
   hookfan::Subscriber::Options options;
@@ -15,7 +17,11 @@ int main(int argc, char** argv) {
   hookfan::Subscriber subscriber(options);
   long seen = 0;
   absl::Status end = subscriber.Run([&](const hookfan::v1::Event& event) {
-    std::cout << event.sequence() << " " << event.type() << " " << event.subject() << std::endl;
+    std::cout << event.sequence() << " " << event.type() << " " << event.subject();
+    if (std::optional<hookfan::TraceContext> trace = hookfan::TraceContextOf(event)) {
+      std::cout << " trace " << trace->trace_id();
+    }
+    std::cout << std::endl;
     return max == 0 || ++seen < max;
   });
   if (!end.ok()) std::cerr << "print_devices: " << end << "\n";

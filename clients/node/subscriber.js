@@ -7,6 +7,12 @@
 // --grpc-stall-timeout) it reconnects with jittered backoff and resumes
 // after the last sequence it saw, so nothing is missed and nothing repeats.
 //
+// Each event is handled in a span that continues the event's trace: hookfan
+// gives every event a W3C trace context (the sender's, or one it started),
+// which the OpenTelemetry API reads like the traceparent/tracestate headers
+// of an incoming request. Here the spans go to no exporter; stderr names
+// each one. Register your exporter on the provider to send them.
+//
 // Exit status: 0 after --max events; 1 when hookfan refuses or ends the
 // stream for another reason (bad filter, start past retention); 2 for a bad
 // flag.
@@ -16,6 +22,9 @@ const path = require('node:path');
 const { parseArgs } = require('node:util');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
+const otel = require('@opentelemetry/api');
+const { W3CTraceContextPropagator } = require('@opentelemetry/core');
+const { BasicTracerProvider } = require('@opentelemetry/sdk-trace-base');
 
 const USAGE = `Usage: subscriber.js [--server HOST:PORT] [--type PATTERN]...
                      [--from earliest|latest|N] [--max N] [--proto DIR]
@@ -121,8 +130,34 @@ class Backoff {
   }
 }
 
+// The tracer the handler's spans come from: the OpenTelemetry SDK's, with
+// the W3C propagator that reads hookfan's trace context.
+function setUpTracing() {
+  otel.propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  otel.trace.setGlobalTracerProvider(new BasicTracerProvider());
+  return otel.trace.getTracer('hookfan-node-example');
+}
+
+// Handles one event (prints it) in a span that continues its trace: a child
+// of the span that sent it, in the same trace.
+function handle(tracer, event) {
+  // event.extensions holds "traceparent" and "tracestate", the W3C
+  // propagator's keys: it reads them like an incoming request's headers.
+  const parent = otel.propagation.extract(otel.ROOT_CONTEXT, event.extensions || {});
+  const span = tracer.startSpan(`process ${event.type}`, { kind: otel.SpanKind.CONSUMER }, parent);
+  otel.context.with(otel.trace.setSpan(parent, span), () => {
+    process.stdout.write(JSON.stringify(event) + '\n');
+    const { traceId, spanId } = span.spanContext();
+    const parentSpanId = otel.trace.getSpanContext(parent)?.spanId ?? 'none';
+    console.error(`subscriber.js: event ${event.sequence} handled in trace ${traceId}, ` +
+                  `span ${spanId}, parent ${parentSpanId}`);
+  });
+  span.end();
+}
+
 function main() {
   const options = parseOptions(process.argv.slice(2));
+  const tracer = setUpTracing();
   const EventBroker = loadEventBroker(options.proto);
   const backoff = new Backoff();
   let resumeAfter = null; // BigInt: the sequence to resume after; null until known
@@ -144,7 +179,7 @@ function main() {
       backoff.reset();
       for (const event of response.events) {
         if (printed === options.max) return; // cancelled, still draining
-        process.stdout.write(JSON.stringify(event) + '\n');
+        handle(tracer, event);
         resumeAfter = BigInt(event.sequence);
         if (++printed === options.max) stream.cancel();
       }

@@ -117,11 +117,12 @@ class Hookfan(Process):
                 return True
         return False
 
-    def post(self, fixture):
-        """Posts a fixture as Applivery does; returns the 202 answer."""
+    def post(self, fixture, headers=None):
+        """Posts a fixture as Applivery does (with `headers` added); returns
+        the 202 answer."""
         request = urllib.request.Request(
             f"http://{self.http}/webhooks/applivery/{TOKEN}", data=fixture.read_bytes(),
-            headers={"Content-Type": "application/json"}, method="POST")
+            headers={"Content-Type": "application/json", **(headers or {})}, method="POST")
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
             assert response.status == 202, f"{fixture.name}: HTTP {response.status}"
             return json.load(response)
@@ -234,9 +235,10 @@ class NodeExampleTest(ExampleTestCase):
     node_dir = REPO / "clients/node"
 
     def install_packages(self):
-        """npm ci, unless node_modules is there already; skips the test when
+        """npm ci, unless node_modules holds every dependency already; skips the test when
         the npm registry cannot be reached."""
-        if (self.node_dir / "node_modules/@grpc/proto-loader").is_dir():
+        dependencies = json.loads((self.node_dir / "package.json").read_text())["dependencies"]
+        if all((self.node_dir / "node_modules" / name).is_dir() for name in dependencies):
             return
         npm = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=self.node_dir,
                              capture_output=True, text=True, timeout=300)
@@ -267,6 +269,30 @@ class NodeExampleTest(ExampleTestCase):
         subscriber = self.start_subscriber(hookfan)
         answers = self.post_across_restart(hookfan, signal.SIGKILL, [subscriber])
         self.assertResumed(subscriber, answers)
+
+    def test_each_event_is_handled_in_a_span_continuing_its_trace(self):
+        # The sender's trace, and one hookfan started: each event's handler
+        # span (OpenTelemetry SDK, no exporter) is in that trace, a new span
+        # whose parent is the event's.
+        self.install_packages()
+        hookfan = self.start_hookfan()
+        sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        answers = [hookfan.post(FIXTURES[0], {"traceparent": sent}), hookfan.post(FIXTURES[1])]
+        self.assertEqual(answers[0]["traceparent"], sent)
+        subscriber = self.start(Process, ["node", self.node_dir / "subscriber.js", "--server",
+                                          hookfan.grpc, "--from", "earliest", "--max", "2"])
+        self.assertExits0(subscriber)
+        self.assertPrinted(subscriber, answers)
+        handled = [re.fullmatch(r"subscriber\.js: event (\d+) handled in trace ([0-9a-f]{32}), "
+                                r"span ([0-9a-f]{16}), parent ([0-9a-f]{16})", line)
+                   for line in subscriber.log]
+        handled = [m.groups() for m in handled if m]
+        self.assertEqual(len(handled), 2, subscriber.report())
+        for (sequence, trace_id, span_id, parent_id), answer in zip(handled, answers):
+            self.assertEqual(int(sequence), answer["sequence"])
+            self.assertEqual(trace_id, answer["traceparent"][3:35])
+            self.assertEqual(parent_id, answer["traceparent"][36:52])
+            self.assertNotEqual(span_id, parent_id)
 
 
 def main():

@@ -63,11 +63,17 @@ def channel(server):
 
 
 def print_event(event, as_json):
-    """Prints one event on one line."""
+    """Prints one event on one line: protobuf's JSON mapping, or sequence,
+    time, type, subject and trace id."""
     if as_json:
         line = json_format.MessageToJson(event, indent=None)
     else:
         line = f"{event.sequence:>8} {event.time.ToJsonString()} {event.type} {event.subject}"
+        # The trace id of the event's W3C traceparent ("00-<trace id>-<span
+        # id>-<flags>"), which hookfan gives every event: find it in a tracer.
+        traceparent = event.extensions.get("traceparent", "")
+        if len(traceparent) >= 55:
+            line += f" trace {traceparent[3:35]}"
     print(line, flush=True)
 
 

@@ -219,6 +219,19 @@ class PythonExamplesTest(ExampleTestCase):
                         consumer.report())
         self.assertEqual(consumer.finish(signal.SIGINT), 130, consumer.report())
 
+    def test_subscriber_names_each_events_trace(self):
+        hookfan = self.start_hookfan()
+        sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        answer = hookfan.post(FIXTURES[0], {"traceparent": sent})
+        subscriber = self.start(Process, ["/usr/bin/python3", REPO / "clients/python/subscriber.py",
+                                          "--server", hookfan.grpc, "--from", "earliest", "--max",
+                                          "1"], env=self.env)
+        self.assertExits0(subscriber)
+        self.assertEqual(len(subscriber.lines), 1, subscriber.report())
+        self.assertIn(f" {answer['type']} ", subscriber.lines[0])
+        self.assertTrue(subscriber.lines[0].endswith(" trace 4bf92f3577b34da6a3ce929d0e0e4736"),
+                        subscriber.report())
+
     def test_subscriber_resumes_after_a_crash_without_gap_or_duplicate(self):
         # kill -9 sends no resume point: the subscriber resumes after the last
         # sequence it printed.

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <utility>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -61,14 +62,18 @@ CREATE TABLE IF NOT EXISTS events(
   body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events(time_us);
-CREATE TABLE IF NOT EXISTS dedup(
-  key TEXT PRIMARY KEY,
-  seq INTEGER NOT NULL,
+-- One row per event stored with a dedup key, keyed by its sequence, so
+-- that each commit appends to the end of the table instead of writing a
+-- random page of a key-ordered one; the writer finds keys through an index
+-- in memory built from it (SqliteEventLog::dedup_index_).
+CREATE TABLE IF NOT EXISTS dedup_log(
+  seq INTEGER PRIMARY KEY,
+  key TEXT NOT NULL,
   id TEXT NOT NULL,
   time_us INTEGER NOT NULL,
   expires_us INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS dedup_by_expiry ON dedup(expires_us);
+);
+CREATE INDEX IF NOT EXISTS dedup_log_by_expiry ON dedup_log(expires_us);
 CREATE TABLE IF NOT EXISTS devices(
   udid TEXT PRIMARY KEY,
   serial_number TEXT NOT NULL
@@ -79,11 +84,20 @@ COMMIT;
 constexpr char kInsertSql[] =
     "INSERT INTO events(seq, id, time_us, type, body) VALUES(?1, ?2, ?3, ?4, "
     "?5)";
-constexpr char kDedupFindSql[] = "SELECT seq, id, time_us FROM dedup WHERE key = ?1";
+constexpr char kDedupFindSql[] = "SELECT key, id FROM dedup_log WHERE seq = ?1";
 constexpr char kDedupPutSql[] =
-    "INSERT OR REPLACE INTO dedup(key, seq, id, time_us, expires_us) "
-    "VALUES(?1, ?2, ?3, ?4, ?5)";
-constexpr char kDedupPurgeSql[] = "DELETE FROM dedup WHERE expires_us < ?1";
+    "INSERT INTO dedup_log(seq, key, id, time_us, expires_us) VALUES(?1, ?2, ?3, ?4, ?5)";
+constexpr char kDedupLoadSql[] = "SELECT seq, key, time_us, expires_us FROM dedup_log";
+// A store written before dedup_log kept its keys in a key-ordered table:
+// they move over once, at open.
+constexpr char kDedupMigrateSql[] = R"sql(
+BEGIN IMMEDIATE;
+INSERT OR IGNORE INTO dedup_log(seq, key, id, time_us, expires_us)
+  SELECT seq, key, id, time_us, expires_us FROM dedup;
+DROP TABLE dedup;
+COMMIT;
+)sql";
+constexpr char kDedupPurgeSql[] = "DELETE FROM dedup_log WHERE expires_us < ?1";
 // Rewrites a device's row only when its serial number changes.
 constexpr char kDevicePutSql[] =
     "INSERT INTO devices(udid, serial_number) VALUES(?1, ?2) ON CONFLICT(udid) "
@@ -217,6 +231,7 @@ absl::StatusOr<std::unique_ptr<SqliteEventLog>> SqliteEventLog::Open(
       QueryOnce(db, "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
                 path));
   log->last_sequence_.store(last);
+  RETURN_IF_ERROR(log->LoadDedupIndex());
   ASSIGN_OR_RETURN(log->insert_, Prepare(db, kInsertSql, path));
   ASSIGN_OR_RETURN(log->dedup_find_, Prepare(db, kDedupFindSql, path));
   ASSIGN_OR_RETURN(log->dedup_put_, Prepare(db, kDedupPutSql, path));
@@ -441,18 +456,51 @@ absl::Status SqliteEventLog::WriteGroup(absl::Span<Request* const> group,
   return absl::OkStatus();
 }
 
+absl::Status SqliteEventLog::LoadDedupIndex() {
+  sqlite3* db = db_.get();
+  ASSIGN_OR_RETURN(int64_t old_table,
+                   QueryOnce(db, "SELECT count(*) FROM sqlite_master WHERE name = 'dedup'", path_));
+  if (old_table > 0) RETURN_IF_ERROR(ExecSql(db, kDedupMigrateSql, "open", path_));
+  ASSIGN_OR_RETURN(StmtPtr load, Prepare(db, kDedupLoadSql, path_));
+  Query query(load.get());
+  int rc;
+  while ((rc = query.Step()) == SQLITE_ROW) {
+    const auto* key = reinterpret_cast<const char*>(sqlite3_column_text(query.stmt(), 1));
+    Remember(absl::string_view(key, sqlite3_column_bytes(query.stmt(), 1)),
+             {.sequence = static_cast<uint64_t>(sqlite3_column_int64(query.stmt(), 0)),
+              .time_us = sqlite3_column_int64(query.stmt(), 2),
+              .expires_us = sqlite3_column_int64(query.stmt(), 3)});
+  }
+  if (rc != SQLITE_DONE) return SqliteError(rc, db, "open", path_);
+  return absl::OkStatus();
+}
+
+void SqliteEventLog::Remember(absl::string_view key, const RememberedKey& remembered) {
+  RememberedKey& entry = dedup_index_[absl::Hash<absl::string_view>{}(key)];
+  // The newest event under a key is the one duplicates name.
+  if (remembered.sequence >= entry.sequence) entry = remembered;
+}
+
 absl::StatusOr<bool> SqliteEventLog::FindDuplicate(const Request& request) {
   const v1::Event& event = request.events[0];
+  const absl::string_view key(request.dedup_key.data(), request.dedup_key.size());
+  auto it = dedup_index_.find(absl::Hash<absl::string_view>{}(key));
+  if (it == dedup_index_.end()) return false;
+  const RememberedKey& remembered = it->second;
+  if (TimeMicros(event.time()) - remembered.time_us >=
+      absl::ToInt64Microseconds(request.dedup_window)) {
+    return false;  // the key's window has passed
+  }
+  // The index holds hashes: the row says whether it is this key (and that
+  // its transaction committed, or is this one).
   Query find(dedup_find_.get());
-  find.BindText(1, request.dedup_key);
+  find.Bind(1, ToSql(remembered.sequence));
   int rc = find.Step();
   if (rc == SQLITE_DONE) return false;
   if (rc != SQLITE_ROW) return SqliteError(rc, db_.get(), "append to", path_);
-  int64_t original_us = sqlite3_column_int64(find.stmt(), 2);
-  if (TimeMicros(event.time()) - original_us >= absl::ToInt64Microseconds(request.dedup_window)) {
-    return false;  // the key's window has passed
-  }
-  request.once->sequence = sqlite3_column_int64(find.stmt(), 0);
+  const auto* stored_key = reinterpret_cast<const char*>(sqlite3_column_text(find.stmt(), 0));
+  if (absl::string_view(stored_key, sqlite3_column_bytes(find.stmt(), 0)) != key) return false;
+  request.once->sequence = remembered.sequence;
   request.once->id = reinterpret_cast<const char*>(sqlite3_column_text(find.stmt(), 1));
   request.once->duplicate = true;
   return true;
@@ -461,13 +509,16 @@ absl::StatusOr<bool> SqliteEventLog::FindDuplicate(const Request& request) {
 absl::Status SqliteEventLog::RememberKey(const Request& request, uint64_t sequence) {
   const v1::Event& event = request.events[0];
   int64_t time_us = TimeMicros(event.time());
+  const int64_t expires_us = time_us + absl::ToInt64Microseconds(request.dedup_window);
   Query put(dedup_put_.get());
-  put.BindText(1, request.dedup_key)
-      .Bind(2, ToSql(sequence))
+  put.Bind(1, ToSql(sequence))
+      .BindText(2, request.dedup_key)
       .BindText(3, event.id())
       .Bind(4, time_us)
-      .Bind(5, time_us + absl::ToInt64Microseconds(request.dedup_window));
+      .Bind(5, expires_us);
   if (int rc = put.Step(); rc != SQLITE_DONE) return SqliteError(rc, db_.get(), "append to", path_);
+  Remember(absl::string_view(request.dedup_key.data(), request.dedup_key.size()),
+           {.sequence = sequence, .time_us = time_us, .expires_us = expires_us});
   request.once->id = event.id();
   request.once->sequence = sequence;
   if (time_us - last_dedup_purge_us_ > absl::ToInt64Microseconds(kDedupPurgeInterval)) {
@@ -476,6 +527,13 @@ absl::Status SqliteEventLog::RememberKey(const Request& request, uint64_t sequen
     purge.Bind(1, time_us);
     if (int rc = purge.Step(); rc != SQLITE_DONE) {
       return SqliteError(rc, db_.get(), "append to", path_);
+    }
+    for (auto it = dedup_index_.begin(); it != dedup_index_.end();) {
+      if (it->second.expires_us < time_us) {
+        dedup_index_.erase(it++);
+      } else {
+        ++it;
+      }
     }
   }
   return absl::OkStatus();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "store/event_log.h"
 #include "store/sqlite_util.h"
 #include "common/clock.h"
@@ -127,10 +128,20 @@ class SqliteEventLog final : public EventLog {
   // Deletes one batch of events past the retention limits.
   absl::Status RetentionStep();
   void SetWriteHealth(const absl::Status& status);
+  // Where the newest event stored under a dedup key is.
+  struct RememberedKey {
+    uint64_t sequence = 0;
+    int64_t time_us = 0;     // its event time
+    int64_t expires_us = 0;  // plus its window: forgotten after
+  };
+  // At open: moves the keys of an older store's dedup table to dedup_log,
+  // and fills dedup_index_ from it.
+  absl::Status LoadDedupIndex();
+  void Remember(absl::string_view key, const RememberedKey& remembered);
   // AppendOnce, in the writer's transaction: true (and the original in
   // request.once) when the key was seen within the window.
   absl::StatusOr<bool> FindDuplicate(const Request& request);
-  // Records the key of a stored AppendOnce event; now and then deletes
+  // Records the key of a stored AppendOnce event; now and then forgets
   // expired keys.
   absl::Status RememberKey(const Request& request, uint64_t sequence);
 
@@ -145,6 +156,12 @@ class SqliteEventLog final : public EventLog {
   sqlite_internal::StmtPtr dedup_purge_;
   sqlite_internal::StmtPtr device_put_;
   int64_t last_dedup_purge_us_ = 0;  // writer thread only
+  // The dedup keys of dedup_log by hash, to find a key without a random read
+  // or write of a key-ordered table: a hit is confirmed by its row. About
+  // 40 bytes per key held (keys live for their window; --applivery-dedup-
+  // window=10m at 1,000 webhooks/s: 600,000 keys, 24 MB). Writer thread
+  // only (and Open).
+  absl::flat_hash_map<size_t, RememberedKey> dedup_index_;
   absl::Time last_probe_;      // writer thread only
   absl::Time last_retention_;  // writer thread only
   std::atomic<uint64_t> retention_deleted_{0};

@@ -143,6 +143,53 @@ TEST_F(SqliteEventLogTest, DedupKeysSurviveReopen) {
   EXPECT_EQ(again.sequence, 1u);
 }
 
+TEST_F(SqliteEventLogTest, AStoreWithTheKeyOrderedDedupTableKeepsItsKeys) {
+  // Stores written before dedup_log held their keys in a table ordered by
+  // key; opening one moves them over, and its duplicates are still found.
+  v1::Event event = NewEvent("a");
+  event.mutable_time()->set_seconds(100);
+  ASSERT_TRUE(Open()->AppendOnce(event, "k", absl::Hours(1)).ok());
+  ExecRaw(path_,
+          "CREATE TABLE dedup(key TEXT PRIMARY KEY, seq INTEGER NOT NULL, id TEXT NOT NULL, "
+          "time_us INTEGER NOT NULL, expires_us INTEGER NOT NULL) WITHOUT ROWID; "
+          "INSERT INTO dedup SELECT key, seq, id, time_us, expires_us FROM dedup_log; "
+          "DELETE FROM dedup_log;");
+  std::unique_ptr<SqliteEventLog> log = Open();
+  event.set_id("b");
+  AppendOnceResult again = ValueOrFail(log->AppendOnce(event, "k", absl::Hours(1)));
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.id, "a");
+  EXPECT_EQ(again.sequence, 1u);
+  log.reset();
+  EXPECT_EQ(QueryRawInt(path_, "SELECT count(*) FROM sqlite_master WHERE name = 'dedup'"), 0);
+  EXPECT_EQ(QueryRawInt(path_, "SELECT count(*) FROM dedup_log"), 1);
+}
+
+TEST_F(SqliteEventLogTest, EachKeyIsFoundByItselfNotByAnotherKey) {
+  // Many keys in one store: each repeat names its own original, and a key
+  // never seen is stored (the in-memory index is confirmed by the row).
+  std::unique_ptr<SqliteEventLog> log = Open();
+  for (int i = 0; i < 2000; ++i) {
+    v1::Event event = NewEvent(absl::StrCat("e", i));
+    event.mutable_time()->set_seconds(100);
+    ASSERT_FALSE(ValueOrFail(log->AppendOnce(event, absl::StrCat("key-", i), absl::Hours(1)))
+                     .duplicate);
+  }
+  log = Open();
+  for (int i = 0; i < 2000; i += 7) {
+    v1::Event event = NewEvent(absl::StrCat("again", i));
+    event.mutable_time()->set_seconds(200);
+    AppendOnceResult again =
+        ValueOrFail(log->AppendOnce(event, absl::StrCat("key-", i), absl::Hours(1)));
+    ASSERT_TRUE(again.duplicate) << i;
+    EXPECT_EQ(again.id, absl::StrCat("e", i));
+    EXPECT_EQ(again.sequence, static_cast<uint64_t>(i + 1));
+  }
+  v1::Event fresh = NewEvent("fresh");
+  fresh.mutable_time()->set_seconds(200);
+  EXPECT_FALSE(ValueOrFail(log->AppendOnce(fresh, "key-2000", absl::Hours(1))).duplicate);
+}
+
 TEST_F(SqliteEventLogTest, SequencesAreNotReusedAfterAllRowsAreDeleted) {
   std::vector<v1::Event> batch = {NewEvent("a"), NewEvent("b"), NewEvent("c")};
   ASSERT_EQ(Open()->Append(absl::MakeSpan(batch)), absl::OkStatus());

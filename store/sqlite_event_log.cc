@@ -87,7 +87,8 @@ constexpr char kInsertSql[] =
 constexpr char kDedupFindSql[] = "SELECT key, id FROM dedup_log WHERE seq = ?1";
 constexpr char kDedupPutSql[] =
     "INSERT INTO dedup_log(seq, key, id, time_us, expires_us) VALUES(?1, ?2, ?3, ?4, ?5)";
-constexpr char kDedupLoadSql[] = "SELECT seq, key, time_us, expires_us FROM dedup_log";
+constexpr char kDedupLoadSql[] =
+    "SELECT seq, key, time_us, expires_us FROM dedup_log ORDER BY seq";
 // A store written before dedup_log kept its keys in a key-ordered table:
 // they move over once, at open.
 constexpr char kDedupMigrateSql[] = R"sql(
@@ -476,9 +477,10 @@ absl::Status SqliteEventLog::LoadDedupIndex() {
 }
 
 void SqliteEventLog::Remember(absl::string_view key, const RememberedKey& remembered) {
-  RememberedKey& entry = dedup_index_[absl::Hash<absl::string_view>{}(key)];
-  // The newest event under a key is the one duplicates name.
-  if (remembered.sequence >= entry.sequence) entry = remembered;
+  // Called in sequence order: the newest event under a key is the one
+  // duplicates name. (After a failed transaction, a retry may take a lower
+  // sequence than the one remembered for it: it replaces it all the same.)
+  dedup_index_[absl::Hash<absl::string_view>{}(key)] = remembered;
 }
 
 absl::StatusOr<bool> SqliteEventLog::FindDuplicate(const Request& request) {

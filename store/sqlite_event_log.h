@@ -157,10 +157,11 @@ class SqliteEventLog final : public EventLog {
   sqlite_internal::StmtPtr device_put_;
   int64_t last_dedup_purge_us_ = 0;  // writer thread only
   // The dedup keys of dedup_log by hash, to find a key without a random read
-  // or write of a key-ordered table: a hit is confirmed by its row. About
-  // 40 bytes per key held (keys live for their window; --applivery-dedup-
-  // window=10m at 1,000 webhooks/s: 600,000 keys, 24 MB). Writer thread
-  // only (and Open).
+  // or write of a key-ordered table: a hit is confirmed by its row (two
+  // keys with one 64-bit hash: the older is forgotten, so a repeat of it
+  // would be stored again). 40 to 80 bytes per key held; keys live for
+  // their window (--applivery-dedup-window=10m at 1,000 webhooks/s:
+  // 600,000 keys, 24 to 48 MB). Writer thread only (and Open).
   absl::flat_hash_map<size_t, RememberedKey> dedup_index_;
   absl::Time last_probe_;      // writer thread only
   absl::Time last_retention_;  // writer thread only

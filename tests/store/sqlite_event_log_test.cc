@@ -365,6 +365,39 @@ TEST_F(SqliteEventLogTest, FailedDiskWriteIsUnavailableAndLeavesNothing) {
   EXPECT_EQ(ValueOrFail(log->GetById("after"))->event.sequence(), 2u);
 }
 
+TEST_F(SqliteEventLogTest, AKeyWhoseWriteFailedIsNotADuplicate) {
+  // The failed AppendOnce took sequence 2 in a transaction that rolled back;
+  // an event without a key then takes 2 for real. The retry is stored, and
+  // the next repeat names the retry.
+  Child child([this](int out) {
+    std::unique_ptr<SqliteEventLog> log = Open();
+    v1::Event before = NewEvent("before");
+    if (!log->Append(absl::MakeSpan(&before, 1)).ok()) _exit(2);
+    signal(SIGXFSZ, SIG_IGN);
+    rlimit limit = {.rlim_cur = 1, .rlim_max = RLIM_INFINITY};
+    setrlimit(RLIMIT_FSIZE, &limit);
+    WriteLine(out, log->AppendOnce(NewEvent("first"), "k", absl::Hours(1)).status().ToString());
+    limit.rlim_cur = RLIM_INFINITY;
+    setrlimit(RLIMIT_FSIZE, &limit);
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (!log->Ready().ok() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+    v1::Event other = NewEvent("other");
+    const absl::Status appended = log->Append(absl::MakeSpan(&other, 1));
+    WriteLine(out, absl::StrCat(appended.ToString(), " ", other.sequence()));
+    for (const char* id : {"retry", "repeat"}) {
+      absl::StatusOr<AppendOnceResult> once = log->AppendOnce(NewEvent(id), "k", absl::Hours(1));
+      WriteLine(out, once.ok() ? absl::StrCat(once->duplicate, " ", once->id, " ", once->sequence)
+                               : once.status().ToString());
+    }
+  });
+  std::vector<std::string> report;
+  std::string line;
+  while (child.ReadLine(&line)) report.push_back(line);
+  int status = child.Wait();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_THAT(report, ElementsAre(HasSubstr("UNAVAILABLE"), "OK 2", "0 retry 3", "1 retry 3"));
+}
+
 // Appends `n` events in batches of 100 with ids "<prefix>-<i>".
 void AppendMany(SqliteEventLog& log, int n, const std::string& prefix, absl::Time time = {}) {
   for (int i = 0; i < n; i += 100) {

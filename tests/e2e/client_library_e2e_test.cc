@@ -175,6 +175,13 @@ class ClientLibraryTest : public ::testing::Test {
     };
     return c;
   }
+  // A subscriber of every event from the first, on Connection().
+  Subscriber::Options FromEarliest() {
+    Subscriber::Options options;
+    options.connection = Connection();
+    options.start.set_earliest(true);
+    return options;
+  }
   std::vector<std::string> log() {
     MutexLock lock(&log_mu_);
     return log_;
@@ -190,9 +197,7 @@ class ClientLibraryTest : public ::testing::Test {
 
 TEST_F(ClientLibraryTest, SubscriberResumesAcrossGracefulRestartWithNoGapOrDuplicate) {
   // SIGTERM drain and restart between two bursts: the caller sees 1..20 once each, in order.
-  Subscriber::Options options;
-  options.connection = Connection();
-  options.start.set_earliest(true);
+  Subscriber::Options options = FromEarliest();
   SubscriberThread subscriber(options);
   PostN(10);
   ASSERT_TRUE(subscriber.WaitFor(10));
@@ -208,9 +213,7 @@ TEST_F(ClientLibraryTest, EveryEventNamesItsTrace) {
   // The webhook brings no trace context, so hookfan starts one per event:
   // the client reads a sampled trace, a different one for each.
   PostN(2);
-  Subscriber::Options options;
-  options.connection = Connection();
-  options.start.set_earliest(true);
+  Subscriber::Options options = FromEarliest();
   Subscriber subscriber(options);
   std::vector<std::string> trace_ids;
   for (int i = 0; i < 2; ++i) {
@@ -228,9 +231,7 @@ TEST_F(ClientLibraryTest, EveryEventNamesItsTrace) {
 
 TEST_F(ClientLibraryTest, SubscriberResumesAfterACrashWithNoGapOrDuplicate) {
   // kill -9 (no trailer): the subscriber resumes after the last event it handed out.
-  Subscriber::Options options;
-  options.connection = Connection();
-  options.start.set_earliest(true);
+  Subscriber::Options options = FromEarliest();
   SubscriberThread subscriber(options);
   PostN(7);
   ASSERT_TRUE(subscriber.WaitFor(7));
@@ -269,9 +270,7 @@ TEST_F(ClientLibraryTest, RunStoppedMidResponseLeavesTheRestForNextAndRun) {
   // Six stored events arrive in one response: Run hands them over in place,
   // and what it did not hand over when told to stop is not lost.
   PostN(6);
-  Subscriber::Options options;
-  options.connection = Connection();
-  options.start.set_earliest(true);
+  Subscriber::Options options = FromEarliest();
   Subscriber subscriber(options);
   std::vector<uint64_t> seen;
   auto until = [&](uint64_t last) {

@@ -321,6 +321,30 @@ TEST_F(SqliteEventLogTest, UndecodableRecordIsDataLoss) {
   EXPECT_EQ(log->GetById("b").status().code(), absl::StatusCode::kDataLoss);
 }
 
+// Makes this process's writes past a file's first byte fail (EFBIG), as a
+// full disk would, or lets them through again.
+void RefuseWrites(bool refuse) {
+  signal(SIGXFSZ, SIG_IGN);
+  rlimit limit = {.rlim_cur = refuse ? 1 : RLIM_INFINITY, .rlim_max = RLIM_INFINITY};
+  setrlimit(RLIMIT_FSIZE, &limit);
+}
+
+// Waits up to 10 s for the writer's probe to find the store writable.
+void WaitUntilReady(const SqliteEventLog& log) {
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!log.Ready().ok() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+}
+
+// The lines `child` wrote; expects it to exit 0.
+std::vector<std::string> ReportOf(Child& child) {
+  std::vector<std::string> report;
+  std::string line;
+  while (child.ReadLine(&line)) report.push_back(line);
+  int status = child.Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  return report;
+}
+
 // When the disk refuses writes, Append is kUnavailable, nothing of the batch
 // becomes visible or durable, and appends succeed again once it recovers.
 TEST_F(SqliteEventLogTest, FailedDiskWriteIsUnavailableAndLeavesNothing) {
@@ -330,9 +354,7 @@ TEST_F(SqliteEventLogTest, FailedDiskWriteIsUnavailableAndLeavesNothing) {
     std::unique_ptr<SqliteEventLog> log = Open();
     v1::Event before = NewEvent("before");
     if (!log->Append(absl::MakeSpan(&before, 1)).ok()) _exit(2);
-    signal(SIGXFSZ, SIG_IGN);
-    rlimit limit = {.rlim_cur = 1, .rlim_max = RLIM_INFINITY};
-    setrlimit(RLIMIT_FSIZE, &limit);  // Writes past byte 1 fail (EFBIG).
+    RefuseWrites(true);
     std::vector<v1::Event> failed = {NewEvent("failed-1"),
                                      NewEvent("failed-2")};
     absl::Status status = log->Append(absl::MakeSpan(failed));
@@ -341,23 +363,16 @@ TEST_F(SqliteEventLogTest, FailedDiskWriteIsUnavailableAndLeavesNothing) {
     WriteLine(out, absl::StrCat(log->LastSequence()));
     WriteLine(out, absl::StrCat(log->Read(1, 10)->size()));
     WriteLine(out, absl::StatusCodeToString(log->Ready().code()));
-    limit.rlim_cur = RLIM_INFINITY;
-    setrlimit(RLIMIT_FSIZE, &limit);
+    RefuseWrites(false);
     // With nothing appended, the writer's probe finds the disk writable.
-    absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (!log->Ready().ok() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+    WaitUntilReady(*log);
     WriteLine(out, absl::StatusCodeToString(log->Ready().code()));
     v1::Event after = NewEvent("after");
     WriteLine(out, log->Append(absl::MakeSpan(&after, 1)).ToString());
     WriteLine(out, absl::StrCat(after.sequence()));
   });
-  std::vector<std::string> report;
-  std::string line;
-  while (child.ReadLine(&line)) report.push_back(line);
-  int status = child.Wait();
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  EXPECT_THAT(report, ElementsAre("UNAVAILABLE", HasSubstr(path_), "1", "1",
-                                  "UNAVAILABLE", "OK", "OK", "2"));
+  EXPECT_THAT(ReportOf(child), ElementsAre("UNAVAILABLE", HasSubstr(path_), "1", "1",
+                                          "UNAVAILABLE", "OK", "OK", "2"));
 
   std::unique_ptr<SqliteEventLog> log = Open();
   EXPECT_EQ(log->GetById("failed-1").status().code(),
@@ -373,14 +388,10 @@ TEST_F(SqliteEventLogTest, AKeyWhoseWriteFailedIsNotADuplicate) {
     std::unique_ptr<SqliteEventLog> log = Open();
     v1::Event before = NewEvent("before");
     if (!log->Append(absl::MakeSpan(&before, 1)).ok()) _exit(2);
-    signal(SIGXFSZ, SIG_IGN);
-    rlimit limit = {.rlim_cur = 1, .rlim_max = RLIM_INFINITY};
-    setrlimit(RLIMIT_FSIZE, &limit);
+    RefuseWrites(true);
     WriteLine(out, log->AppendOnce(NewEvent("first"), "k", absl::Hours(1)).status().ToString());
-    limit.rlim_cur = RLIM_INFINITY;
-    setrlimit(RLIMIT_FSIZE, &limit);
-    absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (!log->Ready().ok() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+    RefuseWrites(false);
+    WaitUntilReady(*log);
     v1::Event other = NewEvent("other");
     const absl::Status appended = log->Append(absl::MakeSpan(&other, 1));
     WriteLine(out, absl::StrCat(appended.ToString(), " ", other.sequence()));
@@ -390,12 +401,8 @@ TEST_F(SqliteEventLogTest, AKeyWhoseWriteFailedIsNotADuplicate) {
                                : once.status().ToString());
     }
   });
-  std::vector<std::string> report;
-  std::string line;
-  while (child.ReadLine(&line)) report.push_back(line);
-  int status = child.Wait();
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  EXPECT_THAT(report, ElementsAre(HasSubstr("UNAVAILABLE"), "OK 2", "0 retry 3", "1 retry 3"));
+  EXPECT_THAT(ReportOf(child),
+              ElementsAre(HasSubstr("UNAVAILABLE"), "OK 2", "0 retry 3", "1 retry 3"));
 }
 
 // Appends `n` events in batches of 100 with ids "<prefix>-<i>".

@@ -97,7 +97,11 @@ bool IsValidTracestate(std::string_view value) {
   return true;
 }
 
-std::string NewTraceparent() { return absl::StrCat("00-", RandomHex(16), "-", RandomHex(8), "-01"); }
+std::string NewTraceparent() {
+  // One draw from the CSPRNG for both ids: 16 bytes of trace id, 8 of parent id.
+  const std::string ids = RandomHex(24);
+  return absl::StrCat("00-", ids.substr(0, 32), "-", ids.substr(32), "-01");
+}
 
 std::string_view TraceIdOf(std::string_view traceparent) { return traceparent.substr(3, 32); }
 

@@ -19,6 +19,10 @@ namespace hookfan::broker {
 // The longest event type accepted, in bytes.
 inline constexpr size_t kMaxEventTypeLength = 255;
 
+// The longest Event.key a producer may set, in bytes (and so the longest a
+// latest-per-key lookup names).
+inline constexpr size_t kMaxKeyLength = 1024;
+
 // CheckEventType returns OK when `type` can name events: 1 to 255 bytes of
 // dot-separated tokens, each one or more of a-z 0-9 "_" "-" (lowercase, as
 // event.proto promises subscribers, so a filter written in lowercase never

@@ -38,6 +38,9 @@ struct Fanout::State : std::enable_shared_from_this<State> {
   // `cursor` failed the filter (else a commit would have woken it), so a
   // commit may move the cursor forward to just before its first match.
   uint64_t cursor = 0;
+  // A snapshot start: while cursor < snapshot_through, events come from the
+  // log's latest view instead of the log. Fixed at Subscribe.
+  uint64_t snapshot_through = 0;
   bool parked = false;
   // Set when the store became unreachable: Poll fails with it from then on.
   absl::Status interrupted;
@@ -46,6 +49,14 @@ struct Fanout::State : std::enable_shared_from_this<State> {
   std::function<void()> wake ABSL_GUARDED_BY(wake_mu);
 };
 
+absl::Status Fanout::NoLongerHeld(uint64_t sequence, uint64_t first) const {
+  return absl::OutOfRangeError(absl::StrCat(
+      "sequence ", sequence, " is no longer held; the oldest event held is sequence ", first,
+      log_->LatestView().ok()
+          ? " (start from a snapshot for the newest event of each key and type)"
+          : ""));
+}
+
 Fanout::Fanout(EventLog* log, Options options)
     : log_(log), options_(options), last_committed_(log->LastSequence()) {}
 
@@ -53,7 +64,7 @@ Fanout::~Fanout() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
     const v1::Filter& filter, const v1::StartPosition& start,
-    std::function<void()> wake) {
+    std::function<void()> wake, uint64_t snapshot_through) {
   ASSIGN_OR_RETURN(Filter parsed, Filter::Create(filter));
   // Before the log opens, "latest" has no meaning yet.
   RETURN_IF_ERROR(log_->Opened());
@@ -61,10 +72,16 @@ absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
   // The cursor is the last sequence *not* wanted; latest is read under the
   // lock below so no commit slips between reading and registering.
   bool latest = false;
+  bool snapshot = false;
   switch (start.position_case()) {
     case v1::StartPosition::POSITION_NOT_SET:
     case v1::StartPosition::kLatest:
       latest = true;
+      break;
+    case v1::StartPosition::kSnapshot:
+      // Refused now, not at the first Poll, when the store keeps no view.
+      RETURN_IF_ERROR(log_->LatestView());
+      latest = snapshot = true;
       break;
     case v1::StartPosition::kEarliest: {
       ASSIGN_OR_RETURN(uint64_t first, log_->FirstSequence());
@@ -81,12 +98,17 @@ absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
             " is beyond the end of the log (last sequence ", log_->LastSequence(),
             "); no event can follow it"));
       }
+      state->cursor = start.after_sequence();
+      if (snapshot_through > state->cursor) {
+        // Inside a snapshot: the rest of it comes from the view.
+        RETURN_IF_ERROR(log_->LatestView());
+        state->snapshot_through = snapshot_through;
+        break;
+      }
       // Retention may have deleted it although the window still holds it.
       ASSIGN_OR_RETURN(uint64_t first, log_->FirstSequence());
       if (start.after_sequence() + 1 < first) {
-        return absl::OutOfRangeError(absl::StrCat(
-            "sequence ", start.after_sequence() + 1,
-            " is no longer held; the oldest event held is sequence ", first));
+        return NoLongerHeld(start.after_sequence() + 1, first);
       }
       state->cursor = start.after_sequence();
       break;
@@ -108,6 +130,11 @@ absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
   MutexLock lock(&mu_);
   if (shutdown_) return ShuttingDownError();
   if (latest) state->cursor = last_committed_;
+  // The snapshot covers what is committed now; live delivery follows it.
+  if (snapshot) {
+    state->snapshot_through = state->cursor;
+    state->cursor = 0;
+  }
   states_.insert(state);
   return std::unique_ptr<Subscription>(new Subscription(this, std::move(state)));
 }
@@ -192,25 +219,46 @@ absl::StatusOr<std::vector<EventPtr>> Fanout::Poll(State* s, size_t max_events,
 
   while (true) {
     uint64_t from;
+    bool from_view = false;
     {
       MutexLock lock(&mu_);
       if (shutdown_) return ShuttingDownError();
       if (!s->interrupted.ok()) return s->interrupted;
       Unpark(s);
-      if (s->cursor >= last_committed_) {
-        if (out.empty()) Park(s);
-        return out;
-      }
-      if (!window_.empty() && window_.front()->event.sequence() <= s->cursor + 1) {
-        size_t i = s->cursor + 1 - window_.front()->event.sequence();
-        for (size_t scanned = 0; i < window_.size() && scanned < kMaxScanPerLock;
-             ++i, ++scanned) {
-          if (!offer(window_[i])) break;
-        }
-        if (full) return out;
-        continue;
-      }
       from = s->cursor + 1;
+      from_view = s->cursor < s->snapshot_through;
+      if (!from_view) {
+        if (s->cursor >= last_committed_) {
+          if (out.empty()) Park(s);
+          return out;
+        }
+        if (!window_.empty() && window_.front()->event.sequence() <= s->cursor + 1) {
+          size_t i = s->cursor + 1 - window_.front()->event.sequence();
+          for (size_t scanned = 0; i < window_.size() && scanned < kMaxScanPerLock;
+               ++i, ++scanned) {
+            if (!offer(window_[i])) break;
+          }
+          if (full) return out;
+          continue;
+        }
+      }
+    }
+    if (from_view) {
+      // The snapshot: the view's events up to where it ends, in order. An
+      // entry superseded meanwhile has moved past snapshot_through and comes
+      // live instead.
+      ASSIGN_OR_RETURN(std::vector<EventPtr> read,
+                       log_->ReadLatest(from, s->snapshot_through, options_.catchup_batch));
+      MutexLock lock(&mu_);
+      for (const EventPtr& e : read) {
+        if (e->event.sequence() <= s->cursor) continue;
+        if (!offer(e)) break;
+      }
+      if (full) return out;
+      if (read.size() < options_.catchup_batch) {
+        s->cursor = std::max(s->cursor, s->snapshot_through);
+      }
+      continue;
     }
 
     // Catch-up: the window no longer holds the cursor; read the store.
@@ -220,9 +268,7 @@ absl::StatusOr<std::vector<EventPtr>> Fanout::Poll(State* s, size_t max_events,
     if (read.empty() || read.front()->event.sequence() != from) {
       if (!out.empty()) return out;  // deliver what is ready; fail next time
       ASSIGN_OR_RETURN(uint64_t first, log_->FirstSequence());
-      return absl::OutOfRangeError(absl::StrCat(
-          "sequence ", from, " is no longer held; the oldest event held is sequence ",
-          first));
+      return NoLongerHeld(from, first);
     }
     MutexLock lock(&mu_);
     for (const EventPtr& e : read) {
@@ -300,6 +346,8 @@ absl::StatusOr<std::vector<EventPtr>> Subscription::Poll(size_t max_events,
                                                          size_t max_bytes) {
   return fanout_->Poll(state_.get(), max_events, max_bytes);
 }
+
+uint64_t Subscription::snapshot_through() const { return state_->snapshot_through; }
 
 uint64_t Subscription::cursor() const {
   MutexLock lock(&fanout_->mu_);

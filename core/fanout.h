@@ -55,10 +55,15 @@ class Fanout : public CommitListener {
   // Errors: kInvalidArgument for a bad filter or start position (also
   // after_sequence 2^64-1, which no event can follow; a smaller position
   // past the end of the log is accepted and waits for it);
-  // kUnavailable after Shutdown or on store failure.
+  // kUnavailable after Shutdown or on store failure; kFailedPrecondition
+  // for a snapshot start when the log keeps no latest view.
+  //
+  // `snapshot_through` resumes a snapshot subscription (a consumer group's
+  // reader after a restart): with start.after_sequence below it, events up
+  // to it still come from the latest view (see snapshot_through()).
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
       const v1::Filter& filter, const v1::StartPosition& start,
-      std::function<void()> wake);
+      std::function<void()> wake, uint64_t snapshot_through = 0);
 
   // Ends every subscription: each is woken and its Poll returns
   // kUnavailable from now on. Idempotent.
@@ -93,6 +98,8 @@ class Fanout : public CommitListener {
   absl::StatusOr<std::vector<EventPtr>> Poll(State* state, size_t max_events,
                                              size_t max_bytes);
   void Unsubscribe(State* state);
+  // The kOutOfRange of a cursor below what the log holds.
+  absl::Status NoLongerHeld(uint64_t sequence, uint64_t first) const;
   void Park(State* state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Unpark(State* state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -136,6 +143,10 @@ class Subscription {
   // Sequence of the last event examined (delivered or skipped by the
   // filter). Resuming with after_sequence = cursor() continues seamlessly.
   uint64_t cursor() const;
+
+  // For a snapshot start, the last sequence the snapshot covers: events up
+  // to it come from the latest view, later ones live. Else 0.
+  uint64_t snapshot_through() const;
 
  private:
   friend class Fanout;

@@ -77,6 +77,7 @@ struct GroupManager::Group {
   bool deleted = false;
   // Guarded by GroupManager::mu_.
   uint64_t floor = 0;
+  uint64_t snapshot_through = 0;  // fixed at creation; see GroupRecord
   std::set<uint64_t> acked_above;  // restored: skip when re-read
   std::set<uint64_t> dead_above;   // dead and above the floor: skip when re-read
   uint64_t dead_letters = 0;
@@ -123,6 +124,7 @@ absl::Status GroupManager::Load() {
       return absl::DataLossError(absl::StrCat("consumer group \"", r.name, "\" config does not decode"));
     }
     g->floor = r.floor;
+    g->snapshot_through = r.snapshot_through;
     g->acked_above.insert(r.acked_above_floor.begin(), r.acked_above_floor.end());
     g->dead_above.insert(r.dead_above_floor.begin(), r.dead_above_floor.end());
     g->dead_letters = r.dead_letters;
@@ -145,7 +147,8 @@ absl::Status GroupManager::Load() {
 
 absl::StatusOr<std::unique_ptr<Subscription>> GroupManager::OpenReader(
     Group* g, const v1::StartPosition& start) {
-  return fanout_->Subscribe(g->config.filter(), start, [this, g] { OnLogWake(g); });
+  return fanout_->Subscribe(g->config.filter(), start, [this, g] { OnLogWake(g); },
+                            g->snapshot_through);
 }
 
 absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> GroupManager::Join(const v1::ConsumerOpen& open,
@@ -184,6 +187,7 @@ absl::StatusOr<std::unique_ptr<ConsumerGroupMember>> GroupManager::Join(const v1
   if (created != nullptr) {
     ASSIGN_OR_RETURN(created->reader, OpenReader(created.get(), open.start()));
     created->floor = created->reader->cursor();
+    created->snapshot_through = created->reader->snapshot_through();
   }
   absl::Status status = AddMember(member, config, created);
   if (created != nullptr && created->reader != nullptr) created->reader.reset();  // not adopted
@@ -199,7 +203,8 @@ absl::Status GroupManager::AddMember(const std::shared_ptr<Member>& member,
   auto it = groups_.find(config.group());
   if (it == groups_.end()) {
     if (created == nullptr) return absl::AbortedError("consumer group was deleted while joining");
-    RETURN_IF_ERROR(store_->CreateGroup(created->name, config.SerializeAsString(), created->floor));
+    RETURN_IF_ERROR(store_->CreateGroup(created->name, config.SerializeAsString(),
+                                        created->floor, created->snapshot_through));
     log::Info("consumer group created", {{"group", created->name}, {"floor", created->floor}});
     it = groups_.emplace(created->name, std::move(created)).first;
     created = nullptr;

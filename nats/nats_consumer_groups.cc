@@ -831,6 +831,8 @@ absl::Status NatsConsumerGroups::EnsureGroup(const v1::ConsumerOpen& open,
         cc.OptStartTime = absl::ToUnixNanos(ToTime(open.start().at_time()));
         cc.DeliverPolicy = cc.OptStartTime > 0 ? js_DeliverByStartTime : js_DeliverAll;
         break;
+      case v1::StartPosition::kSnapshot:
+        return NoLatestViewError("the NATS JetStream store does not keep one yet");
       default:
         cc.DeliverPolicy = js_DeliverNew;
     }

@@ -27,6 +27,29 @@ std::optional<DeviceRecord> DeviceRecordOf(const v1::Event& event) {
   return DeviceRecord{.udid = device.udid(), .serial_number = device.serial_number()};
 }
 
+absl::Status NoLatestViewError(std::string_view why) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("this hookfan keeps no latest event per key (",
+                   absl::string_view(why.data(), why.size()),
+                   "); snapshots, GetLatest and ListKeys need it"));
+}
+
+absl::Status EventLog::LatestView() const {
+  return NoLatestViewError("its store does not support it");
+}
+
+absl::StatusOr<std::vector<EventPtr>> EventLog::ReadLatest(uint64_t, uint64_t, size_t) {
+  return LatestView();
+}
+
+absl::StatusOr<std::vector<EventPtr>> EventLog::GetLatest(std::string_view) {
+  return LatestView();
+}
+
+absl::StatusOr<std::vector<KeyLatest>> EventLog::ListLatest(std::string_view, size_t) {
+  return LatestView();
+}
+
 absl::Status ValidateBatch(absl::Span<const v1::Event> events) {
   for (size_t i = 0; i < events.size(); ++i) {
     if (events[i].id().empty() || events[i].type().empty()) {

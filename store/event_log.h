@@ -82,6 +82,15 @@ class CommitListener {
   virtual void OnStoreOpened(uint64_t /*last_sequence*/) {}
 };
 
+// One key's entries in the latest view (see EventLog::GetLatest).
+struct KeyLatest {
+  std::string key;
+  std::vector<EventPtr> events;  // its newest event of each type, by type
+};
+
+// The error of the latest-view calls on a store that keeps no such view.
+absl::Status NoLatestViewError(std::string_view why);
+
 // What AppendOnce did.
 struct AppendOnceResult {
   std::string id;         // of the stored event: the new one, or the original
@@ -170,6 +179,29 @@ class EventLog {
   // does not forget a device); a shared store answers for every replica.
   // Errors: kUnavailable when the store cannot answer now.
   virtual absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) = 0;
+
+  // The latest view: for each (Event.key, type) with a non-empty key, the
+  // newest event appended. A store that keeps it updates it in the append's
+  // own commit, so the view is never behind the log, even after a crash.
+  // Stores that keep none fail these three calls with kFailedPrecondition
+  // (NoLatestViewError).
+  //
+  // OK when the store keeps the view, else that error. Cheap (no I/O).
+  virtual absl::Status LatestView() const;
+  //
+  // ReadLatest returns the view's events with a sequence in [from, through]
+  // (through is capped at LastSequence()), in sequence order, at most
+  // `max_events`. An entry superseded meanwhile has moved above `through`
+  // and is not returned. Errors: as Read.
+  virtual absl::StatusOr<std::vector<EventPtr>> ReadLatest(uint64_t from, uint64_t through,
+                                                           size_t max_events);
+  // The view's events for `key`, in sequence order (none: empty). Errors: as
+  // Read.
+  virtual absl::StatusOr<std::vector<EventPtr>> GetLatest(std::string_view key);
+  // The view's entries of the keys after `after_key`, in key order, for at
+  // most `max_keys` keys; fewer when the view ends. Errors: as Read.
+  virtual absl::StatusOr<std::vector<KeyLatest>> ListLatest(std::string_view after_key,
+                                                            size_t max_keys);
 
   // Sets the listener told of every commit from now on (nullptr: none).
   // Set it before the first Append; the listener must outlive the log or be

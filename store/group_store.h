@@ -40,6 +40,9 @@ class GroupStore {
     std::string name;
     std::string config;  // opaque to the store (a serialized proto)
     uint64_t floor = 0;
+    // A group started from a snapshot: the last sequence the snapshot
+    // covers (0: none). Fixed at creation.
+    uint64_t snapshot_through = 0;
     std::vector<uint64_t> acked_above_floor;                    // ascending
     std::vector<std::pair<uint64_t, uint32_t>> attempts;        // (seq, attempts), ascending
     std::vector<uint64_t> dead_above_floor;                     // ascending
@@ -72,7 +75,7 @@ class GroupStore {
 
   // Creates a group. Errors: kAlreadyExists; kUnavailable on I/O failure.
   virtual absl::Status CreateGroup(const std::string& name, const std::string& config,
-                                   uint64_t floor) = 0;
+                                   uint64_t floor, uint64_t snapshot_through = 0) = 0;
 
   // Deletes a group and all its state. Errors: kNotFound; kUnavailable.
   virtual absl::Status DeleteGroup(const std::string& name) = 0;

@@ -22,6 +22,7 @@ MemoryGroupStore::LoadGroups() {
     record.name = name;
     record.config = group.config;
     record.floor = group.floor;
+    record.snapshot_through = group.snapshot_through;
     record.acked_above_floor.assign(group.acked.begin(), group.acked.end());
     record.attempts.assign(group.attempts.begin(), group.attempts.end());
     for (auto it = group.dead.upper_bound(group.floor); it != group.dead.end();
@@ -35,10 +36,10 @@ MemoryGroupStore::LoadGroups() {
 
 absl::Status MemoryGroupStore::CreateGroup(const std::string& name,
                                            const std::string& config,
-                                           uint64_t floor) {
+                                           uint64_t floor, uint64_t snapshot_through) {
   std::lock_guard lock(mu_);
-  auto [it, inserted] =
-      groups_.try_emplace(name, Group{.config = config, .floor = floor});
+  auto [it, inserted] = groups_.try_emplace(
+      name, Group{.config = config, .floor = floor, .snapshot_through = snapshot_through});
   if (!inserted) {
     return absl::AlreadyExistsError(
         absl::StrCat("consumer group \"", name, "\" already exists"));

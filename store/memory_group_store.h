@@ -29,7 +29,7 @@ class MemoryGroupStore final : public GroupStore {
 
   absl::StatusOr<std::vector<GroupRecord>> LoadGroups() override;
   absl::Status CreateGroup(const std::string& name, const std::string& config,
-                           uint64_t floor) override;
+                           uint64_t floor, uint64_t snapshot_through = 0) override;
   absl::Status DeleteGroup(const std::string& name) override;
   absl::Status Apply(const std::string& name, const Changes& changes) override;
   absl::StatusOr<std::vector<DeadLetterRecord>> ListDeadLetters(
@@ -39,6 +39,7 @@ class MemoryGroupStore final : public GroupStore {
   struct Group {
     std::string config;
     uint64_t floor = 0;
+    uint64_t snapshot_through = 0;
     std::set<uint64_t> acked = {};                   // all above floor
     std::map<uint64_t, uint32_t> attempts = {};      // seq → attempts
     std::map<uint64_t, DeadLetterRecord> dead = {};  // seq → record

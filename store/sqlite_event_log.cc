@@ -23,6 +23,9 @@ struct ReadConnection {
   StmtPtr first;
   StmtPtr at_time;  // ?2 time_us
   StmtPtr serial_number;  // ?1 udid
+  StmtPtr latest_read;    // ?1 from, ?2 through, ?3 limit
+  StmtPtr latest_of_key;  // ?1 key, ?2 last sequence
+  StmtPtr latest_keys;    // ?1 after key, ?2 last sequence
 };
 
 }  // namespace sqlite_internal
@@ -78,6 +81,16 @@ CREATE TABLE IF NOT EXISTS devices(
   udid TEXT PRIMARY KEY,
   serial_number TEXT NOT NULL
 ) WITHOUT ROWID;
+-- The latest view: the sequence of the newest event of each (key, type),
+-- written in the append's transaction (meta 'latest_view' = 1 while it is
+-- kept so).
+CREATE TABLE IF NOT EXISTS latest(
+  key TEXT NOT NULL,
+  type TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY(key, type)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS latest_by_seq ON latest(seq);
 COMMIT;
 )sql";
 
@@ -104,6 +117,19 @@ constexpr char kDevicePutSql[] =
     "INSERT INTO devices(udid, serial_number) VALUES(?1, ?2) ON CONFLICT(udid) "
     "DO UPDATE SET serial_number = excluded.serial_number "
     "WHERE serial_number <> excluded.serial_number";
+constexpr char kLatestPutSql[] =
+    "INSERT INTO latest(key, type, seq) VALUES(?1, ?2, ?3) ON CONFLICT(key, type) "
+    "DO UPDATE SET seq = excluded.seq";
+constexpr char kLatestReadSql[] =
+    "SELECT e.seq, e.body FROM latest AS l INDEXED BY latest_by_seq "
+    "JOIN events AS e ON e.seq = l.seq WHERE l.seq >= ?1 AND l.seq <= ?2 "
+    "ORDER BY l.seq LIMIT ?3";
+constexpr char kLatestOfKeySql[] =
+    "SELECT e.seq, e.body FROM latest AS l JOIN events AS e ON e.seq = l.seq "
+    "WHERE l.key = ?1 AND l.seq <= ?2 ORDER BY l.seq";
+constexpr char kLatestKeysSql[] =
+    "SELECT e.seq, e.body, l.key FROM latest AS l JOIN events AS e ON e.seq = l.seq "
+    "WHERE l.key > ?1 AND l.seq <= ?2 ORDER BY l.key, l.type";
 constexpr char kDeviceFindSql[] = "SELECT serial_number FROM devices WHERE udid = ?1";
 // Expired dedup keys are deleted at most this often (by event time).
 constexpr absl::Duration kDedupPurgeInterval = absl::Minutes(1);
@@ -112,7 +138,7 @@ constexpr char kReadSql[] =
     "ORDER BY seq LIMIT ?3";
 constexpr char kByIdSql[] =
     "SELECT seq, body FROM events WHERE seq <= ?1 AND id = ?2";
-constexpr char kFirstSql[] = "SELECT min(seq) FROM events WHERE seq <= ?1";
+constexpr char kFirstSql[] = "SELECT min(seq) FROM events WHERE seq <= ?1 AND seq >= ?2";
 // Without INDEXED BY the planner walks the whole table in seq order.
 constexpr char kAtTimeSql[] =
     "SELECT min(seq) FROM events INDEXED BY events_by_time "
@@ -157,6 +183,9 @@ absl::StatusOr<std::unique_ptr<ReadConnection>> OpenReader(
   ASSIGN_OR_RETURN(reader->first, Prepare(db, kFirstSql, path));
   ASSIGN_OR_RETURN(reader->at_time, Prepare(db, kAtTimeSql, path));
   ASSIGN_OR_RETURN(reader->serial_number, Prepare(db, kDeviceFindSql, path));
+  ASSIGN_OR_RETURN(reader->latest_read, Prepare(db, kLatestReadSql, path));
+  ASSIGN_OR_RETURN(reader->latest_of_key, Prepare(db, kLatestOfKeySql, path));
+  ASSIGN_OR_RETURN(reader->latest_keys, Prepare(db, kLatestKeysSql, path));
   return reader;
 }
 
@@ -211,6 +240,9 @@ absl::StatusOr<std::unique_ptr<SqliteEventLog>> SqliteEventLog::Open(
   if (options.read_connections < 1) {
     return absl::InvalidArgumentError("read_connections must be at least 1");
   }
+  if (options.retention_keep_latest && !options.latest_view) {
+    return absl::InvalidArgumentError("compacted retention needs the latest view");
+  }
   std::unique_ptr<SqliteEventLog> log(new SqliteEventLog(path, options));
   ASSIGN_OR_RETURN(log->db_, OpenConnection(path, SQLITE_OPEN_READWRITE |
                                                       SQLITE_OPEN_CREATE));
@@ -232,12 +264,18 @@ absl::StatusOr<std::unique_ptr<SqliteEventLog>> SqliteEventLog::Open(
       QueryOnce(db, "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
                 path));
   log->last_sequence_.store(last);
+  ASSIGN_OR_RETURN(
+      int64_t contiguous,
+      QueryOnce(db, "SELECT value FROM meta WHERE key = 'contiguous_from'", path));
+  log->contiguous_from_.store(contiguous);
   RETURN_IF_ERROR(log->LoadDedupIndex());
+  RETURN_IF_ERROR(log->PrepareLatestView());
   ASSIGN_OR_RETURN(log->insert_, Prepare(db, kInsertSql, path));
   ASSIGN_OR_RETURN(log->dedup_find_, Prepare(db, kDedupFindSql, path));
   ASSIGN_OR_RETURN(log->dedup_put_, Prepare(db, kDedupPutSql, path));
   ASSIGN_OR_RETURN(log->dedup_purge_, Prepare(db, kDedupPurgeSql, path));
   ASSIGN_OR_RETURN(log->device_put_, Prepare(db, kDevicePutSql, path));
+  ASSIGN_OR_RETURN(log->latest_put_, Prepare(db, kLatestPutSql, path));
 
   {
     std::lock_guard lock(log->pool_mu_);
@@ -394,7 +432,9 @@ absl::Status SqliteEventLog::RetentionStep() {
     Query query(stmt.get());
     return QueryInt(query, 0, "trim", path_);
   };
-  ASSIGN_OR_RETURN(int64_t first, query_int("SELECT MIN(seq) FROM events"));
+  const int64_t contiguous = static_cast<int64_t>(contiguous_from_.load());
+  ASSIGN_OR_RETURN(int64_t first, query_int(absl::StrCat("SELECT MIN(seq) FROM events WHERE seq >= ",
+                                                         contiguous)));
   if (first == 0) return absl::OkStatus();  // empty
   const int64_t last = static_cast<int64_t>(last_sequence_.load(std::memory_order_acquire));
   int64_t cutoff = first;  // events below it go
@@ -420,11 +460,28 @@ absl::Status SqliteEventLog::RetentionStep() {
   }
   cutoff = std::min({cutoff, first + kBatch, last + 1});
   if (cutoff <= first) return absl::OkStatus();
-  std::string sql = absl::StrCat("DELETE FROM events WHERE seq < ", cutoff);
-  RETURN_IF_ERROR(InWriteTransaction(
-      db, "trim", path_, [&] { return ExecSql(db, sql.c_str(), "trim", path_); }));
-  retention_deleted_.fetch_add(static_cast<uint64_t>(sqlite3_changes(db)),
-                               std::memory_order_relaxed);
+  // Compacted retention spares the view's events; plain retention takes
+  // them, and their rows in the view with them.
+  std::string sql =
+      o.retention_keep_latest
+          ? absl::StrCat("DELETE FROM events WHERE seq >= ", first, " AND seq < ", cutoff,
+                         " AND seq NOT IN (SELECT seq FROM latest WHERE seq >= ", first,
+                         " AND seq < ", cutoff, ");")
+          : absl::StrCat("DELETE FROM events WHERE seq < ", cutoff, ";");
+  int deleted = 0;
+  RETURN_IF_ERROR(InWriteTransaction(db, "trim", path_, [&]() -> absl::Status {
+    RETURN_IF_ERROR(ExecSql(db, sql.c_str(), "trim", path_));
+    deleted = sqlite3_changes(db);
+    if (!o.retention_keep_latest) {
+      std::string view = absl::StrCat("DELETE FROM latest WHERE seq < ", cutoff);
+      RETURN_IF_ERROR(ExecSql(db, view.c_str(), "trim", path_));
+    }
+    std::string mark = absl::StrCat(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES('contiguous_from', ", cutoff, ")");
+    return ExecSql(db, mark.c_str(), "trim", path_);
+  }));
+  contiguous_from_.store(static_cast<uint64_t>(cutoff));
+  retention_deleted_.fetch_add(static_cast<uint64_t>(deleted), std::memory_order_relaxed);
   // Give the freed pages back (auto_vacuum = INCREMENTAL).
   return ExecSql(db, "PRAGMA incremental_vacuum", "trim", path_);
 }
@@ -569,6 +626,11 @@ absl::Status SqliteEventLog::InsertBatch(absl::Span<const v1::Event> events,
       put.BindText(1, device->udid).BindText(2, device->serial_number);
       if (rc = put.Step(); rc != SQLITE_DONE) return SqliteError(rc, db_.get(), "append to", path_);
     }
+    if (options_.latest_view && !e.key().empty()) {
+      Query put(latest_put_.get());
+      put.BindText(1, e.key()).BindText(2, e.type()).Bind(3, ToSql(e.sequence()));
+      if (rc = put.Step(); rc != SQLITE_DONE) return SqliteError(rc, db_.get(), "append to", path_);
+    }
     committed->push_back(std::move(stored));
   }
   return absl::OkStatus();
@@ -584,7 +646,7 @@ absl::StatusOr<std::vector<EventPtr>> SqliteEventLog::Read(uint64_t from,
   ReaderLease reader(this);
   Query query(reader->read.get());
   query.Bind(1, ToSql(LastSequence()))
-      .Bind(2, ToSql(from))
+      .Bind(2, ToSql(std::max(from, contiguous_from_.load())))
       .Bind(3, ToSql(max_events));
   std::vector<EventPtr> events;
   size_t bytes = 0;
@@ -631,7 +693,7 @@ absl::StatusOr<uint64_t> SqliteEventLog::FirstSequence() {
   ReaderLease reader(this);
   uint64_t last = LastSequence();
   Query query(reader->first.get());
-  query.Bind(1, ToSql(last));
+  query.Bind(1, ToSql(last)).Bind(2, ToSql(contiguous_from_.load()));
   return QueryInt(query, ToSql(last + 1), "read", path_);
 }
 
@@ -645,6 +707,111 @@ absl::StatusOr<uint64_t> SqliteEventLog::SequenceAtTime(absl::Time t) {
   Query query(reader->at_time.get());
   query.Bind(1, ToSql(last)).Bind(2, absl::ToUnixMicros(t));
   return QueryInt(query, ToSql(last + 1), "read", path_);
+}
+
+namespace {
+
+// Steps `query` (rows of seq, body) to the end, decoding each row.
+absl::StatusOr<std::vector<EventPtr>> DecodeAll(Query& query, absl::string_view path) {
+  std::vector<EventPtr> events;
+  int rc;
+  while ((rc = query.Step()) == SQLITE_ROW) {
+    ASSIGN_OR_RETURN(EventPtr event, DecodeRow(query.stmt(), path));
+    events.push_back(std::move(event));
+  }
+  if (rc != SQLITE_DONE) return SqliteError(rc, query.db(), "read", path);
+  return events;
+}
+
+}  // namespace
+
+absl::Status SqliteEventLog::LatestView() const {
+  if (options_.latest_view) return absl::OkStatus();
+  return NoLatestViewError("it was started with --latest-view=false");
+}
+
+absl::StatusOr<std::vector<EventPtr>> SqliteEventLog::ReadLatest(uint64_t from, uint64_t through,
+                                                                 size_t max_events) {
+  RETURN_IF_ERROR(LatestView());
+  ReaderLease reader(this);
+  Query query(reader->latest_read.get());
+  query.Bind(1, ToSql(from))
+      .Bind(2, ToSql(std::min(through, LastSequence())))
+      .Bind(3, ToSql(max_events));
+  return DecodeAll(query, path_);
+}
+
+absl::StatusOr<std::vector<EventPtr>> SqliteEventLog::GetLatest(std::string_view key) {
+  RETURN_IF_ERROR(LatestView());
+  ReaderLease reader(this);
+  Query query(reader->latest_of_key.get());
+  query.BindText(1, key).Bind(2, ToSql(LastSequence()));
+  return DecodeAll(query, path_);
+}
+
+absl::StatusOr<std::vector<KeyLatest>> SqliteEventLog::ListLatest(std::string_view after_key,
+                                                                  size_t max_keys) {
+  RETURN_IF_ERROR(LatestView());
+  ReaderLease reader(this);
+  Query query(reader->latest_keys.get());
+  query.BindText(1, after_key).Bind(2, ToSql(LastSequence()));
+  std::vector<KeyLatest> keys;
+  int rc;
+  while ((rc = query.Step()) == SQLITE_ROW) {
+    absl::string_view key(reinterpret_cast<const char*>(sqlite3_column_text(query.stmt(), 2)),
+                          sqlite3_column_bytes(query.stmt(), 2));
+    if (keys.empty() || keys.back().key != key) {
+      if (keys.size() == max_keys) return keys;
+      keys.push_back({.key = std::string(key)});
+    }
+    ASSIGN_OR_RETURN(EventPtr event, DecodeRow(query.stmt(), path_));
+    keys.back().events.push_back(std::move(event));
+  }
+  if (rc != SQLITE_DONE) return SqliteError(rc, query.db(), "read", path_);
+  return keys;
+}
+
+absl::Status SqliteEventLog::PrepareLatestView() {
+  sqlite3* db = db_.get();
+  ASSIGN_OR_RETURN(int64_t kept,
+                   QueryOnce(db, "SELECT value FROM meta WHERE key = 'latest_view'", path_));
+  if (!options_.latest_view) {
+    if (kept == 0) return absl::OkStatus();
+    return ExecSql(db,
+                   "BEGIN IMMEDIATE; DELETE FROM latest; "
+                   "INSERT OR REPLACE INTO meta(key, value) VALUES('latest_view', 0); COMMIT;",
+                   "open", path_);
+  }
+  if (kept == 1) return absl::OkStatus();
+  // A store kept without the view (or older than it): fold the events held.
+  const absl::Time start = absl::Now();
+  ASSIGN_OR_RETURN(StmtPtr scan, Prepare(db, "SELECT seq, body FROM events ORDER BY seq", path_));
+  ASSIGN_OR_RETURN(StmtPtr put, Prepare(db, kLatestPutSql, path_));
+  uint64_t events = 0;
+  RETURN_IF_ERROR(InWriteTransaction(db, "open", path_, [&]() -> absl::Status {
+    RETURN_IF_ERROR(ExecSql(db, "DELETE FROM latest", "open", path_));
+    Query query(scan.get());
+    int rc;
+    while ((rc = query.Step()) == SQLITE_ROW) {
+      ASSIGN_OR_RETURN(EventPtr event, DecodeRow(query.stmt(), path_));
+      ++events;
+      if (event->event.key().empty()) continue;
+      Query upsert(put.get());
+      upsert.BindText(1, event->event.key())
+          .BindText(2, event->event.type())
+          .Bind(3, ToSql(event->event.sequence()));
+      if (rc = upsert.Step(); rc != SQLITE_DONE) return SqliteError(rc, db, "open", path_);
+    }
+    if (rc != SQLITE_DONE) return SqliteError(rc, db, "open", path_);
+    return ExecSql(db, "INSERT OR REPLACE INTO meta(key, value) VALUES('latest_view', 1)",
+                   "open", path_);
+  }));
+  if (events > 0) {
+    log::Info("built the latest view from the events held",
+              {{"path", path_}, {"events", events},
+               {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
+  }
+  return absl::OkStatus();
 }
 
 void SqliteEventLog::SetCommitListener(CommitListener* listener) {

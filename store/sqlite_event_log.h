@@ -37,6 +37,15 @@ struct SqliteEventLogOptions {
   uint64_t retention_max_events = 0;
   absl::Duration retention_max_age = absl::ZeroDuration();  // by event time
   int64_t retention_max_bytes = 0;  // pages in use in the database file
+  // Keep the latest view (EventLog::ReadLatest): one row per (key, type),
+  // written in each append's transaction. Turned on for a store kept
+  // without it, it is rebuilt from the events at open.
+  bool latest_view = true;
+  // Compacted retention: retention never deletes an event that is the
+  // newest of its (key, type), so snapshots stay complete. The events
+  // retention passes over are no longer contiguous: FirstSequence() is the
+  // oldest sequence from which every event is still held. Needs latest_view.
+  bool retention_keep_latest = false;
   Clock* clock = Clock::Real();     // for retention_max_age
 };
 
@@ -98,6 +107,12 @@ class SqliteEventLog final : public EventLog {
   uint64_t LastSequence() const override;
   absl::StatusOr<uint64_t> SequenceAtTime(absl::Time t) override;
   absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) override;
+  absl::Status LatestView() const override;
+  absl::StatusOr<std::vector<EventPtr>> ReadLatest(uint64_t from, uint64_t through,
+                                                   size_t max_events) override;
+  absl::StatusOr<std::vector<EventPtr>> GetLatest(std::string_view key) override;
+  absl::StatusOr<std::vector<KeyLatest>> ListLatest(std::string_view after_key,
+                                                    size_t max_keys) override;
   void SetCommitListener(CommitListener* listener) override;
   // kUnavailable from a failed append (disk full, read-only, I/O error)
   // until a write succeeds again: the writer probes once a second.
@@ -144,6 +159,9 @@ class SqliteEventLog final : public EventLog {
   // Records the key of a stored AppendOnce event; now and then forgets
   // expired keys.
   absl::Status RememberKey(const Request& request, uint64_t sequence);
+  // At open: rebuilds the latest view when the store was kept without it
+  // (or drops it when latest_view is off).
+  absl::Status PrepareLatestView();
 
   const std::string path_;
   const Options options_;
@@ -155,6 +173,7 @@ class SqliteEventLog final : public EventLog {
   sqlite_internal::StmtPtr dedup_put_;
   sqlite_internal::StmtPtr dedup_purge_;
   sqlite_internal::StmtPtr device_put_;
+  sqlite_internal::StmtPtr latest_put_;
   int64_t last_dedup_purge_us_ = 0;  // writer thread only
   // The dedup keys of dedup_log by hash, to find a key without a random read
   // or write of a key-ordered table: a hit is confirmed by its row (two
@@ -168,6 +187,10 @@ class SqliteEventLog final : public EventLog {
   std::atomic<uint64_t> retention_deleted_{0};
   mutable std::mutex health_mu_;
   absl::Status write_health_ ABSL_GUARDED_BY(health_mu_);  // of the last write
+  // Every event from this sequence on is held (retention has passed below
+  // it); events below it are gone, or kept by compacted retention and read
+  // only through the latest view and GetById. Stored by the writer only.
+  std::atomic<uint64_t> contiguous_from_{0};
   // Highest committed and published sequence; stored by the writer only.
   std::atomic<uint64_t> last_sequence_{0};
 

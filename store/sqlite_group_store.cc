@@ -23,9 +23,9 @@ using sqlite_internal::StmtPtr;
 using sqlite_internal::ToSql;
 
 struct SqliteGroupStore::Statements {
-  StmtPtr list_groups;      // → name, config, floor
+  StmtPtr list_groups;      // → name, config, floor, snapshot_through
   StmtPtr floor_of;         // ?1 name → floor
-  StmtPtr insert_group;     // ?1 name, ?2 config, ?3 floor
+  StmtPtr insert_group;     // ?1 name, ?2 config, ?3 floor, ?4 snapshot_through
   StmtPtr delete_group;     // ?1 name
   StmtPtr delete_acks;      // ?1 name
   StmtPtr delete_attempts;  // ?1 name
@@ -55,7 +55,8 @@ BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS groups(
   name TEXT PRIMARY KEY,
   config BLOB NOT NULL,
-  floor INTEGER NOT NULL
+  floor INTEGER NOT NULL,
+  snapshot_through INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS group_acks(
   grp TEXT,
@@ -122,10 +123,11 @@ absl::StatusOr<std::unique_ptr<SqliteGroupStore>> SqliteGroupStore::Open(
     const std::string& path) {
   using S = Statements;
   static constexpr std::pair<StmtPtr S::*, const char*> kStatements[] = {
-      {&S::list_groups, "SELECT name, config, floor FROM groups ORDER BY name"},
+      {&S::list_groups,
+       "SELECT name, config, floor, snapshot_through FROM groups ORDER BY name"},
       {&S::floor_of, "SELECT floor FROM groups WHERE name = ?1"},
       {&S::insert_group,
-       "INSERT INTO groups(name, config, floor) VALUES(?1, ?2, ?3)"},
+       "INSERT INTO groups(name, config, floor, snapshot_through) VALUES(?1, ?2, ?3, ?4)"},
       {&S::delete_group, "DELETE FROM groups WHERE name = ?1"},
       {&S::delete_acks, "DELETE FROM group_acks WHERE grp = ?1"},
       {&S::delete_attempts, "DELETE FROM group_attempts WHERE grp = ?1"},
@@ -160,6 +162,21 @@ absl::StatusOr<std::unique_ptr<SqliteGroupStore>> SqliteGroupStore::Open(
                                                         SQLITE_OPEN_CREATE));
   sqlite3* db = store->db_.get();
   RETURN_IF_ERROR(ExecSql(db, kSchema, "open", path));
+  // Groups written before snapshot starts lack the column.
+  ASSIGN_OR_RETURN(StmtPtr has_column,
+                   Prepare(db,
+                           "SELECT count(*) FROM pragma_table_info('groups') "
+                           "WHERE name = 'snapshot_through'",
+                           path));
+  {
+    Query query(has_column.get());
+    ASSIGN_OR_RETURN(int64_t present, QueryInt(query, 0, "open", path));
+    if (present == 0) {
+      RETURN_IF_ERROR(ExecSql(
+          db, "ALTER TABLE groups ADD COLUMN snapshot_through INTEGER NOT NULL DEFAULT 0",
+          "open", path));
+    }
+  }
   store->stmts_ = std::make_unique<Statements>();
   for (const auto& [member, sql] : kStatements) {
     ASSIGN_OR_RETURN(store->stmts_.get()->*member, Prepare(db, sql, path));
@@ -177,6 +194,7 @@ SqliteGroupStore::LoadGroups() {
     record.name = ColumnBytes(row, 0);
     record.config = ColumnBytes(row, 1);
     record.floor = ColumnUint(row, 2);
+    record.snapshot_through = ColumnUint(row, 3);
   }));
   for (GroupRecord& record : records) RETURN_IF_ERROR(LoadGroupState(record));
   return records;
@@ -209,10 +227,11 @@ absl::Status SqliteGroupStore::LoadGroupState(GroupRecord& record) {
 
 absl::Status SqliteGroupStore::CreateGroup(const std::string& name,
                                            const std::string& config,
-                                           uint64_t floor) {
+                                           uint64_t floor, uint64_t snapshot_through) {
   std::lock_guard lock(mu_);
   Query insert(stmts_->insert_group.get());
-  insert.BindText(1, name).BindBlob(2, config).Bind(3, ToSql(floor));
+  insert.BindText(1, name).BindBlob(2, config).Bind(3, ToSql(floor)).Bind(
+      4, ToSql(snapshot_through));
   int rc = insert.Step();
   if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
     return absl::AlreadyExistsError(

@@ -45,7 +45,7 @@ class SqliteGroupStore final : public GroupStore {
 
   absl::StatusOr<std::vector<GroupRecord>> LoadGroups() override;
   absl::Status CreateGroup(const std::string& name, const std::string& config,
-                           uint64_t floor) override;
+                           uint64_t floor, uint64_t snapshot_through = 0) override;
   absl::Status DeleteGroup(const std::string& name) override;
   absl::Status Apply(const std::string& name, const Changes& changes) override;
   absl::StatusOr<std::vector<DeadLetterRecord>> ListDeadLetters(

@@ -11,6 +11,7 @@
 #include "core/ingest.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "nats/nats_event_log.h"
 
 namespace hookfan::broker {
 namespace {
@@ -832,7 +833,7 @@ absl::Status NatsConsumerGroups::EnsureGroup(const v1::ConsumerOpen& open,
         cc.DeliverPolicy = cc.OptStartTime > 0 ? js_DeliverByStartTime : js_DeliverAll;
         break;
       case v1::StartPosition::kSnapshot:
-        return NoLatestViewError("the NATS JetStream store does not keep one yet");
+        return NatsEventLog::NoLatestView();
       default:
         cc.DeliverPolicy = js_DeliverNew;
     }

@@ -119,6 +119,11 @@ class NatsEventLog : public EventLog {
   // Answers from memory for a UDID this replica wrote or read before (a
   // UDID's serial number does not change), else from the bucket.
   absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) override;
+  // The latest view (snapshots, GetLatest, ListKeys) is SQLite's only so far.
+  absl::Status LatestView() const override { return NoLatestView(); }
+  static absl::Status NoLatestView() {
+    return NoLatestViewError("the NATS JetStream store does not keep one yet");
+  }
   void SetCommitListener(CommitListener* listener) override;
   absl::Status Ready() const override;
   absl::Status Opened() const override;

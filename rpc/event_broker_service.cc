@@ -1,15 +1,18 @@
 #include "rpc/event_broker_service.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/event_rules.h"
+#include "core/filter.h"
 #include "core/ingest.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -250,10 +253,14 @@ class SubscribeReactor final
 
   // Sends the initial metadata at once, so a client can tell the
   // subscription is registered before any event arrives.
-  void Start(std::unique_ptr<Subscription> subscription) {
+  void Start(std::unique_ptr<Subscription> subscription, bool snapshot) {
     subscription_ = std::move(subscription);
     context()->AddInitialMetadata(kStartAfterKey,
                                  absl::StrCat(subscription_->cursor()));
+    if (snapshot) {
+      context()->AddInitialMetadata(kSnapshotThroughKey,
+                                    absl::StrCat(subscription_->snapshot_through()));
+    }
     StartSendInitialMetadata();
     Activate();
   }
@@ -531,7 +538,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* EventBrokerService::Subscribe(
              {{"peer", context->peer()},
               {"filter", req.filter().ShortDebugString()},
               {"cursor", (*sub)->cursor()}});
-  reactor->Start(*std::move(sub));
+  reactor->Start(*std::move(sub),
+                 req.start().position_case() == v1::StartPosition::kSnapshot);
   return reactor;
 }
 
@@ -579,6 +587,73 @@ grpc::ServerUnaryReactor* EventBrokerService::GetEvent(
     return Reply(context, s);
   }
   *response->mutable_event() = (*found)->event;
+  return Reply(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* EventBrokerService::GetLatest(
+    grpc::CallbackServerContext* context, const v1::GetLatestRequest* request,
+    v1::GetLatestResponse* response) {
+  absl::StatusOr<const SubscriberGrant*> caller = Authenticate(*context);
+  if (!caller.ok()) return Reply(context, caller.status());
+  if (request->key().empty() || request->key().size() > kMaxKeyLength) {
+    return Reply(context, absl::InvalidArgumentError(absl::StrCat(
+                              "key must be 1 to ", kMaxKeyLength, " bytes")));
+  }
+  v1::Filter types;
+  *types.mutable_types() = request->types();
+  absl::StatusOr<Filter> filter = Filter::Create(types);
+  if (!filter.ok()) return Reply(context, filter.status());
+  if (absl::Status s = authorizer_->CheckReceive(*caller, types); !s.ok()) {
+    return Reply(context, s);
+  }
+  absl::StatusOr<std::vector<EventPtr>> latest = log_->GetLatest(request->key());
+  if (!latest.ok()) return Reply(context, latest.status());
+  for (const EventPtr& e : *latest) {
+    if (filter->Matches(e->event)) *response->add_events() = e->event;
+  }
+  return Reply(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* EventBrokerService::ListKeys(
+    grpc::CallbackServerContext* context, const v1::ListKeysRequest* request,
+    v1::ListKeysResponse* response) {
+  constexpr size_t kDefaultPage = 100;
+  constexpr size_t kMaxPage = 1000;
+  absl::StatusOr<const SubscriberGrant*> caller = Authenticate(*context);
+  if (!caller.ok()) return Reply(context, caller.status());
+  absl::StatusOr<Filter> filter = Filter::Create(request->filter());
+  if (!filter.ok()) return Reply(context, filter.status());
+  if (absl::Status s = authorizer_->CheckReceive(*caller, request->filter()); !s.ok()) {
+    return Reply(context, s);
+  }
+  // The token is the last key of the previous page.
+  std::string after;
+  if (!absl::WebSafeBase64Unescape(request->page_token(), &after)) {
+    return Reply(context, absl::InvalidArgumentError("page_token is not one ListKeys returned"));
+  }
+  const size_t page = request->page_size() == 0
+                          ? kDefaultPage
+                          : std::min<size_t>(request->page_size(), kMaxPage);
+  absl::StatusOr<std::vector<KeyLatest>> keys = log_->ListLatest(after, page);
+  if (!keys.ok()) return Reply(context, keys.status());
+  for (const KeyLatest& key : *keys) {
+    std::vector<const v1::Event*> matching;
+    for (const EventPtr& e : key.events) {
+      if (filter->Matches(e->event)) matching.push_back(&e->event);
+    }
+    if (matching.empty()) continue;
+    std::sort(matching.begin(), matching.end(), [](const v1::Event* a, const v1::Event* b) {
+      return a->sequence() < b->sequence();
+    });
+    v1::KeyState* state = response->add_keys();
+    state->set_key(key.key);
+    state->set_last_sequence(matching.back()->sequence());
+    *state->mutable_last_time() = matching.back()->time();
+    for (const v1::Event* e : matching) state->add_types(e->type());
+  }
+  if (keys->size() == page) {
+    response->set_next_page_token(absl::WebSafeBase64Escape(keys->back().key));
+  }
   return Reply(context, absl::OkStatus());
 }
 

@@ -31,6 +31,9 @@ inline constexpr char kResumeAfterKey[] = "hookfan-resume-after";
 // this sequence (what "latest" resolved to), so a client cut off before its
 // first event can still resume without a gap.
 inline constexpr char kStartAfterKey[] = "hookfan-start-after";
+// Initial metadata of an accepted Subscribe from a snapshot: the last
+// sequence the snapshot covers; events above it are live.
+inline constexpr char kSnapshotThroughKey[] = "hookfan-snapshot-through";
 // Initial metadata of an accepted Consume: the group joined.
 inline constexpr char kGroupKey[] = "hookfan-group";
 
@@ -139,6 +142,12 @@ class EventBrokerService final
   grpc::ServerUnaryReactor* GetEvent(grpc::CallbackServerContext* context,
                                      const v1::GetEventRequest* request,
                                      v1::GetEventResponse* response) override;
+  grpc::ServerUnaryReactor* GetLatest(grpc::CallbackServerContext* context,
+                                      const v1::GetLatestRequest* request,
+                                      v1::GetLatestResponse* response) override;
+  grpc::ServerUnaryReactor* ListKeys(grpc::CallbackServerContext* context,
+                                     const v1::ListKeysRequest* request,
+                                     v1::ListKeysResponse* response) override;
 
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
                                     const v1::PublishRequest* request,

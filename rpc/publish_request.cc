@@ -53,7 +53,7 @@ absl::StatusOr<v1::Event> EventFromPublishRequest(
   RETURN_IF_ERROR(CheckLength("id", request.id(), kMaxAttributeLength));
   RETURN_IF_ERROR(
       CheckLength("subject", request.subject(), kMaxAttributeLength));
-  RETURN_IF_ERROR(CheckLength("key", request.key(), kMaxAttributeLength));
+  RETURN_IF_ERROR(CheckLength("key", request.key(), kMaxKeyLength));
   RETURN_IF_ERROR(
       CheckLength("data_schema", request.data_schema(), kMaxAttributeLength));
   RETURN_IF_ERROR(CheckLength("data_content_type", request.data_content_type(),

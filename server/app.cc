@@ -543,6 +543,10 @@ absl::Status App::OpenStore(std::string* store) {
   ASSIGN_OR_RETURN(const StoreLocation location,
                    ParseStoreLocation(config_.store, config_.data_dir));
   if (location.kind == StoreLocation::Kind::kNats) {
+    if (config_.retention.keep_latest) {
+      return absl::InvalidArgumentError(
+          "--retention-keep-latest needs the SQLite store: the NATS store keeps no latest view yet");
+    }
     ASSIGN_OR_RETURN(config_.nats.servers, broker::ParseNatsServers(config_.store));
     config_.nats.max_age = config_.retention.max_age;
     config_.nats.max_bytes = config_.retention.max_bytes > 0 ? config_.retention.max_bytes : -1;
@@ -577,7 +581,9 @@ absl::Status App::OpenStore(std::string* store) {
                              db_path, {.retention_max_events =
                                            static_cast<uint64_t>(config_.retention.max_events),
                                        .retention_max_age = config_.retention.max_age,
-                                       .retention_max_bytes = config_.retention.max_bytes}));
+                                       .retention_max_bytes = config_.retention.max_bytes,
+                                       .latest_view = config_.latest_view,
+                                       .retention_keep_latest = config_.retention.keep_latest}));
   fanout_ = std::make_unique<broker::Fanout>(log_.get(), broker::Fanout::Options{});
   log_->SetCommitListener(fanout_.get());
   ASSIGN_OR_RETURN(group_store_, broker::SqliteGroupStore::Open(db_path));

@@ -54,7 +54,11 @@ struct Config {
     absl::Duration max_age = absl::ZeroDuration();
     int64_t max_bytes = 0;
     int64_t max_events = 0;
+    // Never delete the newest event of a (key, type) (SQLite store only).
+    bool keep_latest = false;
   } retention;
+  // Keep the latest-per-key view (SQLite store only).
+  bool latest_view = true;
   broker::NatsOptions nats;
   // Sources and subscriber grants (YAML, see server/config_file.h). Empty:
   // one Applivery source at /webhooks/applivery/{applivery_token}.

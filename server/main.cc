@@ -39,6 +39,14 @@ ABSL_FLAG(int64_t, retention_max_bytes, 0,
 ABSL_FLAG(int64_t, retention_max_events, 0,
           "Events kept at most (the oldest go first); 0: no limit. "
           "Env HOOKFAN_RETENTION_MAX_EVENTS.");
+ABSL_FLAG(bool, retention_keep_latest, false,
+          "Compacted retention: the limits above never delete the newest event of a "
+          "(key, type), so snapshots stay complete (SQLite store). "
+          "Env HOOKFAN_RETENTION_KEEP_LATEST.");
+ABSL_FLAG(bool, latest_view, true,
+          "Keep the newest event of each (key, type) for snapshot subscriptions, GetLatest and "
+          "ListKeys (SQLite store; one row per key and type, written with each append). "
+          "Env HOOKFAN_LATEST_VIEW.");
 ABSL_FLAG(std::string, nats_stream, "HOOKFAN",
           "JetStream stream of the events (created if missing). Env HOOKFAN_NATS_STREAM.");
 ABSL_FLAG(std::string, nats_subject_prefix, "hookfan.events",
@@ -229,7 +237,9 @@ int main(int argc, char** argv) {
       .store = absl::GetFlag(FLAGS_store),
       .retention = {.max_age = absl::GetFlag(FLAGS_retention_max_age),
                     .max_bytes = absl::GetFlag(FLAGS_retention_max_bytes),
-                    .max_events = absl::GetFlag(FLAGS_retention_max_events)},
+                    .max_events = absl::GetFlag(FLAGS_retention_max_events),
+                    .keep_latest = absl::GetFlag(FLAGS_retention_keep_latest)},
+      .latest_view = absl::GetFlag(FLAGS_latest_view),
       .nats = {.servers = {},  // from --store
                .stream = absl::GetFlag(FLAGS_nats_stream),
                .subject_prefix = absl::GetFlag(FLAGS_nats_subject_prefix),

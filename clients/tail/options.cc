@@ -15,7 +15,8 @@ const char kUsage[] =
     "Usage: hookfan-tail [--server HOST:PORT] [--type PATTERN]... [--action PATTERN]...\n"
     "                    [--platform NAME]... [--organization ID]...\n"
     "                    [--serial SERIAL]... [--udid UDID]... [--device PROVIDER:ID]...\n"
-    "                    [--from earliest|latest|SEQUENCE] [--group NAME] [--max N]\n"
+    "                    [--from earliest|latest|snapshot|SEQUENCE] [--group NAME]\n"
+    "                    [--max N]\n"
     "                    [--output json|pretty] [--body json|base64]\n"
     "                    [--color auto|always|never]\n"
     "                    [--token TOKEN] [--connect-timeout SECONDS]\n"
@@ -32,7 +33,9 @@ const char kUsage[] =
     "  --serial, --udid, --device\n"
     "                     one device, by serial number, UDID or provider:id (e.g.\n"
     "                     applivery:5f63...): events whose device matches any of them\n"
-    "  --from             earliest, latest (default), or a sequence to start at\n"
+    "  --from             earliest, latest (default), snapshot (the newest event of\n"
+    "                     each device and type first, then every change), or a\n"
+    "                     sequence to start at\n"
     "  --group            consume as a member of this consumer group (created on\n"
     "                     first use with the filter and --from), acking each event\n"
     "                     after printing it\n"
@@ -164,11 +167,13 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
       start->set_earliest(true);
     } else if (v == "latest") {
       start->set_latest(true);
+    } else if (v == "snapshot") {
+      start->set_snapshot(true);
     } else if (absl::SimpleAtoi(v, &seq) && seq > 0) {
       start->set_after_sequence(seq - 1);
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--from: expected earliest, latest or a sequence >= 1, got \"", v, "\""));
+          "--from: expected earliest, latest, snapshot or a sequence >= 1, got \"", v, "\""));
     }
     return absl::OkStatus();
   });

@@ -90,13 +90,16 @@ TEST(TailOptionsTest, FromIsEarliestLatestOrTheSequenceToStartAt) {
   absl::StatusOr<Options> latest = ParseOptions({"--from=latest"});
   ASSERT_TRUE(latest.ok()) << latest.status();
   EXPECT_TRUE(latest->request.start().latest());
+  absl::StatusOr<Options> snapshot = ParseOptions({"--from", "snapshot"});
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  EXPECT_TRUE(snapshot->request.start().snapshot());
   absl::StatusOr<Options> at = ParseOptions({"--from", "3"});
   ASSERT_TRUE(at.ok()) << at.status();
   EXPECT_EQ(at->request.start().after_sequence(), 2u);
   for (const char* bad : {"0", "-5", "soon"}) {
     EXPECT_EQ(ParseOptions({"--from", bad}).status(),
               absl::InvalidArgumentError(absl::StrCat(
-                  "--from: expected earliest, latest or a sequence >= 1, got \"", bad, "\"")));
+                  "--from: expected earliest, latest, snapshot or a sequence >= 1, got \"", bad, "\"")));
   }
 }
 

@@ -17,10 +17,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/fanout.h"
+#include "core/group_manager.h"
 #include "core/filter.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/sqlite_event_log.h"
+#include "store/sqlite_group_store.h"
 
 namespace hookfan::broker {
 namespace {
@@ -207,6 +209,67 @@ TEST(SnapshotTest, AStoreWithoutTheViewRefusesSnapshotsAndSaysWhy) {
   absl::Status refused = fanout.Subscribe({}, start, [] {}).status();
   EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
   EXPECT_THAT(refused.message(), HasSubstr("--latest-view=false"));
+}
+
+TEST(SnapshotTest, AGroupStartedFromASnapshotFinishesItAfterARestart) {
+  std::string dir = ::testing::TempDir() + "snapshot_XXXXXX";
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  const std::string path = dir + "/hookfan.db";
+  auto log = SqliteEventLog::Open(path);
+  ASSERT_TRUE(log.ok()) << log.status();
+  auto store = SqliteGroupStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  Fanout fanout(log->get(), {});
+  (*log)->SetCommitListener(&fanout);
+  auto append = [&](int key) {
+    static int id = 0;
+    v1::Event e;
+    e.set_id(absl::StrCat("e", ++id));
+    e.set_type("t.a");
+    e.set_key(absl::StrCat("d", key));
+    ASSERT_EQ((*log)->Append(absl::MakeSpan(&e, 1)), absl::OkStatus());
+  };
+  // Keys 0-9 (sequences 1-10), then keys 5-9 again (11-15): the snapshot
+  // is 1-5 and 11-15; 6-10 are superseded.
+  for (int key = 0; key < 10; ++key) append(key);
+  for (int key = 5; key < 10; ++key) append(key);
+
+  FakeClock clock;
+  auto sequences = [](const std::vector<Delivery>& deliveries) {
+    std::vector<uint64_t> out;
+    for (const Delivery& d : deliveries) out.push_back(d.event->event.sequence());
+    return out;
+  };
+  v1::ConsumerOpen open;
+  open.set_group("inventory");
+  open.mutable_start()->set_snapshot(true);
+  open.set_max_in_flight(3);
+  {
+    auto groups = GroupManager::Create(log->get(), &fanout, store->get(),
+                                       {.clock = &clock, .start_ticker = false});
+    ASSERT_TRUE(groups.ok()) << groups.status();
+    auto member = (*groups)->Join(open, [] {});
+    ASSERT_TRUE(member.ok()) << member.status();
+    auto first = (*member)->Poll(100);
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_THAT(sequences(*first), ::testing::ElementsAre(1, 2, 3));
+    ASSERT_EQ((*member)->Ack(sequences(*first)), absl::OkStatus());
+  }
+  // After a restart the group finishes its snapshot (no superseded event),
+  // then goes on live.
+  append(0);  // 16
+  auto groups = GroupManager::Create(log->get(), &fanout, store->get(),
+                                     {.clock = &clock, .start_ticker = false});
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  open.set_max_in_flight(100);
+  auto member = (*groups)->Join(open, [] {});
+  ASSERT_TRUE(member.ok()) << member.status();
+  auto rest = (*member)->Poll(100);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_THAT(sequences(*rest), ::testing::ElementsAre(4, 5, 11, 12, 13, 14, 15, 16));
+  member->reset();
+  groups->reset();
+  (*log)->SetCommitListener(nullptr);
 }
 
 }  // namespace

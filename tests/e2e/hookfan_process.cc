@@ -283,6 +283,13 @@ size_t StreamCollector::responses() {
   return responses_;
 }
 
+std::string StreamCollector::InitialMetadata(const std::string& key) {
+  // The constructor returned after the initial metadata arrived.
+  const auto& metadata = context_.GetServerInitialMetadata();
+  auto it = metadata.find(key);
+  return it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
+}
+
 std::string StreamCollector::Trailer(const std::string& key) {
   const auto& trailers = context_.GetServerTrailingMetadata();
   auto it = trailers.find(key);

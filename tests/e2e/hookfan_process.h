@@ -120,6 +120,8 @@ class StreamCollector {
   grpc::Status WaitForEnd(absl::Duration timeout = absl::Seconds(30));
   std::vector<v1::Event> events();
   std::string Trailer(const std::string& key);
+  // A value of the server's initial metadata ("" if absent).
+  std::string InitialMetadata(const std::string& key);
   size_t responses();
 
  private:

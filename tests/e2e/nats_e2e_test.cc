@@ -699,5 +699,29 @@ TEST_F(NatsE2ETest, RetentionMaxBytesBoundsEveryStreamHookfanKeeps) {
   natsConnection_Destroy(nc);
 }
 
+// Snapshots need the latest view, which only the SQLite store keeps so far:
+// a replica on NATS says so instead of starting somewhere else.
+TEST_F(NatsE2ETest, SnapshotsAndLatestReadsAreRefusedWithTheReason) {
+  auto replica = StartReplica();
+  auto stub = replica->NewStub();
+  v1::SubscribeRequest snapshot;
+  snapshot.mutable_start()->set_snapshot(true);
+  StreamCollector refused(stub.get(), snapshot);
+  grpc::Status status = refused.WaitForEnd();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(),
+              ::testing::HasSubstr("the NATS JetStream store does not keep one yet"));
+  grpc::ClientContext context;
+  v1::GetLatestRequest get;
+  get.set_key("5f634c11034824062256e38c");
+  v1::GetLatestResponse latest;
+  EXPECT_EQ(stub->GetLatest(&context, get, &latest).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  HookfanProcess compacted({.data_dir = MakeTempDir(),
+                            .extra_args = {"--store=" + nats_->url(), "--retention-keep-latest"}});
+  EXPECT_FALSE(compacted.Start());
+}
+
 }  // namespace
 }  // namespace hookfan::testing

@@ -38,7 +38,11 @@ bool Subscriber::Open() {
   *request.mutable_filter() = options_.filter;
   request.set_max_batch_size(options_.max_batch_size);
   uint64_t resume = std::max(last_sequence_, resume_after_);
-  if (resume > 0) {
+  // Cut off inside a snapshot: a new snapshot holds what this one had yet
+  // to send (an entry superseded since comes later, live), and Next skips
+  // what was already handed out.
+  const bool inside_snapshot = options_.start.position_case() == v1::StartPosition::kSnapshot && resume < snapshot_through_;
+  if (resume > 0 && !inside_snapshot) {
     request.mutable_start()->set_after_sequence(resume);
   } else {
     *request.mutable_start() = options_.start;
@@ -70,6 +74,11 @@ absl::Status Subscriber::ReadResponse() {
         stream_->accepted = true;
         reconnect_->Accepted();
         resume_after_ = std::max(resume_after_, start_after);
+      }
+      uint64_t through = 0;
+      if (ReadSequence(stream_->context->GetServerInitialMetadata(), "hookfan-snapshot-through",
+                       &through)) {
+        snapshot_through_ = through;
       }
     }
     if (stream_->reader->Read(&response_)) {

@@ -40,7 +40,9 @@ class Subscriber {
     // Where the subscription starts (default latest). After a reconnect it
     // resumes after the last event received, or where the server said the
     // stream had reached; a subscription that started at "latest" and was
-    // cut off by a crash before receiving anything restarts at latest.
+    // cut off by a crash before receiving anything restarts at latest; one
+    // that started from a snapshot and was cut off inside it takes a new
+    // snapshot and skips what it already handed out.
     v1::StartPosition start;
     // Events per response; 0: the server's default.
     uint32_t max_batch_size = 0;
@@ -88,6 +90,8 @@ class Subscriber {
   std::deque<v1::Event> buffered_;  // events Next has read but not returned
   uint64_t last_sequence_ = 0;
   uint64_t resume_after_ = 0;  // from the server's trailer; 0: none
+  // Where the snapshot of a snapshot start ends (initial metadata); 0: none.
+  uint64_t snapshot_through_ = 0;
 };
 
 }  // namespace hookfan

@@ -209,6 +209,46 @@ TEST_F(ClientLibraryTest, SubscriberResumesAcrossGracefulRestartWithNoGapOrDupli
   EXPECT_THAT(log(), Contains(HasSubstr("UNAVAILABLE")));  // the one visible trace
 }
 
+TEST_F(ClientLibraryTest, SnapshotSubscriberCutOffInsideItsSnapshotTakesANewOne) {
+  // 30 devices x 2 types (1-60), then each device enrolled again (61-90):
+  // the snapshot is 2, 4, ... 60 and 61-90; the odd ones up to 59 are
+  // superseded and must never come.
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 30; ++i) {
+      std::vector<std::string> bodies = DeviceWebhooks(i);
+      if (round == 1) bodies.pop_back();
+      for (const std::string& body : bodies) ASSERT_EQ(hookfan_->PostWebhook(body), 202);
+    }
+  }
+  Subscriber::Options options;
+  options.connection = Connection();
+  options.start.set_snapshot(true);
+  options.max_batch_size = 1;
+  Subscriber subscriber(options);
+  std::vector<uint64_t> got;
+  for (int i = 0; i < 10; ++i) {
+    absl::StatusOr<v1::Event> event = subscriber.Next();
+    ASSERT_TRUE(event.ok()) << event.status();
+    got.push_back(event->sequence());
+  }
+  hookfan_->Kill();
+  Start();
+  // Device 15 enrolls again (91): its snapshot entry 76 is superseded
+  // before the new snapshot reaches it.
+  ASSERT_EQ(hookfan_->PostWebhook(DeviceWebhooks(15)[0]), 202);
+  while (got.back() != 91) {
+    absl::StatusOr<v1::Event> event = subscriber.Next();
+    ASSERT_TRUE(event.ok()) << event.status();
+    got.push_back(event->sequence());
+  }
+  std::vector<uint64_t> want;
+  for (uint64_t s = 2; s <= 60; s += 2) want.push_back(s);
+  for (uint64_t s = 61; s <= 91; ++s) {
+    if (s != 76) want.push_back(s);
+  }
+  EXPECT_THAT(got, ElementsAreArray(want));
+}
+
 TEST_F(ClientLibraryTest, EveryEventNamesItsTrace) {
   // The webhook brings no trace context, so hookfan starts one per event:
   // the client reads a sampled trace, a different one for each.

@@ -20,6 +20,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
@@ -333,6 +335,15 @@ void Certificates::Run(const std::string& command) {
 
 std::string ReadFixture(const std::string& name) {
   return ReadFixtureFile(name.find('/') == std::string::npos ? "applivery/" + name : name);
+}
+
+std::string DeviceId(int i) { return absl::StrFormat("%024x", 0xd000 + i); }
+
+std::vector<std::string> DeviceWebhooks(int i) {
+  return {absl::StrReplaceAll(ReadFixture("emm_device_enrolled.json"),
+                              {{"5f634c11034824062256e38c", DeviceId(i)}}),
+          absl::StrReplaceAll(ReadFixture("win_device_added_mdm_user.json"),
+                              {{"66d05845114a9509d18e7266", DeviceId(i)}})};
 }
 
 double MetricValue(const std::string& scrape, const std::string& name) {

@@ -184,6 +184,13 @@ class Certificates {
 // `name` names a folder ("nanomdm/authenticate.json").
 std::string ReadFixture(const std::string& name);
 
+// A device id of the form Applivery uses (24 hex digits), one per i.
+std::string DeviceId(int i);
+// Two webhooks about device DeviceId(i), of two event types keyed by it:
+// its enrollment (applivery.device.enrolled) and its user assignment
+// (applivery.device.user_assigned), from the fixtures.
+std::vector<std::string> DeviceWebhooks(int i);
+
 // The value of the unlabelled sample `name` in a /metrics scrape; -1 if
 // absent.
 double MetricValue(const std::string& scrape, const std::string& name);

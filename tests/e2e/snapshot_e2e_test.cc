@@ -12,8 +12,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -26,19 +24,6 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-constexpr char kFixtureDevice[] = "5f634c11034824062256e38c";  // emm_device_enrolled.json
-constexpr char kWinFixtureDevice[] = "66d05845114a9509d18e7266";
-
-std::string DeviceId(int i) { return absl::StrFormat("%024x", 0xd000 + i); }
-
-// Device i's enrollment and its user assignment: two event types, keyed by
-// the device.
-std::vector<std::string> DeviceBodies(int i) {
-  return {absl::StrReplaceAll(ReadFixture("emm_device_enrolled.json"), {{kFixtureDevice, DeviceId(i)}}),
-          absl::StrReplaceAll(ReadFixture("win_device_added_mdm_user.json"),
-                              {{kWinFixtureDevice, DeviceId(i)}})};
-}
-
 // Posts both bodies of devices [0, n) `rounds` times; returns the last
 // sequence answered.
 uint64_t PostDevices(const HookfanProcess& hookfan, int n, int rounds) {
@@ -46,7 +31,7 @@ uint64_t PostDevices(const HookfanProcess& hookfan, int n, int rounds) {
   uint64_t last = 0;
   for (int r = 0; r < rounds; ++r) {
     for (int i = 0; i < n; ++i) {
-      for (const std::string& body : DeviceBodies(i)) {
+      for (const std::string& body : DeviceWebhooks(i)) {
         auto res = c.Post(hookfan.webhook_path(), body, "application/json");
         EXPECT_TRUE(res && res->status == 202) << (res ? res->body : "no answer");
         if (res && res->status == 202) last = nlohmann::json::parse(res->body)["sequence"];

@@ -23,9 +23,10 @@ struct ReadConnection {
   StmtPtr first;
   StmtPtr at_time;  // ?2 time_us
   StmtPtr serial_number;  // ?1 udid
-  StmtPtr latest_read;    // ?1 from, ?2 through, ?3 limit
-  StmtPtr latest_of_key;  // ?1 key, ?2 last sequence
-  StmtPtr latest_keys;    // ?1 after key, ?2 last sequence
+  StmtPtr latest_range;   // ?1 from, ?2 through -> seq, key, type
+  StmtPtr latest_of_key;  // ?1 key -> seq, type
+  StmtPtr latest_keys;    // ?1 after key -> key, type, seq
+  StmtPtr event_at;       // ?1 seq -> seq, body
 };
 
 }  // namespace sqlite_internal
@@ -82,8 +83,9 @@ CREATE TABLE IF NOT EXISTS devices(
   serial_number TEXT NOT NULL
 ) WITHOUT ROWID;
 -- The latest view: the sequence of the newest event of each (key, type),
--- written in the append's transaction (meta 'latest_view' = 1 while it is
--- kept so).
+-- as of meta 'latest_through' (later changes are in memory until the next
+-- checkpoint; see SqliteEventLog::overlay_). meta 'latest_view' = 1 while
+-- it is kept.
 CREATE TABLE IF NOT EXISTS latest(
   key TEXT NOT NULL,
   type TEXT NOT NULL,
@@ -120,16 +122,13 @@ constexpr char kDevicePutSql[] =
 constexpr char kLatestPutSql[] =
     "INSERT INTO latest(key, type, seq) VALUES(?1, ?2, ?3) ON CONFLICT(key, type) "
     "DO UPDATE SET seq = excluded.seq";
-constexpr char kLatestReadSql[] =
-    "SELECT e.seq, e.body FROM latest AS l INDEXED BY latest_by_seq "
-    "JOIN events AS e ON e.seq = l.seq WHERE l.seq >= ?1 AND l.seq <= ?2 "
-    "ORDER BY l.seq LIMIT ?3";
-constexpr char kLatestOfKeySql[] =
-    "SELECT e.seq, e.body FROM latest AS l JOIN events AS e ON e.seq = l.seq "
-    "WHERE l.key = ?1 AND l.seq <= ?2 ORDER BY l.seq";
+constexpr char kLatestRangeSql[] =
+    "SELECT seq, key, type FROM latest INDEXED BY latest_by_seq "
+    "WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq";
+constexpr char kLatestOfKeySql[] = "SELECT seq, type FROM latest WHERE key = ?1";
 constexpr char kLatestKeysSql[] =
-    "SELECT e.seq, e.body, l.key FROM latest AS l JOIN events AS e ON e.seq = l.seq "
-    "WHERE l.key > ?1 AND l.seq <= ?2 ORDER BY l.key, l.type";
+    "SELECT key, type, seq FROM latest WHERE key > ?1 ORDER BY key, type";
+constexpr char kEventAtSql[] = "SELECT seq, body FROM events WHERE seq = ?1";
 constexpr char kDeviceFindSql[] = "SELECT serial_number FROM devices WHERE udid = ?1";
 // Expired dedup keys are deleted at most this often (by event time).
 constexpr absl::Duration kDedupPurgeInterval = absl::Minutes(1);
@@ -183,9 +182,10 @@ absl::StatusOr<std::unique_ptr<ReadConnection>> OpenReader(
   ASSIGN_OR_RETURN(reader->first, Prepare(db, kFirstSql, path));
   ASSIGN_OR_RETURN(reader->at_time, Prepare(db, kAtTimeSql, path));
   ASSIGN_OR_RETURN(reader->serial_number, Prepare(db, kDeviceFindSql, path));
-  ASSIGN_OR_RETURN(reader->latest_read, Prepare(db, kLatestReadSql, path));
+  ASSIGN_OR_RETURN(reader->latest_range, Prepare(db, kLatestRangeSql, path));
   ASSIGN_OR_RETURN(reader->latest_of_key, Prepare(db, kLatestOfKeySql, path));
   ASSIGN_OR_RETURN(reader->latest_keys, Prepare(db, kLatestKeysSql, path));
+  ASSIGN_OR_RETURN(reader->event_at, Prepare(db, kEventAtSql, path));
   return reader;
 }
 
@@ -302,7 +302,21 @@ void SqliteEventLog::Close() {
     closed_ = true;
   }
   work_.notify_one();
-  if (writer_.joinable()) writer_.join();
+  if (!writer_.joinable()) return;
+  writer_.join();
+  // The writer is gone: its connection is this thread's now. A checkpoint
+  // spares the next Open a replay (the overlay is lost anyway).
+  bool dirty = false;
+  {
+    std::lock_guard lock(overlay_mu_);
+    dirty = !overlay_.empty();
+  }
+  if (dirty) {
+    const uint64_t last = LastSequence();
+    absl::Status status = InWriteTransaction(db_.get(), "close", path_,
+                                             [&] { return CheckpointLatest(last); });
+    FinishLatest(status.ok());
+  }
 }
 
 absl::Status SqliteEventLog::Append(absl::Span<v1::Event> events) {
@@ -362,6 +376,7 @@ void SqliteEventLog::CommitGroup(absl::Span<Request* const> group) {
   std::vector<EventPtr> committed;
   absl::Status status = InWriteTransaction(db_.get(), "append to", path_,
                                            [&] { return WriteGroup(group, &committed); });
+  FinishLatest(status.ok());  // before the sequences are published
   SetWriteHealth(status);
   if (!status.ok()) {
     for (Request* request : group) request->status = status;
@@ -469,7 +484,10 @@ absl::Status SqliteEventLog::RetentionStep() {
                          " AND seq < ", cutoff, ");")
           : absl::StrCat("DELETE FROM events WHERE seq < ", cutoff, ";");
   int deleted = 0;
-  RETURN_IF_ERROR(InWriteTransaction(db, "trim", path_, [&]() -> absl::Status {
+  absl::Status trimmed = InWriteTransaction(db, "trim", path_, [&]() -> absl::Status {
+    // The view's table must name every event the view holds before
+    // compacted retention asks it what to spare.
+    if (o.latest_view) RETURN_IF_ERROR(CheckpointLatest(static_cast<uint64_t>(last)));
     RETURN_IF_ERROR(ExecSql(db, sql.c_str(), "trim", path_));
     deleted = sqlite3_changes(db);
     if (!o.retention_keep_latest) {
@@ -479,7 +497,9 @@ absl::Status SqliteEventLog::RetentionStep() {
     std::string mark = absl::StrCat(
         "INSERT OR REPLACE INTO meta(key, value) VALUES('contiguous_from', ", cutoff, ")");
     return ExecSql(db, mark.c_str(), "trim", path_);
-  }));
+  });
+  FinishLatest(trimmed.ok());
+  RETURN_IF_ERROR(trimmed);
   contiguous_from_.store(static_cast<uint64_t>(cutoff));
   retention_deleted_.fetch_add(static_cast<uint64_t>(deleted), std::memory_order_relaxed);
   // Give the freed pages back (auto_vacuum = INCREMENTAL).
@@ -497,6 +517,7 @@ absl::Status SqliteEventLog::WriteGroup(absl::Span<Request* const> group,
     }
     RETURN_IF_ERROR(Exec("SAVEPOINT batch"));
     size_t mark = committed->size();
+    size_t latest_mark = pending_latest_.size();
     absl::Status status = InsertBatch(request->events, next, committed);
     if (status.ok() && request->once != nullptr) status = RememberKey(*request, next);
     if (status.ok()) {
@@ -506,9 +527,20 @@ absl::Status SqliteEventLog::WriteGroup(absl::Span<Request* const> group,
     } else if (absl::IsInvalidArgument(status)) {
       RETURN_IF_ERROR(Exec("ROLLBACK TO batch; RELEASE batch"));
       committed->erase(committed->begin() + mark, committed->end());
+      pending_latest_.resize(latest_mark);
       request->status = std::move(status);
     } else {
       return status;
+    }
+  }
+  if (!pending_latest_.empty()) {
+    size_t held;
+    {
+      std::lock_guard lock(overlay_mu_);
+      held = overlay_.size();
+    }
+    if (held + pending_latest_.size() >= options_.latest_checkpoint_entries) {
+      RETURN_IF_ERROR(CheckpointLatest(next - 1));
     }
   }
   return absl::OkStatus();
@@ -627,9 +659,7 @@ absl::Status SqliteEventLog::InsertBatch(absl::Span<const v1::Event> events,
       if (rc = put.Step(); rc != SQLITE_DONE) return SqliteError(rc, db_.get(), "append to", path_);
     }
     if (options_.latest_view && !e.key().empty()) {
-      Query put(latest_put_.get());
-      put.BindText(1, e.key()).BindText(2, e.type()).Bind(3, ToSql(e.sequence()));
-      if (rc = put.Step(); rc != SQLITE_DONE) return SqliteError(rc, db_.get(), "append to", path_);
+      pending_latest_.push_back({e.key(), e.type(), e.sequence()});
     }
     committed->push_back(std::move(stored));
   }
@@ -730,45 +760,236 @@ absl::Status SqliteEventLog::LatestView() const {
   return NoLatestViewError("it was started with --latest-view=false");
 }
 
+SqliteEventLog::LatestOverlay SqliteEventLog::CopyOverlay(uint64_t* generation) const {
+  std::lock_guard lock(overlay_mu_);
+  *generation = overlay_generation_;
+  return overlay_;
+}
+
+uint64_t SqliteEventLog::OverlayGeneration() const {
+  std::lock_guard lock(overlay_mu_);
+  return overlay_generation_;
+}
+
+absl::Status SqliteEventLog::CheckpointLatest(uint64_t through) {
+  // In key order, so that neighbouring entries share their page writes.
+  std::vector<LatestEntry> entries;
+  {
+    std::lock_guard lock(overlay_mu_);
+    entries.reserve(overlay_.size() + pending_latest_.size());
+    for (const auto& [key_type, sequence] : overlay_) {
+      entries.push_back({key_type.first, key_type.second, sequence});
+    }
+  }
+  entries.insert(entries.end(), pending_latest_.begin(), pending_latest_.end());
+  std::stable_sort(entries.begin(), entries.end(), [](const LatestEntry& a, const LatestEntry& b) {
+    return std::tie(a.key, a.type, a.sequence) < std::tie(b.key, b.type, b.sequence);
+  });
+  for (const LatestEntry& e : entries) {  // a later entry of a (key, type) overwrites
+    Query put(latest_put_.get());
+    put.BindText(1, e.key).BindText(2, e.type).Bind(3, ToSql(e.sequence));
+    if (int rc = put.Step(); rc != SQLITE_DONE) {
+      return SqliteError(rc, db_.get(), "append to", path_);
+    }
+  }
+  std::string mark = absl::StrCat(
+      "INSERT OR REPLACE INTO meta(key, value) VALUES('latest_through', ", through, ")");
+  RETURN_IF_ERROR(Exec(mark.c_str()));
+  latest_checkpointed_ = true;
+  return absl::OkStatus();
+}
+
+void SqliteEventLog::FinishLatest(bool committed) {
+  if (committed && (latest_checkpointed_ || !pending_latest_.empty())) {
+    std::lock_guard lock(overlay_mu_);
+    if (latest_checkpointed_) {
+      overlay_.clear();
+      ++overlay_generation_;
+    } else {
+      for (LatestEntry& e : pending_latest_) {
+        overlay_[{std::move(e.key), std::move(e.type)}] = e.sequence;
+      }
+    }
+  }
+  pending_latest_.clear();
+  latest_checkpointed_ = false;
+}
+
+namespace {
+
+// The event at `seq` through `reader`; null when retention deleted it.
+absl::StatusOr<EventPtr> EventAt(ReadConnection& reader, uint64_t seq, absl::string_view path) {
+  Query query(reader.event_at.get());
+  query.Bind(1, ToSql(seq));
+  int rc = query.Step();
+  if (rc == SQLITE_DONE) return EventPtr();
+  if (rc != SQLITE_ROW) return SqliteError(rc, query.db(), "read", path);
+  return DecodeRow(query.stmt(), path);
+}
+
+std::string ColumnText(sqlite3_stmt* stmt, int column) {
+  return std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, column)),
+                     sqlite3_column_bytes(stmt, column));
+}
+
+}  // namespace
+
+// The view is its table (as of its last checkpoint) overlaid with the
+// entries since: a reader copies the overlay, reads the table and takes the
+// overlay's entry for every (key, type) it holds. A checkpoint between the
+// copy and the read could make the copy stale, so the read is made again
+// when the overlay's generation moved.
 absl::StatusOr<std::vector<EventPtr>> SqliteEventLog::ReadLatest(uint64_t from, uint64_t through,
                                                                  size_t max_events) {
   RETURN_IF_ERROR(LatestView());
-  ReaderLease reader(this);
-  Query query(reader->latest_read.get());
-  query.Bind(1, ToSql(from))
-      .Bind(2, ToSql(std::min(through, LastSequence())))
-      .Bind(3, ToSql(max_events));
-  return DecodeAll(query, path_);
+  through = std::min(through, LastSequence());
+  for (;;) {
+    uint64_t generation;
+    const LatestOverlay overlay = CopyOverlay(&generation);
+    std::vector<uint64_t> in_range;  // the overlay's entries in [from, through]
+    for (const auto& [key_type, sequence] : overlay) {
+      if (sequence >= from && sequence <= through) in_range.push_back(sequence);
+    }
+    std::sort(in_range.begin(), in_range.end());
+    ReaderLease reader(this);
+    std::vector<uint64_t> sequences;
+    {
+      Query query(reader->latest_range.get());
+      query.Bind(1, ToSql(from)).Bind(2, ToSql(through));
+      size_t next = 0;
+      int rc = SQLITE_DONE;
+      while (sequences.size() < max_events && (rc = query.Step()) == SQLITE_ROW) {
+        const uint64_t seq = sqlite3_column_int64(query.stmt(), 0);
+        if (overlay.contains(std::make_pair(ColumnText(query.stmt(), 1),
+                                            ColumnText(query.stmt(), 2)))) {
+          continue;  // superseded since the checkpoint
+        }
+        while (next < in_range.size() && in_range[next] < seq && sequences.size() < max_events) {
+          sequences.push_back(in_range[next++]);
+        }
+        if (sequences.size() < max_events) sequences.push_back(seq);
+      }
+      if (sequences.size() < max_events && rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return SqliteError(rc, query.db(), "read", path_);
+      }
+      // The overlay's entries past the table's last row in range (all of
+      // them once the table's rows ran out).
+      const uint64_t last_taken = sequences.empty() ? 0 : sequences.back();
+      while (next < in_range.size() && sequences.size() < max_events) {
+        if (in_range[next] > last_taken) sequences.push_back(in_range[next]);
+        ++next;
+      }
+    }
+    std::vector<EventPtr> events;
+    for (uint64_t seq : sequences) {
+      ASSIGN_OR_RETURN(EventPtr event, EventAt(*reader.operator->(), seq, path_));
+      if (event != nullptr) events.push_back(std::move(event));
+    }
+    if (OverlayGeneration() == generation) return events;
+  }
 }
 
 absl::StatusOr<std::vector<EventPtr>> SqliteEventLog::GetLatest(std::string_view key) {
   RETURN_IF_ERROR(LatestView());
-  ReaderLease reader(this);
-  Query query(reader->latest_of_key.get());
-  query.BindText(1, key).Bind(2, ToSql(LastSequence()));
-  return DecodeAll(query, path_);
+  const uint64_t last = LastSequence();
+  for (;;) {
+    uint64_t generation;
+    const LatestOverlay overlay = CopyOverlay(&generation);
+    std::vector<uint64_t> sequences;
+    for (const auto& [key_type, sequence] : overlay) {
+      if (key_type.first == key && sequence <= last) sequences.push_back(sequence);
+    }
+    ReaderLease reader(this);
+    {
+      Query query(reader->latest_of_key.get());
+      query.BindText(1, key);
+      int rc;
+      while ((rc = query.Step()) == SQLITE_ROW) {
+        const uint64_t seq = sqlite3_column_int64(query.stmt(), 0);
+        if (seq > last || overlay.contains(std::make_pair(std::string(key),
+                                                          ColumnText(query.stmt(), 1)))) {
+          continue;
+        }
+        sequences.push_back(seq);
+      }
+      if (rc != SQLITE_DONE) return SqliteError(rc, query.db(), "read", path_);
+    }
+    std::sort(sequences.begin(), sequences.end());
+    std::vector<EventPtr> events;
+    for (uint64_t seq : sequences) {
+      ASSIGN_OR_RETURN(EventPtr event, EventAt(*reader.operator->(), seq, path_));
+      if (event != nullptr) events.push_back(std::move(event));
+    }
+    if (OverlayGeneration() == generation) return events;
+  }
 }
 
 absl::StatusOr<std::vector<KeyLatest>> SqliteEventLog::ListLatest(std::string_view after_key,
                                                                   size_t max_keys) {
   RETURN_IF_ERROR(LatestView());
-  ReaderLease reader(this);
-  Query query(reader->latest_keys.get());
-  query.BindText(1, after_key).Bind(2, ToSql(LastSequence()));
-  std::vector<KeyLatest> keys;
-  int rc;
-  while ((rc = query.Step()) == SQLITE_ROW) {
-    absl::string_view key(reinterpret_cast<const char*>(sqlite3_column_text(query.stmt(), 2)),
-                          sqlite3_column_bytes(query.stmt(), 2));
-    if (keys.empty() || keys.back().key != key) {
-      if (keys.size() == max_keys) return keys;
-      keys.push_back({.key = std::string(key)});
+  const uint64_t last = LastSequence();
+  for (;;) {
+    uint64_t generation;
+    const LatestOverlay overlay = CopyOverlay(&generation);
+    // The overlay's entries after `after_key`, in (key, type) order, merged
+    // with the table's as both are walked.
+    std::vector<LatestEntry> extra;
+    for (const auto& [key_type, sequence] : overlay) {
+      if (key_type.first > after_key) extra.push_back({key_type.first, key_type.second, sequence});
     }
-    ASSIGN_OR_RETURN(EventPtr event, DecodeRow(query.stmt(), path_));
-    keys.back().events.push_back(std::move(event));
+    std::sort(extra.begin(), extra.end(), [](const LatestEntry& a, const LatestEntry& b) {
+      return std::tie(a.key, a.type) < std::tie(b.key, b.type);
+    });
+    std::vector<std::pair<std::string, std::vector<uint64_t>>> keys;
+    bool full = false;
+    // Takes one entry; false once max_keys keys are complete.
+    auto take = [&](const std::string& key, uint64_t seq) {
+      if (keys.empty() || keys.back().first != key) {
+        if (keys.size() == max_keys) {
+          full = true;
+          return false;
+        }
+        keys.push_back({key, {}});
+      }
+      if (seq <= last) keys.back().second.push_back(seq);
+      return true;
+    };
+    ReaderLease reader(this);
+    {
+      Query query(reader->latest_keys.get());
+      query.BindText(1, after_key);
+      size_t next = 0;
+      int rc = SQLITE_DONE;
+      while (!full && (rc = query.Step()) == SQLITE_ROW) {
+        LatestEntry row{ColumnText(query.stmt(), 0), ColumnText(query.stmt(), 1),
+                        static_cast<uint64_t>(sqlite3_column_int64(query.stmt(), 2))};
+        while (!full && next < extra.size() &&
+               std::tie(extra[next].key, extra[next].type) < std::tie(row.key, row.type)) {
+          if (take(extra[next].key, extra[next].sequence)) ++next;
+        }
+        if (full) break;
+        if (next < extra.size() && extra[next].key == row.key && extra[next].type == row.type) {
+          row.sequence = extra[next++].sequence;  // superseded since the checkpoint
+        }
+        take(row.key, row.sequence);
+      }
+      if (!full && rc != SQLITE_DONE) return SqliteError(rc, query.db(), "read", path_);
+      while (!full && next < extra.size()) {
+        if (take(extra[next].key, extra[next].sequence)) ++next;
+      }
+    }
+    std::vector<KeyLatest> out;
+    for (auto& [key, sequences] : keys) {
+      std::sort(sequences.begin(), sequences.end());
+      KeyLatest& k = out.emplace_back();
+      k.key = std::move(key);
+      for (uint64_t seq : sequences) {
+        ASSIGN_OR_RETURN(EventPtr event, EventAt(*reader.operator->(), seq, path_));
+        if (event != nullptr) k.events.push_back(std::move(event));
+      }
+    }
+    if (OverlayGeneration() == generation) return out;
   }
-  if (rc != SQLITE_DONE) return SqliteError(rc, query.db(), "read", path_);
-  return keys;
 }
 
 absl::Status SqliteEventLog::PrepareLatestView() {
@@ -782,15 +1003,24 @@ absl::Status SqliteEventLog::PrepareLatestView() {
                    "INSERT OR REPLACE INTO meta(key, value) VALUES('latest_view', 0); COMMIT;",
                    "open", path_);
   }
-  if (kept == 1) return absl::OkStatus();
-  // A store kept without the view (or older than it): fold the events held.
+  // A store kept without the view (or older than it) folds every event
+  // held; one kept with it, those after its last checkpoint.
+  int64_t through = 0;
+  if (kept == 1) {
+    ASSIGN_OR_RETURN(through,
+                     QueryOnce(db, "SELECT value FROM meta WHERE key = 'latest_through'", path_));
+  }
+  const uint64_t last = last_sequence_.load();
+  if (kept == 1 && static_cast<uint64_t>(through) >= last) return absl::OkStatus();
   const absl::Time start = absl::Now();
-  ASSIGN_OR_RETURN(StmtPtr scan, Prepare(db, "SELECT seq, body FROM events ORDER BY seq", path_));
+  ASSIGN_OR_RETURN(StmtPtr scan,
+                   Prepare(db, "SELECT seq, body FROM events WHERE seq > ?1 ORDER BY seq", path_));
   ASSIGN_OR_RETURN(StmtPtr put, Prepare(db, kLatestPutSql, path_));
   uint64_t events = 0;
   RETURN_IF_ERROR(InWriteTransaction(db, "open", path_, [&]() -> absl::Status {
-    RETURN_IF_ERROR(ExecSql(db, "DELETE FROM latest", "open", path_));
+    if (kept != 1) RETURN_IF_ERROR(ExecSql(db, "DELETE FROM latest", "open", path_));
     Query query(scan.get());
+    query.Bind(1, through);
     int rc;
     while ((rc = query.Step()) == SQLITE_ROW) {
       ASSIGN_OR_RETURN(EventPtr event, DecodeRow(query.stmt(), path_));
@@ -803,12 +1033,14 @@ absl::Status SqliteEventLog::PrepareLatestView() {
       if (rc = upsert.Step(); rc != SQLITE_DONE) return SqliteError(rc, db, "open", path_);
     }
     if (rc != SQLITE_DONE) return SqliteError(rc, db, "open", path_);
-    return ExecSql(db, "INSERT OR REPLACE INTO meta(key, value) VALUES('latest_view', 1)",
-                   "open", path_);
+    std::string marks = absl::StrCat(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES('latest_view', 1); "
+        "INSERT OR REPLACE INTO meta(key, value) VALUES('latest_through', ", last, ");");
+    return ExecSql(db, marks.c_str(), "open", path_);
   }));
   if (events > 0) {
-    log::Info("built the latest view from the events held",
-              {{"path", path_}, {"events", events},
+    log::Info(kept == 1 ? "brought the latest view up to date" : "built the latest view",
+              {{"path", path_}, {"events_read", events},
                {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
   }
   return absl::OkStatus();

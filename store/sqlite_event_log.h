@@ -37,10 +37,16 @@ struct SqliteEventLogOptions {
   uint64_t retention_max_events = 0;
   absl::Duration retention_max_age = absl::ZeroDuration();  // by event time
   int64_t retention_max_bytes = 0;  // pages in use in the database file
-  // Keep the latest view (EventLog::ReadLatest): one row per (key, type),
-  // written in each append's transaction. Turned on for a store kept
-  // without it, it is rebuilt from the events at open.
+  // Keep the latest view (EventLog::ReadLatest): one row per (key, type).
+  // Turned on for a store kept without it, it is rebuilt from the events at
+  // open.
   bool latest_view = true;
+  // The view's changes are held in memory and written to its table in the
+  // transaction of the append that brings them past this many entries (and
+  // at retention and close), so that a fleet's scattered keys cost a page
+  // write per checkpoint instead of two per event. Reads merge both; after
+  // a crash, Open replays the events since the last checkpoint.
+  size_t latest_checkpoint_entries = 4096;
   // Compacted retention: retention never deletes an event that is the
   // newest of its (key, type), so snapshots stay complete. The events
   // retention passes over are no longer contiguous: FirstSequence() is the
@@ -160,8 +166,28 @@ class SqliteEventLog final : public EventLog {
   // expired keys.
   absl::Status RememberKey(const Request& request, uint64_t sequence);
   // At open: rebuilds the latest view when the store was kept without it
-  // (or drops it when latest_view is off).
+  // (or drops it when latest_view is off), and replays into it the events
+  // appended after its last checkpoint.
   absl::Status PrepareLatestView();
+
+  // The latest view's entries not yet in its table: (key, type) -> newest
+  // sequence, all above the table's checkpoint.
+  using LatestOverlay = absl::flat_hash_map<std::pair<std::string, std::string>, uint64_t>;
+  struct LatestEntry {
+    std::string key;
+    std::string type;
+    uint64_t sequence;
+  };
+  // For readers: a copy of the overlay and its generation (which changes
+  // when a checkpoint empties it).
+  LatestOverlay CopyOverlay(uint64_t* generation) const;
+  uint64_t OverlayGeneration() const;
+  // Writes the overlay and the pending entries to the view's table and
+  // marks it current through `through`. In the writer's transaction.
+  absl::Status CheckpointLatest(uint64_t through);
+  // After the writer's transaction: on commit, the pending entries join the
+  // overlay (or a checkpoint empties it). Writer only.
+  void FinishLatest(bool committed);
 
   const std::string path_;
   const Options options_;
@@ -174,6 +200,13 @@ class SqliteEventLog final : public EventLog {
   sqlite_internal::StmtPtr dedup_purge_;
   sqlite_internal::StmtPtr device_put_;
   sqlite_internal::StmtPtr latest_put_;
+  // The latest view's entries of the transaction being written; whether it
+  // checkpointed the view. Writer thread only.
+  std::vector<LatestEntry> pending_latest_;
+  bool latest_checkpointed_ = false;
+  mutable std::mutex overlay_mu_;
+  LatestOverlay overlay_ ABSL_GUARDED_BY(overlay_mu_);
+  uint64_t overlay_generation_ ABSL_GUARDED_BY(overlay_mu_) = 0;
   int64_t last_dedup_purge_us_ = 0;  // writer thread only
   // The dedup keys of dedup_log by hash, to find a key without a random read
   // or write of a key-ordered table: a hit is confirmed by its row (two

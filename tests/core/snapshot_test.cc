@@ -47,13 +47,21 @@ struct Subscriber {
   std::set<uint64_t> live;  // sequences taken above its first snapshot
 };
 
-class SnapshotPropertyTest : public ::testing::TestWithParam<bool> {
+// Whether retention compacts, and how many latest-view entries wait in
+// memory before they are written to the view's table.
+struct Setting {
+  bool compacted;
+  size_t checkpoint_entries;
+};
+
+class SnapshotPropertyTest : public ::testing::TestWithParam<Setting> {
  protected:
   void SetUp() override {
     std::string dir = ::testing::TempDir() + "snapshot_XXXXXX";
     ASSERT_NE(mkdtemp(dir.data()), nullptr);
-    compacted_ = GetParam();
+    compacted_ = GetParam().compacted;
     SqliteEventLog::Options options;
+    options.latest_checkpoint_entries = GetParam().checkpoint_entries;
     if (compacted_) {
       options.retention_max_events = 40;
       options.retention_keep_latest = true;
@@ -193,9 +201,12 @@ TEST_P(SnapshotPropertyTest, EverySubscriberEndsWithTheFoldOfTheWholeLog) {
   if (compacted_) EXPECT_GT(restarts_, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Retention, SnapshotPropertyTest, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "Compacted" : "KeepAll";
+INSTANTIATE_TEST_SUITE_P(Retention, SnapshotPropertyTest,
+                         ::testing::Values(Setting{false, 4096}, Setting{false, 7},
+                                           Setting{true, 7}),
+                         [](const ::testing::TestParamInfo<Setting>& info) {
+                           return absl::StrCat(info.param.compacted ? "Compacted" : "KeepAll",
+                                               "Checkpoint", info.param.checkpoint_entries);
                          });
 
 TEST(SnapshotTest, AStoreWithoutTheViewRefusesSnapshotsAndSaysWhy) {

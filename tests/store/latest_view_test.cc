@@ -95,6 +95,42 @@ TEST_F(LatestViewTest, HoldsTheNewestEventOfEachKeyAndType) {
   EXPECT_THAT(ValueOrDie(log->ListLatest("d2", 10)), IsEmpty());
 }
 
+TEST_F(LatestViewTest, ReadsMergeTheTableWithWhatWaitsForACheckpoint) {
+  // A checkpoint every 3 entries: some of the view is in its table, the
+  // rest in memory, and one read sees both.
+  auto log = Open({.latest_checkpoint_entries = 3});
+  ASSERT_NE(log, nullptr);
+  Append(*log, {{"d1", "a.x"}, {"d2", "a.x"}, {"d3", "a.x"}});  // 1-3: checkpointed
+  Append(*log, {{"d2", "a.x"}, {"d4", "a.y"}});                 // 4-5: in memory
+  EXPECT_EQ(QueryRawInt(path_, "SELECT value FROM meta WHERE key = 'latest_through'"), 3);
+  EXPECT_THAT(Sequences(ValueOrDie(log->ReadLatest(1, 100, 100))), ElementsAre(1, 3, 4, 5));
+  EXPECT_THAT(Sequences(ValueOrDie(log->ReadLatest(2, 4, 100))), ElementsAre(3, 4));
+  EXPECT_THAT(Sequences(ValueOrDie(log->ReadLatest(1, 100, 3))), ElementsAre(1, 3, 4));
+  EXPECT_THAT(Sequences(ValueOrDie(log->GetLatest("d2"))), ElementsAre(4));
+  std::vector<KeyLatest> keys = ValueOrDie(log->ListLatest("d1", 2));
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(keys[0].key, "d2");
+  EXPECT_THAT(Sequences(keys[0].events), ElementsAre(4));
+  EXPECT_EQ(keys[1].key, "d3");
+  keys = ValueOrDie(log->ListLatest("d3", 10));
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_EQ(keys[0].key, "d4");
+}
+
+TEST_F(LatestViewTest, OpenReplaysWhatTheLastCheckpointMissed) {
+  {
+    auto log = Open();
+    ASSERT_NE(log, nullptr);
+    Append(*log, {{"d1", "a.x"}, {"d2", "a.x"}, {"d1", "a.x"}});
+  }
+  // As if the process died before any checkpoint: the table is empty.
+  ExecRaw(path_, "DELETE FROM latest; UPDATE meta SET value = 0 WHERE key = 'latest_through'");
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  EXPECT_THAT(Sequences(ValueOrDie(log->ReadLatest(1, 100, 100))), ElementsAre(2, 3));
+  EXPECT_EQ(QueryRawInt(path_, "SELECT count(*) FROM latest"), 2);
+}
+
 TEST_F(LatestViewTest, ABatchThatFailsLeavesTheViewAsItWas) {
   auto log = Open();
   ASSERT_NE(log, nullptr);

@@ -20,12 +20,14 @@ except ModuleNotFoundError as error:
 
 
 def start_position(value):
-    """Parses --from: earliest, latest, or the first sequence to receive."""
-    if value in ("earliest", "latest"):
+    """Parses --from: earliest, latest, snapshot, or the first sequence to
+    receive."""
+    if value in ("earliest", "latest", "snapshot"):
         return broker_pb2.StartPosition(**{value: True})
     if value.isdigit() and int(value) >= 1:
         return broker_pb2.StartPosition(after_sequence=int(value) - 1)
-    raise argparse.ArgumentTypeError(f"expected earliest, latest or a sequence >= 1, got {value!r}")
+    raise argparse.ArgumentTypeError(
+        f"expected earliest, latest, snapshot or a sequence >= 1, got {value!r}")
 
 
 def positive(value):

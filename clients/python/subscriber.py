@@ -22,9 +22,14 @@ def main():
 
     backoff = common.Backoff()
     resume_after = None  # the sequence to resume after; None until one is known
+    snapshot_through = 0  # where a snapshot start's snapshot ends
     printed = 0
     while True:
-        start = (args.start if resume_after is None
+        # Cut off inside a snapshot: a new snapshot holds what this one had
+        # yet to send, and what was printed already is skipped below.
+        retake = (args.start.WhichOneof("position") == "snapshot"
+                  and (resume_after or 0) < snapshot_through)
+        start = (args.start if resume_after is None or retake
                  else broker_pb2.StartPosition(after_sequence=resume_after))
         request = broker_pb2.SubscribeRequest(
             filter=broker_pb2.Filter(types=args.types), start=start)
@@ -33,11 +38,16 @@ def main():
             try:
                 # Once registered, hookfan says where the stream starts: resuming
                 # from there also holds for a "latest" stream cut before any event.
-                resume_after = common.later(resume_after, stream.initial_metadata(),
-                                            "hookfan-start-after")
+                metadata = stream.initial_metadata()
+                last_printed = resume_after or 0
+                resume_after = common.later(resume_after, metadata, "hookfan-start-after")
+                snapshot_through = common.later(snapshot_through, metadata,
+                                                "hookfan-snapshot-through")
                 for response in stream:
                     backoff.reset()
                     for event in response.events:
+                        if event.sequence <= last_printed:
+                            continue  # printed before a new snapshot
                         common.print_event(event, args.json)
                         resume_after = event.sequence
                         printed += 1

@@ -241,6 +241,27 @@ class PythonExamplesTest(ExampleTestCase):
         answers = self.post_across_restart(hookfan, signal.SIGKILL, [subscriber])
         self.assertResumed(subscriber, answers)
 
+    def test_subscriber_from_a_snapshot_prints_the_newest_of_each_type_then_changes(self):
+        hookfan = self.start_hookfan()
+        first = [hookfan.post(f) for f in FIXTURES]
+
+        def anew(fixture):
+            """The fixture sent anew: a new webhook, not a retry (a duplicate)."""
+            path = Path(self.data_dir) / fixture.name
+            path.write_bytes(fixture.read_bytes() + b"\n")
+            return hookfan.post(path)
+
+        again = anew(FIXTURES[0])  # supersedes first[0]
+        subscriber = self.start_example("subscriber.py", hookfan, "--from", "snapshot",
+                                        "--max", str(len(FIXTURES) + 1))
+        self.assertTrue(subscriber.wait_until(lambda: len(subscriber.lines) == len(FIXTURES)),
+                        subscriber.report())
+        live = anew(FIXTURES[1])
+        self.assertExits0(subscriber)
+        # Events with a key (a device or an organization): the newest of
+        # each (key, type), in sequence order, then the live one.
+        self.assertPrinted(subscriber, first[1:] + [again, live])
+
 
 class NodeExampleTest(ExampleTestCase):
     """clients/node: subscriber.js with its npm packages."""

@@ -9,7 +9,8 @@
 //   idle     --grpc H:P --streams N --pid PID
 //   abuse    --http H:P --token T --grpc H:P --streams N --pid PID --seconds S --connections C
 //   client   --http H:P --token T --grpc H:P --subscribers N --events E
-//   fill     --db PATH --events N
+//   fill     --db PATH --events N [--keys K --types T]
+//   snapshot --grpc H:P --expect N --pid PID
 //   nats     --url URL --subscribers N --events E --payload-bytes B
 //   bare-server                       (the ingress baseline; prints its port)
 //   redis-ingest   --port P --connections N --seconds S
@@ -37,6 +38,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "bench/cpu.h"
 #include "bench/nats_baseline.h"
 #include "bench/redis_baseline.h"
@@ -56,21 +58,32 @@ using nlohmann::json;
 
 // The Applivery "device enrolled" sample, with a unique counter and the send
 // time (steady clock, ns) so subscribers can measure end-to-end latency.
-constexpr char kPayloadPrefix[] =
+constexpr char kPayloadHead[] =
     R"({"action":"emm_device_enrolled","organization":{"id":"5d4d1391cd523c15f50df235",)"
     R"("name":"Applivery Test","url":"https://dashboard.applivery.io/test"},)"
     R"("emmDevice":{"type":"Fully Managed","url":"https://dashboard.applivery.io/test/mdm/)"
-    R"(users/5e9099ee4da32b180204770e?id=5f634c11034824062256e38c"},"mdmUser":{"id":)"
+    R"(users/5e9099ee4da32b180204770e?id=)";
+constexpr char kPayloadDevice[] = "5f634c11034824062256e38c";  // the sample's device
+constexpr char kPayloadTail[] =
+    R"("},"mdmUser":{"id":)"
     R"("5e9099ee4da32b180204770e","email":"[email protected]","url":)"
     R"("https://dashboard.applivery.io/test/mdm/users/5e9099ee4da32b180204770e"},"bench_n":)";
+
+// Device k of a fleet, as 24 hex digits like Applivery's ids.
+std::string DeviceId(uint64_t k) { return absl::StrFormat("%024x", k); }
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
       .count();
 }
 
-std::string Payload(uint64_t n) {
-  return absl::StrCat(kPayloadPrefix, n, ",\"bench_sent_ns\":", NowNs(), "}");
+// Webhook n; with devices > 1, about a device of a fleet that size, in a
+// scattered order as a fleet's check-ins come (else the sample's one
+// device). Same size either way.
+std::string Payload(uint64_t n, uint64_t devices = 1) {
+  const uint64_t device = (n * 0x9E3779B97F4A7C15ull >> 16) % std::max<uint64_t>(devices, 1);
+  return absl::StrCat(kPayloadHead, devices > 1 ? DeviceId(device) : kPayloadDevice,
+                      kPayloadTail, n, ",\"bench_sent_ns\":", NowNs(), "}");
 }
 
 // The CPU the server processes (--server-pid, repeatable) spend from
@@ -134,6 +147,10 @@ struct Flags {
   std::string url;      // nats: the nats-server
   int redis_port = 0;   // redis-*: the redis-server on 127.0.0.1
   int64_t payload_bytes = 0;
+  int64_t devices = 1;  // ingress: the fleet the webhooks are about
+  int64_t keys = 0;     // fill: devices (0: the sample's one)
+  int64_t types = 1;    // fill: event types per device
+  int64_t expect = 0;   // snapshot: events the snapshot holds
   std::vector<int64_t> server_pids;  // whose CPU per event to report
 };
 
@@ -165,7 +182,7 @@ struct PostResult {
   double poster_cpu_seconds = 0;  // the posting threads' own CPU
 };
 PostResult PostLoad(const std::string& http, const std::string& token, int connections,
-                    uint64_t limit, double seconds, double rate) {
+                    uint64_t limit, double seconds, double rate, uint64_t devices = 1) {
   HostPort hp = Split(http);
   std::string path = "/webhooks/applivery/" + token;
   std::atomic<uint64_t> next{0};
@@ -198,7 +215,7 @@ PostResult PostLoad(const std::string& http, const std::string& token, int conne
           slot += std::chrono::duration<double>(connections / rate);
         }
         auto t0 = Clock::now();
-        auto res = client.Post(path, Payload(n), "application/json");
+        auto res = client.Post(path, Payload(n, devices), "application/json");
         lat.push_back((Clock::now() - t0).count());
         (res && (res->status == 202 || res->status == 204)) ? ++ok : ++bad;
       }
@@ -221,9 +238,10 @@ PostResult PostLoad(const std::string& http, const std::string& token, int conne
 
 int Ingress(const Flags& f) {
   ServerCpu cpu(f.server_pids);
-  PostResult r = PostLoad(f.http, f.token, f.connections, UINT64_MAX, f.seconds, 0);
+  PostResult r = PostLoad(f.http, f.token, f.connections, UINT64_MAX, f.seconds, 0, f.devices);
   json out = {{"scenario", "ingress"},
               {"connections", f.connections},
+              {"devices", f.devices},
               {"webhooks_per_second", r.accepted / r.seconds},
               {"accepted", r.accepted},
               {"non_202", r.other}};
@@ -550,6 +568,10 @@ int Fill(const Flags& f) {
     for (size_t i = 0; i < kBatch && done < events; ++i, ++done) {
       v1::Event e = *ingress::NormalizeApplivery(Payload(done));
       e.set_id(absl::StrCat("bench-", done));
+      if (f.keys > 0) {  // device done % keys, type (done / keys) % types
+        e.set_key(DeviceId(done % f.keys));
+        e.set_type(absl::StrCat("bench.device.state", (done / f.keys) % f.types));
+      }
       e.mutable_time()->set_seconds(1767225600 + done / 1000);
       batch.push_back(std::move(e));
     }
@@ -561,6 +583,58 @@ int Fill(const Flags& f) {
   json out = {{"scenario", "fill"},
               {"events", events},
               {"seconds", std::chrono::duration<double>(Clock::now() - start).count()}};
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
+// Subscribes from a snapshot of a store holding `expect` (key, type)
+// entries and reads until the last of them: time to the last snapshot event
+// and the server's RSS meanwhile (sampled every 20 ms), which must not grow
+// with the number of keys.
+int Snapshot(const Flags& f) {
+  auto stub = v1::EventBroker::NewStub(
+      grpc::CreateChannel(f.grpc, grpc::InsecureChannelCredentials()));
+  const int64_t rss_before = RssKb(f.pid);
+  std::atomic<int64_t> rss_peak = rss_before;
+  std::atomic<bool> done = false;
+  std::thread sampler([&] {
+    while (!done) {
+      int64_t rss = RssKb(f.pid);
+      if (rss > rss_peak) rss_peak = rss;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  ServerCpu cpu({f.pid});
+  const auto start = Clock::now();
+  grpc::ClientContext context;
+  v1::SubscribeRequest request;
+  request.mutable_start()->set_snapshot(true);
+  request.set_max_batch_size(4096);
+  auto reader = stub->Subscribe(&context, request);
+  v1::SubscribeResponse response;
+  int64_t got = 0;
+  uint64_t last = 0;
+  bool ordered = true;
+  while (got < f.expect && reader->Read(&response)) {
+    for (const v1::Event& e : response.events()) {
+      ordered &= e.sequence() > last;
+      last = e.sequence();
+    }
+    got += response.events_size();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  done = true;
+  sampler.join();
+  context.TryCancel();
+  reader->Finish();
+  json out = {{"scenario", "snapshot"},
+              {"events", got},
+              {"complete", got == f.expect && ordered},
+              {"seconds", seconds},
+              {"events_per_second", got / seconds},
+              {"rss_before_mb", rss_before / 1024.0},
+              {"rss_peak_mb", rss_peak / 1024.0}};
+  cpu.Stop(got, "event", out);
   std::cout << out.dump() << std::endl;
   return 0;
 }
@@ -593,7 +667,8 @@ int Nats(const Flags& f) {
 int RedisIngest(const Flags& f) {
   ServerCpu server(f.server_pids);
   absl::StatusOr<RedisIngestResult> r = RunRedisIngest(
-      "127.0.0.1", f.redis_port, "bench-ingest", f.connections, f.seconds, UINT64_MAX, 0, Payload);
+      "127.0.0.1", f.redis_port, "bench-ingest", f.connections, f.seconds, UINT64_MAX, 0,
+      [](uint64_t n) { return Payload(n); });
   if (!r.ok()) {
     std::cerr << r.status() << "\n";
     return 1;
@@ -629,7 +704,7 @@ int RedisLatency(const Flags& f) {
   ServerCpu server(f.server_pids);
   absl::StatusOr<RedisIngestResult> r =
       RunRedisIngest("127.0.0.1", f.redis_port, stream, f.connections, f.seconds, UINT64_MAX,
-                     f.rate, Payload);
+                     f.rate, [](uint64_t n) { return Payload(n); });
   if (!r.ok()) {
     std::cerr << r.status() << "\n";
     return 1;
@@ -690,6 +765,9 @@ int main(int argc, char** argv) {
   CLI::App* cmd = app.add_subcommand("ingress", "webhooks/s posting at full speed");
   AddPosting(cmd, ingress);
   cmd->add_option("--seconds", ingress.seconds, "how long to post")->capture_default_str();
+  cmd->add_option("--devices", ingress.devices,
+                  "devices the webhooks are about, scattered (1: one device)")
+      ->capture_default_str();
   AddServerPids(cmd, ingress);
   cmd->callback([&] { code = Ingress(ingress); });
 
@@ -772,7 +850,19 @@ int main(int argc, char** argv) {
   cmd = app.add_subcommand("fill", "writes --events events to a new SQLite store");
   cmd->add_option("--db", fill.db, "the SQLite store to create");
   cmd->add_option("--events", fill.events, "events to write")->capture_default_str();
+  cmd->add_option("--keys", fill.keys,
+                  "devices, round-robin, each with --types types in turn (0: one device)")
+      ->capture_default_str();
+  cmd->add_option("--types", fill.types, "event types per device")->capture_default_str();
   cmd->callback([&] { code = Fill(fill); });
+
+  Flags snapshot;
+  cmd = app.add_subcommand("snapshot", "time and server memory to read a snapshot");
+  cmd->add_option("--grpc", snapshot.grpc, "hookfan's gRPC address, HOST:PORT");
+  cmd->add_option("--expect", snapshot.expect, "(key, type) entries the store holds")
+      ->required();
+  cmd->add_option("--pid", snapshot.pid, "hookfan's pid, to read its RSS and CPU")->required();
+  cmd->callback([&] { code = Snapshot(snapshot); });
 
   Flags nats{.payload_bytes = static_cast<int64_t>(Payload(0).size())};
   cmd = app.add_subcommand("nats", "NATS core pub/sub fan-out: fanout's baseline");

@@ -739,22 +739,6 @@ absl::StatusOr<uint64_t> SqliteEventLog::SequenceAtTime(absl::Time t) {
   return QueryInt(query, ToSql(last + 1), "read", path_);
 }
 
-namespace {
-
-// Steps `query` (rows of seq, body) to the end, decoding each row.
-absl::StatusOr<std::vector<EventPtr>> DecodeAll(Query& query, absl::string_view path) {
-  std::vector<EventPtr> events;
-  int rc;
-  while ((rc = query.Step()) == SQLITE_ROW) {
-    ASSIGN_OR_RETURN(EventPtr event, DecodeRow(query.stmt(), path));
-    events.push_back(std::move(event));
-  }
-  if (rc != SQLITE_DONE) return SqliteError(rc, query.db(), "read", path);
-  return events;
-}
-
-}  // namespace
-
 absl::Status SqliteEventLog::LatestView() const {
   if (options_.latest_view) return absl::OkStatus();
   return NoLatestViewError("it was started with --latest-view=false");
@@ -817,14 +801,22 @@ void SqliteEventLog::FinishLatest(bool committed) {
 
 namespace {
 
-// The event at `seq` through `reader`; null when retention deleted it.
-absl::StatusOr<EventPtr> EventAt(ReadConnection& reader, uint64_t seq, absl::string_view path) {
-  Query query(reader.event_at.get());
-  query.Bind(1, ToSql(seq));
-  int rc = query.Step();
-  if (rc == SQLITE_DONE) return EventPtr();
-  if (rc != SQLITE_ROW) return SqliteError(rc, query.db(), "read", path);
-  return DecodeRow(query.stmt(), path);
+// The events at `sequences` through `reader`, leaving out those retention
+// has deleted.
+absl::StatusOr<std::vector<EventPtr>> EventsAt(ReadConnection& reader,
+                                               const std::vector<uint64_t>& sequences,
+                                               absl::string_view path) {
+  std::vector<EventPtr> events;
+  for (uint64_t seq : sequences) {
+    Query query(reader.event_at.get());
+    query.Bind(1, ToSql(seq));
+    int rc = query.Step();
+    if (rc == SQLITE_DONE) continue;
+    if (rc != SQLITE_ROW) return SqliteError(rc, query.db(), "read", path);
+    ASSIGN_OR_RETURN(EventPtr event, DecodeRow(query.stmt(), path));
+    events.push_back(std::move(event));
+  }
+  return events;
 }
 
 std::string ColumnText(sqlite3_stmt* stmt, int column) {
@@ -837,24 +829,33 @@ std::string ColumnText(sqlite3_stmt* stmt, int column) {
 // The view is its table (as of its last checkpoint) overlaid with the
 // entries since: a reader copies the overlay, reads the table and takes the
 // overlay's entry for every (key, type) it holds. A checkpoint between the
-// copy and the read could make the copy stale, so the read is made again
-// when the overlay's generation moved.
+// copy and the read could make the copy stale, so ReadView reads again when
+// the overlay's generation moved.
+template <typename ReadFn>
+auto SqliteEventLog::ReadView(ReadFn read) {
+  for (;;) {
+    uint64_t generation;
+    const LatestOverlay overlay = CopyOverlay(&generation);
+    ReaderLease reader(this);
+    auto result = read(overlay, *reader.operator->());
+    if (!result.ok() || OverlayGeneration() == generation) return result;
+  }
+}
+
 absl::StatusOr<std::vector<EventPtr>> SqliteEventLog::ReadLatest(uint64_t from, uint64_t through,
                                                                  size_t max_events) {
   RETURN_IF_ERROR(LatestView());
   through = std::min(through, LastSequence());
-  for (;;) {
-    uint64_t generation;
-    const LatestOverlay overlay = CopyOverlay(&generation);
+  return ReadView([&](const LatestOverlay& overlay, ReadConnection& reader)
+                      -> absl::StatusOr<std::vector<EventPtr>> {
     std::vector<uint64_t> in_range;  // the overlay's entries in [from, through]
     for (const auto& [key_type, sequence] : overlay) {
       if (sequence >= from && sequence <= through) in_range.push_back(sequence);
     }
     std::sort(in_range.begin(), in_range.end());
-    ReaderLease reader(this);
     std::vector<uint64_t> sequences;
     {
-      Query query(reader->latest_range.get());
+      Query query(reader.latest_range.get());
       query.Bind(1, ToSql(from)).Bind(2, ToSql(through));
       size_t next = 0;
       int rc = SQLITE_DONE;
@@ -880,28 +881,21 @@ absl::StatusOr<std::vector<EventPtr>> SqliteEventLog::ReadLatest(uint64_t from, 
         ++next;
       }
     }
-    std::vector<EventPtr> events;
-    for (uint64_t seq : sequences) {
-      ASSIGN_OR_RETURN(EventPtr event, EventAt(*reader.operator->(), seq, path_));
-      if (event != nullptr) events.push_back(std::move(event));
-    }
-    if (OverlayGeneration() == generation) return events;
-  }
+    return EventsAt(reader, sequences, path_);
+  });
 }
 
 absl::StatusOr<std::vector<EventPtr>> SqliteEventLog::GetLatest(std::string_view key) {
   RETURN_IF_ERROR(LatestView());
   const uint64_t last = LastSequence();
-  for (;;) {
-    uint64_t generation;
-    const LatestOverlay overlay = CopyOverlay(&generation);
+  return ReadView([&](const LatestOverlay& overlay, ReadConnection& reader)
+                      -> absl::StatusOr<std::vector<EventPtr>> {
     std::vector<uint64_t> sequences;
     for (const auto& [key_type, sequence] : overlay) {
       if (key_type.first == key && sequence <= last) sequences.push_back(sequence);
     }
-    ReaderLease reader(this);
     {
-      Query query(reader->latest_of_key.get());
+      Query query(reader.latest_of_key.get());
       query.BindText(1, key);
       int rc;
       while ((rc = query.Step()) == SQLITE_ROW) {
@@ -915,22 +909,16 @@ absl::StatusOr<std::vector<EventPtr>> SqliteEventLog::GetLatest(std::string_view
       if (rc != SQLITE_DONE) return SqliteError(rc, query.db(), "read", path_);
     }
     std::sort(sequences.begin(), sequences.end());
-    std::vector<EventPtr> events;
-    for (uint64_t seq : sequences) {
-      ASSIGN_OR_RETURN(EventPtr event, EventAt(*reader.operator->(), seq, path_));
-      if (event != nullptr) events.push_back(std::move(event));
-    }
-    if (OverlayGeneration() == generation) return events;
-  }
+    return EventsAt(reader, sequences, path_);
+  });
 }
 
 absl::StatusOr<std::vector<KeyLatest>> SqliteEventLog::ListLatest(std::string_view after_key,
                                                                   size_t max_keys) {
   RETURN_IF_ERROR(LatestView());
   const uint64_t last = LastSequence();
-  for (;;) {
-    uint64_t generation;
-    const LatestOverlay overlay = CopyOverlay(&generation);
+  return ReadView([&](const LatestOverlay& overlay, ReadConnection& reader)
+                      -> absl::StatusOr<std::vector<KeyLatest>> {
     // The overlay's entries after `after_key`, in (key, type) order, merged
     // with the table's as both are walked.
     std::vector<LatestEntry> extra;
@@ -954,9 +942,8 @@ absl::StatusOr<std::vector<KeyLatest>> SqliteEventLog::ListLatest(std::string_vi
       if (seq <= last) keys.back().second.push_back(seq);
       return true;
     };
-    ReaderLease reader(this);
     {
-      Query query(reader->latest_keys.get());
+      Query query(reader.latest_keys.get());
       query.BindText(1, after_key);
       size_t next = 0;
       int rc = SQLITE_DONE;
@@ -983,13 +970,10 @@ absl::StatusOr<std::vector<KeyLatest>> SqliteEventLog::ListLatest(std::string_vi
       std::sort(sequences.begin(), sequences.end());
       KeyLatest& k = out.emplace_back();
       k.key = std::move(key);
-      for (uint64_t seq : sequences) {
-        ASSIGN_OR_RETURN(EventPtr event, EventAt(*reader.operator->(), seq, path_));
-        if (event != nullptr) k.events.push_back(std::move(event));
-      }
+      ASSIGN_OR_RETURN(k.events, EventsAt(reader, sequences, path_));
     }
-    if (OverlayGeneration() == generation) return out;
-  }
+    return out;
+  });
 }
 
 absl::Status SqliteEventLog::PrepareLatestView() {

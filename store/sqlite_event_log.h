@@ -182,6 +182,10 @@ class SqliteEventLog final : public EventLog {
   // when a checkpoint empties it).
   LatestOverlay CopyOverlay(uint64_t* generation) const;
   uint64_t OverlayGeneration() const;
+  // Calls read(overlay copy, read connection) until no checkpoint moved the
+  // overlay meanwhile; returns its result (or its first error).
+  template <typename ReadFn>
+  auto ReadView(ReadFn read);
   // Writes the overlay and the pending entries to the view's table and
   // marks it current through `through`. In the writer's transaction.
   absl::Status CheckpointLatest(uint64_t through);

@@ -198,7 +198,9 @@ TEST_P(SnapshotPropertyTest, EverySubscriberEndsWithTheFoldOfTheWholeLog) {
     }
   }
   // Compacted retention did overtake subscribers, and they came back.
-  if (compacted_) EXPECT_GT(restarts_, 0);
+  if (compacted_) {
+    EXPECT_GT(restarts_, 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Retention, SnapshotPropertyTest,

@@ -27,7 +27,7 @@ const { W3CTraceContextPropagator } = require('@opentelemetry/core');
 const { BasicTracerProvider } = require('@opentelemetry/sdk-trace-base');
 
 const USAGE = `Usage: subscriber.js [--server HOST:PORT] [--type PATTERN]...
-                     [--from earliest|latest|N] [--max N] [--proto DIR]
+                     [--from earliest|latest|snapshot|N] [--max N] [--proto DIR]
   --server  hookfan's gRPC address (default 127.0.0.1:9090)
   --type    event type pattern, e.g. 'applivery.device.*'; repeat for
             several (default: every type)
@@ -64,12 +64,13 @@ function parseOptions(argv) {
     process.exit(0);
   }
   let start;
-  if (values.from === 'earliest' || values.from === 'latest') {
+  if (values.from === 'earliest' || values.from === 'latest' || values.from === 'snapshot') {
     start = { [values.from]: true };
   } else if (/^[0-9]+$/.test(values.from) && BigInt(values.from) >= 1n) {
     start = { afterSequence: (BigInt(values.from) - 1n).toString() };
   } else {
-    usageError(`--from: expected earliest, latest or a sequence >= 1, got "${values.from}"`);
+    usageError(`--from: expected earliest, latest, snapshot or a sequence >= 1, ` +
+               `got "${values.from}"`);
   }
   if (values.max !== undefined && !/^[1-9][0-9]*$/.test(values.max)) {
     usageError(`--max: expected a positive count, got "${values.max}"`);
@@ -161,6 +162,7 @@ function main() {
   const EventBroker = loadEventBroker(options.proto);
   const backoff = new Backoff();
   let resumeAfter = null; // BigInt: the sequence to resume after; null until known
+  let snapshotThrough = 0n; // where a snapshot start's snapshot ends
   let printed = 0;
 
   // One attempt: opens a stream on a new client (a client that failed keeps
@@ -168,17 +170,24 @@ function main() {
   // connects at once) and, when the stream drops, schedules the next.
   function subscribe() {
     const client = new EventBroker(options.server, grpc.credentials.createInsecure());
-    const start = resumeAfter === null ? options.start : { afterSequence: resumeAfter.toString() };
+    // Cut off inside a snapshot: a new snapshot holds what this one had yet
+    // to send, and what was handled already is skipped below.
+    const retake = options.start.snapshot === true && (resumeAfter ?? 0n) < snapshotThrough;
+    const start = resumeAfter === null || retake
+      ? options.start : { afterSequence: resumeAfter.toString() };
+    const handledBefore = resumeAfter ?? 0n;
     const stream = client.Subscribe({ filter: { types: options.types }, start });
     // Once registered, hookfan says where the stream starts: resuming from
     // there also holds for a "latest" stream cut before any event.
     stream.on('metadata', (metadata) => {
       resumeAfter = later(resumeAfter, metadata, 'hookfan-start-after');
+      snapshotThrough = later(snapshotThrough, metadata, 'hookfan-snapshot-through');
     });
     stream.on('data', (response) => {
       backoff.reset();
       for (const event of response.events) {
         if (printed === options.max) return; // cancelled, still draining
+        if (BigInt(event.sequence) <= handledBefore) continue; // before a new snapshot
         handle(tracer, event);
         resumeAfter = BigInt(event.sequence);
         if (++printed === options.max) stream.cancel();

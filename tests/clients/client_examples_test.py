@@ -178,6 +178,28 @@ class ExampleTestCase(unittest.TestCase):
         self.assertTrue(any("UNAVAILABLE" in line for line in subscriber.log),
                         f"the subscriber never reconnected:\n{subscriber.report()}")
 
+    def assertSnapshotThenChanges(self, start_subscriber):
+        """start_subscriber(hookfan, count), a subscriber from a snapshot that
+        exits after `count` events, prints the newest event of each (key,
+        type), in sequence order, then the changes."""
+        hookfan = self.start_hookfan()
+
+        def anew(fixture):
+            """The fixture sent anew: a new webhook, not a retry (a duplicate)."""
+            path = Path(self.data_dir) / fixture.name
+            path.write_bytes(fixture.read_bytes() + b"\n")
+            return hookfan.post(path)
+
+        first = [hookfan.post(f) for f in FIXTURES]
+        again = anew(FIXTURES[0])  # supersedes first[0]
+        subscriber = start_subscriber(hookfan, len(FIXTURES) + 1)
+        self.assertTrue(subscriber.wait_until(lambda: len(subscriber.lines) == len(FIXTURES)),
+                        subscriber.report())
+        live = anew(FIXTURES[1])
+        self.assertExits0(subscriber)
+        # Every fixture has a key (a device or an organization).
+        self.assertPrinted(subscriber, first[1:] + [again, live])
+
 
 class PythonExamplesTest(ExampleTestCase):
     """clients/python: subscriber.py and group_consumer.py on stubs that
@@ -242,25 +264,9 @@ class PythonExamplesTest(ExampleTestCase):
         self.assertResumed(subscriber, answers)
 
     def test_subscriber_from_a_snapshot_prints_the_newest_of_each_type_then_changes(self):
-        hookfan = self.start_hookfan()
-        first = [hookfan.post(f) for f in FIXTURES]
-
-        def anew(fixture):
-            """The fixture sent anew: a new webhook, not a retry (a duplicate)."""
-            path = Path(self.data_dir) / fixture.name
-            path.write_bytes(fixture.read_bytes() + b"\n")
-            return hookfan.post(path)
-
-        again = anew(FIXTURES[0])  # supersedes first[0]
-        subscriber = self.start_example("subscriber.py", hookfan, "--from", "snapshot",
-                                        "--max", str(len(FIXTURES) + 1))
-        self.assertTrue(subscriber.wait_until(lambda: len(subscriber.lines) == len(FIXTURES)),
-                        subscriber.report())
-        live = anew(FIXTURES[1])
-        self.assertExits0(subscriber)
-        # Events with a key (a device or an organization): the newest of
-        # each (key, type), in sequence order, then the live one.
-        self.assertPrinted(subscriber, first[1:] + [again, live])
+        self.assertSnapshotThenChanges(
+            lambda hookfan, count: self.start_example("subscriber.py", hookfan, "--from",
+                                                      "snapshot", "--max", str(count)))
 
 
 class NodeExampleTest(ExampleTestCase):
@@ -296,6 +302,13 @@ class NodeExampleTest(ExampleTestCase):
         answers = [hookfan.post(f) for f in FIXTURES]
         self.assertExits0(subscriber)
         self.assertPrinted(subscriber, answers)
+
+    def test_subscriber_from_a_snapshot_prints_the_newest_of_each_type_then_changes(self):
+        self.install_packages()
+        self.assertSnapshotThenChanges(
+            lambda hookfan, count: self.start(Process, [
+                "node", self.node_dir / "subscriber.js", "--server", hookfan.grpc, "--from",
+                "snapshot", "--max", str(count)]))
 
     def test_subscriber_resumes_after_a_crash_without_gap_or_duplicate(self):
         self.install_packages()

@@ -661,6 +661,49 @@ TEST_F(GrpcServiceTest, GetEventOutsideGrantIsPermissionDenied) {
   }
 }
 
+// GetLatest and ListKeys are authorized like Subscribe, before the store is
+// asked; a store without the latest view (this memory log) says so.
+TEST_F(GrpcServiceTest, LatestReadsAreAuthorizedLikeSubscribe) {
+  Start({DevicesGrant()});
+  v1::GetLatestRequest get;
+  get.set_key("5f634c11034824062256e38c");
+  v1::GetLatestResponse latest;
+  grpc::Status status = stub_->GetLatest(Context().get(), get, &latest);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  status = stub_->GetLatest(Context("t1").get(), get, &latest);  // every type
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(status.error_message(),
+              ::testing::HasSubstr("client \"devices\" may not receive"));
+  get.add_types("applivery.device.enrolled");
+  status = stub_->GetLatest(Context("t1").get(), get, &latest);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("keeps no latest event per key"));
+  get.add_types("applivery..bad");
+  status = stub_->GetLatest(Context("t1").get(), get, &latest);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::ListKeysRequest list;
+  list.mutable_filter()->add_types("applivery.>");
+  v1::ListKeysResponse keys;
+  status = stub_->ListKeys(Context("t1").get(), list, &keys);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(status.error_message(),
+            "client \"devices\" may not receive \"applivery.>\" (granted: "
+            "applivery.device.*)");
+  list.mutable_filter()->set_types(0, "applivery.device.*");
+  status = stub_->ListKeys(Context("t1").get(), list, &keys);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  v1::SubscribeRequest snapshot;
+  snapshot.mutable_filter()->add_types("applivery.device.*");
+  snapshot.mutable_start()->set_snapshot(true);
+  auto context = Context("t1");
+  auto stream = stub_->Subscribe(context.get(), snapshot);
+  v1::SubscribeResponse response;
+  EXPECT_FALSE(stream->Read(&response));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
 // Consume is authorized like Subscribe, on the open request's filter.
 TEST_F(GrpcServiceTest, ConsumeBeyondGrantIsPermissionDenied) {
   Start({DevicesGrant()});

@@ -41,7 +41,8 @@ bool Subscriber::Open() {
   // Cut off inside a snapshot: a new snapshot holds what this one had yet
   // to send (an entry superseded since comes later, live), and Next skips
   // what was already handed out.
-  const bool inside_snapshot = options_.start.position_case() == v1::StartPosition::kSnapshot && resume < snapshot_through_;
+  const bool inside_snapshot =
+      options_.start.position_case() == v1::StartPosition::kSnapshot && resume < snapshot_through_;
   if (resume > 0 && !inside_snapshot) {
     request.mutable_start()->set_after_sequence(resume);
   } else {

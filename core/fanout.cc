@@ -110,7 +110,6 @@ absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
       if (start.after_sequence() + 1 < first) {
         return NoLongerHeld(start.after_sequence() + 1, first);
       }
-      state->cursor = start.after_sequence();
       break;
     }
     case v1::StartPosition::kAtTime: {

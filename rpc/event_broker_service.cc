@@ -641,10 +641,7 @@ grpc::ServerUnaryReactor* EventBrokerService::ListKeys(
     for (const EventPtr& e : key.events) {
       if (filter->Matches(e->event)) matching.push_back(&e->event);
     }
-    if (matching.empty()) continue;
-    std::sort(matching.begin(), matching.end(), [](const v1::Event* a, const v1::Event* b) {
-      return a->sequence() < b->sequence();
-    });
+    if (matching.empty()) continue;  // in sequence order, as ListLatest returns them
     v1::KeyState* state = response->add_keys();
     state->set_key(key.key);
     state->set_last_sequence(matching.back()->sequence());

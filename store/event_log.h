@@ -85,7 +85,7 @@ class CommitListener {
 // One key's entries in the latest view (see EventLog::GetLatest).
 struct KeyLatest {
   std::string key;
-  std::vector<EventPtr> events;  // its newest event of each type, by type
+  std::vector<EventPtr> events;  // its newest event of each type, in sequence order
 };
 
 // The error of the latest-view calls on a store that keeps no such view.
@@ -181,14 +181,14 @@ class EventLog {
   virtual absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) = 0;
 
   // The latest view: for each (Event.key, type) with a non-empty key, the
-  // newest event appended. A store that keeps it updates it in the append's
-  // own commit, so the view is never behind the log, even after a crash.
-  // Stores that keep none fail these three calls with kFailedPrecondition
+  // newest event appended. A store that keeps it answers from it as of its
+  // published sequences, never behind the log, a crash included. Stores that
+  // keep none fail the three calls below with kFailedPrecondition
   // (NoLatestViewError).
   //
   // OK when the store keeps the view, else that error. Cheap (no I/O).
   virtual absl::Status LatestView() const;
-  //
+
   // ReadLatest returns the view's events with a sequence in [from, through]
   // (through is capped at LastSequence()), in sequence order, at most
   // `max_events`. An entry superseded meanwhile has moved above `through`

@@ -744,10 +744,16 @@ absl::Status SqliteEventLog::LatestView() const {
   return NoLatestViewError("it was started with --latest-view=false");
 }
 
-SqliteEventLog::LatestOverlay SqliteEventLog::CopyOverlay(uint64_t* generation) const {
+SqliteEventLog::LatestOverlay SqliteEventLog::CopyOverlay(const std::string_view* keep,
+                                                          uint64_t* generation) const {
   std::lock_guard lock(overlay_mu_);
   *generation = overlay_generation_;
-  return overlay_;
+  if (keep == nullptr) return overlay_;
+  LatestOverlay copy;
+  for (const auto& [key_type, sequence] : overlay_) {
+    if (key_type.first == *keep) copy.emplace(key_type, sequence);
+  }
+  return copy;
 }
 
 uint64_t SqliteEventLog::OverlayGeneration() const {
@@ -832,10 +838,10 @@ std::string ColumnText(sqlite3_stmt* stmt, int column) {
 // copy and the read could make the copy stale, so ReadView reads again when
 // the overlay's generation moved.
 template <typename ReadFn>
-auto SqliteEventLog::ReadView(ReadFn read) {
+auto SqliteEventLog::ReadView(ReadFn read, const std::string_view* key) {
   for (;;) {
     uint64_t generation;
-    const LatestOverlay overlay = CopyOverlay(&generation);
+    const LatestOverlay overlay = CopyOverlay(key, &generation);
     ReaderLease reader(this);
     auto result = read(overlay, *reader.operator->());
     if (!result.ok() || OverlayGeneration() == generation) return result;
@@ -890,9 +896,9 @@ absl::StatusOr<std::vector<EventPtr>> SqliteEventLog::GetLatest(std::string_view
   const uint64_t last = LastSequence();
   return ReadView([&](const LatestOverlay& overlay, ReadConnection& reader)
                       -> absl::StatusOr<std::vector<EventPtr>> {
-    std::vector<uint64_t> sequences;
+    std::vector<uint64_t> sequences;  // the overlay holds this key's entries only
     for (const auto& [key_type, sequence] : overlay) {
-      if (key_type.first == key && sequence <= last) sequences.push_back(sequence);
+      if (sequence <= last) sequences.push_back(sequence);
     }
     {
       Query query(reader.latest_of_key.get());
@@ -910,7 +916,7 @@ absl::StatusOr<std::vector<EventPtr>> SqliteEventLog::GetLatest(std::string_view
     }
     std::sort(sequences.begin(), sequences.end());
     return EventsAt(reader, sequences, path_);
-  });
+  }, &key);
 }
 
 absl::StatusOr<std::vector<KeyLatest>> SqliteEventLog::ListLatest(std::string_view after_key,

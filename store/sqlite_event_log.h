@@ -178,14 +178,16 @@ class SqliteEventLog final : public EventLog {
     std::string type;
     uint64_t sequence;
   };
-  // For readers: a copy of the overlay and its generation (which changes
-  // when a checkpoint empties it).
-  LatestOverlay CopyOverlay(uint64_t* generation) const;
+  // For readers: a copy of the overlay's entries whose key `keep` accepts
+  // (all when null) and its generation (which changes when a checkpoint
+  // empties it).
+  LatestOverlay CopyOverlay(const std::string_view* keep, uint64_t* generation) const;
   uint64_t OverlayGeneration() const;
   // Calls read(overlay copy, read connection) until no checkpoint moved the
-  // overlay meanwhile; returns its result (or its first error).
+  // overlay meanwhile; returns its result (or its first error). With `key`,
+  // the copy holds that key's entries only.
   template <typename ReadFn>
-  auto ReadView(ReadFn read);
+  auto ReadView(ReadFn read, const std::string_view* key = nullptr);
   // Writes the overlay and the pending entries to the view's table and
   // marks it current through `through`. In the writer's transaction.
   absl::Status CheckpointLatest(uint64_t through);

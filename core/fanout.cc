@@ -73,16 +73,19 @@ absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
   // lock below so no commit slips between reading and registering.
   bool latest = false;
   bool snapshot = false;
+  uint64_t view_through = 0;  // a snapshot's: where the view stands
   switch (start.position_case()) {
     case v1::StartPosition::POSITION_NOT_SET:
     case v1::StartPosition::kLatest:
       latest = true;
       break;
-    case v1::StartPosition::kSnapshot:
+    case v1::StartPosition::kSnapshot: {
       // Refused now, not at the first Poll, when the store keeps no view.
       RETURN_IF_ERROR(log_->LatestView());
+      ASSIGN_OR_RETURN(view_through, log_->LatestThrough());
       latest = snapshot = true;
       break;
+    }
     case v1::StartPosition::kEarliest: {
       ASSIGN_OR_RETURN(uint64_t first, log_->FirstSequence());
       state->cursor = first - 1;
@@ -129,9 +132,10 @@ absl::StatusOr<std::unique_ptr<Subscription>> Fanout::Subscribe(
   MutexLock lock(&mu_);
   if (shutdown_) return ShuttingDownError();
   if (latest) state->cursor = last_committed_;
-  // The snapshot covers what is committed now; live delivery follows it.
+  // The snapshot covers what is committed now, or what the view holds
+  // where it trails the log; live delivery follows it.
   if (snapshot) {
-    state->snapshot_through = state->cursor;
+    state->snapshot_through = std::min(state->cursor, view_through);
     state->cursor = 0;
   }
   states_.insert(state);

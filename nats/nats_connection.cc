@@ -303,16 +303,17 @@ absl::Status NatsConnection::LimitStreamBytes(const std::string& stream, int64_t
   return status;
 }
 
-absl::StatusOr<EventPtr> NatsConnection::DecodeEvent(natsMsg* msg) {
+absl::StatusOr<EventPtr> NatsConnection::DecodeEvent(natsMsg* msg, const char* sequence_header) {
   uint64_t sequence = 0;
   jsMsgMetaData* meta = nullptr;
-  if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+  if (sequence_header == nullptr && natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
     sequence = meta->Sequence.Stream;
     jsMsgMetaData_Destroy(meta);
   } else {
     nats_GetLastError(nullptr);  // not a JetStream delivery: a direct get
     const char* value = nullptr;
-    if (natsMsgHeader_Get(msg, "Nats-Sequence", &value) != NATS_OK ||
+    if (natsMsgHeader_Get(msg, sequence_header != nullptr ? sequence_header : "Nats-Sequence",
+                          &value) != NATS_OK ||
         !absl::SimpleAtoi(value, &sequence)) {
       return absl::DataLossError(
           absl::StrCat("message on ", natsMsg_GetSubject(msg), " carries no stream sequence"));

@@ -42,16 +42,19 @@ struct NatsOptions {
   std::string tls_key_file;
   absl::Duration request_timeout = absl::Seconds(5);  // of every JetStream call
   std::string name = "hookfan";  // connection name the server shows
+  // Keep the latest view (NatsLatestView) in the stream "<stream>_LATEST".
+  bool latest_view = true;
 
   // The byte limits of the streams hookfan keeps next to the events stream,
   // derived from its max_bytes so that one flag bounds what hookfan puts on
   // JetStream's disk: the AppendOnce key bucket may take a quarter of it,
-  // the dead letters an eighth and the device directory a sixty-fourth
-  // (89/64, under 1.4 x max_bytes in all; each at least 1 MiB). -1 (no
-  // limit) when max_bytes has none.
+  // the dead letters an eighth, the device directory a sixty-fourth and
+  // the latest view a quarter (105/64, under 1.7 x max_bytes in all; each
+  // at least 1 MiB). -1 (no limit) when max_bytes has none.
   int64_t dedup_max_bytes() const { return ShareOfMaxBytes(4); }
   int64_t dead_letter_max_bytes() const { return ShareOfMaxBytes(8); }
   int64_t device_max_bytes() const { return ShareOfMaxBytes(64); }
+  int64_t latest_view_max_bytes() const { return ShareOfMaxBytes(4); }
   int64_t ShareOfMaxBytes(int64_t divisor) const {
     return max_bytes > 0 ? std::max<int64_t>(max_bytes / divisor, 1 << 20) : -1;
   }
@@ -174,8 +177,10 @@ class NatsConnection {
 
   // Decodes an event message of the events stream: a JetStream delivery
   // (sequence from its metadata) or a direct-get reply (from the
-  // Nats-Sequence header). Errors: kDataLoss if it does not decode.
-  static absl::StatusOr<EventPtr> DecodeEvent(natsMsg* msg);
+  // Nats-Sequence header); or, given `sequence_header`, a message carrying
+  // the event's sequence in that header. Errors: kDataLoss if it does not
+  // decode.
+  static absl::StatusOr<EventPtr> DecodeEvent(natsMsg* msg, const char* sequence_header = nullptr);
 
   // Destroys `sub` (a subscription on this connection; null is a no-op),
   // freeing it only once the read loop can no longer hand it a message;

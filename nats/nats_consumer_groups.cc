@@ -833,7 +833,7 @@ absl::Status NatsConsumerGroups::EnsureGroup(const v1::ConsumerOpen& open,
         cc.DeliverPolicy = cc.OptStartTime > 0 ? js_DeliverByStartTime : js_DeliverAll;
         break;
       case v1::StartPosition::kSnapshot:
-        return NatsEventLog::NoLatestView();
+        return NatsEventLog::NoGroupSnapshot();
       default:
         cc.DeliverPolicy = js_DeliverNew;
     }

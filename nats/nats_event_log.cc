@@ -3,6 +3,7 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -212,7 +213,14 @@ std::map<std::string, uint64_t> RefusalLog::Counts() const {
 
 std::map<std::string, uint64_t> NatsEventLog::RefusalCounts() const { return refusals_.Counts(); }
 
-NatsEventLog::NatsEventLog(NatsConnection* connection) : connection_(connection) {}
+NatsEventLog::NatsEventLog(NatsConnection* connection) : connection_(connection) {
+  if (connection->options().latest_view) {
+    view_ = std::make_unique<NatsLatestView>(
+        connection, [this](uint64_t from, size_t max_events) {
+          return Read(from, max_events, std::numeric_limits<size_t>::max());
+        });
+  }
+}
 
 absl::Status NatsEventLog::SubscribeOrdered(uint64_t from_sequence, absl::Time from_time,
                                             absl::Duration heartbeat,
@@ -301,6 +309,7 @@ void NatsEventLog::MarkOpened() {
     MutexLock lock(&tail_mu_);
     last = tail_passed_;
   }
+  if (view_ != nullptr) view_->Start();
   {
     MutexLock lock(&listener_mu_);
     opened_.Notify();
@@ -376,14 +385,17 @@ absl::Status NatsEventLog::Setup() {
   RETURN_IF_ERROR(OpenBucket(connection_, DedupBucket(o), "hookfan AppendOnce keys",
                              o.dedup_max_age, o.dedup_max_bytes()));
   // No TTL: a device is remembered after its events are gone.
-  return OpenBucket(connection_, DeviceBucket(o), "hookfan device directory: UDID to serial number",
-                    absl::ZeroDuration(), o.device_max_bytes());
+  RETURN_IF_ERROR(OpenBucket(connection_, DeviceBucket(o),
+                             "hookfan device directory: UDID to serial number",
+                             absl::ZeroDuration(), o.device_max_bytes()));
+  return view_ != nullptr ? view_->Setup() : absl::OkStatus();
 }
 
 NatsEventLog::~NatsEventLog() {
   stop_.Notify();
   if (tail_.joinable()) tail_.join();
   if (probe_.joinable()) probe_.join();
+  view_.reset();  // its writer reads the log
   connection_->RemoveListener(connection_listener_);
 }
 
@@ -845,6 +857,39 @@ absl::StatusOr<uint64_t> NatsEventLog::SequenceAtTime(absl::Time t) {
   return event == nullptr ? LastSequence() + 1 : event->event.sequence();
 }
 
+absl::Status NatsEventLog::LatestView() const {
+  if (view_ == nullptr) return NoLatestViewError("the store was opened with --latest-view=false");
+  return Opened();
+}
+
+absl::Status NatsEventLog::NoGroupSnapshot() {
+  return absl::FailedPreconditionError(
+      "consumer groups on the NATS JetStream store cannot start from a snapshot; subscribe "
+      "with a snapshot start instead, or use the SQLite store");
+}
+
+absl::StatusOr<uint64_t> NatsEventLog::LatestThrough() {
+  RETURN_IF_ERROR(LatestView());
+  return view_->Through();
+}
+
+absl::StatusOr<std::vector<EventPtr>> NatsEventLog::ReadLatest(uint64_t from, uint64_t through,
+                                                               size_t max_events) {
+  RETURN_IF_ERROR(LatestView());
+  return view_->ReadLatest(from, std::min(through, LastSequence()), max_events);
+}
+
+absl::StatusOr<std::vector<EventPtr>> NatsEventLog::GetLatest(std::string_view key) {
+  RETURN_IF_ERROR(LatestView());
+  return view_->GetLatest(key);
+}
+
+absl::StatusOr<std::vector<KeyLatest>> NatsEventLog::ListLatest(std::string_view after_key,
+                                                                size_t max_keys) {
+  RETURN_IF_ERROR(LatestView());
+  return view_->ListLatest(after_key, max_keys);
+}
+
 void NatsEventLog::SetCommitListener(CommitListener* listener) {
   uint64_t last;
   {
@@ -953,6 +998,7 @@ void NatsEventLog::TailLoop() {
         MutexLock lock(&listener_mu_);
         if (listener_ != nullptr) listener_->OnCommit(batch);
       }
+      if (view_ != nullptr) view_->Offer(batch);
       MutexLock lock(&tail_mu_);
       tail_passed_ = batch.back()->event.sequence();
     }

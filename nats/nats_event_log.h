@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "store/event_log.h"
 #include "nats/nats_connection.h"
+#include "nats/nats_latest_view.h"
 #include "common/sync.h"
 
 namespace hookfan::broker {
@@ -58,7 +59,8 @@ class RefusalLog {
 // event of type T is one message on "<prefix>.T" whose data is the Event
 // protobuf without its sequence, with the event id as Nats-Msg-Id. The
 // JetStream stream sequence is the event's sequence. AppendOnce keys live
-// in the key-value bucket "<stream>_DEDUP".
+// in the key-value bucket "<stream>_DEDUP"; the latest view in the stream
+// "<stream>_LATEST" (NatsLatestView).
 //
 // Open() returns at once when NATS does not answer yet: the log then opens
 // in the background (Opened() and Ready() say "waiting for NATS at …" and
@@ -119,11 +121,17 @@ class NatsEventLog : public EventLog {
   // Answers from memory for a UDID this replica wrote or read before (a
   // UDID's serial number does not change), else from the bucket.
   absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) override;
-  // The latest view (snapshots, GetLatest, ListKeys) is SQLite's only so far.
-  absl::Status LatestView() const override { return NoLatestView(); }
-  static absl::Status NoLatestView() {
-    return NoLatestViewError("the NATS JetStream store does not keep one yet");
-  }
+  // The latest view (snapshots, GetLatest, ListKeys): NatsLatestView, which
+  // trails the log by its writer's lag; LatestThrough says how far it goes.
+  absl::Status LatestView() const override;
+  absl::StatusOr<uint64_t> LatestThrough() override;
+  absl::StatusOr<std::vector<EventPtr>> ReadLatest(uint64_t from, uint64_t through,
+                                                   size_t max_events) override;
+  absl::StatusOr<std::vector<EventPtr>> GetLatest(std::string_view key) override;
+  absl::StatusOr<std::vector<KeyLatest>> ListLatest(std::string_view after_key,
+                                                    size_t max_keys) override;
+  // Consumer groups on this store cannot start from a snapshot.
+  static absl::Status NoGroupSnapshot();
   void SetCommitListener(CommitListener* listener) override;
   absl::Status Ready() const override;
   absl::Status Opened() const override;
@@ -198,6 +206,9 @@ class NatsEventLog : public EventLog {
   Mutex devices_mu_;
   // What this replica knows of the device directory: UDID to serial number.
   absl::flat_hash_map<std::string, std::string> serial_numbers_ ABSL_GUARDED_BY(devices_mu_);
+  // The latest view (null with NatsOptions::latest_view off), fed by the
+  // tail; its writer starts when the log opens.
+  std::unique_ptr<NatsLatestView> view_;
   Notification stop_;
   std::thread tail_;
   std::thread probe_;

@@ -543,10 +543,13 @@ absl::Status App::OpenStore(std::string* store) {
   ASSIGN_OR_RETURN(const StoreLocation location,
                    ParseStoreLocation(config_.store, config_.data_dir));
   if (location.kind == StoreLocation::Kind::kNats) {
-    if (config_.retention.keep_latest) {
-      return absl::InvalidArgumentError(
-          "--retention-keep-latest needs the SQLite store: the NATS store keeps no latest view yet");
+    // The NATS store's latest view keeps its own copy of each key's newest
+    // events: the stream's limits never take them (--retention-keep-latest
+    // is what it does anyway), unless there is no view.
+    if (config_.retention.keep_latest && !config_.latest_view) {
+      return absl::InvalidArgumentError("--retention-keep-latest needs --latest-view");
     }
+    config_.nats.latest_view = config_.latest_view;
     ASSIGN_OR_RETURN(config_.nats.servers, broker::ParseNatsServers(config_.store));
     config_.nats.max_age = config_.retention.max_age;
     config_.nats.max_bytes = config_.retention.max_bytes > 0 ? config_.retention.max_bytes : -1;
@@ -555,7 +558,7 @@ absl::Status App::OpenStore(std::string* store) {
       // nats-server 2.9 with a full store stops answering, and freeing
       // space does not bring it back: only a restart does.
       log::Warn("the NATS store has no byte limit; set --retention-max-bytes so that hookfan's "
-                "streams (under 1.4 times it) stay under JetStream's max_file_store",
+                "streams (under 1.7 times it) stay under JetStream's max_file_store",
                 {{"stream", config_.nats.stream}});
     }
     ASSIGN_OR_RETURN(nats_, broker::NatsConnection::Connect(config_.nats));

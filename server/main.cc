@@ -41,11 +41,12 @@ ABSL_FLAG(int64_t, retention_max_events, 0,
           "Env HOOKFAN_RETENTION_MAX_EVENTS.");
 ABSL_FLAG(bool, retention_keep_latest, false,
           "Compacted retention: the limits above never delete the newest event of a "
-          "(key, type), so snapshots stay complete (SQLite store). "
+          "(key, type), so snapshots stay complete (the NATS store's view keeps its own copy: "
+          "always so there). "
           "Env HOOKFAN_RETENTION_KEEP_LATEST.");
 ABSL_FLAG(bool, latest_view, true,
           "Keep the newest event of each (key, type) for snapshot subscriptions, GetLatest and "
-          "ListKeys (SQLite store; one row per key and type, written with each append). "
+          "ListKeys (SQLite: a table, kept with the appends; NATS: the stream <stream>_LATEST). "
           "Env HOOKFAN_LATEST_VIEW.");
 ABSL_FLAG(std::string, nats_stream, "HOOKFAN",
           "JetStream stream of the events (created if missing). Env HOOKFAN_NATS_STREAM.");

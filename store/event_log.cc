@@ -1,6 +1,7 @@
 #include "store/event_log.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace hookfan::broker {
 
@@ -36,6 +37,11 @@ absl::Status NoLatestViewError(std::string_view why) {
 
 absl::Status EventLog::LatestView() const {
   return NoLatestViewError("its store does not support it");
+}
+
+absl::StatusOr<uint64_t> EventLog::LatestThrough() {
+  RETURN_IF_ERROR(LatestView());
+  return LastSequence();
 }
 
 absl::StatusOr<std::vector<EventPtr>> EventLog::ReadLatest(uint64_t, uint64_t, size_t) {

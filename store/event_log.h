@@ -188,6 +188,11 @@ class EventLog {
   //
   // OK when the store keeps the view, else that error. Cheap (no I/O).
   virtual absl::Status LatestView() const;
+  // The sequence up to which the view holds every event: a snapshot taken
+  // now covers the log up to it. LastSequence() where the view is kept in
+  // the append's transaction; less where it trails the log (NATS).
+  // Errors: as LatestView, or as Read.
+  virtual absl::StatusOr<uint64_t> LatestThrough();
 
   // ReadLatest returns the view's events with a sequence in [from, through]
   // (through is capped at LastSequence()), in sequence order, at most

@@ -695,31 +695,57 @@ TEST_F(NatsE2ETest, RetentionMaxBytesBoundsEveryStreamHookfanKeeps) {
   EXPECT_EQ(max_bytes("KV_HOOKFAN_DEDUP"), int64_t{16} << 20);
   EXPECT_EQ(max_bytes("HOOKFAN_DEAD"), int64_t{8} << 20);
   EXPECT_EQ(max_bytes("KV_HOOKFAN_DEVICES"), int64_t{1} << 20);
+  EXPECT_EQ(max_bytes("HOOKFAN_LATEST"), int64_t{16} << 20);
   jsCtx_Destroy(js);
   natsConnection_Destroy(nc);
 }
 
 // Snapshots need the latest view, which only the SQLite store keeps so far:
 // a replica on NATS says so instead of starting somewhere else.
-TEST_F(NatsE2ETest, SnapshotsAndLatestReadsAreRefusedWithTheReason) {
+// Snapshots and latest reads work on NATS (snapshot_e2e_test.cc); what
+// they cannot do there is refused with the reason: a consumer group that
+// starts from a snapshot, and any of them on a replica without the view.
+TEST_F(NatsE2ETest, WhatTheLatestViewCannotDoOnNatsIsRefusedWithTheReason) {
   auto replica = StartReplica();
   auto stub = replica->NewStub();
+  {
+    grpc::ClientContext context;
+    auto stream = stub->Consume(&context);
+    v1::ConsumeRequest open;
+    open.mutable_open()->set_group("inventory");
+    open.mutable_open()->mutable_start()->set_snapshot(true);
+    ASSERT_TRUE(stream->Write(open));
+    stream->WritesDone();
+    v1::ConsumeResponse response;
+    while (stream->Read(&response)) {
+    }
+    grpc::Status status = stream->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_THAT(status.error_message(),
+                ::testing::HasSubstr("consumer groups on the NATS JetStream store cannot start "
+                                     "from a snapshot"));
+  }
+
+  HookfanProcess without({.data_dir = MakeTempDir(),
+                          .extra_args = {"--store=" + nats_->url(), "--latest-view=false"}});
+  ASSERT_TRUE(without.Start());
+  auto refused_stub = without.NewStub();
   v1::SubscribeRequest snapshot;
   snapshot.mutable_start()->set_snapshot(true);
-  StreamCollector refused(stub.get(), snapshot);
+  StreamCollector refused(refused_stub.get(), snapshot);
   grpc::Status status = refused.WaitForEnd();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_THAT(status.error_message(),
-              ::testing::HasSubstr("the NATS JetStream store does not keep one yet"));
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("--latest-view=false"));
   grpc::ClientContext context;
   v1::GetLatestRequest get;
   get.set_key("5f634c11034824062256e38c");
   v1::GetLatestResponse latest;
-  EXPECT_EQ(stub->GetLatest(&context, get, &latest).error_code(),
+  EXPECT_EQ(refused_stub->GetLatest(&context, get, &latest).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
 
   HookfanProcess compacted({.data_dir = MakeTempDir(),
-                            .extra_args = {"--store=" + nats_->url(), "--retention-keep-latest"}});
+                            .extra_args = {"--store=" + nats_->url(), "--latest-view=false",
+                                           "--retention-keep-latest"}});
   EXPECT_FALSE(compacted.Start());
 }
 

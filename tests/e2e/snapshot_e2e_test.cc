@@ -1,6 +1,7 @@
-// Current state on connect, against the real binary: snapshot
-// subscriptions while senders post, GetLatest and ListKeys, and compacted
-// retention across a restart.
+// Current state on connect, against the real binary on either store:
+// snapshot subscriptions while senders post, GetLatest and ListKeys, and
+// compacted retention across a restart. On NATS, webhooks go to one replica
+// and reads to another.
 
 #include <httplib.h>
 
@@ -17,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/e2e/hookfan_process.h"
+#include "tests/nats/nats_server.h"
 
 namespace hookfan::testing {
 namespace {
@@ -47,12 +49,57 @@ v1::SubscribeRequest FromSnapshot() {
   return request;
 }
 
-TEST(SnapshotE2ETest, ASnapshotStartedWhileFourSendersPostSeesEveryLaterEventOnce) {
-  HookfanProcess hookfan({.data_dir = MakeTempDir()});
-  ASSERT_TRUE(hookfan.Start());
+enum class Store { kSqlite, kNats };
+
+class SnapshotE2ETest : public ::testing::TestWithParam<Store> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Store::kNats) {
+      nats_ = std::make_unique<NatsServer>(MakeTempDir());
+      ASSERT_TRUE(nats_->Start());
+    }
+  }
+
+  // A replica: on NATS, every one shares the test's stream.
+  std::unique_ptr<HookfanProcess> StartReplica(std::vector<std::string> extra_args = {},
+                                               std::string data_dir = "") {
+    if (nats_ != nullptr) extra_args.push_back("--store=" + nats_->url());
+    auto replica = std::make_unique<HookfanProcess>(HookfanProcess::Options{
+        .data_dir = data_dir.empty() ? MakeTempDir() : data_dir, .extra_args = extra_args});
+    EXPECT_TRUE(replica->Start());
+    return replica;
+  }
+
+  // Waits until `key`'s newest event in the latest view has `sequence`
+  // (the NATS view trails the log by its writer's lag).
+  static bool ViewReaches(const HookfanProcess& replica, const std::string& key,
+                          uint64_t sequence) {
+    auto stub = replica.NewStub();
+    return Eventually(
+        [&] {
+          grpc::ClientContext context;
+          v1::GetLatestRequest get;
+          get.set_key(key);
+          v1::GetLatestResponse latest;
+          return stub->GetLatest(&context, get, &latest).ok() && latest.events_size() > 0 &&
+                 latest.events(latest.events_size() - 1).sequence() == sequence;
+        },
+        absl::Seconds(20));
+  }
+
+  std::unique_ptr<NatsServer> nats_;
+};
+
+TEST_P(SnapshotE2ETest, ASnapshotStartedWhileFourSendersPostSeesEveryLaterEventOnce) {
+  std::unique_ptr<HookfanProcess> sender = StartReplica();
+  std::unique_ptr<HookfanProcess> reader =
+      nats_ != nullptr ? StartReplica() : std::unique_ptr<HookfanProcess>();
+  const HookfanProcess& hookfan = *sender;
   const uint64_t preloaded = PostDevices(hookfan, 100, 2);  // 400 events, 200 (key, type)
   ASSERT_EQ(preloaded, 400u);
-  auto stub = hookfan.NewStub();
+  const HookfanProcess& reading = reader != nullptr ? *reader : hookfan;
+  ASSERT_TRUE(ViewReaches(reading, DeviceId(99), 400));
+  auto stub = reading.NewStub();
   v1::SubscribeRequest everything;
   everything.mutable_start()->set_earliest(true);
   StreamCollector log(stub.get(), everything);
@@ -113,23 +160,22 @@ TEST(SnapshotE2ETest, ASnapshotStartedWhileFourSendersPostSeesEveryLaterEventOnc
   EXPECT_EQ(fold.size(), 201u);
 }
 
-TEST(SnapshotE2ETest, CompactedRetentionKeepsTheCurrentStateAcrossARestart) {
+TEST_P(SnapshotE2ETest, CompactedRetentionKeepsTheCurrentStateAcrossARestart) {
   const std::string dir = MakeTempDir();
-  HookfanProcess::Options options{
-      .data_dir = dir,
-      .extra_args = {"--retention-max-events=50", "--retention-keep-latest"}};
+  const std::vector<std::string> args = {"--retention-max-events=50", "--retention-keep-latest"};
   {
-    HookfanProcess hookfan(options);
-    ASSERT_TRUE(hookfan.Start());
-    PostDevices(hookfan, 20, 1);  // 40 events: 20 devices x 2 types
-    ASSERT_EQ(PostDevices(hookfan, 1, 50), 140u);  // device 0 churns
-    EXPECT_TRUE(Eventually([&] { return Metric(hookfan, "hookfan_log_first_sequence") == 91; },
+    std::unique_ptr<HookfanProcess> first = StartReplica(args, dir);
+    PostDevices(*first, 20, 1);  // 40 events: 20 devices x 2 types
+    ASSERT_EQ(PostDevices(*first, 1, 50), 140u);  // device 0 churns
+    EXPECT_TRUE(Eventually([&] { return Metric(*first, "hookfan_log_first_sequence") == 91; },
                            absl::Seconds(20)));
-    EXPECT_EQ(hookfan.Terminate(), 0);
+    ASSERT_TRUE(ViewReaches(*first, DeviceId(0), 140));
+    EXPECT_EQ(first->Terminate(), 0);
   }
-  HookfanProcess hookfan(options);
-  ASSERT_TRUE(hookfan.Start());
-  EXPECT_EQ(Metric(hookfan, "hookfan_log_first_sequence"), 91);
+  std::unique_ptr<HookfanProcess> restarted = StartReplica(args, dir);
+  const HookfanProcess& hookfan = *restarted;
+  EXPECT_TRUE(Eventually([&] { return Metric(hookfan, "hookfan_log_first_sequence") == 91; },
+                         absl::Seconds(20)));
   auto stub = hookfan.NewStub();
 
   // The snapshot still names every device's two types.
@@ -220,6 +266,11 @@ TEST(SnapshotE2ETest, CompactedRetentionKeepsTheCurrentStateAcrossARestart) {
   ASSERT_EQ(lines.size(), 40u) << tail.output;
   EXPECT_EQ(nlohmann::json::parse(lines.back())["sequence"], "140");
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, SnapshotE2ETest, ::testing::Values(Store::kSqlite, Store::kNats),
+                         [](const ::testing::TestParamInfo<Store>& info) {
+                           return info.param == Store::kNats ? "Nats" : "Sqlite";
+                         });
 
 }  // namespace
 }  // namespace hookfan::testing

@@ -6,9 +6,11 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <latch>
+#include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -341,6 +343,148 @@ TEST_F(NatsEventLogTest, SurvivesANatsRestart) {
   EXPECT_EQ(log->Ready(), absl::OkStatus());
   EXPECT_EQ(after[0].sequence(), 2u);
   EXPECT_THAT(seen.WaitForEvents(2), ElementsAre("before", "after"));
+}
+
+// ---- The latest view (NatsLatestView) ----
+
+v1::Event KeyedEvent(std::string id, std::string key, std::string type) {
+  v1::Event event = NewEvent(std::move(id), std::move(type));
+  event.set_key(std::move(key));
+  return event;
+}
+
+std::vector<uint64_t> Sequences(const std::vector<EventPtr>& events) {
+  std::vector<uint64_t> out;
+  for (const EventPtr& e : events) out.push_back(e->event.sequence());
+  return out;
+}
+
+// Waits until the view holds every event up to the log's last one.
+bool ViewCaughtUp(NatsEventLog* log, uint64_t last) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    if (log->LatestThrough().value_or(0) >= last) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return false;
+}
+
+void AppendAll(NatsEventLog* log, std::vector<v1::Event> events) {
+  for (v1::Event& e : events) ASSERT_EQ(log->Append(absl::MakeSpan(&e, 1)), absl::OkStatus());
+}
+
+TEST_F(NatsEventLogTest, LatestViewHoldsTheNewestEventOfEachKeyAndType) {
+  NatsEventLog* log = OpenLog();
+  ASSERT_NE(log, nullptr);
+  ASSERT_EQ(log->LatestView(), absl::OkStatus());
+  AppendAll(log, {KeyedEvent("1", "d1", "t.a"), KeyedEvent("2", "d2", "t.a"),
+                  KeyedEvent("3", "", "t.a"), KeyedEvent("4", "d1", "t.a"),
+                  KeyedEvent("5", "d1", "t.b"), KeyedEvent("6", "d2", "t.a"),
+                  KeyedEvent("7", "", "t.b")});
+  ASSERT_TRUE(ViewCaughtUp(log, 7));  // the last event has no key: a marker says so
+  EXPECT_THAT(Sequences(*log->GetLatest("d1")), ElementsAre(4, 5));
+  EXPECT_THAT(Sequences(*log->GetLatest("d2")), ElementsAre(6));
+  EXPECT_THAT(*log->GetLatest("nobody"), ::testing::IsEmpty());
+  EXPECT_THAT(Sequences(*log->ReadLatest(1, 100, 100)), ElementsAre(4, 5, 6));
+  EXPECT_THAT(Sequences(*log->ReadLatest(5, 5, 100)), ElementsAre(5));
+  EXPECT_THAT(Sequences(*log->ReadLatest(1, 100, 2)), ElementsAre(4, 5));
+  EXPECT_THAT(Sequences(*log->ReadLatest(6, 100, 100)), ElementsAre(6));
+  std::vector<KeyLatest> page = *log->ListLatest("", 1);
+  ASSERT_EQ(page.size(), 1u);
+  EXPECT_EQ(page[0].key, "d1");
+  EXPECT_THAT(Sequences(page[0].events), ElementsAre(4, 5));
+  page = *log->ListLatest("d1", 10);
+  ASSERT_EQ(page.size(), 1u);
+  EXPECT_EQ(page[0].key, "d2");
+  EXPECT_THAT(*log->ListLatest("d2", 10), ::testing::IsEmpty());
+  // Keys of any bytes, and keys that are prefixes of others, sort as bytes.
+  AppendAll(log, {KeyedEvent("8", "d", "t.a"), KeyedEvent("9", std::string("d1\x01.>*", 6), "t.a")});
+  ASSERT_TRUE(ViewCaughtUp(log, 9));
+  std::vector<std::string> keys;
+  page = *log->ListLatest("", 10);
+  for (const KeyLatest& k : page) keys.push_back(k.key);
+  EXPECT_THAT(keys, ElementsAre("d", "d1", std::string("d1\x01.>*", 6), "d2"));
+}
+
+TEST_F(NatsEventLogTest, LatestViewIsOneForAllReplicasAndOutlivesItsWriter) {
+  NatsEventLog* a = OpenLog();
+  NatsEventLog* b = OpenLog();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  // Both replicas append at once; the view is one, in log order.
+  std::map<std::pair<std::string, std::string>, uint64_t> fold;
+  std::thread other([&] {
+    for (int i = 0; i < 150; ++i) {
+      v1::Event e = KeyedEvent(absl::StrCat("b", i), absl::StrCat("k", i % 7), "t.b");
+      ASSERT_EQ(b->Append(absl::MakeSpan(&e, 1)), absl::OkStatus());
+    }
+  });
+  for (int i = 0; i < 150; ++i) {
+    v1::Event e = KeyedEvent(absl::StrCat("a", i), absl::StrCat("k", i % 5), i % 2 ? "t.a" : "t.c");
+    ASSERT_EQ(a->Append(absl::MakeSpan(&e, 1)), absl::OkStatus());
+  }
+  other.join();
+  const uint64_t last = a->LastSequence();
+  ASSERT_EQ(last, 300u);
+  for (uint64_t from = 1; from <= last;) {
+    std::vector<EventPtr> events = *a->Read(from, 100, 1 << 30);
+    ASSERT_FALSE(events.empty());
+    for (const EventPtr& e : events) fold[{e->event.key(), e->event.type()}] = e->event.sequence();
+    from = events.back()->event.sequence() + 1;
+  }
+  auto view_of = [](NatsEventLog* log) {
+    std::map<std::pair<std::string, std::string>, uint64_t> view;
+    std::vector<EventPtr> all = *log->ReadLatest(1, 1000, 1000);
+    for (const EventPtr& e : all) view[{e->event.key(), e->event.type()}] = e->event.sequence();
+    EXPECT_TRUE(std::is_sorted(all.begin(), all.end(), [](const EventPtr& x, const EventPtr& y) {
+      return x->event.sequence() < y->event.sequence();
+    }));
+    EXPECT_EQ(all.size(), view.size());
+    return view;
+  };
+  ASSERT_TRUE(ViewCaughtUp(b, last));
+  EXPECT_EQ(view_of(a), fold);
+  EXPECT_EQ(view_of(b), fold);
+
+  // The replica that wrote the view goes; the other one takes over.
+  logs_.erase(logs_.begin());
+  for (int i = 0; i < 20; ++i) {
+    v1::Event e = KeyedEvent(absl::StrCat("c", i), "k0", "t.a");
+    ASSERT_EQ(b->Append(absl::MakeSpan(&e, 1)), absl::OkStatus());
+  }
+  ASSERT_TRUE(ViewCaughtUp(b, last + 20));
+  EXPECT_THAT(Sequences(*b->GetLatest("k0")).back(), last + 20);
+}
+
+TEST_F(NatsEventLogTest, LatestViewIsBuiltFromEventsStoredBeforeItAndOutlivesTheirTrimming) {
+  NatsOptions options = Options();
+  options.latest_view = false;
+  NatsEventLog* without = OpenLog(options);
+  ASSERT_NE(without, nullptr);
+  EXPECT_THAT(without->GetLatest("d1").status().message(), HasSubstr("--latest-view=false"));
+  for (int i = 0; i < 30; ++i) {
+    v1::Event e = KeyedEvent(absl::StrCat("e", i), absl::StrCat("d", i % 10), "t.a");
+    ASSERT_EQ(without->Append(absl::MakeSpan(&e, 1)), absl::OkStatus());
+  }
+  logs_.clear();
+  // Turned on, the view is built from the stream; then the stream keeps
+  // its last 5 events only, and the view still knows every device.
+  options.latest_view = true;
+  NatsEventLog* log = OpenLog(options);
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(ViewCaughtUp(log, 30));
+  logs_.clear();
+  options.max_events = 5;
+  log = OpenLog(options);
+  ASSERT_NE(log, nullptr);
+  v1::Event e = KeyedEvent("last", "d0", "t.a");
+  ASSERT_EQ(log->Append(absl::MakeSpan(&e, 1)), absl::OkStatus());
+  EXPECT_EQ(*log->FirstSequence(), 27u);
+  ASSERT_TRUE(ViewCaughtUp(log, 31));
+  std::vector<EventPtr> view = *log->ReadLatest(1, 100, 100);
+  EXPECT_THAT(Sequences(view), ElementsAre(22, 23, 24, 25, 26, 27, 28, 29, 30, 31));
+  EXPECT_EQ(view.front()->event.key(), "d1");
+  EXPECT_EQ(view.front()->event.id(), "e21");
 }
 
 }  // namespace

@@ -1,0 +1,125 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/sync.h"
+#include "nats/nats_connection.h"
+#include "store/event_log.h"
+
+namespace hookfan::broker {
+
+// NatsLatestView keeps a NatsEventLog's latest view (EventLog::GetLatest)
+// in a JetStream stream of its own, shared by every replica.
+//
+// Layout: the stream "<stream>_LATEST" takes the subjects
+// "$HOOKFAN.<stream>_LATEST.>" and keeps one message per subject. The
+// newest event of key K and type T is one message on "<…>.k.<hex(K)>.<T>"
+// whose data is the event and whose Hookfan-Through header is its
+// sequence; hex keeps the keys' byte order, so that subjects sort as keys
+// do. The view holds the full events: trimming the events stream (its age,
+// size or count limits) never takes the newest event of a key and type,
+// which is compacted retention on NATS.
+//
+// Every message also says how far the view goes: its Hookfan-Through is
+// the log sequence up to which every event is in the view. A run of events
+// without a key moves that point with one marker message on "<…>.through".
+// The view's last message therefore tells where the view stands.
+//
+// Writers: each message is published with Nats-Expected-Last-Sequence set
+// to the view's last message as its writer read it, so the view's messages
+// are written one after another in log order by whichever writer extended
+// the view last, and a writer that lost a race (another replica wrote
+// first) reads the view again. Every replica runs a writer fed by its own
+// tail; one leads, the others watch and take over when the view stays
+// behind their tail for kTakeOver (a replica gone, a leader cut off). A
+// writer that dies midway leaves a view that is exact up to its last
+// message; the next writer continues after it. The view therefore trails
+// the log by the leader's lag (milliseconds under load), never skips an
+// event, and never goes back.
+//
+// Reads see the view as of its last message: a snapshot taken at Through()
+// is exact (see EventLog::ReadLatest), and GetLatest answers as of it.
+//
+// Thread-safe.
+class NatsLatestView {
+ public:
+  // A follower takes over when the view stayed behind its tail this long.
+  static constexpr absl::Duration kTakeOver = absl::Seconds(1);
+  // At most this many events wait between the tail and the writer; an
+  // overflow costs a read of the log instead.
+  static constexpr size_t kMaxQueued = 4096;
+
+  // Reads the log's events from a sequence on (NatsEventLog::Read).
+  using ReadLog =
+      std::function<absl::StatusOr<std::vector<EventPtr>>(uint64_t from, size_t max_events)>;
+
+  // `connection` must outlive the view.
+  NatsLatestView(NatsConnection* connection, ReadLog read_log);
+  ~NatsLatestView();
+  NatsLatestView(const NatsLatestView&) = delete;
+  NatsLatestView& operator=(const NatsLatestView&) = delete;
+
+  // Creates the view's stream, or applies today's options to it. Errors:
+  // as NatsStatus.
+  absl::Status Setup();
+  // Starts the writer; call once, after Setup succeeded.
+  void Start();
+  // The tail passed `events` on (in log order).
+  void Offer(const std::vector<EventPtr>& events);
+
+  // The log sequence the view holds every event up to.
+  absl::StatusOr<uint64_t> Through();
+  // As EventLog's.
+  absl::StatusOr<std::vector<EventPtr>> ReadLatest(uint64_t from, uint64_t through,
+                                                   size_t max_events);
+  absl::StatusOr<std::vector<EventPtr>> GetLatest(std::string_view key);
+  absl::StatusOr<std::vector<KeyLatest>> ListLatest(std::string_view after_key, size_t max_keys);
+
+  // The view's stream and subjects (for tests and tools).
+  std::string Stream() const;
+  std::string EntrySubject(std::string_view key, std::string_view type) const;
+
+ private:
+  // Where the view stands: its stream's last sequence and the log sequence
+  // it holds every event up to.
+  struct Position {
+    uint64_t view_sequence = 0;
+    uint64_t through = 0;
+  };
+  absl::StatusOr<Position> Load();
+  // The first entry at or after view sequence `at` on subjects `filter`
+  // (nullptr past the end), its view sequence in `*found`.
+  absl::StatusOr<EventPtr> EntryAt(uint64_t at, const std::string& filter, uint64_t* found);
+  // Publishes one message extending the view at `*at`; `lost_race` if
+  // another writer extended it first.
+  absl::Status Extend(const std::string& subject, const std::string& data, uint64_t through,
+                      Position* at, bool* lost_race);
+  // The events after `through`, from the tail's queue or else the log.
+  absl::StatusOr<std::vector<EventPtr>> Next(uint64_t through);
+  // Writes `events` into the view at `*at`.
+  absl::Status Write(const std::vector<EventPtr>& events, Position* at, bool* lost_race);
+  void WriteLoop();
+  uint64_t TailPassed();
+
+  NatsConnection* const connection_;
+  const ReadLog read_log_;
+  const std::string stream_;
+  const std::string prefix_;  // "$HOOKFAN.<stream>_LATEST"
+
+  Mutex mu_;
+  std::deque<EventPtr> queued_ ABSL_GUARDED_BY(mu_);
+  uint64_t tail_passed_ ABSL_GUARDED_BY(mu_) = 0;
+  Notification stop_;
+  std::thread writer_;
+};
+
+}  // namespace hookfan::broker

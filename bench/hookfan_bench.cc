@@ -9,7 +9,7 @@
 //   idle     --grpc H:P --streams N --pid PID
 //   abuse    --http H:P --token T --grpc H:P --streams N --pid PID --seconds S --connections C
 //   client   --http H:P --token T --grpc H:P --subscribers N --events E
-//   fill     --db PATH --events N [--keys K --types T]
+//   fill     --db PATH | --nats URL  --events N [--keys K --types T]
 //   snapshot --grpc H:P --expect N --pid PID
 //   nats     --url URL --subscribers N --events E --payload-bytes B
 //   bare-server                       (the ingress baseline; prints its port)
@@ -37,12 +37,16 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "bench/cpu.h"
 #include "bench/nats_baseline.h"
 #include "bench/redis_baseline.h"
+#include "nats/nats_connection.h"
+#include "nats/nats_event_log.h"
 #include "store/sqlite_event_log.h"
+#include "common/status_macros.h"
 #include "common/sync.h"
 #include "grpcpp/grpcpp.h"
 #include "hookfan/subscriber.h"
@@ -144,6 +148,7 @@ struct Flags {
   int64_t rate = 1000;  // webhooks/s offered
   int64_t pid = 0;      // hookfan's, to sample its RSS
   std::string db;       // fill: the SQLite store to create
+  std::string fill_nats;  // fill: or the NATS server whose stream to fill
   std::string url;      // nats: the nats-server
   int redis_port = 0;   // redis-*: the redis-server on 127.0.0.1
   int64_t payload_bytes = 0;
@@ -151,6 +156,7 @@ struct Flags {
   int64_t keys = 0;     // fill: devices (0: the sample's one)
   int64_t types = 1;    // fill: event types per device
   int64_t expect = 0;   // snapshot: events the snapshot holds
+  int64_t through = 0;  // snapshot: wait until a snapshot covers this sequence
   std::vector<int64_t> server_pids;  // whose CPU per event to report
 };
 
@@ -553,31 +559,70 @@ int Abuse(const Flags& f) {
   return 0;
 }
 
-int Fill(const Flags& f) {
-  absl::StatusOr<std::unique_ptr<broker::SqliteEventLog>> log =
-      broker::SqliteEventLog::Open(f.db, {});
-  if (!log.ok()) {
-    std::cerr << log.status() << "\n";
-    return 1;
+// The fill's event number `n`: device n % keys, type (n / keys) % types.
+v1::Event FillEvent(const Flags& f, uint64_t n) {
+  v1::Event e = *ingress::NormalizeApplivery(Payload(n));
+  e.set_id(absl::StrCat("bench-", n));
+  if (f.keys > 0) {
+    e.set_key(DeviceId(n % f.keys));
+    e.set_type(absl::StrCat("bench.device.state", (n / f.keys) % f.types));
   }
+  e.mutable_time()->set_seconds(1767225600 + n / 1000);
+  return e;
+}
+
+// Fills the stream of a NATS store as hookfan's own log writes it (without
+// its latest view: the hookfan started on it next builds that), from 8
+// appenders at once.
+absl::Status FillNats(const Flags& f) {
+  broker::NatsOptions options;
+  options.servers = {f.fill_nats};
+  options.latest_view = false;
+  ASSIGN_OR_RETURN(std::unique_ptr<broker::NatsConnection> connection,
+                   broker::NatsConnection::Connect(options));
+  ASSIGN_OR_RETURN(std::unique_ptr<broker::NatsEventLog> log,
+                   broker::NatsEventLog::Open(connection.get()));
+  std::atomic<uint64_t> next{0};
+  std::vector<absl::Status> failed(8);
+  std::vector<std::thread> appenders;
+  for (size_t t = 0; t < failed.size(); ++t) {
+    appenders.emplace_back([&, t] {
+      for (uint64_t n = next++; n < static_cast<uint64_t>(f.events) && failed[t].ok(); n = next++) {
+        v1::Event e = FillEvent(f, n);
+        failed[t] = log->Append(absl::MakeSpan(&e, 1));
+      }
+    });
+  }
+  for (std::thread& t : appenders) t.join();
+  for (const absl::Status& s : failed) RETURN_IF_ERROR(s);
+  return absl::OkStatus();
+}
+
+int Fill(const Flags& f) {
   uint64_t events = f.events;
   auto start = Clock::now();
-  constexpr size_t kBatch = 2000;
-  for (uint64_t done = 0; done < events;) {
-    std::vector<v1::Event> batch;
-    for (size_t i = 0; i < kBatch && done < events; ++i, ++done) {
-      v1::Event e = *ingress::NormalizeApplivery(Payload(done));
-      e.set_id(absl::StrCat("bench-", done));
-      if (f.keys > 0) {  // device done % keys, type (done / keys) % types
-        e.set_key(DeviceId(done % f.keys));
-        e.set_type(absl::StrCat("bench.device.state", (done / f.keys) % f.types));
-      }
-      e.mutable_time()->set_seconds(1767225600 + done / 1000);
-      batch.push_back(std::move(e));
-    }
-    if (absl::Status s = (*log)->Append(absl::MakeSpan(batch)); !s.ok()) {
+  if (!f.fill_nats.empty()) {
+    if (absl::Status s = FillNats(f); !s.ok()) {
       std::cerr << s << "\n";
       return 1;
+    }
+  } else {
+    absl::StatusOr<std::unique_ptr<broker::SqliteEventLog>> log =
+        broker::SqliteEventLog::Open(f.db, {});
+    if (!log.ok()) {
+      std::cerr << log.status() << "\n";
+      return 1;
+    }
+    constexpr size_t kBatch = 2000;
+    for (uint64_t done = 0; done < events;) {
+      std::vector<v1::Event> batch;
+      for (size_t i = 0; i < kBatch && done < events; ++i, ++done) {
+        batch.push_back(FillEvent(f, done));
+      }
+      if (absl::Status s = (*log)->Append(absl::MakeSpan(batch)); !s.ok()) {
+        std::cerr << s << "\n";
+        return 1;
+      }
     }
   }
   json out = {{"scenario", "fill"},
@@ -604,12 +649,34 @@ int Snapshot(const Flags& f) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
-  ServerCpu cpu({f.pid});
-  const auto start = Clock::now();
-  grpc::ClientContext context;
   v1::SubscribeRequest request;
   request.mutable_start()->set_snapshot(true);
   request.set_max_batch_size(4096);
+  // A view that trails the log (NATS) is waited for: until a snapshot
+  // covers --through.
+  const auto wait_start = Clock::now();
+  while (f.through > 0) {
+    grpc::ClientContext probe;
+    auto r = stub->Subscribe(&probe, request);
+    r->WaitForInitialMetadata();
+    auto found = probe.GetServerInitialMetadata().find("hookfan-snapshot-through");
+    uint64_t covered = 0;
+    bool ok = found != probe.GetServerInitialMetadata().end() &&
+              absl::SimpleAtoi(absl::string_view(found->second.data(), found->second.size()),
+                               &covered);
+    probe.TryCancel();
+    r->Finish();
+    if (ok && covered >= static_cast<uint64_t>(f.through)) break;
+    if (Clock::now() - wait_start > std::chrono::minutes(10)) {
+      std::cerr << "no snapshot covered sequence " << f.through << " within 10 minutes\n";
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double view_wait = std::chrono::duration<double>(Clock::now() - wait_start).count();
+  ServerCpu cpu({f.pid});
+  const auto start = Clock::now();
+  grpc::ClientContext context;
   auto reader = stub->Subscribe(&context, request);
   v1::SubscribeResponse response;
   int64_t got = 0;
@@ -633,7 +700,8 @@ int Snapshot(const Flags& f) {
               {"seconds", seconds},
               {"events_per_second", got / seconds},
               {"rss_before_mb", rss_before / 1024.0},
-              {"rss_peak_mb", rss_peak / 1024.0}};
+              {"rss_peak_mb", rss_peak / 1024.0},
+              {"view_wait_seconds", view_wait}};
   cpu.Stop(got, "event", out);
   std::cout << out.dump() << std::endl;
   return 0;
@@ -847,8 +915,9 @@ int main(int argc, char** argv) {
   cmd->callback([&] { code = Abuse(abuse); });
 
   Flags fill{.events = 1000000};
-  cmd = app.add_subcommand("fill", "writes --events events to a new SQLite store");
+  cmd = app.add_subcommand("fill", "writes --events events to a new SQLite store or a NATS one");
   cmd->add_option("--db", fill.db, "the SQLite store to create");
+  cmd->add_option("--nats", fill.fill_nats, "or the nats-server to fill, nats://HOST:PORT");
   cmd->add_option("--events", fill.events, "events to write")->capture_default_str();
   cmd->add_option("--keys", fill.keys,
                   "devices, round-robin, each with --types types in turn (0: one device)")
@@ -862,6 +931,8 @@ int main(int argc, char** argv) {
   cmd->add_option("--expect", snapshot.expect, "(key, type) entries the store holds")
       ->required();
   cmd->add_option("--pid", snapshot.pid, "hookfan's pid, to read its RSS and CPU")->required();
+  cmd->add_option("--through", snapshot.through,
+                  "first wait until a snapshot covers this sequence (a view that trails the log)");
   cmd->callback([&] { code = Snapshot(snapshot); });
 
   Flags nats{.payload_bytes = static_cast<int64_t>(Payload(0).size())};

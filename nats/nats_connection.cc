@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 
 // Not in nats.h, but exported by libnats 3.4 (src/sub.c): the reference
 // count that natsSubscription_Destroy drops and that frees the
@@ -269,6 +270,45 @@ void NatsConnection::EndSubscriptions(std::initializer_list<natsSubscription*> s
   for (natsSubscription* sub : subs) {
     if (sub != nullptr) natsSub_release(sub);
   }
+}
+
+absl::Status NatsConnection::Scan(const std::string& stream, const std::string& filter,
+                                  uint64_t from, size_t max,
+                                  const std::function<bool(natsMsg*)>& take) {
+  if (max == 0) return absl::OkStatus();
+  jsSubOptions options;
+  jsSubOptions_Init(&options);
+  options.Ordered = true;
+  options.Stream = stream.c_str();
+  options.Config.DeliverPolicy = js_DeliverByStartSequence;
+  options.Config.OptStartSeq = std::max<uint64_t>(from, 1);
+  OwnedSubscription sub(this);
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_SubscribeSync(sub.out(), js_, filter.c_str(), nullptr, &options, &jerr);
+  const std::string what = absl::StrCat("reading stream ", stream);
+  RETURN_IF_ERROR(NatsStatus(s, jerr, what));
+  // Nothing to read would otherwise cost a whole timeout to learn.
+  jsConsumerInfo* info = nullptr;
+  s = natsSubscription_GetConsumerInfo(&info, sub.get(), nullptr, &jerr);
+  RETURN_IF_ERROR(NatsStatus(s, jerr, what));
+  const uint64_t available = info->NumPending + info->Delivered.Consumer;
+  jsConsumerInfo_Destroy(info);
+  for (size_t taken = 0; taken < std::min<uint64_t>(max, available);) {
+    natsMsg* msg = nullptr;
+    s = natsSubscription_NextMsg(&msg, sub.get(), timeout_ms());
+    RETURN_IF_ERROR(NatsStatus(s, static_cast<jsErrCode>(0), what));
+    uint64_t pending = 0;
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+      pending = meta->NumPending;
+      jsMsgMetaData_Destroy(meta);
+    }
+    ++taken;
+    const bool more = take(msg);
+    natsMsg_Destroy(msg);
+    if (!more || pending == 0) break;
+  }
+  return absl::OkStatus();
 }
 
 void OwnedSubscription::reset() {

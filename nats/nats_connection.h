@@ -175,6 +175,14 @@ class NatsConnection {
   // hookfan or with other flags gets today's. Errors as NatsStatus.
   absl::Status LimitStreamBytes(const std::string& stream, int64_t max_bytes);
 
+  // Reads the messages of `stream` on the subjects `filter` from sequence
+  // `from` on, in order, through an ordered consumer (one round trip for
+  // many messages, where a direct get takes one each), handing each to
+  // `take` until it returns false, `max` were taken or none is left.
+  // Errors: as NatsStatus.
+  absl::Status Scan(const std::string& stream, const std::string& filter, uint64_t from,
+                    size_t max, const std::function<bool(natsMsg*)>& take);
+
   // Decodes an event message of the events stream: a JetStream delivery
   // (sequence from its metadata) or a direct-get reply (from the
   // Nats-Sequence header); or, given `sequence_header`, a message carrying

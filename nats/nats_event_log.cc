@@ -21,6 +21,9 @@ namespace hookfan::broker {
 namespace {
 
 constexpr int64_t kNanosPerMilli = 1000 * 1000;
+// Reads of up to this many events take a direct get each; longer ones an
+// ordered consumer (NatsConnection::Scan).
+constexpr size_t kMaxDirectRead = 16;
 // GetById scans this far either side of the time a UUIDv7 id was minted
 // (covers clock skew between a replica and NATS).
 constexpr absl::Duration kIdTimeSlack = absl::Minutes(5);
@@ -772,6 +775,26 @@ absl::StatusOr<std::vector<EventPtr>> NatsEventLog::Read(uint64_t from, size_t m
   size_t bytes = 0;
   const uint64_t last = LastSequence();
   uint64_t seq = std::max<uint64_t>(from, 1);
+  if (max_events > kMaxDirectRead && seq <= last) {
+    // Many events: one ordered consumer rather than a round trip each.
+    absl::Status decoded;
+    RETURN_IF_ERROR(connection_->Scan(
+        connection_->options().stream, connection_->SubjectFilter(""), seq, max_events,
+        [&](natsMsg* msg) {
+          absl::StatusOr<EventPtr> event = NatsConnection::DecodeEvent(msg);
+          if (!event.ok()) {
+            decoded = event.status();
+            return false;
+          }
+          if ((*event)->event.sequence() > last) return false;
+          if (!events.empty() && bytes + (*event)->wire.size() > max_bytes) return false;
+          bytes += (*event)->wire.size();
+          events.push_back(*std::move(event));
+          return true;
+        }));
+    RETURN_IF_ERROR(decoded);
+    return events;
+  }
   while (events.size() < max_events && seq <= last) {
     ASSIGN_OR_RETURN(EventPtr event, NextAt(seq));
     if (event == nullptr || event->event.sequence() > last) break;

@@ -50,6 +50,12 @@ NatsLatestView::~NatsLatestView() {
     MutexLock lock(&mu_);  // wakes a writer waiting for the tail
   }
   if (writer_.joinable()) writer_.join();
+  jsCtx* js = nullptr;
+  {
+    MutexLock lock(&acks_mu_);
+    js = std::exchange(writer_js_, nullptr);
+  }
+  if (js != nullptr) jsCtx_Destroy(js);
 }
 
 std::string NatsLatestView::Stream() const { return stream_; }
@@ -165,46 +171,125 @@ absl::StatusOr<uint64_t> NatsLatestView::Through() {
   return at.through;
 }
 
-absl::Status NatsLatestView::Extend(const std::string& subject, const std::string& data,
-                                    uint64_t through, Position* at, bool* lost_race) {
+absl::Status NatsLatestView::NewWriterContext() {
+  jsOptions options;
+  jsOptions_Init(&options);
+  options.PublishAsync.AckHandler = &NatsLatestView::OnAck;
+  options.PublishAsync.AckHandlerClosure = this;
+  options.PublishAsync.MaxPending = 2 * kWriteBatch;
+  jsCtx* fresh = nullptr;
+  natsStatus s = natsConnection_JetStream(&fresh, connection_->nc(), &options);
+  RETURN_IF_ERROR(NatsStatus(s, static_cast<jsErrCode>(0), "opening the view writer's context"));
+  jsCtx* old = nullptr;
+  {
+    MutexLock lock(&acks_mu_);
+    // The new one first: its address is then not the old one's, whose late
+    // acknowledgements OnAck ignores.
+    old = std::exchange(writer_js_, fresh);
+    acks_.clear();
+  }
+  if (old != nullptr) jsCtx_Destroy(old);
+  return absl::OkStatus();
+}
+
+void NatsLatestView::OnAck(jsCtx* js, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error,
+                           void* closure) {
+  auto* self = static_cast<NatsLatestView*>(closure);
+  const char* value = nullptr;
+  uint64_t through = 0;
+  if (natsMsgHeader_Get(msg, kThroughHeader, &value) == NATS_OK &&
+      absl::SimpleAtoi(value, &through)) {
+    MutexLock lock(&self->acks_mu_);
+    if (js == self->writer_js_) {
+      Ack& a = self->acks_[through];
+      if (ack != nullptr) {
+        a.view_sequence = ack->Sequence;
+      } else if (error != nullptr) {
+        a.status = error->Err;
+        a.error = error->ErrCode;
+      }
+    }
+  }
+  natsMsg_Destroy(msg);
+}
+
+absl::Status NatsLatestView::Extend(const std::vector<Extension>& extensions, Position* at,
+                                    bool* lost_race) {
   *lost_race = false;
+  if (extensions.empty()) return absl::OkStatus();
   if (!connection_->connected()) {
     return NatsStatus(NATS_CONNECTION_DISCONNECTED, static_cast<jsErrCode>(0),
                       "writing the latest view");
   }
-  OwnedMsg msg;
-  natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), nullptr, data.data(),
-                                static_cast<int>(data.size()));
-  const std::string through_text = absl::StrCat(through);
-  if (s == NATS_OK) s = natsMsgHeader_Set(msg.get(), kThroughHeader, through_text.c_str());
-  jsPubOptions options;
-  jsPubOptions_Init(&options);
-  options.MaxWait = connection_->timeout_ms();
-  options.ExpectStream = stream_.c_str();
-  // nats.c sends ExpectLastSeq only when > 0: "the stream is empty" is the
-  // header with 0.
-  if (at->view_sequence == 0) {
-    if (s == NATS_OK) s = natsMsgHeader_Set(msg.get(), "Nats-Expected-Last-Sequence", "0");
-  } else {
-    options.ExpectLastSeq = at->view_sequence;
+  jsCtx* js = nullptr;
+  {
+    MutexLock lock(&acks_mu_);
+    js = writer_js_;
+    acks_.clear();
   }
-  if (s != NATS_OK) return NatsStatus(s, static_cast<jsErrCode>(0), "building a message");
-  OwnedPubAck ack;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  s = js_PublishMsg(ack.out(), connection_->js(), msg.get(), &options, &jerr);
-  if (s != NATS_OK && jerr == JSStreamWrongLastSequenceErr) {
-    nats_GetLastError(nullptr);
-    *lost_race = true;
+  if (js == nullptr) {
+    RETURN_IF_ERROR(NewWriterContext());
+    MutexLock lock(&acks_mu_);
+    js = writer_js_;
+  }
+  const absl::Status failed_publish = [&]() -> absl::Status {
+    for (size_t i = 0; i < extensions.size(); ++i) {
+      const Extension& x = extensions[i];
+      natsMsg* msg = nullptr;
+      natsStatus s = natsMsg_Create(&msg, x.subject.c_str(), nullptr, x.data.data(),
+                                    static_cast<int>(x.data.size()));
+      const std::string through = absl::StrCat(x.through);
+      if (s == NATS_OK) s = natsMsgHeader_Set(msg, kThroughHeader, through.c_str());
+      jsPubOptions options;
+      jsPubOptions_Init(&options);
+      options.ExpectStream = stream_.c_str();
+      // Each expects what its predecessor leaves; nats.c sends
+      // ExpectLastSeq only when > 0, so "the view is empty" is the header.
+      const uint64_t expected = at->view_sequence + i;
+      if (expected == 0) {
+        if (s == NATS_OK) s = natsMsgHeader_Set(msg, "Nats-Expected-Last-Sequence", "0");
+      } else {
+        options.ExpectLastSeq = expected;
+      }
+      if (s == NATS_OK) s = js_PublishMsgAsync(js, &msg, &options);
+      if (msg != nullptr) natsMsg_Destroy(msg);  // not taken by nats.c
+      if (s != NATS_OK) {
+        absl::Status status =
+            NatsStatus(s, static_cast<jsErrCode>(0), "writing the latest view");
+        nats_GetLastError(nullptr);
+        return status;
+      }
+    }
     return absl::OkStatus();
-  }
-  absl::Status status = NatsStatus(s, jerr, "writing the latest view");
-  if (!status.ok()) {
+  }();
+  jsPubOptions wait;
+  jsPubOptions_Init(&wait);
+  wait.MaxWait = connection_->timeout_ms();
+  natsStatus s = js_PublishAsyncComplete(js, &wait);
+  if (s != NATS_OK) {
     nats_GetLastError(nullptr);
-    return status;
+    // Acknowledgements still due would be mistaken for the next run's:
+    // start over with a new context.
+    NewWriterContext().IgnoreError();
+    return NatsStatus(s, static_cast<jsErrCode>(0), "waiting for the latest view's writes");
   }
-  at->view_sequence = ack->Sequence;
-  at->through = through;
-  return absl::OkStatus();
+  MutexLock lock(&acks_mu_);
+  for (const Extension& x : extensions) {
+    auto found = acks_.find(x.through);
+    if (found == acks_.end()) break;  // never sent
+    const Ack& a = found->second;
+    if (a.view_sequence == 0) {
+      if (a.error == JSStreamWrongLastSequenceErr) {
+        *lost_race = true;
+        return absl::OkStatus();
+      }
+      return NatsStatus(a.status == NATS_OK ? NATS_ERR : a.status, a.error,
+                        "writing the latest view");
+    }
+    at->view_sequence = a.view_sequence;
+    at->through = x.through;
+  }
+  return failed_publish;
 }
 
 absl::StatusOr<std::vector<EventPtr>> NatsLatestView::Next(uint64_t through) {
@@ -221,23 +306,20 @@ absl::StatusOr<std::vector<EventPtr>> NatsLatestView::Next(uint64_t through) {
 
 absl::Status NatsLatestView::Write(const std::vector<EventPtr>& events, Position* at,
                                    bool* lost_race) {
+  std::vector<Extension> extensions;
   uint64_t through = at->through;
   bool marker_due = false;
   for (const EventPtr& e : events) {
     const v1::Event& event = e->event;
     if (event.sequence() <= through) continue;
     through = event.sequence();
-    if (event.key().empty()) {
-      marker_due = true;
-      continue;
+    marker_due = event.key().empty();
+    if (!marker_due) {
+      extensions.push_back({EntrySubject(event.key(), event.type()), e->wire, through});
     }
-    RETURN_IF_ERROR(Extend(EntrySubject(event.key(), event.type()), e->wire, through, at,
-                           lost_race));
-    if (*lost_race) return absl::OkStatus();
-    marker_due = false;
   }
-  if (!marker_due) return absl::OkStatus();
-  return Extend(absl::StrCat(prefix_, ".through"), std::string(), through, at, lost_race);
+  if (marker_due) extensions.push_back({absl::StrCat(prefix_, ".through"), std::string(), through});
+  return Extend(extensions, at, lost_race);
 }
 
 void NatsLatestView::WriteLoop() {
@@ -340,31 +422,57 @@ absl::StatusOr<std::vector<EventPtr>> NatsLatestView::ReadLatest(uint64_t from, 
                                                                  size_t max_events) {
   std::vector<EventPtr> events;
   if (max_events == 0 || from > through) return events;
-  OwnedStreamInfo info;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_GetStreamInfo(info.out(), connection_->js(), stream_.c_str(), nullptr, &jerr);
-  RETURN_IF_ERROR(NatsStatus(s, jerr, absl::StrCat("reading stream info of ", stream_)));
   const std::string entries = absl::StrCat(prefix_, ".k.>");
-  // The view's entries are in log order: bisect for the first one at or
-  // after `from`.
-  uint64_t lo = 1;
-  uint64_t hi = info->State.LastSeq + 1;
-  while (lo < hi) {
-    const uint64_t mid = lo + (hi - lo) / 2;
-    uint64_t found = 0;
-    ASSIGN_OR_RETURN(EventPtr e, EntryAt(mid, entries, &found));
-    if (e == nullptr || e->event.sequence() >= from) {
-      hi = mid;
-    } else {
-      lo = found + 1;
-    }
+  // The view's entries are in log order: where those from `from` on start
+  // is known from the page before, or found by bisection.
+  std::optional<uint64_t> start;
+  {
+    MutexLock lock(&starts_mu_);
+    auto known = starts_.find(from);
+    if (known != starts_.end()) start = known->second;
   }
-  for (uint64_t at = lo; events.size() < max_events;) {
-    uint64_t found = 0;
-    ASSIGN_OR_RETURN(EventPtr e, EntryAt(at, entries, &found));
-    if (e == nullptr || e->event.sequence() > through) break;
-    events.push_back(std::move(e));
-    at = found + 1;
+  if (!start.has_value()) {
+    OwnedStreamInfo info;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s =
+        js_GetStreamInfo(info.out(), connection_->js(), stream_.c_str(), nullptr, &jerr);
+    RETURN_IF_ERROR(NatsStatus(s, jerr, absl::StrCat("reading stream info of ", stream_)));
+    uint64_t lo = 1;
+    uint64_t hi = info->State.LastSeq + 1;
+    while (lo < hi) {
+      const uint64_t mid = lo + (hi - lo) / 2;
+      uint64_t found = 0;
+      ASSIGN_OR_RETURN(EventPtr e, EntryAt(mid, entries, &found));
+      if (e == nullptr || e->event.sequence() >= from) {
+        hi = mid;
+      } else {
+        lo = found + 1;
+      }
+    }
+    start = lo;
+  }
+  absl::Status decoded;
+  uint64_t next = *start;  // the view sequence after the last entry taken
+  RETURN_IF_ERROR(connection_->Scan(stream_, entries, *start, max_events, [&](natsMsg* msg) {
+    absl::StatusOr<EventPtr> e = NatsConnection::DecodeEvent(msg, kThroughHeader);
+    if (!e.ok()) {
+      decoded = e.status();
+      return false;
+    }
+    if ((*e)->event.sequence() > through) return false;
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+      next = meta->Sequence.Stream + 1;
+      jsMsgMetaData_Destroy(meta);
+    }
+    events.push_back(*std::move(e));
+    return true;
+  }));
+  RETURN_IF_ERROR(decoded);
+  if (!events.empty()) {
+    MutexLock lock(&starts_mu_);
+    if (starts_.size() >= kMaxStarts) starts_.erase(starts_.begin());
+    starts_[events.back()->event.sequence() + 1] = next;
   }
   return events;
 }

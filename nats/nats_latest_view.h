@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -99,10 +100,22 @@ class NatsLatestView {
   // The first entry at or after view sequence `at` on subjects `filter`
   // (nullptr past the end), its view sequence in `*found`.
   absl::StatusOr<EventPtr> EntryAt(uint64_t at, const std::string& filter, uint64_t* found);
-  // Publishes one message extending the view at `*at`; `lost_race` if
-  // another writer extended it first.
-  absl::Status Extend(const std::string& subject, const std::string& data, uint64_t through,
-                      Position* at, bool* lost_race);
+  // One message that extends the view.
+  struct Extension {
+    std::string subject;
+    std::string data;
+    uint64_t through = 0;
+  };
+  // Publishes `extensions` in order (pipelined) extending the view at
+  // `*at`, which moves past each one written; `lost_race` if another
+  // writer extended the view first. Each expects the view's last sequence
+  // its predecessor leaves, so a failure ends the run: what was written is
+  // a prefix.
+  absl::Status Extend(const std::vector<Extension>& extensions, Position* at, bool* lost_race);
+  // The writer's JetStream context: its own, for its acknowledgement
+  // handler (OnAck).
+  absl::Status NewWriterContext();
+  static void OnAck(jsCtx* js, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure);
   // The events after `through`, from the tail's queue or else the log.
   absl::StatusOr<std::vector<EventPtr>> Next(uint64_t through);
   // Writes `events` into the view at `*at`.
@@ -114,6 +127,25 @@ class NatsLatestView {
   const ReadLog read_log_;
   const std::string stream_;
   const std::string prefix_;  // "$HOOKFAN.<stream>_LATEST"
+
+  // Where the entries after a log sequence start in the view, as the last
+  // pages read found it (log sequence -> view sequence), so that reading a
+  // snapshot page after page does not search for each page's start. A hint
+  // stays right: the view's entries only ever move to its end.
+  static constexpr size_t kMaxStarts = 256;
+  Mutex starts_mu_;
+  std::map<uint64_t, uint64_t> starts_ ABSL_GUARDED_BY(starts_mu_);
+
+  // The writer's acknowledgements: through to the view sequence written
+  // (0: refused, with the error).
+  struct Ack {
+    uint64_t view_sequence = 0;
+    natsStatus status = NATS_OK;
+    jsErrCode error = static_cast<jsErrCode>(0);
+  };
+  Mutex acks_mu_;
+  jsCtx* writer_js_ ABSL_GUARDED_BY(acks_mu_) = nullptr;
+  std::map<uint64_t, Ack> acks_ ABSL_GUARDED_BY(acks_mu_);
 
   Mutex mu_;
   std::deque<EventPtr> queued_ ABSL_GUARDED_BY(mu_);

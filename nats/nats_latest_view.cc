@@ -326,6 +326,7 @@ void NatsLatestView::WriteLoop() {
   // Every replica starts leading: a second writer learns at its first
   // write that another one leads, and follows.
   bool leading = true;
+  leading_.store(true, std::memory_order_relaxed);
   std::optional<Position> at;
   absl::Duration pause = absl::Milliseconds(250);
   std::string last_error;
@@ -360,6 +361,7 @@ void NatsLatestView::WriteLoop() {
       at = *now;
       if (at->through < tail) {
         leading = true;
+        leading_.store(true, std::memory_order_relaxed);
         log::Info("writing the latest view: it stayed behind this replica's tail",
                   {{"stream", stream_}, {"through", at->through}, {"tail", tail}});
       }
@@ -384,6 +386,7 @@ void NatsLatestView::WriteLoop() {
     absl::Status written = Write(*events, &*at, &lost_race);
     if (lost_race) {
       leading = false;  // another replica leads
+      leading_.store(false, std::memory_order_relaxed);
       at.reset();
       continue;
     }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -85,6 +86,10 @@ class NatsLatestView {
   absl::StatusOr<std::vector<EventPtr>> GetLatest(std::string_view key);
   absl::StatusOr<std::vector<KeyLatest>> ListLatest(std::string_view after_key, size_t max_keys);
 
+  // Whether this replica's writer writes the view now (rather than
+  // watching another one do it).
+  bool leading() const { return leading_.load(std::memory_order_relaxed); }
+
   // The view's stream and subjects (for tests and tools).
   std::string Stream() const;
   std::string EntrySubject(std::string_view key, std::string_view type) const;
@@ -150,6 +155,7 @@ class NatsLatestView {
   Mutex mu_;
   std::deque<EventPtr> queued_ ABSL_GUARDED_BY(mu_);
   uint64_t tail_passed_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<bool> leading_{false};
   Notification stop_;
   std::thread writer_;
 };

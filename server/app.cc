@@ -229,6 +229,21 @@ void App::RegisterMetrics() {
                          return first.ok() ? one(static_cast<double>(*first))
                                            : std::vector<metrics::Sample>{};
                        });
+  // The latest view: how far it holds every event (it trails the log on
+  // NATS), and on NATS whether this replica is the one writing it.
+  metrics_.AddCallback("hookfan_latest_view_through_sequence",
+                       "Sequence up to which the latest view holds every event.", [this, one] {
+                         if (!log_->LatestView().ok()) return std::vector<metrics::Sample>{};
+                         absl::StatusOr<uint64_t> through = log_->LatestThrough();
+                         return through.ok() ? one(static_cast<double>(*through))
+                                             : std::vector<metrics::Sample>{};
+                       });
+  metrics_.AddCallback("hookfan_latest_view_writing",
+                       "1 while this replica writes the NATS store's latest view.", [this, one] {
+                         return nats_log_ != nullptr && nats_log_->LatestView().ok()
+                                    ? one(nats_log_->LatestViewWriterLeads() ? 1 : 0)
+                                    : std::vector<metrics::Sample>{};
+                       });
   metrics_.AddCallback(
       "hookfan_group_retention_margin_events",
       "Events between the oldest held and a group's oldest unacked event.", [this] {
@@ -564,6 +579,7 @@ absl::Status App::OpenStore(std::string* store) {
     ASSIGN_OR_RETURN(nats_, broker::NatsConnection::Connect(config_.nats));
     ASSIGN_OR_RETURN(std::unique_ptr<broker::NatsEventLog> log,
                      broker::NatsEventLog::Open(nats_.get()));
+    nats_log_ = log.get();
     log_ = std::move(log);
     fanout_ = std::make_unique<broker::Fanout>(log_.get(), broker::Fanout::Options{});
     log_->SetCommitListener(fanout_.get());
@@ -639,6 +655,7 @@ void App::Drain() {
   group_store_.reset();
   if (log_ != nullptr) log_->SetCommitListener(nullptr);
   fanout_.reset();
+  nats_log_ = nullptr;
   log_.reset();
   nats_.reset();
   log::Info("hookfan stopped");

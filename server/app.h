@@ -24,6 +24,7 @@ class EventLog;
 class Ingestor;
 class Fanout;
 class GroupStore;
+class NatsEventLog;
 }  // namespace broker
 namespace server {
 class CallRate;
@@ -171,6 +172,7 @@ class App {
   std::unique_ptr<broker::Authorizer> authorizer_;  // outlives service_
   std::atomic<bool> draining_{false};
   std::unique_ptr<broker::NatsConnection> nats_;  // with a nats:// store
+  broker::NatsEventLog* nats_log_ = nullptr;       // log_, on a nats:// store
   std::unique_ptr<broker::EventLog> log_;
   std::unique_ptr<broker::Ingestor> ingestor_;  // into log_: webhooks and Publish
   std::unique_ptr<broker::Fanout> fanout_;

@@ -702,6 +702,53 @@ TEST_F(NatsE2ETest, RetentionMaxBytesBoundsEveryStreamHookfanKeeps) {
 
 // Snapshots need the latest view, which only the SQLite store keeps so far:
 // a replica on NATS says so instead of starting somewhere else.
+// kill -9 of the replica writing the latest view while webhooks go on to
+// the other: the other takes the writing over, and its snapshot holds
+// every device's newest events.
+TEST_F(NatsE2ETest, TheLatestViewOutlivesTheReplicaWritingItKilled) {
+  auto a = StartReplica();
+  auto b = StartReplica();
+  auto writing = [](const HookfanProcess& replica) {
+    return Metric(replica, "hookfan_latest_view_writing");
+  };
+  // Webhooks to both until one writes the view and the other watches (a
+  // writer that loses a race to write follows).
+  int posted = 0;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        for (const std::string& body : DeviceWebhooks(posted % 20)) {
+          EXPECT_EQ((posted % 2 ? a : b)->PostWebhook(body), 202);
+        }
+        ++posted;
+        return posted >= 20 && writing(*a) + writing(*b) == 1;
+      },
+      absl::Seconds(60)));
+  const bool a_writes = writing(*a) == 1;
+  HookfanProcess& survivor = a_writes ? *b : *a;
+  (a_writes ? a : b)->Kill();
+  for (int i = 0; i < 20; ++i) {
+    for (const std::string& body : DeviceWebhooks(i)) EXPECT_EQ(survivor.PostWebhook(body), 202);
+  }
+  const double last = Metric(survivor, "hookfan_events_appended_total");
+  EXPECT_EQ(last, 2 * (posted + 20));
+  ASSERT_TRUE(Eventually(
+      [&] { return Metric(survivor, "hookfan_latest_view_through_sequence") == last; },
+      absl::Seconds(30)));
+  EXPECT_EQ(writing(survivor), 1);
+  auto stub = survivor.NewStub();
+  v1::SubscribeRequest snapshot;
+  snapshot.mutable_start()->set_snapshot(true);
+  StreamCollector collector(stub.get(), snapshot);
+  ASSERT_TRUE(collector.WaitFor(40));
+  std::set<std::pair<std::string, std::string>> entries;
+  for (const v1::Event& e : collector.events()) {
+    EXPECT_GT(e.sequence(), last - 40) << "not the newest of its device and type";
+    entries.insert({e.key(), e.type()});
+  }
+  EXPECT_EQ(entries.size(), 40u);
+  EXPECT_EQ(collector.InitialMetadata("hookfan-snapshot-through"), absl::StrCat(last));
+}
+
 // Snapshots and latest reads work on NATS (snapshot_e2e_test.cc); what
 // they cannot do there is refused with the reason: a consumer group that
 // starts from a snapshot, and any of them on a replica without the view.

@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/filter.h"
 #include "core/ingest.h"
@@ -140,6 +141,9 @@ class NatsGroupMember : public ConsumerGroupMember {
 
  private:
   // A fetched message and what it carries.
+  // Where a fetched message comes from: the group's consumer on the events
+  // stream, its redrives, or its snapshot (a consumer on the latest view).
+  enum class Source { kEvents, kRedrive, kSnapshot };
   struct Lease {
     MsgPtr msg;
     bool redriven = false;     // msg is a redrive message on the dead-letter stream
@@ -157,7 +161,10 @@ class NatsGroupMember : public ConsumerGroupMember {
   natsStatus Fetch(natsSubscription* sub, int n, bool no_wait, std::vector<MsgPtr>* out);
   // What a fetched message becomes: a lease to hand out, or nothing (acked,
   // dead-lettered or dropped here).
-  std::optional<Lease> Admit(MsgPtr msg, bool redriven);
+  std::optional<Lease> Admit(MsgPtr msg, Source source);
+  // A snapshot entry past the group's snapshot was seen: once nothing of
+  // the snapshot is in flight, its consumer is deleted.
+  void FinishSnapshot();
   // Hands `lease` back for redelivery after `delay`, or dead-letters it
   // when that was its last attempt.
   absl::Status Fail(Lease lease, absl::Duration delay);
@@ -180,6 +187,10 @@ class NatsGroupMember : public ConsumerGroupMember {
   const absl::Duration ack_wait_;
   natsSubscription* sub_ = nullptr;          // on the group's consumer
   natsSubscription* redrive_sub_ = nullptr;  // on its redrive consumer
+  // On its snapshot consumer, while the group delivers a snapshot (fetch
+  // thread only after Start).
+  natsSubscription* snapshot_sub_ = nullptr;
+  NatsConsumerGroups::SnapshotRange snapshot_;
   std::thread fetcher_;
 
   mutable Mutex mu_;
@@ -213,6 +224,15 @@ absl::Status NatsGroupMember::Start() {
   };
   RETURN_IF_ERROR(bind(&sub_, connection_->options().stream));
   RETURN_IF_ERROR(bind(&redrive_sub_, groups_->DeadStream()));
+  // A group that started from a snapshot delivers it until done.
+  if (std::optional<NatsConsumerGroups::SnapshotRange> range = groups_->FindSnapshot(durable_)) {
+    absl::Status bound = bind(&snapshot_sub_, groups_->View()->Stream());
+    if (bound.ok()) {
+      snapshot_ = *range;
+    } else if (!absl::IsAborted(bound)) {
+      return bound;
+    }  // else done and deleted meanwhile
+  }
   fetcher_ = std::thread([this] { FetchLoop(); });
   return absl::OkStatus();
 }
@@ -227,6 +247,7 @@ NatsGroupMember::~NatsGroupMember() {
   // subscriptions did not create them).
   if (sub_ != nullptr) natsSubscription_Unsubscribe(sub_);
   if (redrive_sub_ != nullptr) natsSubscription_Unsubscribe(redrive_sub_);
+  if (snapshot_sub_ != nullptr) natsSubscription_Unsubscribe(snapshot_sub_);
   if (fetcher_.joinable()) fetcher_.join();
   // What it held goes back to the group rather than waiting for its
   // deadline (counted as a failed attempt, as a lapsed lease would be) —
@@ -247,7 +268,7 @@ NatsGroupMember::~NatsGroupMember() {
     wait = std::max(absl::ZeroDuration(), requests_expire_ + kRequestSlack - absl::Now());
   }
   for (Lease& lease : back) Fail(std::move(lease), wait).IgnoreError();
-  connection_->EndSubscriptions({sub_, redrive_sub_});
+  connection_->EndSubscriptions({sub_, redrive_sub_, snapshot_sub_});
 }
 
 void NatsGroupMember::End(const absl::Status& why) {
@@ -309,33 +330,45 @@ void NatsGroupMember::FetchLoop() {
     // out unseen. A failed fetch of redriven events is of no consequence
     // (the next round tries again; a deleted group shows in the other
     // fetch).
-    std::vector<MsgPtr> redriven, fresh;
-    if (absl::Now() >= next_redrive_check) {
+    // A snapshot's entries come before anything else, while it lasts.
+    std::vector<MsgPtr> snapshot, redriven, fresh;
+    if (snapshot_sub_ != nullptr) {
+      if (natsStatus f = Fetch(snapshot_sub_, static_cast<int>(room), /*no_wait=*/true, &snapshot);
+          f != NATS_OK) {
+        nats_GetLastError(nullptr);  // none now; a snapshot deleted is done
+      }
+    }
+    if (snapshot.size() < room && absl::Now() >= next_redrive_check) {
       next_redrive_check = absl::Now() + groups_->options_.fetch_wait;
-      if (Fetch(redrive_sub_, static_cast<int>(room), /*no_wait=*/true, &redriven) != NATS_OK) {
+      if (Fetch(redrive_sub_, static_cast<int>(room - snapshot.size()), /*no_wait=*/true,
+                &redriven) != NATS_OK) {
         nats_GetLastError(nullptr);
       }
     }
     natsStatus s = NATS_OK;
-    if (redriven.size() < room) {
-      s = Fetch(sub_, 1, /*no_wait=*/!redriven.empty(), &fresh);
-      if (s == NATS_OK && redriven.size() + fresh.size() < room &&
-          Fetch(sub_, static_cast<int>(room - redriven.size() - fresh.size()), /*no_wait=*/true,
+    const size_t early = snapshot.size() + redriven.size();
+    if (early < room) {
+      s = Fetch(sub_, 1, /*no_wait=*/early > 0, &fresh);
+      if (s == NATS_OK && early + fresh.size() < room &&
+          Fetch(sub_, static_cast<int>(room - early - fresh.size()), /*no_wait=*/true,
                 &fresh) != NATS_OK) {
         nats_GetLastError(nullptr);  // nothing more now
       }
-      if (s == NATS_TIMEOUT && !redriven.empty()) {
+      if (s == NATS_TIMEOUT && early > 0) {
         nats_GetLastError(nullptr);
         s = NATS_OK;
       }
     }
 
     std::vector<Lease> leases;
-    for (MsgPtr& msg : redriven) {
-      if (std::optional<Lease> lease = Admit(std::move(msg), true)) leases.push_back(*std::move(lease));
-    }
-    for (MsgPtr& msg : fresh) {
-      if (std::optional<Lease> lease = Admit(std::move(msg), false)) leases.push_back(*std::move(lease));
+    for (auto [msgs, source] : {std::pair{&snapshot, Source::kSnapshot},
+                                std::pair{&redriven, Source::kRedrive},
+                                std::pair{&fresh, Source::kEvents}}) {
+      for (MsgPtr& msg : *msgs) {
+        if (std::optional<Lease> lease = Admit(std::move(msg), source)) {
+          leases.push_back(*std::move(lease));
+        }
+      }
     }
     bool wake = false;
     {
@@ -389,9 +422,9 @@ absl::Status NatsGroupMember::Diagnose() {
   return absl::OkStatus();
 }
 
-std::optional<NatsGroupMember::Lease> NatsGroupMember::Admit(MsgPtr msg, bool redriven) {
+std::optional<NatsGroupMember::Lease> NatsGroupMember::Admit(MsgPtr msg, Source source) {
   Lease lease;
-  lease.redriven = redriven;
+  lease.redriven = source == Source::kRedrive;
   {
     Owned<jsMsgMetaData, jsMsgMetaData_Destroy> meta;
     if (natsMsg_GetMetaData(meta.out(), msg.get()) != NATS_OK) {
@@ -401,7 +434,29 @@ std::optional<NatsGroupMember::Lease> NatsGroupMember::Admit(MsgPtr msg, bool re
     lease.attempt = static_cast<uint32_t>(meta->NumDelivered);
     lease.msg_sequence = meta->Sequence.Stream;
   }
-  if (!redriven) {
+  if (source == Source::kSnapshot) {
+    // An entry of the latest view: the whole event. Entries written after
+    // the snapshot was taken (the group's consumer on the events stream
+    // delivers those) are passed over, and say the snapshot is done.
+    absl::StatusOr<EventPtr> event =
+        NatsConnection::DecodeEvent(msg.get(), NatsLatestView::kThroughHeader);
+    if (!event.ok()) {
+      natsMsg_Term(msg.get(), nullptr);
+      return std::nullopt;
+    }
+    if (lease.msg_sequence > snapshot_.view_sequence ||
+        (*event)->event.sequence() > snapshot_.through) {
+      natsMsg_AckSync(msg.get(), nullptr, nullptr);
+      nats_GetLastError(nullptr);
+      if (lease.msg_sequence > snapshot_.view_sequence) FinishSnapshot();
+      return std::nullopt;
+    }
+    if (!filter_.Matches((*event)->event)) {
+      natsMsg_Ack(msg.get(), nullptr);  // not for this group
+      return std::nullopt;
+    }
+    lease.event = *std::move(event);
+  } else if (source == Source::kEvents) {
     absl::StatusOr<EventPtr> event = NatsConnection::DecodeEvent(msg.get());
     if (!event.ok()) {
       log::Error("consumer group skips an event that does not decode",
@@ -454,6 +509,27 @@ std::optional<NatsGroupMember::Lease> NatsGroupMember::Admit(MsgPtr msg, bool re
   }
   lease.deadline = groups_->options_.clock->Now() + ack_wait_;
   return lease;
+}
+
+void NatsGroupMember::FinishSnapshot() {
+  const std::string stream = groups_->View()->Stream();
+  Owned<jsConsumerInfo, jsConsumerInfo_Destroy> info;
+  jsErrCode jerr = kNoJsError;
+  natsStatus s = js_GetConsumerInfo(info.out(), connection_->js(), stream.c_str(),
+                                    durable_.c_str(), nullptr, &jerr);
+  if (s != NATS_OK) {
+    nats_GetLastError(nullptr);  // gone already, or to be looked at again
+    return;
+  }
+  // Entries handed out or waiting to be offered again keep it.
+  if (info->NumAckPending > 0 || info->NumRedelivered > 0) return;
+  s = js_DeleteConsumer(connection_->js(), stream.c_str(), durable_.c_str(), nullptr, &jerr);
+  if (s != NATS_OK) {
+    nats_GetLastError(nullptr);
+    return;
+  }
+  log::Info("consumer group delivered its snapshot",
+            {{"group", group()}, {"through", snapshot_.through}});
 }
 
 absl::Status NatsGroupMember::DeadLetter(Lease lease, uint32_t attempts) {
@@ -832,8 +908,12 @@ absl::Status NatsConsumerGroups::EnsureGroup(const v1::ConsumerOpen& open,
         cc.OptStartTime = absl::ToUnixNanos(ToTime(open.start().at_time()));
         cc.DeliverPolicy = cc.OptStartTime > 0 ? js_DeliverByStartTime : js_DeliverAll;
         break;
-      case v1::StartPosition::kSnapshot:
-        return NatsEventLog::NoGroupSnapshot();
+      case v1::StartPosition::kSnapshot: {
+        ASSIGN_OR_RETURN(SnapshotRange range, EnsureSnapshot(durable, config));
+        cc.DeliverPolicy = js_DeliverByStartSequence;
+        cc.OptStartSeq = range.through + 1;
+        break;
+      }
       default:
         cc.DeliverPolicy = js_DeliverNew;
     }
@@ -884,6 +964,85 @@ absl::Status NatsConsumerGroups::EnsureGroup(const v1::ConsumerOpen& open,
     if (s != NATS_OK) return created;
   }
   return absl::OkStatus();
+}
+
+NatsLatestView* NatsConsumerGroups::View() const {
+  auto* log = dynamic_cast<NatsEventLog*>(log_);
+  return log != nullptr ? log->latest_view() : nullptr;
+}
+
+std::string NatsConsumerGroups::SnapshotRange::Encode() const {
+  return absl::StrCat("hookfan group snapshot through ", through, " view ", view_sequence);
+}
+
+std::optional<NatsConsumerGroups::SnapshotRange> NatsConsumerGroups::SnapshotRange::Decode(
+    absl::string_view text) {
+  std::vector<absl::string_view> words = absl::StrSplit(text, ' ');
+  SnapshotRange range;
+  if (words.size() != 7 || words[3] != "through" || words[5] != "view" ||
+      !absl::SimpleAtoi(words[4], &range.through) ||
+      !absl::SimpleAtoi(words[6], &range.view_sequence)) {
+    return std::nullopt;
+  }
+  return range;
+}
+
+std::optional<NatsConsumerGroups::SnapshotRange> NatsConsumerGroups::FindSnapshot(
+    const std::string& durable) {
+  NatsLatestView* view = View();
+  if (view == nullptr) return std::nullopt;
+  Owned<jsConsumerInfo, jsConsumerInfo_Destroy> info;
+  jsErrCode jerr = kNoJsError;
+  if (js_GetConsumerInfo(info.out(), connection_->js(), view->Stream().c_str(), durable.c_str(),
+                         nullptr, &jerr) != NATS_OK) {
+    nats_GetLastError(nullptr);
+    return std::nullopt;
+  }
+  return SnapshotRange::Decode(info->Config->Description == nullptr ? ""
+                                                                   : info->Config->Description);
+}
+
+absl::StatusOr<NatsConsumerGroups::SnapshotRange> NatsConsumerGroups::EnsureSnapshot(
+    const std::string& durable, const v1::ConsumerOpen& config) {
+  NatsLatestView* view = View();
+  if (view == nullptr || !log_->LatestView().ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "consumer group \"", config.group(), "\" cannot start from a snapshot: ",
+        log_->LatestView().message()));
+  }
+  // Left by a creation of this group cut short (or made by another replica
+  // at the same moment): the group starts where that snapshot ends.
+  if (std::optional<SnapshotRange> found = FindSnapshot(durable)) return *found;
+  ASSIGN_OR_RETURN(NatsLatestView::Position at, view->Load());
+  SnapshotRange range{.through = at.through, .view_sequence = at.view_sequence};
+  if (range.view_sequence == 0) return range;  // an empty view: nothing to deliver first
+  const std::string description = range.Encode();
+  const std::string filter =
+      view->EntriesFilter(config.filter().types_size() == 1 ? config.filter().types(0) : "");
+  jsConsumerConfig cc;
+  jsConsumerConfig_Init(&cc);
+  cc.Durable = durable.c_str();
+  cc.Description = description.c_str();
+  cc.AckPolicy = js_AckExplicit;
+  cc.AckWait = Nanos(ToDuration(config.ack_deadline()));
+  cc.MaxDeliver = -1;  // hookfan dead-letters, as for the group's events
+  cc.MaxAckPending = config.key_ordered() ? 1 : kGroupMaxAckPending;
+  cc.Replicas = connection_->options().replicas;
+  cc.FilterSubject = filter.c_str();
+  cc.DeliverPolicy = js_DeliverAll;
+  OwnedConsumerInfo info;
+  jsErrCode jerr = kNoJsError;
+  natsStatus s = js_AddConsumer(info.out(), connection_->js(), view->Stream().c_str(), &cc,
+                                nullptr, &jerr);
+  absl::Status created =
+      NatsStatus(s, jerr, absl::StrCat("creating the snapshot of consumer group ", config.group()));
+  if (!created.ok()) {
+    if (std::optional<SnapshotRange> found = FindSnapshot(durable)) return *found;
+    return created;
+  }
+  log::Info("consumer group starts from a snapshot",
+            {{"group", config.group()}, {"through", range.through}});
+  return range;
 }
 
 absl::Status NatsConsumerGroups::CheckGroup(const std::string& name) {
@@ -1038,6 +1197,13 @@ absl::Status NatsConsumerGroups::DeleteGroup(const std::string& name) {
   RETURN_IF_ERROR(status);
   // The group is gone; what it leaves behind is also cleared when a group
   // of this name is created again.
+  if (NatsLatestView* view = View(); view != nullptr) {
+    jerr = kNoJsError;
+    if (js_DeleteConsumer(connection_->js(), view->Stream().c_str(), durable.c_str(), nullptr,
+                          &jerr) != NATS_OK) {
+      nats_GetLastError(nullptr);  // none: no snapshot, or delivered
+    }
+  }
   const std::string dead_stream = DeadStream();
   jerr = kNoJsError;
   s = js_DeleteConsumer(connection_->js(), dead_stream.c_str(), durable.c_str(), nullptr, &jerr);

@@ -19,6 +19,7 @@
 #include "core/consumer_groups.h"
 #include "store/event_log.h"
 #include "nats/nats_connection.h"
+#include "nats/nats_latest_view.h"
 #include "common/clock.h"
 #include "common/sync.h"
 #include "hookfan/v1/broker.pb.h"
@@ -145,6 +146,23 @@ class NatsConsumerGroups : public ConsumerGroups {
   std::string DeadSubjects(absl::string_view durable) const;  // of every dead letter
   std::string RedriveSubject(absl::string_view durable) const;
 
+  // A group started from a snapshot: the log sequence its snapshot covers
+  // (its consumer on the events stream starts after it) and the latest
+  // view's last sequence when it was taken (entries past it are not part of
+  // it). Kept in the Description of the group's consumer on the view's
+  // stream, which delivers the snapshot and is deleted once it is done.
+  struct SnapshotRange {
+    uint64_t through = 0;
+    uint64_t view_sequence = 0;
+    std::string Encode() const;
+    static std::optional<SnapshotRange> Decode(absl::string_view text);
+  };
+  NatsLatestView* View() const;  // the log's latest view (null: none)
+  // The snapshot of the group whose consumer is `durable`, while it lasts.
+  std::optional<SnapshotRange> FindSnapshot(const std::string& durable);
+  // Finds, or takes and creates, the snapshot a new group starts from.
+  absl::StatusOr<SnapshotRange> EnsureSnapshot(const std::string& durable,
+                                               const v1::ConsumerOpen& config);
   // Creates the group's consumers if missing (starting at `open.start`)
   // and checks that an existing group has `config`. Errors: as Join.
   absl::Status EnsureGroup(const v1::ConsumerOpen& open, const v1::ConsumerOpen& config);

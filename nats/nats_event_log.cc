@@ -885,12 +885,6 @@ absl::Status NatsEventLog::LatestView() const {
   return Opened();
 }
 
-absl::Status NatsEventLog::NoGroupSnapshot() {
-  return absl::FailedPreconditionError(
-      "consumer groups on the NATS JetStream store cannot start from a snapshot; subscribe "
-      "with a snapshot start instead, or use the SQLite store");
-}
-
 absl::StatusOr<uint64_t> NatsEventLog::LatestThrough() {
   RETURN_IF_ERROR(LatestView());
   return view_->Through();

@@ -130,10 +130,10 @@ class NatsEventLog : public EventLog {
   absl::StatusOr<std::vector<EventPtr>> GetLatest(std::string_view key) override;
   absl::StatusOr<std::vector<KeyLatest>> ListLatest(std::string_view after_key,
                                                     size_t max_keys) override;
+  // The latest view; null when kept without one.
+  NatsLatestView* latest_view() const { return view_.get(); }
   // Whether this replica writes the latest view now (one replica does).
   bool LatestViewWriterLeads() const { return view_ != nullptr && view_->leading(); }
-  // Consumer groups on this store cannot start from a snapshot.
-  static absl::Status NoGroupSnapshot();
   void SetCommitListener(CommitListener* listener) override;
   absl::Status Ready() const override;
   absl::Status Opened() const override;

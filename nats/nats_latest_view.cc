@@ -19,9 +19,6 @@ using OwnedMsg = Owned<natsMsg, natsMsg_Destroy>;
 using OwnedStreamInfo = Owned<jsStreamInfo, jsStreamInfo_Destroy>;
 using OwnedPubAck = Owned<jsPubAck, jsPubAck_Destroy>;
 
-// The header of every view message: the log sequence up to which the view
-// holds every event (an entry's own sequence).
-constexpr char kThroughHeader[] = "Hookfan-Through";
 // Events the writer takes at a time.
 constexpr size_t kWriteBatch = 512;
 // How long an idle writer waits for the tail before it looks again.
@@ -62,6 +59,11 @@ std::string NatsLatestView::Stream() const { return stream_; }
 
 std::string NatsLatestView::EntrySubject(std::string_view key, std::string_view type) const {
   return absl::StrCat(prefix_, ".k.", absl::BytesToHexString(AbslView(key)), ".", AbslView(type));
+}
+
+std::string NatsLatestView::EntriesFilter(std::string_view type_pattern) const {
+  return type_pattern.empty() ? absl::StrCat(prefix_, ".k.>")
+                              : absl::StrCat(prefix_, ".k.*.", AbslView(type_pattern));
 }
 
 absl::Status NatsLatestView::Setup() {
@@ -425,7 +427,7 @@ absl::StatusOr<std::vector<EventPtr>> NatsLatestView::ReadLatest(uint64_t from, 
                                                                  size_t max_events) {
   std::vector<EventPtr> events;
   if (max_events == 0 || from > through) return events;
-  const std::string entries = absl::StrCat(prefix_, ".k.>");
+  const std::string entries = EntriesFilter("");
   // The view's entries are in log order: where those from `from` on start
   // is known from the page before, or found by bisection.
   std::optional<uint64_t> start;
@@ -498,7 +500,7 @@ absl::StatusOr<std::vector<KeyLatest>> NatsLatestView::ListLatest(std::string_vi
                                                                   size_t max_keys) {
   if (max_keys == 0) return std::vector<KeyLatest>();
   // The subjects name every (key, type); their hex keys sort as the keys.
-  const std::string entries = absl::StrCat(prefix_, ".k.>");
+  const std::string entries = EntriesFilter("");
   const std::string lead = absl::StrCat(prefix_, ".k.");
   jsOptions options;
   jsOptions_Init(&options);

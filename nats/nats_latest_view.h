@@ -78,6 +78,17 @@ class NatsLatestView {
   // The tail passed `events` on (in log order).
   void Offer(const std::vector<EventPtr>& events);
 
+  // The header of every view message: the log sequence up to which the
+  // view holds every event (an entry's own sequence).
+  static constexpr char kThroughHeader[] = "Hookfan-Through";
+
+  // Where the view stands: its stream's last sequence and the log sequence
+  // it holds every event up to.
+  struct Position {
+    uint64_t view_sequence = 0;
+    uint64_t through = 0;
+  };
+  absl::StatusOr<Position> Load();
   // The log sequence the view holds every event up to.
   absl::StatusOr<uint64_t> Through();
   // As EventLog's.
@@ -93,15 +104,11 @@ class NatsLatestView {
   // The view's stream and subjects (for tests and tools).
   std::string Stream() const;
   std::string EntrySubject(std::string_view key, std::string_view type) const;
+  // The subjects of the entries whose type matches `type_pattern` (filter.h
+  // syntax, NATS' own; "" for every entry).
+  std::string EntriesFilter(std::string_view type_pattern) const;
 
  private:
-  // Where the view stands: its stream's last sequence and the log sequence
-  // it holds every event up to.
-  struct Position {
-    uint64_t view_sequence = 0;
-    uint64_t through = 0;
-  };
-  absl::StatusOr<Position> Load();
   // The first entry at or after view sequence `at` on subjects `filter`
   // (nullptr past the end), its view sequence in `*found`.
   absl::StatusOr<EventPtr> EntryAt(uint64_t at, const std::string& filter, uint64_t* found);

@@ -749,12 +749,14 @@ TEST_F(NatsE2ETest, TheLatestViewOutlivesTheReplicaWritingItKilled) {
   EXPECT_EQ(collector.InitialMetadata("hookfan-snapshot-through"), absl::StrCat(last));
 }
 
-// Snapshots and latest reads work on NATS (snapshot_e2e_test.cc); what
-// they cannot do there is refused with the reason: a consumer group that
-// starts from a snapshot, and any of them on a replica without the view.
-TEST_F(NatsE2ETest, WhatTheLatestViewCannotDoOnNatsIsRefusedWithTheReason) {
-  auto replica = StartReplica();
-  auto stub = replica->NewStub();
+// Snapshots, latest reads and snapshot groups work on NATS
+// (snapshot_e2e_test.cc, nats_consumer_groups_test.cc); a replica kept
+// without the view refuses them, saying why.
+TEST_F(NatsE2ETest, WithoutTheLatestViewSnapshotsAreRefusedWithTheReason) {
+  HookfanProcess without({.data_dir = MakeTempDir(),
+                          .extra_args = {"--store=" + nats_->url(), "--latest-view=false"}});
+  ASSERT_TRUE(without.Start());
+  auto stub = without.NewStub();
   {
     grpc::ClientContext context;
     auto stream = stub->Consume(&context);
@@ -769,17 +771,12 @@ TEST_F(NatsE2ETest, WhatTheLatestViewCannotDoOnNatsIsRefusedWithTheReason) {
     grpc::Status status = stream->Finish();
     EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
     EXPECT_THAT(status.error_message(),
-                ::testing::HasSubstr("consumer groups on the NATS JetStream store cannot start "
-                                     "from a snapshot"));
+                ::testing::HasSubstr("consumer group \"inventory\" cannot start from a snapshot"));
+    EXPECT_THAT(status.error_message(), ::testing::HasSubstr("--latest-view=false"));
   }
-
-  HookfanProcess without({.data_dir = MakeTempDir(),
-                          .extra_args = {"--store=" + nats_->url(), "--latest-view=false"}});
-  ASSERT_TRUE(without.Start());
-  auto refused_stub = without.NewStub();
   v1::SubscribeRequest snapshot;
   snapshot.mutable_start()->set_snapshot(true);
-  StreamCollector refused(refused_stub.get(), snapshot);
+  StreamCollector refused(stub.get(), snapshot);
   grpc::Status status = refused.WaitForEnd();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(status.error_message(), ::testing::HasSubstr("--latest-view=false"));
@@ -787,7 +784,7 @@ TEST_F(NatsE2ETest, WhatTheLatestViewCannotDoOnNatsIsRefusedWithTheReason) {
   v1::GetLatestRequest get;
   get.set_key("5f634c11034824062256e38c");
   v1::GetLatestResponse latest;
-  EXPECT_EQ(refused_stub->GetLatest(&context, get, &latest).error_code(),
+  EXPECT_EQ(stub->GetLatest(&context, get, &latest).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
 
   HookfanProcess compacted({.data_dir = MakeTempDir(),

@@ -44,6 +44,12 @@ class NatsGroupMember;
 //   "S.redrive.<durable>" and removes the dead letter; each group has a
 //   second durable consumer of the same name on S_DEAD for those, from which
 //   its members take redriven events before new ones.
+// - A group started from a snapshot has a third durable consumer of that
+//   name, on the latest view's stream (NatsLatestView), whose Description
+//   says where the snapshot ends (SnapshotRange); the group's consumer on S
+//   starts after it. Members take the view's entries before anything else,
+//   pass over those written after the snapshot, and delete the consumer
+//   once they meet such an entry with nothing of the snapshot in flight.
 //
 // Semantics, where they differ from GroupManager:
 // - ack_deadline is the group's (JetStream's AckWait), fixed at creation

@@ -90,6 +90,24 @@ absl::Status Deleted(const std::string& name) {
 
 absl::Status Disconnected() { return absl::UnavailableError("lost the NATS connection"); }
 
+// The config of each of a group's consumers (events, redrives, snapshot):
+// explicit acks within the group's ack_deadline, no limit on deliveries
+// (hookfan dead-letters: see Admit), one in flight for key_ordered groups.
+// The strings must outlive the config.
+jsConsumerConfig GroupConsumerConfig(const std::string& durable, const std::string& description,
+                                     const v1::ConsumerOpen& config, int replicas) {
+  jsConsumerConfig cc;
+  jsConsumerConfig_Init(&cc);
+  cc.Durable = durable.c_str();
+  cc.Description = description.c_str();
+  cc.AckPolicy = js_AckExplicit;
+  cc.AckWait = Nanos(ToDuration(config.ack_deadline()));
+  cc.MaxDeliver = -1;
+  cc.MaxAckPending = config.key_ordered() ? 1 : kGroupMaxAckPending;
+  cc.Replicas = replicas;
+  return cc;
+}
+
 // The numbered last token of "<...>.<n>".
 std::optional<uint64_t> LastNumber(absl::string_view subject) {
   size_t dot = subject.rfind('.');
@@ -866,15 +884,8 @@ absl::Status NatsConsumerGroups::EnsureGroup(const v1::ConsumerOpen& open,
       config.filter().types_size() == 1 ? config.filter().types(0) : "");
   const std::string redrive_subject = RedriveSubject(durable);
 
-  jsConsumerConfig cc;
-  jsConsumerConfig_Init(&cc);
-  cc.Durable = durable.c_str();
-  cc.Description = description.c_str();
-  cc.AckPolicy = js_AckExplicit;
-  cc.AckWait = Nanos(ToDuration(config.ack_deadline()));
-  cc.MaxDeliver = -1;  // hookfan dead-letters (see Admit)
-  cc.MaxAckPending = config.key_ordered() ? 1 : kGroupMaxAckPending;
-  cc.Replicas = connection_->options().replicas;
+  jsConsumerConfig cc = GroupConsumerConfig(durable, description, config,
+                                            connection_->options().replicas);
 
   OwnedConsumerInfo info;
   jsErrCode jerr = kNoJsError;
@@ -1019,15 +1030,8 @@ absl::StatusOr<NatsConsumerGroups::SnapshotRange> NatsConsumerGroups::EnsureSnap
   const std::string description = range.Encode();
   const std::string filter =
       view->EntriesFilter(config.filter().types_size() == 1 ? config.filter().types(0) : "");
-  jsConsumerConfig cc;
-  jsConsumerConfig_Init(&cc);
-  cc.Durable = durable.c_str();
-  cc.Description = description.c_str();
-  cc.AckPolicy = js_AckExplicit;
-  cc.AckWait = Nanos(ToDuration(config.ack_deadline()));
-  cc.MaxDeliver = -1;  // hookfan dead-letters, as for the group's events
-  cc.MaxAckPending = config.key_ordered() ? 1 : kGroupMaxAckPending;
-  cc.Replicas = connection_->options().replicas;
+  jsConsumerConfig cc = GroupConsumerConfig(durable, description, config,
+                                            connection_->options().replicas);
   cc.FilterSubject = filter.c_str();
   cc.DeliverPolicy = js_DeliverAll;
   OwnedConsumerInfo info;

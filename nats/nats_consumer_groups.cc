@@ -180,8 +180,8 @@ class NatsGroupMember : public ConsumerGroupMember {
   // What a fetched message becomes: a lease to hand out, or nothing (acked,
   // dead-lettered or dropped here).
   std::optional<Lease> Admit(MsgPtr msg, Source source);
-  // A snapshot entry past the group's snapshot was seen: once nothing of
-  // the snapshot is in flight, its consumer is deleted.
+  // Deletes the snapshot's consumer once everything of the snapshot was
+  // delivered and acked (fetch thread); snapshot_done_ once it is gone.
   void FinishSnapshot();
   // Hands `lease` back for redelivery after `delay`, or dead-letters it
   // when that was its last attempt.
@@ -209,6 +209,7 @@ class NatsGroupMember : public ConsumerGroupMember {
   // thread only after Start).
   natsSubscription* snapshot_sub_ = nullptr;
   NatsConsumerGroups::SnapshotRange snapshot_;
+  bool snapshot_done_ = false;  // fetch thread only
   std::thread fetcher_;
 
   mutable Mutex mu_;
@@ -243,7 +244,10 @@ absl::Status NatsGroupMember::Start() {
   RETURN_IF_ERROR(bind(&sub_, connection_->options().stream));
   RETURN_IF_ERROR(bind(&redrive_sub_, groups_->DeadStream()));
   // A group that started from a snapshot delivers it until done.
-  if (std::optional<NatsConsumerGroups::SnapshotRange> range = groups_->FindSnapshot(durable_)) {
+  absl::StatusOr<std::optional<NatsConsumerGroups::SnapshotRange>> found =
+      groups_->FindSnapshot(durable_);
+  if (!found.ok()) return absl::UnavailableError(found.status().message());
+  if (const std::optional<NatsConsumerGroups::SnapshotRange>& range = *found) {
     absl::Status bound = bind(&snapshot_sub_, groups_->View()->Stream());
     if (bound.ok()) {
       snapshot_ = *range;
@@ -330,6 +334,7 @@ natsStatus NatsGroupMember::Fetch(natsSubscription* sub, int n, bool no_wait,
 void NatsGroupMember::FetchLoop() {
   absl::Time last_check = absl::Now();
   absl::Time next_redrive_check = absl::InfinitePast();
+  absl::Time next_snapshot_check = absl::InfinitePast();
   while (true) {
     size_t room = 0;
     {
@@ -348,24 +353,34 @@ void NatsGroupMember::FetchLoop() {
     // out unseen. A failed fetch of redriven events is of no consequence
     // (the next round tries again; a deleted group shows in the other
     // fetch).
-    // A snapshot's entries come before anything else, while it lasts.
+    // A snapshot's entries come before anything else, while it lasts. A
+    // key_ordered group (one event in flight) takes none of its events
+    // until its snapshot is done: it waits on the snapshot instead.
     std::vector<MsgPtr> snapshot, redriven, fresh;
-    if (snapshot_sub_ != nullptr) {
-      if (natsStatus f = Fetch(snapshot_sub_, static_cast<int>(room), /*no_wait=*/true, &snapshot);
-          f != NATS_OK) {
-        nats_GetLastError(nullptr);  // none now; a snapshot deleted is done
+    const bool in_snapshot = snapshot_sub_ != nullptr && !snapshot_done_;
+    const bool hold_events = in_snapshot && config_.key_ordered();
+    natsStatus snapshot_fetch = NATS_TIMEOUT;
+    if (in_snapshot) {
+      snapshot_fetch = Fetch(snapshot_sub_, hold_events ? 1 : static_cast<int>(room),
+                             /*no_wait=*/!hold_events, &snapshot);
+      if (snapshot_fetch != NATS_OK) nats_GetLastError(nullptr);
+      // Nothing came (or the consumer is gone): is the snapshot done?
+      if (snapshot.empty() && absl::Now() >= next_snapshot_check) {
+        next_snapshot_check = absl::Now() + groups_->options_.fetch_wait;
+        FinishSnapshot();
       }
     }
-    if (snapshot.size() < room && absl::Now() >= next_redrive_check) {
+    if (!hold_events && snapshot.size() < room && absl::Now() >= next_redrive_check) {
       next_redrive_check = absl::Now() + groups_->options_.fetch_wait;
       if (Fetch(redrive_sub_, static_cast<int>(room - snapshot.size()), /*no_wait=*/true,
                 &redriven) != NATS_OK) {
         nats_GetLastError(nullptr);
       }
     }
-    natsStatus s = NATS_OK;
+    natsStatus s =
+        hold_events && !snapshot_done_ && snapshot_fetch != NATS_OK ? snapshot_fetch : NATS_OK;
     const size_t early = snapshot.size() + redriven.size();
-    if (early < room) {
+    if (!hold_events && early < room) {
       s = Fetch(sub_, 1, /*no_wait=*/early > 0, &fresh);
       if (s == NATS_OK && early + fresh.size() < room &&
           Fetch(sub_, static_cast<int>(room - early - fresh.size()), /*no_wait=*/true,
@@ -530,24 +545,34 @@ std::optional<NatsGroupMember::Lease> NatsGroupMember::Admit(MsgPtr msg, Source 
 }
 
 void NatsGroupMember::FinishSnapshot() {
+  if (snapshot_done_) return;
   const std::string stream = groups_->View()->Stream();
   Owned<jsConsumerInfo, jsConsumerInfo_Destroy> info;
   jsErrCode jerr = kNoJsError;
   natsStatus s = js_GetConsumerInfo(info.out(), connection_->js(), stream.c_str(),
                                     durable_.c_str(), nullptr, &jerr);
-  if (s != NATS_OK) {
-    nats_GetLastError(nullptr);  // gone already, or to be looked at again
+  absl::Status found = NatsStatus(s, jerr, "looking up a group's snapshot");
+  nats_GetLastError(nullptr);
+  if (absl::IsNotFound(found)) {
+    snapshot_done_ = true;  // another member finished it
     return;
   }
-  // Entries handed out or waiting to be offered again keep it.
-  if (info->NumAckPending > 0 || info->NumRedelivered > 0) return;
+  if (!found.ok()) return;  // looked at again later
+  // Everything up to the snapshot's end delivered, and nothing of it
+  // handed out or waiting to be offered again.
+  const bool delivered =
+      info->NumPending == 0 || info->Delivered.Stream >= snapshot_.view_sequence;
+  if (!delivered || info->NumAckPending > 0 || info->NumRedelivered > 0) return;
+  jerr = kNoJsError;
   s = js_DeleteConsumer(connection_->js(), stream.c_str(), durable_.c_str(), nullptr, &jerr);
-  if (s != NATS_OK) {
-    nats_GetLastError(nullptr);
-    return;
+  absl::Status deleted = NatsStatus(s, jerr, "deleting a group's snapshot");
+  nats_GetLastError(nullptr);
+  if (!deleted.ok() && !absl::IsNotFound(deleted)) return;
+  snapshot_done_ = true;
+  if (deleted.ok()) {
+    log::Info("consumer group delivered its snapshot",
+              {{"group", group()}, {"through", snapshot_.through}});
   }
-  log::Info("consumer group delivered its snapshot",
-            {{"group", group()}, {"through", snapshot_.through}});
 }
 
 absl::Status NatsGroupMember::DeadLetter(Lease lease, uint32_t attempts) {
@@ -907,6 +932,9 @@ absl::Status NatsConsumerGroups::EnsureGroup(const v1::ConsumerOpen& open,
       RETURN_IF_ERROR(NatsStatus(s, jerr, absl::StrCat("clearing dead letters of ", name)));
     }
     cc.FilterSubject = filter_subject.c_str();
+    // A snapshot consumer left by a group of this name deleted midway
+    // would hand a new group a snapshot it did not ask for.
+    if (open.start().position_case() != v1::StartPosition::kSnapshot) DropSnapshot(durable);
     switch (open.start().position_case()) {
       case v1::StartPosition::kEarliest:
         cc.DeliverPolicy = js_DeliverAll;
@@ -998,19 +1026,33 @@ std::optional<NatsConsumerGroups::SnapshotRange> NatsConsumerGroups::SnapshotRan
   return range;
 }
 
-std::optional<NatsConsumerGroups::SnapshotRange> NatsConsumerGroups::FindSnapshot(
-    const std::string& durable) {
+absl::StatusOr<std::optional<NatsConsumerGroups::SnapshotRange>>
+NatsConsumerGroups::FindSnapshot(const std::string& durable, std::string* filter_subject) {
   NatsLatestView* view = View();
   if (view == nullptr) return std::nullopt;
   Owned<jsConsumerInfo, jsConsumerInfo_Destroy> info;
   jsErrCode jerr = kNoJsError;
-  if (js_GetConsumerInfo(info.out(), connection_->js(), view->Stream().c_str(), durable.c_str(),
-                         nullptr, &jerr) != NATS_OK) {
-    nats_GetLastError(nullptr);
-    return std::nullopt;
+  natsStatus s = js_GetConsumerInfo(info.out(), connection_->js(), view->Stream().c_str(),
+                                    durable.c_str(), nullptr, &jerr);
+  absl::Status found = NatsStatus(s, jerr, "looking up a group's snapshot");
+  nats_GetLastError(nullptr);
+  if (absl::IsNotFound(found)) return std::nullopt;
+  RETURN_IF_ERROR(found);
+  if (filter_subject != nullptr) {
+    *filter_subject = info->Config->FilterSubject == nullptr ? "" : info->Config->FilterSubject;
   }
   return SnapshotRange::Decode(info->Config->Description == nullptr ? ""
                                                                    : info->Config->Description);
+}
+
+void NatsConsumerGroups::DropSnapshot(const std::string& durable) {
+  NatsLatestView* view = View();
+  if (view == nullptr) return;
+  jsErrCode jerr = kNoJsError;
+  if (js_DeleteConsumer(connection_->js(), view->Stream().c_str(), durable.c_str(), nullptr,
+                        &jerr) != NATS_OK) {
+    nats_GetLastError(nullptr);  // none: no snapshot, or delivered
+  }
 }
 
 absl::StatusOr<NatsConsumerGroups::SnapshotRange> NatsConsumerGroups::EnsureSnapshot(
@@ -1021,15 +1063,19 @@ absl::StatusOr<NatsConsumerGroups::SnapshotRange> NatsConsumerGroups::EnsureSnap
         "consumer group \"", config.group(), "\" cannot start from a snapshot: ",
         log_->LatestView().message()));
   }
+  const std::string filter =
+      view->EntriesFilter(config.filter().types_size() == 1 ? config.filter().types(0) : "");
   // Left by a creation of this group cut short (or made by another replica
-  // at the same moment): the group starts where that snapshot ends.
-  if (std::optional<SnapshotRange> found = FindSnapshot(durable)) return *found;
+  // at the same moment): the group starts where that snapshot ends. One of
+  // another filter (left by a group of this name deleted midway) goes.
+  std::string left_filter;
+  ASSIGN_OR_RETURN(std::optional<SnapshotRange> left, FindSnapshot(durable, &left_filter));
+  if (left.has_value() && left_filter == filter) return *left;
+  DropSnapshot(durable);
   ASSIGN_OR_RETURN(NatsLatestView::Position at, view->Load());
   SnapshotRange range{.through = at.through, .view_sequence = at.view_sequence};
   if (range.view_sequence == 0) return range;  // an empty view: nothing to deliver first
   const std::string description = range.Encode();
-  const std::string filter =
-      view->EntriesFilter(config.filter().types_size() == 1 ? config.filter().types(0) : "");
   jsConsumerConfig cc = GroupConsumerConfig(durable, description, config,
                                             connection_->options().replicas);
   cc.FilterSubject = filter.c_str();
@@ -1040,8 +1086,9 @@ absl::StatusOr<NatsConsumerGroups::SnapshotRange> NatsConsumerGroups::EnsureSnap
                                 nullptr, &jerr);
   absl::Status created =
       NatsStatus(s, jerr, absl::StrCat("creating the snapshot of consumer group ", config.group()));
-  if (!created.ok()) {
-    if (std::optional<SnapshotRange> found = FindSnapshot(durable)) return *found;
+  if (!created.ok()) {  // made by another replica meanwhile?
+    absl::StatusOr<std::optional<SnapshotRange>> found = FindSnapshot(durable);
+    if (found.ok() && found->has_value()) return **found;
     return created;
   }
   log::Info("consumer group starts from a snapshot",
@@ -1201,13 +1248,7 @@ absl::Status NatsConsumerGroups::DeleteGroup(const std::string& name) {
   RETURN_IF_ERROR(status);
   // The group is gone; what it leaves behind is also cleared when a group
   // of this name is created again.
-  if (NatsLatestView* view = View(); view != nullptr) {
-    jerr = kNoJsError;
-    if (js_DeleteConsumer(connection_->js(), view->Stream().c_str(), durable.c_str(), nullptr,
-                          &jerr) != NATS_OK) {
-      nats_GetLastError(nullptr);  // none: no snapshot, or delivered
-    }
-  }
+  DropSnapshot(durable);
   const std::string dead_stream = DeadStream();
   jerr = kNoJsError;
   s = js_DeleteConsumer(connection_->js(), dead_stream.c_str(), durable.c_str(), nullptr, &jerr);

@@ -47,9 +47,10 @@ class NatsGroupMember;
 // - A group started from a snapshot has a third durable consumer of that
 //   name, on the latest view's stream (NatsLatestView), whose Description
 //   says where the snapshot ends (SnapshotRange); the group's consumer on S
-//   starts after it. Members take the view's entries before anything else,
+//   starts after it. Members fetch the view's entries first in each round
+//   (a key_ordered group fetches nothing else until the snapshot is done),
 //   pass over those written after the snapshot, and delete the consumer
-//   once they meet such an entry with nothing of the snapshot in flight.
+//   once all of the snapshot was delivered and acked.
 //
 // Semantics, where they differ from GroupManager:
 // - ack_deadline is the group's (JetStream's AckWait), fixed at creation
@@ -164,8 +165,13 @@ class NatsConsumerGroups : public ConsumerGroups {
     static std::optional<SnapshotRange> Decode(absl::string_view text);
   };
   NatsLatestView* View() const;  // the log's latest view (null: none)
-  // The snapshot of the group whose consumer is `durable`, while it lasts.
-  std::optional<SnapshotRange> FindSnapshot(const std::string& durable);
+  // The snapshot of the group whose consumer is `durable`, while it lasts
+  // (nullopt: none), and its consumer's filter subject. Errors: as
+  // NatsStatus.
+  absl::StatusOr<std::optional<SnapshotRange>> FindSnapshot(const std::string& durable,
+                                                            std::string* filter_subject = nullptr);
+  // Deletes the snapshot consumer of `durable`, if any.
+  void DropSnapshot(const std::string& durable);
   // Finds, or takes and creates, the snapshot a new group starts from.
   absl::StatusOr<SnapshotRange> EnsureSnapshot(const std::string& durable,
                                                const v1::ConsumerOpen& config);

@@ -132,6 +132,10 @@ class NatsEventLog : public EventLog {
                                                     size_t max_keys) override;
   // The latest view; null when kept without one.
   NatsLatestView* latest_view() const { return view_.get(); }
+  // LatestThrough as this replica last saw it (no I/O; for metrics).
+  uint64_t LatestViewKnownThrough() const {
+    return view_ != nullptr ? view_->known_through() : 0;
+  }
   // Whether this replica writes the latest view now (one replica does).
   bool LatestViewWriterLeads() const { return view_ != nullptr && view_->leading(); }
   void SetCommitListener(CommitListener* listener) override;

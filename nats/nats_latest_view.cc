@@ -47,12 +47,14 @@ NatsLatestView::~NatsLatestView() {
     MutexLock lock(&mu_);  // wakes a writer waiting for the tail
   }
   if (writer_.joinable()) writer_.join();
-  jsCtx* js = nullptr;
-  {
-    MutexLock lock(&acks_mu_);
-    js = std::exchange(writer_js_, nullptr);
+  if (writer_js_ != nullptr) {
+    // No acknowledgement may still be due when the context goes.
+    jsPubOptions wait;
+    jsPubOptions_Init(&wait);
+    wait.MaxWait = connection_->timeout_ms();
+    if (js_PublishAsyncComplete(writer_js_, &wait) != NATS_OK) nats_GetLastError(nullptr);
+    jsCtx_Destroy(writer_js_);
   }
-  if (js != nullptr) jsCtx_Destroy(js);
 }
 
 std::string NatsLatestView::Stream() const { return stream_; }
@@ -162,6 +164,7 @@ absl::StatusOr<NatsLatestView::Position> NatsLatestView::Load() {
       return absl::DataLossError(absl::StrCat("the last message of stream ", stream_,
                                               " has no ", kThroughHeader, " header"));
     }
+    known_through_.store(at.through, std::memory_order_relaxed);
     return at;
   }
   return absl::UnavailableError(
@@ -173,37 +176,27 @@ absl::StatusOr<uint64_t> NatsLatestView::Through() {
   return at.through;
 }
 
-absl::Status NatsLatestView::NewWriterContext() {
+absl::StatusOr<jsCtx*> NatsLatestView::WriterContext() {
+  if (writer_js_ != nullptr) return writer_js_;
   jsOptions options;
   jsOptions_Init(&options);
   options.PublishAsync.AckHandler = &NatsLatestView::OnAck;
   options.PublishAsync.AckHandlerClosure = this;
   options.PublishAsync.MaxPending = 2 * kWriteBatch;
-  jsCtx* fresh = nullptr;
-  natsStatus s = natsConnection_JetStream(&fresh, connection_->nc(), &options);
+  natsStatus s = natsConnection_JetStream(&writer_js_, connection_->nc(), &options);
   RETURN_IF_ERROR(NatsStatus(s, static_cast<jsErrCode>(0), "opening the view writer's context"));
-  jsCtx* old = nullptr;
-  {
-    MutexLock lock(&acks_mu_);
-    // The new one first: its address is then not the old one's, whose late
-    // acknowledgements OnAck ignores.
-    old = std::exchange(writer_js_, fresh);
-    acks_.clear();
-  }
-  if (old != nullptr) jsCtx_Destroy(old);
-  return absl::OkStatus();
+  return writer_js_;
 }
 
-void NatsLatestView::OnAck(jsCtx* js, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error,
+void NatsLatestView::OnAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error,
                            void* closure) {
   auto* self = static_cast<NatsLatestView*>(closure);
-  const char* value = nullptr;
-  uint64_t through = 0;
-  if (natsMsgHeader_Get(msg, kThroughHeader, &value) == NATS_OK &&
-      absl::SimpleAtoi(value, &through)) {
+  {
     MutexLock lock(&self->acks_mu_);
-    if (js == self->writer_js_) {
-      Ack& a = self->acks_[through];
+    auto found = self->run_.find(msg);
+    if (found != self->run_.end()) {  // else a late one of an earlier run
+      Ack& a = self->acks_[found->second];
+      a.done = true;
       if (ack != nullptr) {
         a.view_sequence = ack->Sequence;
       } else if (error != nullptr) {
@@ -223,16 +216,11 @@ absl::Status NatsLatestView::Extend(const std::vector<Extension>& extensions, Po
     return NatsStatus(NATS_CONNECTION_DISCONNECTED, static_cast<jsErrCode>(0),
                       "writing the latest view");
   }
-  jsCtx* js = nullptr;
+  ASSIGN_OR_RETURN(jsCtx* js, WriterContext());
   {
     MutexLock lock(&acks_mu_);
-    js = writer_js_;
-    acks_.clear();
-  }
-  if (js == nullptr) {
-    RETURN_IF_ERROR(NewWriterContext());
-    MutexLock lock(&acks_mu_);
-    js = writer_js_;
+    run_.clear();
+    acks_.assign(extensions.size(), Ack{});
   }
   const absl::Status failed_publish = [&]() -> absl::Status {
     for (size_t i = 0; i < extensions.size(); ++i) {
@@ -253,8 +241,18 @@ absl::Status NatsLatestView::Extend(const std::vector<Extension>& extensions, Po
       } else {
         options.ExpectLastSeq = expected;
       }
+      if (s == NATS_OK) {
+        MutexLock lock(&acks_mu_);
+        run_[msg] = i;
+      }
       if (s == NATS_OK) s = js_PublishMsgAsync(js, &msg, &options);
-      if (msg != nullptr) natsMsg_Destroy(msg);  // not taken by nats.c
+      if (msg != nullptr) {  // not taken by nats.c
+        {
+          MutexLock lock(&acks_mu_);
+          run_.erase(msg);
+        }
+        natsMsg_Destroy(msg);
+      }
       if (s != NATS_OK) {
         absl::Status status =
             NatsStatus(s, static_cast<jsErrCode>(0), "writing the latest view");
@@ -268,18 +266,18 @@ absl::Status NatsLatestView::Extend(const std::vector<Extension>& extensions, Po
   jsPubOptions_Init(&wait);
   wait.MaxWait = connection_->timeout_ms();
   natsStatus s = js_PublishAsyncComplete(js, &wait);
+  MutexLock lock(&acks_mu_);
+  run_.clear();  // what is still due is ignored when it comes
   if (s != NATS_OK) {
     nats_GetLastError(nullptr);
-    // Acknowledgements still due would be mistaken for the next run's:
-    // start over with a new context.
-    NewWriterContext().IgnoreError();
     return NatsStatus(s, static_cast<jsErrCode>(0), "waiting for the latest view's writes");
   }
-  MutexLock lock(&acks_mu_);
-  for (const Extension& x : extensions) {
-    auto found = acks_.find(x.through);
-    if (found == acks_.end()) break;  // never sent
-    const Ack& a = found->second;
+  // The run's messages landed in order up to the first refusal (each
+  // expected its predecessor's place); a writer that lost a race reads the
+  // view again, which says what did land.
+  for (size_t i = 0; i < extensions.size(); ++i) {
+    const Ack& a = acks_[i];
+    if (!a.done) break;  // never sent
     if (a.view_sequence == 0) {
       if (a.error == JSStreamWrongLastSequenceErr) {
         *lost_race = true;
@@ -289,7 +287,8 @@ absl::Status NatsLatestView::Extend(const std::vector<Extension>& extensions, Po
                         "writing the latest view");
     }
     at->view_sequence = a.view_sequence;
-    at->through = x.through;
+    at->through = extensions[i].through;
+    known_through_.store(at->through, std::memory_order_relaxed);
   }
   return failed_publish;
 }
@@ -308,19 +307,30 @@ absl::StatusOr<std::vector<EventPtr>> NatsLatestView::Next(uint64_t through) {
 
 absl::Status NatsLatestView::Write(const std::vector<EventPtr>& events, Position* at,
                                    bool* lost_race) {
+  // One message per event: an entry, or for an event without a key a
+  // marker. What extends the view after a given message is then the same
+  // whichever writer writes it, so two writers that both extend the view
+  // (one taking over while the other still writes) interleave harmlessly.
   std::vector<Extension> extensions;
   uint64_t through = at->through;
-  bool marker_due = false;
   for (const EventPtr& e : events) {
     const v1::Event& event = e->event;
     if (event.sequence() <= through) continue;
+    if (through != 0 && event.sequence() > through + 1) {
+      // Gone from the log before the view took them (the view stalled, full
+      // or without a writer, for longer than retention keeps events).
+      log::Error("the latest view misses events deleted before it took them",
+                 {{"stream", stream_},
+                  {"first_missed", through + 1},
+                  {"last_missed", event.sequence() - 1}});
+    }
     through = event.sequence();
-    marker_due = event.key().empty();
-    if (!marker_due) {
+    if (event.key().empty()) {
+      extensions.push_back({absl::StrCat(prefix_, ".through"), std::string(), through});
+    } else {
       extensions.push_back({EntrySubject(event.key(), event.type()), e->wire, through});
     }
   }
-  if (marker_due) extensions.push_back({absl::StrCat(prefix_, ".through"), std::string(), through});
   return Extend(extensions, at, lost_race);
 }
 
@@ -470,7 +480,9 @@ absl::StatusOr<std::vector<EventPtr>> NatsLatestView::ReadLatest(uint64_t from, 
       next = meta->Sequence.Stream + 1;
       jsMsgMetaData_Destroy(meta);
     }
-    events.push_back(*std::move(e));
+    // A start found on a server that lagged may be early: what precedes
+    // `from` is not asked for.
+    if ((*e)->event.sequence() >= from) events.push_back(*std::move(e));
     return true;
   }));
   RETURN_IF_ERROR(decoded);

@@ -36,17 +36,20 @@ namespace hookfan::broker {
 // without a key moves that point with one marker message on "<…>.through".
 // The view's last message therefore tells where the view stands.
 //
-// Writers: each message is published with Nats-Expected-Last-Sequence set
-// to the view's last message as its writer read it, so the view's messages
-// are written one after another in log order by whichever writer extended
-// the view last, and a writer that lost a race (another replica wrote
-// first) reads the view again. Every replica runs a writer fed by its own
-// tail; one leads, the others watch and take over when the view stays
-// behind their tail for kTakeOver (a replica gone, a leader cut off). A
-// writer that dies midway leaves a view that is exact up to its last
-// message; the next writer continues after it. The view therefore trails
-// the log by the leader's lag (milliseconds under load), never skips an
-// event, and never goes back.
+// Writers: every event gets one message (an entry, or a marker for an
+// event without a key), published with Nats-Expected-Last-Sequence set to
+// where its predecessor leaves the view, pipelined. What follows a given
+// message is thus the same whichever writer writes it: two writers that
+// both extend the view interleave harmlessly, and a writer that lost a race
+// (another replica wrote first) reads the view again. Every replica runs a
+// writer fed by its own tail; one leads, the others watch and take over
+// when the view stays behind their tail for kTakeOver (a replica gone, a
+// leader cut off). A writer that dies midway leaves a view that is exact
+// up to its last message; the next writer continues after it. The view
+// therefore trails the log by the leader's lag (milliseconds under load).
+// It misses events only if retention deletes them before it takes them
+// (a view stalled, full or without a writer, for longer than the events
+// stream keeps events): the writer logs that as an error.
 //
 // Reads see the view as of its last message: a snapshot taken at Through()
 // is exact (see EventLog::ReadLatest), and GetLatest answers as of it.
@@ -100,6 +103,8 @@ class NatsLatestView {
   // Whether this replica's writer writes the view now (rather than
   // watching another one do it).
   bool leading() const { return leading_.load(std::memory_order_relaxed); }
+  // Through() as this replica last saw it (no I/O; for metrics).
+  uint64_t known_through() const { return known_through_.load(std::memory_order_relaxed); }
 
   // The view's stream and subjects (for tests and tools).
   std::string Stream() const;
@@ -125,8 +130,10 @@ class NatsLatestView {
   // a prefix.
   absl::Status Extend(const std::vector<Extension>& extensions, Position* at, bool* lost_race);
   // The writer's JetStream context: its own, for its acknowledgement
-  // handler (OnAck).
-  absl::Status NewWriterContext();
+  // handler (OnAck), kept for the view's life (destroying one with
+  // acknowledgements due would free its reply subscription under nats.c
+  // 3.4.1's read loop; see NatsConnection::EndSubscriptions).
+  absl::StatusOr<jsCtx*> WriterContext();
   static void OnAck(jsCtx* js, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure);
   // The events after `through`, from the tail's queue or else the log.
   absl::StatusOr<std::vector<EventPtr>> Next(uint64_t through);
@@ -148,21 +155,27 @@ class NatsLatestView {
   Mutex starts_mu_;
   std::map<uint64_t, uint64_t> starts_ ABSL_GUARDED_BY(starts_mu_);
 
-  // The writer's acknowledgements: through to the view sequence written
-  // (0: refused, with the error).
+  // The acknowledgements of the writer's current run, by message: the
+  // view sequence written (0: refused, with the error). A message of an
+  // earlier run that timed out is still allocated until its late
+  // acknowledgement, so its address is no message's of this run: OnAck
+  // ignores it.
   struct Ack {
+    bool done = false;
     uint64_t view_sequence = 0;
     natsStatus status = NATS_OK;
     jsErrCode error = static_cast<jsErrCode>(0);
   };
   Mutex acks_mu_;
-  jsCtx* writer_js_ ABSL_GUARDED_BY(acks_mu_) = nullptr;
-  std::map<uint64_t, Ack> acks_ ABSL_GUARDED_BY(acks_mu_);
+  jsCtx* writer_js_ = nullptr;  // the writer thread's, then the destructor's
+  std::map<const natsMsg*, size_t> run_ ABSL_GUARDED_BY(acks_mu_);  // to its index
+  std::vector<Ack> acks_ ABSL_GUARDED_BY(acks_mu_);
 
   Mutex mu_;
   std::deque<EventPtr> queued_ ABSL_GUARDED_BY(mu_);
   uint64_t tail_passed_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<bool> leading_{false};
+  std::atomic<uint64_t> known_through_{0};  // as the last Load or write found it
   Notification stop_;
   std::thread writer_;
 };

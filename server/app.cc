@@ -234,6 +234,10 @@ void App::RegisterMetrics() {
   metrics_.AddCallback("hookfan_latest_view_through_sequence",
                        "Sequence up to which the latest view holds every event.", [this, one] {
                          if (!log_->LatestView().ok()) return std::vector<metrics::Sample>{};
+                         // NATS: as last seen, without a round trip per scrape.
+                         if (nats_log_ != nullptr) {
+                           return one(static_cast<double>(nats_log_->LatestViewKnownThrough()));
+                         }
                          absl::StatusOr<uint64_t> through = log_->LatestThrough();
                          return through.ok() ? one(static_cast<double>(*through))
                                              : std::vector<metrics::Sample>{};

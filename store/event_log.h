@@ -181,9 +181,10 @@ class EventLog {
   virtual absl::StatusOr<std::string> DeviceSerialNumber(std::string_view udid) = 0;
 
   // The latest view: for each (Event.key, type) with a non-empty key, the
-  // newest event appended. A store that keeps it answers from it as of its
-  // published sequences, never behind the log, a crash included. Stores that
-  // keep none fail the three calls below with kFailedPrecondition
+  // newest event appended. A store answers from it as of LatestThrough():
+  // SQLite's is never behind the log, a crash included; NATS's trails it by
+  // its writer's lag (and may be ahead of this replica's LastSequence()).
+  // Stores that keep none fail the calls below with kFailedPrecondition
   // (NoLatestViewError).
   //
   // OK when the store keeps the view, else that error. Cheap (no I/O).

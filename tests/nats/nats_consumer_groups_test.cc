@@ -277,6 +277,10 @@ TEST_F(NatsConsumerGroupsTest, AGroupStartsFromASnapshotOfTheLatestView) {
   enrolled.mutable_start()->set_snapshot(true);
   enrolled.mutable_filter()->add_types("device.enrolled");
   TestMember& only_enrolled = Join(groups, enrolled);
+  v1::ConsumerOpen key_ordered = Open("ordered");
+  key_ordered.mutable_start()->set_snapshot(true);
+  key_ordered.set_key_ordered(true);
+  TestMember& ordered = Join(groups, key_ordered);
   // Live events about other devices (one about a device in the snapshot
   // could supersede its entry before the group reads it: the entry then
   // comes live instead, the rule of every snapshot, whose property test in
@@ -296,6 +300,22 @@ TEST_F(NatsConsumerGroupsTest, AGroupStartsFromASnapshotOfTheLatestView) {
   for (uint64_t seq = 21; seq <= 35; ++seq) want.push_back(seq);
   EXPECT_EQ(seqs, want);
   ASSERT_EQ(member->Ack(Seqs(got)), absl::OkStatus());
+  // A key_ordered group keeps one event in flight: its snapshot first, one
+  // at a time, and its events only once the snapshot is done.
+  std::vector<uint64_t> in_order;
+  while (in_order.size() < 15) {
+    std::vector<Delivery> one = ordered.PollFor(1);
+    ASSERT_EQ(one.size(), 1u) << "after " << in_order.size();
+    EXPECT_THAT(ordered.PollNow(), IsEmpty());  // nothing else in flight
+    in_order.push_back(one[0].event->event.sequence());
+    ASSERT_EQ(ordered->Ack(Seqs(one)), absl::OkStatus());
+  }
+  std::vector<uint64_t> snapshot_part(in_order.begin(), in_order.begin() + 10);
+  std::sort(snapshot_part.begin(), snapshot_part.end());
+  EXPECT_EQ(snapshot_part, std::vector<uint64_t>(want.begin(), want.begin() + 10));
+  EXPECT_THAT(std::vector<uint64_t>(in_order.begin() + 10, in_order.end()),
+              ElementsAre(31, 32, 33, 34, 35));
+
   std::vector<uint64_t> enrolled_seqs = Seqs(only_enrolled.PollFor(10));
   std::sort(enrolled_seqs.begin(), enrolled_seqs.end());
   EXPECT_THAT(enrolled_seqs, ElementsAre(21, 23, 25, 27, 29, 31, 32, 33, 34, 35));

@@ -344,18 +344,17 @@ void NatsGroupMember::FetchLoop() {
       room = max_in_flight_ - held_.size() - ready_.size();
       requests_expire_ = absl::Now() + groups_->options_.fetch_wait;
     }
-    // Redriven events first (looked for at most once per fetch_wait: a
-    // redrive is an operator's action), then new ones: one request waits
-    // for a single event, then a no-wait request takes whatever else is
-    // there. Only single-event requests wait: nats.c 3.4 leaves the rest of
-    // a batch request open on the server when it returns, and the server
-    // would deliver into it beyond this member's room, the leases running
-    // out unseen. A failed fetch of redriven events is of no consequence
-    // (the next round tries again; a deleted group shows in the other
-    // fetch).
-    // A snapshot's entries come before anything else, while it lasts. A
-    // key_ordered group (one event in flight) takes none of its events
-    // until its snapshot is done: it waits on the snapshot instead.
+    // A snapshot's entries first, while it lasts (a key_ordered group, one
+    // event in flight, takes nothing else until its snapshot is done: it
+    // waits on the snapshot instead). Then redriven events (looked for at
+    // most once per fetch_wait: a redrive is an operator's action), then
+    // new ones: one request waits for a single event, then a no-wait
+    // request takes whatever else is there. Only single-event requests
+    // wait: nats.c 3.4 leaves the rest of a batch request open on the
+    // server when it returns, and the server would deliver into it beyond
+    // this member's room, the leases running out unseen. A failed fetch of
+    // snapshot entries or redriven events is of no consequence (the next
+    // round tries again; a deleted group shows in the other fetch).
     std::vector<MsgPtr> snapshot, redriven, fresh;
     const bool in_snapshot = snapshot_sub_ != nullptr && !snapshot_done_;
     const bool hold_events = in_snapshot && config_.key_ordered();

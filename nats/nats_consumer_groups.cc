@@ -247,7 +247,24 @@ absl::Status NatsGroupMember::Start() {
   absl::StatusOr<std::optional<NatsConsumerGroups::SnapshotRange>> found =
       groups_->FindSnapshot(durable_);
   if (!found.ok()) return absl::UnavailableError(found.status().message());
-  if (const std::optional<NatsConsumerGroups::SnapshotRange>& range = *found) {
+  // A snapshot consumer is this group's only if the group's events start
+  // right after it (one left by a creation cut short, for a group then
+  // created without a snapshot start, is not).
+  bool ours = false;
+  if (found->has_value()) {
+    Owned<jsConsumerInfo, jsConsumerInfo_Destroy> info;
+    jsErrCode jerr = kNoJsError;
+    natsStatus s = js_GetConsumerInfo(info.out(), connection_->js(),
+                                      connection_->options().stream.c_str(), durable_.c_str(),
+                                      nullptr, &jerr);
+    absl::Status status = NatsStatus(s, jerr, absl::StrCat("joining group ", group()));
+    nats_GetLastError(nullptr);
+    if (absl::IsNotFound(status)) return Deleted(group());
+    if (!status.ok()) return absl::UnavailableError(status.message());
+    ours = info->Config->DeliverPolicy == js_DeliverByStartSequence &&
+           info->Config->OptStartSeq == (*found)->through + 1;
+  }
+  if (const std::optional<NatsConsumerGroups::SnapshotRange>& range = *found; ours) {
     absl::Status bound = bind(&snapshot_sub_, groups_->View()->Stream());
     if (bound.ok()) {
       snapshot_ = *range;
@@ -931,9 +948,6 @@ absl::Status NatsConsumerGroups::EnsureGroup(const v1::ConsumerOpen& open,
       RETURN_IF_ERROR(NatsStatus(s, jerr, absl::StrCat("clearing dead letters of ", name)));
     }
     cc.FilterSubject = filter_subject.c_str();
-    // A snapshot consumer left by a group of this name deleted midway
-    // would hand a new group a snapshot it did not ask for.
-    if (open.start().position_case() != v1::StartPosition::kSnapshot) DropSnapshot(durable);
     switch (open.start().position_case()) {
       case v1::StartPosition::kEarliest:
         cc.DeliverPolicy = js_DeliverAll;
@@ -1069,8 +1083,10 @@ absl::StatusOr<NatsConsumerGroups::SnapshotRange> NatsConsumerGroups::EnsureSnap
   // another filter (left by a group of this name deleted midway) goes.
   std::string left_filter;
   ASSIGN_OR_RETURN(std::optional<SnapshotRange> left, FindSnapshot(durable, &left_filter));
-  if (left.has_value() && left_filter == filter) return *left;
-  DropSnapshot(durable);
+  if (left.has_value()) {
+    if (left_filter == filter) return *left;
+    DropSnapshot(durable);
+  }
   ASSIGN_OR_RETURN(NatsLatestView::Position at, view->Load());
   SnapshotRange range{.through = at.through, .view_sequence = at.view_sequence};
   if (range.view_sequence == 0) return range;  // an empty view: nothing to deliver first
@@ -1239,6 +1255,16 @@ std::vector<v1::GroupInfo> NatsConsumerGroups::ListGroups() {
 absl::Status NatsConsumerGroups::DeleteGroup(const std::string& name) {
   if (!ValidateGroupName(name).ok()) return NoGroup(name);
   const std::string durable = DurableName(name);
+  // Its snapshot first: left behind, it would hand a group created again
+  // under this name a snapshot that group's members partly acked.
+  if (NatsLatestView* view = View(); view != nullptr) {
+    jsErrCode jerr = kNoJsError;
+    natsStatus s = js_DeleteConsumer(connection_->js(), view->Stream().c_str(), durable.c_str(),
+                                     nullptr, &jerr);
+    absl::Status dropped = NatsStatus(s, jerr, absl::StrCat("deleting the snapshot of ", name));
+    nats_GetLastError(nullptr);
+    if (!dropped.ok() && !absl::IsNotFound(dropped)) return dropped;
+  }
   jsErrCode jerr = kNoJsError;
   natsStatus s = js_DeleteConsumer(connection_->js(), connection_->options().stream.c_str(),
                                    durable.c_str(), nullptr, &jerr);
@@ -1247,7 +1273,6 @@ absl::Status NatsConsumerGroups::DeleteGroup(const std::string& name) {
   RETURN_IF_ERROR(status);
   // The group is gone; what it leaves behind is also cleared when a group
   // of this name is created again.
-  DropSnapshot(durable);
   const std::string dead_stream = DeadStream();
   jerr = kNoJsError;
   s = js_DeleteConsumer(connection_->js(), dead_stream.c_str(), durable.c_str(), nullptr, &jerr);

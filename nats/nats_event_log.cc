@@ -218,10 +218,7 @@ std::map<std::string, uint64_t> NatsEventLog::RefusalCounts() const { return ref
 
 NatsEventLog::NatsEventLog(NatsConnection* connection) : connection_(connection) {
   if (connection->options().latest_view) {
-    view_ = std::make_unique<NatsLatestView>(
-        connection, [this](uint64_t from, size_t max_events) {
-          return Read(from, max_events, std::numeric_limits<size_t>::max());
-        });
+    view_ = std::make_unique<NatsLatestView>(connection, this);
   }
 }
 

@@ -1,6 +1,7 @@
 #include "nats/nats_latest_view.h"
 
 #include <algorithm>
+#include <limits>
 #include <set>
 #include <utility>
 
@@ -35,9 +36,9 @@ bool IsLowerHex(absl::string_view s) {
 
 }  // namespace
 
-NatsLatestView::NatsLatestView(NatsConnection* connection, ReadLog read_log)
+NatsLatestView::NatsLatestView(NatsConnection* connection, EventLog* log)
     : connection_(connection),
-      read_log_(std::move(read_log)),
+      log_(log),
       stream_(absl::StrCat(connection->options().stream, "_LATEST")),
       prefix_(absl::StrCat("$HOOKFAN.", stream_)) {}
 
@@ -233,6 +234,9 @@ absl::Status NatsLatestView::Extend(const std::vector<Extension>& extensions, Po
       jsPubOptions options;
       jsPubOptions_Init(&options);
       options.ExpectStream = stream_.c_str();
+      // Unanswered, nats.c gives up on it (telling OnAck) rather than
+      // keeping it pending for good, which would stall every later run.
+      options.MaxWait = connection_->timeout_ms();
       // Each expects what its predecessor leaves; nats.c sends
       // ExpectLastSeq only when > 0, so "the view is empty" is the header.
       const uint64_t expected = at->view_sequence + i;
@@ -294,15 +298,23 @@ absl::Status NatsLatestView::Extend(const std::vector<Extension>& extensions, Po
 }
 
 absl::StatusOr<std::vector<EventPtr>> NatsLatestView::Next(uint64_t through) {
+  std::vector<EventPtr> queued;
   {
     MutexLock lock(&mu_);
     while (!queued_.empty() && queued_.front()->event.sequence() <= through) queued_.pop_front();
     if (!queued_.empty() && queued_.front()->event.sequence() == through + 1) {
       const size_t n = std::min(queued_.size(), kWriteBatch);
-      return std::vector<EventPtr>(queued_.begin(), queued_.begin() + n);
+      queued.assign(queued_.begin(), queued_.begin() + n);
     }
   }
-  return read_log_(through + 1, kWriteBatch);
+  if (!queued.empty()) {
+    // The queue may still hold events retention has deleted, which a
+    // writer reading the log skips: every writer must write the same, so
+    // the queue serves only while the log holds its first event.
+    ASSIGN_OR_RETURN(uint64_t first, log_->FirstSequence());
+    if (first <= through + 1) return queued;
+  }
+  return log_->Read(through + 1, kWriteBatch, std::numeric_limits<size_t>::max());
 }
 
 absl::Status NatsLatestView::Write(const std::vector<EventPtr>& events, Position* at,
@@ -468,7 +480,10 @@ absl::StatusOr<std::vector<EventPtr>> NatsLatestView::ReadLatest(uint64_t from, 
   }
   absl::Status decoded;
   uint64_t next = *start;  // the view sequence after the last entry taken
-  RETURN_IF_ERROR(connection_->Scan(stream_, entries, *start, max_events, [&](natsMsg* msg) {
+  // No cap on the scan: entries before `from` (a start found early) are
+  // passed over without counting, so a full page is a page of max_events.
+  constexpr size_t kUncapped = std::numeric_limits<size_t>::max();
+  RETURN_IF_ERROR(connection_->Scan(stream_, entries, *start, kUncapped, [&](natsMsg* msg) {
     absl::StatusOr<EventPtr> e = NatsConnection::DecodeEvent(msg, kThroughHeader);
     if (!e.ok()) {
       decoded = e.status();
@@ -483,7 +498,7 @@ absl::StatusOr<std::vector<EventPtr>> NatsLatestView::ReadLatest(uint64_t from, 
     // A start found on a server that lagged may be early: what precedes
     // `from` is not asked for.
     if ((*e)->event.sequence() >= from) events.push_back(*std::move(e));
-    return true;
+    return events.size() < max_events;
   }));
   RETURN_IF_ERROR(decoded);
   if (!events.empty()) {

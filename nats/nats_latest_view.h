@@ -63,12 +63,9 @@ class NatsLatestView {
   // overflow costs a read of the log instead.
   static constexpr size_t kMaxQueued = 4096;
 
-  // Reads the log's events from a sequence on (NatsEventLog::Read).
-  using ReadLog =
-      std::function<absl::StatusOr<std::vector<EventPtr>>(uint64_t from, size_t max_events)>;
-
-  // `connection` must outlive the view.
-  NatsLatestView(NatsConnection* connection, ReadLog read_log);
+  // `connection` and `log` (the events the view is of, read when the tail's
+  // queue does not hold them) must outlive the view.
+  NatsLatestView(NatsConnection* connection, EventLog* log);
   ~NatsLatestView();
   NatsLatestView(const NatsLatestView&) = delete;
   NatsLatestView& operator=(const NatsLatestView&) = delete;
@@ -143,7 +140,7 @@ class NatsLatestView {
   uint64_t TailPassed();
 
   NatsConnection* const connection_;
-  const ReadLog read_log_;
+  EventLog* const log_;
   const std::string stream_;
   const std::string prefix_;  // "$HOOKFAN.<stream>_LATEST"
 
